@@ -1,0 +1,1 @@
+"""Core contracts: Space, Objective/Evaluation, Searcher, Runner, registry, results. No torch here."""

@@ -1,0 +1,80 @@
+"""Objectives map batches of archs to an Evaluation.
+
+An objective says which metric(s) it optimises and in which direction, what an
+evaluation costs (simulated GPU-hours for a tabular benchmark), which archs are
+feasible, and which space capabilities it needs. Searchers only ever see
+``Evaluation.fitness``: larger is better, infeasible or failed (NaN) is -inf, so
+no searcher has to know about directions, constraints or diverged trainings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+DIRECTIONS = ("max", "min")
+
+
+@dataclass
+class Evaluation:
+    """Result of evaluating a batch of ``n`` archs.
+
+    ``values`` holds the optimised metric(s), ``(n, k)`` in their natural units;
+    ``metrics`` any further named ``(n,)`` arrays the objective computed on the
+    way; ``cost`` the simulated cost per arch; ``feasible`` the constraint mask.
+    """
+
+    values: np.ndarray
+    directions: tuple[str, ...]
+    cost: np.ndarray
+    feasible: np.ndarray
+    metrics: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    @property
+    def fitness(self) -> np.ndarray:
+        """``(n, k)`` scores to maximise: sign-flipped for ``min``, -inf if infeasible or NaN."""
+        sign = np.array([1.0 if d == "max" else -1.0 for d in self.directions])
+        out = self.values * sign
+        out[~self.feasible | np.isnan(out).any(axis=1)] = -np.inf
+        return out
+
+
+class Objective:
+    """Base class: subclasses set the attributes below and implement ``evaluate``.
+
+    Objectives are built by the registry as ``cls(space, metric, **params)``.
+    """
+
+    name: str = ""
+    #: optimised metric names and their directions ("max" or "min")
+    targets: tuple[str, ...] = ()
+    directions: tuple[str, ...] = ()
+    #: what ``Evaluation.cost`` is measured in
+    cost_unit: str = "GPU-hours"
+    #: True when an evaluation is a lookup; expensive objectives are batched differently
+    cheap: bool = True
+    #: space capabilities the objective needs (see ``Space.capabilities``)
+    needs: tuple[str, ...] = ()
+
+    def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
+        raise NotImplementedError
+
+    def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every metric worth reporting for these archs (the values papers print)."""
+        return {}
+
+    def label(self, metric: str) -> str:
+        """Human-readable name of a metric, for summaries and tables."""
+        return metric
+
+    def info(self) -> dict:
+        """What a run record keeps about the objective (data source, options)."""
+        return {"targets": list(self.targets), "directions": list(self.directions)}
+
+    def describe(self) -> str:
+        """One line saying what is optimised, on what data."""
+        return ", ".join(f"{d} {t}" for t, d in zip(self.targets, self.directions))

@@ -1,0 +1,105 @@
+"""The record of one run: what was searched, what was evaluated, what was found.
+
+A ``RunResult`` is plain data (numpy arrays and dicts) so it can be written as
+JSON, aggregated by a study, and compared for determinism.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class RunResult:
+    """One searcher x objective x space x seed, with its full history.
+
+    ``history`` holds one entry per distinct evaluated arch, in evaluation order:
+    ``index`` (arch index), ``value`` ``(n, k)`` optimised values, ``feasible``,
+    ``cost`` and ``time`` (wall seconds since the run started), plus ``step``
+    (which ask/tell round evaluated it). ``best`` is ``None`` when no evaluated
+    arch was feasible with a finite value.
+    """
+
+    space: str
+    objective: str
+    searcher: str
+    seed: Any
+    budget: int
+    targets: tuple[str, ...]
+    directions: tuple[str, ...]
+    history: dict[str, np.ndarray]
+    best_index: int | None
+    best_arch: dict[str, Any] | None
+    best_metrics: dict[str, float] | None
+    searcher_params: dict[str, Any] = field(default_factory=dict)
+    objective_info: dict[str, Any] = field(default_factory=dict)
+    cost_unit: str = "GPU-hours"
+    wall_time: float = 0.0
+    note: str = ""
+
+    @property
+    def evaluations(self) -> int:
+        return len(self.history["index"])
+
+    @property
+    def total_cost(self) -> float:
+        return float(self.history["cost"].sum())
+
+    def best_so_far(self, target: int = 0) -> np.ndarray:
+        """Anytime curve: best feasible value of ``target`` after each evaluation."""
+        v = self.history["value"][:, target].astype(float)
+        sign = 1.0 if self.directions[target] == "max" else -1.0
+        v = np.where(self.history["feasible"] & ~np.isnan(v), v * sign, -np.inf)
+        return np.maximum.accumulate(v) * sign
+
+    def to_dict(self, with_history: bool = True) -> dict[str, Any]:
+        """JSON-ready dict (numpy converted to lists; NaN and inf become None)."""
+        out = {
+            "space": self.space,
+            "objective": self.objective,
+            "searcher": self.searcher,
+            "searcher_params": self.searcher_params,
+            "objective_info": self.objective_info,
+            "seed": self.seed,
+            "budget": self.budget,
+            "evaluations": self.evaluations,
+            "targets": list(self.targets),
+            "directions": list(self.directions),
+            "cost": {"total": self.total_cost, "unit": self.cost_unit},
+            "wall_time": self.wall_time,
+            "best": {"index": self.best_index, "arch": self.best_arch, "metrics": self.best_metrics},
+        }
+        if self.note:
+            out["note"] = self.note
+        if with_history:
+            h = self.history
+            single = h["value"].shape[1] == 1
+            out["history"] = [
+                {
+                    "index": int(i),
+                    "value": _num(v[0]) if single else [_num(x) for x in v],
+                    "feasible": bool(f),
+                    "cost": _num(c),
+                }
+                for i, v, f, c in zip(h["index"], h["value"], h["feasible"], h["cost"])
+            ]
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        """Write the record as JSON (atomically: a crash never leaves half a file)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.replace(path)
+        return path
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if np.isfinite(x) else None

@@ -1,0 +1,77 @@
+"""Searchers decide what to evaluate next, through ask/tell.
+
+A searcher never loops over the budget, never writes files and never touches
+global random state: the runner calls ``reset`` with the space, the objective
+and a dedicated ``np.random.Generator``, then alternates ``ask`` and ``tell``.
+Its constructor takes only its own parameters, each with a default, so the
+registry can list them and coerce ``searcher.<param>=value`` overrides.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.space import Space
+
+
+class Searcher:
+    """Base class of every searcher."""
+
+    name: str = ""
+    #: space capabilities required (e.g. ``("mutate",)``, ``("encode",)``, ``("supernet",)``)
+    needs: tuple[str, ...] = ()
+    #: True if the searcher handles objectives with several targets
+    multi_objective: bool = False
+
+    def reset(self, space: Space, objective: Objective, rng: np.random.Generator) -> None:
+        """Start a fresh run; subclasses extend this to clear their state."""
+        self.space = space
+        self.objective = objective
+        self.rng = rng
+
+    def ask(self, n: int) -> np.ndarray:
+        """Up to ``n`` archs ``(m, d)`` to evaluate next (``1 <= m``; ``n`` is the budget left)."""
+        raise NotImplementedError
+
+    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
+        """Results for archs the runner evaluated (or answered from its cache)."""
+        raise NotImplementedError
+
+    def params(self) -> dict:
+        """The constructor parameters of this instance, for run records."""
+        from nas_lab.core.registry import parameters
+
+        return {p.name: getattr(self, p.name) for p in parameters(type(self))}
+
+
+def sample_distinct(space: Space, rng: np.random.Generator, n: int, exclude: set[int]) -> np.ndarray:
+    """Up to ``n`` valid archs, distinct from each other and from the indices in ``exclude``.
+
+    Draws in vectorised rounds; when the request is a large share of what is left
+    of a small space, draws from the enumerated remainder instead, so exhausting a
+    space stays fast. ``exclude`` is updated with the indices returned.
+    """
+    left = space.cardinality - len(exclude)
+    if space.cardinality <= ENUMERATE_BELOW and 4 * n >= left:
+        rest = np.setdiff1d(np.arange(space.cardinality), np.fromiter(exclude, np.int64, len(exclude)))
+        archs = space.arch(rest)
+        archs = archs[space.is_valid(archs)]
+        out = archs[rng.permutation(len(archs))[:n]]
+    else:
+        out = np.empty((0, space.dim), dtype=np.int64)
+        while len(out) < n:
+            cand = space.sample(rng, 2 * (n - len(out)) + 4)
+            idx = space.index(cand)
+            _, first = np.unique(idx, return_index=True)
+            first.sort()
+            fresh = [i for i in first if int(idx[i]) not in exclude][: n - len(out)]
+            exclude.update(int(idx[i]) for i in fresh)
+            out = np.concatenate([out, cand[fresh]])
+        return out
+    exclude.update(space.index(out).tolist())
+    return out
+
+
+#: spaces at most this large may be enumerated to draw their last unseen archs
+ENUMERATE_BELOW = 2_000_000

@@ -1,0 +1,63 @@
+"""The HyViTas search space: 8 decisions x 3 options = 6,561 hybrid CNN-ViT archs.
+
+Seed 000 (HyViTas-Bench, section III-A) fixes the structure: a 4x4 stride-4 stem,
+two convolutional stages of 3 ConvNeXt blocks, two transformer stages of 3
+[8-head attention + ConvNeXt] blocks, a fully convolutional head, 500 classes at
+160x160. Kernel and expansion are shared by the two convolutional stages and by
+the two transformer stages; each stage searches its own output dimension.
+
+The option values come from the paper's Table 2, which our copy of the text
+lacks; the values below are *our reading* of it, chosen so that the largest
+model has about 4.04 M parameters and the smallest about 0.50 M, as the paper
+reports. With the layer details of ``model.py`` (also our reading) the built
+models have 4,036,916 (largest) and 498,884 (smallest) parameters with 500
+classes, and 61.1 M to 766.8 M FLOPs (2 x MACs) per 160x160 image.
+``cost.py`` gives both figures in closed form without torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas_lab.core.space import Decision, Space
+from nas_lab.spaces.hyvitas import cost
+
+
+class HyViTasSpace(Space):
+    """HyViTas-Bench's hybrid CNN-ViT space (3^8 = 6,561 archs)."""
+
+    name = "hyvitas"
+    default_table = "hyvitas-sim"
+    decisions = (
+        Decision("conv.kernel", (3, 5, 7), "topology"),
+        Decision("conv.expansion", (1, 2, 4), "size"),
+        Decision("attn.kernel", (3, 5, 7), "topology"),
+        Decision("attn.expansion", (1, 2, 4), "size"),
+        Decision("stage1.dim", (16, 32, 48), "size"),
+        Decision("stage2.dim", (32, 64, 96), "size"),
+        Decision("stage3.dim", (64, 128, 160), "size"),
+        Decision("stage4.dim", (128, 192, 256), "size"),
+    )
+    #: fixed skeleton shared by ``model.build_model`` and ``cost``
+    depth = 3  # blocks per stage
+    heads = 8  # attention heads in stages 3 and 4
+    patch = 4  # stem: non-overlapping patch x patch conv
+    resolution = 160  # input side at which the benchmark trains and ``flops`` counts
+
+    def build(self, arch, num_classes: int = 500, **task):
+        """The ``torch.nn.Module`` of one arch (``(B, 3, H, W)`` -> ``(B, num_classes)``).
+
+        The model is fully convolutional, so other task keys (such as the
+        input resolution) do not change it.
+        """
+        from nas_lab.spaces.hyvitas.model import build_model
+
+        return build_model(self.describe(self.check(arch)[0]), num_classes)
+
+    def params(self, archs, num_classes: int = 500) -> np.ndarray:
+        """Parameter count of each arch of a batch, ``int64 (n,)`` (closed form, no torch)."""
+        return cost.param_counts(self, archs, num_classes)
+
+    def flops(self, archs, num_classes: int = 500) -> np.ndarray:
+        """FLOPs (2 x MACs) of one 160x160 forward pass per arch, ``int64 (n,)`` (closed form)."""
+        return cost.flops(self, archs, num_classes)
