@@ -111,6 +111,12 @@ def create(kind: str, name: str, params: dict[str, Any], *args):
     return cls(*args, **kwargs)
 
 
+def metric_default(cls) -> str | None:
+    """Default metric of an objective family (its ``metric`` argument), if it takes one."""
+    p = inspect.signature(cls).parameters.get("metric")
+    return None if p is None or p.default is inspect.Parameter.empty else p.default
+
+
 def summary(cls) -> str:
     """First line of a plug-in's docstring."""
     return (inspect.getdoc(cls) or "").strip().splitlines()[0] if inspect.getdoc(cls) else ""

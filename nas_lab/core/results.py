@@ -58,7 +58,7 @@ class RunResult:
         return np.maximum.accumulate(v) * sign
 
     def to_dict(self, with_history: bool = True) -> dict[str, Any]:
-        """JSON-ready dict (numpy converted to lists; NaN and inf become None)."""
+        """JSON-ready dict (NaN and inf become None); no timings, so equal runs give equal dicts."""
         out = {
             "space": self.space,
             "objective": self.objective,
@@ -71,7 +71,6 @@ class RunResult:
             "targets": list(self.targets),
             "directions": list(self.directions),
             "cost": {"total": self.total_cost, "unit": self.cost_unit},
-            "wall_time": self.wall_time,
             "best": {"index": self.best_index, "arch": self.best_arch, "metrics": self.best_metrics},
         }
         if self.note:
@@ -95,7 +94,7 @@ class RunResult:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=1))
+        tmp.write_text(json.dumps({**self.to_dict(), "wall_time": self.wall_time}, indent=1))
         tmp.replace(path)
         return path
 

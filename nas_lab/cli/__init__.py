@@ -1,0 +1,1 @@
+"""The ``nas-lab`` command-line interface."""

@@ -1,0 +1,1 @@
+"""Objectives: map batches of archs to metrics (tabular lookups, zero-cost proxies, supernets, latency)."""

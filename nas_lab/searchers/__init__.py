@@ -1,0 +1,1 @@
+"""Built-in searchers; each registers under the ``nas_lab.searchers`` entry-point group."""

@@ -1,0 +1,49 @@
+"""Shared fixtures: the HyViTas space and a tiny hand-made objective over it."""
+
+import numpy as np
+import pytest
+
+from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.spaces.hyvitas import HyViTasSpace
+
+
+class SumObjective(Objective):
+    """Value = sum of option indices (optimum 16 at the all-last arch); cost 1 per arch.
+
+    ``nan_at`` and ``infeasible_at`` mark arch indices as diverged or infeasible.
+    """
+
+    name = "sum"
+    targets = ("sum",)
+    directions = ("max",)
+
+    def __init__(self, space, nan_at=(), infeasible_at=()):
+        self.space = space
+        self.nan_at = set(nan_at)
+        self.infeasible_at = set(infeasible_at)
+        self.calls = 0
+
+    def evaluate(self, archs, rng):
+        self.calls += len(archs)
+        idx = self.space.index(archs)
+        values = archs.sum(axis=1).astype(float)
+        values[np.isin(idx, list(self.nan_at))] = np.nan
+        return Evaluation(
+            values=values[:, None],
+            directions=self.directions,
+            cost=np.ones(len(archs)),
+            feasible=~np.isin(idx, list(self.infeasible_at)),
+        )
+
+    def report(self, archs):
+        return {"sum": archs.sum(axis=1).astype(float)}
+
+
+@pytest.fixture(scope="session")
+def space():
+    return HyViTasSpace()
+
+
+@pytest.fixture
+def sum_objective(space):
+    return SumObjective(space)
