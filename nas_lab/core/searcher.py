@@ -19,6 +19,8 @@ class Searcher:
     """Base class of every searcher."""
 
     name: str = ""
+    #: how reports print the searcher (papers write "REA", "Random search"); defaults to ``name``
+    title: str = ""
     #: space capabilities required (e.g. ``("mutate",)``, ``("encode",)``, ``("supernet",)``)
     needs: tuple[str, ...] = ()
     #: True if the searcher handles objectives with several targets

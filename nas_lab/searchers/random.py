@@ -12,6 +12,7 @@ class RandomSearch(Searcher):
     """Uniform random search over distinct architectures (HyViTas-Bench: 100 unique archs)."""
 
     name = "random"
+    title = "Random search"
     needs = ("sample",)
 
     def reset(self, space, objective, rng):

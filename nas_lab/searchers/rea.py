@@ -20,6 +20,7 @@ class RegularizedEvolution(Searcher):
     """Regularized evolution (REA): tournament selection, mutation, oldest member removed."""
 
     name = "rea"
+    title = "REA"
     needs = ("sample", "mutate")
 
     def __init__(self, population: int = 50, tournament: int = 10, mutations: int = 1):

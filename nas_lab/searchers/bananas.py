@@ -1,0 +1,115 @@
+"""BANANAS: Bayesian optimisation with a neural-ensemble predictor (White, Neiswanger & Savani, AAAI 2021).
+
+After ``initial`` random archs, every round fits an ensemble of small MLPs to
+everything evaluated so far (on the space's one-hot encoding, targets
+standardised), builds a pool of ``pool`` unseen candidates by mutating the
+``parents`` best archs in 1..``mutations`` decisions, and evaluates the
+``top_k`` candidates with the highest *independent Thompson sampling* value: per
+candidate, one draw from a Gaussian with the ensemble's mean and standard
+deviation. HyViTas-Bench runs it with 10 initial archs, a pool of 512 and
+k = 10 per round over 100 evaluations.
+
+Infeasible or failed archs (fitness -inf) enter the training set with the worst
+finite fitness seen so far, so the predictor learns to steer away from them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Evaluation
+from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.searchers.predictors import MLPEnsemble
+
+
+class Bananas(Searcher):
+    """BANANAS: MLP-ensemble predictor, mutation pool, independent Thompson sampling."""
+
+    name = "bananas"
+    title = "BANANAS"
+    needs = ("sample", "mutate", "encode")
+
+    def __init__(
+        self,
+        initial: int = 10,
+        pool: int = 512,
+        top_k: int = 10,
+        parents: int = 10,
+        mutations: int = 2,
+        ensemble: int = 5,
+        hidden: int = 32,
+        layers: int = 2,
+        steps: int = 100,
+        learning_rate: float = 0.01,
+        weight_decay: float = 1e-4,
+    ):
+        self.initial = initial
+        self.pool = pool
+        self.top_k = top_k
+        self.parents = parents
+        self.mutations = mutations
+        self.ensemble = ensemble
+        self.hidden = hidden
+        self.layers = layers
+        self.steps = steps
+        self.learning_rate = learning_rate
+        self.weight_decay = weight_decay
+        for name in ("initial", "pool", "top_k", "parents", "mutations", "hidden", "layers", "steps"):
+            if getattr(self, name) < 1:
+                raise UserError(f"searcher.{name} must be at least 1, got {getattr(self, name)}")
+        if ensemble < 2:
+            raise UserError(f"searcher.ensemble must be at least 2 (its spread is the uncertainty), got {ensemble}")
+        if top_k > pool:
+            raise UserError(f"searcher.top_k must lie in 1..pool ({pool}), got {top_k}")
+        if not learning_rate > 0:
+            raise UserError(f"searcher.learning_rate must be a positive number, got {learning_rate}")
+        if not weight_decay >= 0:
+            raise UserError(f"searcher.weight_decay must be a number >= 0, got {weight_decay}")
+
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        if self.mutations > space.dim:
+            raise UserError(f"searcher.mutations must lie in 1..{space.dim} for space {space.name!r}, got {self.mutations}")
+        self._proposed: set[int] = set()
+        self._archs: list[np.ndarray] = []
+        self._fitness: list[np.ndarray] = []
+        self._model = MLPEnsemble(self.ensemble, (self.hidden,) * self.layers, self.steps, self.learning_rate, self.weight_decay)
+
+    def ask(self, n: int) -> np.ndarray:
+        told = sum(len(a) for a in self._archs)
+        if told < self.initial:
+            return sample_distinct(self.space, self.rng, min(n, self.initial - told), self._proposed)
+        archs = np.concatenate(self._archs)
+        fitness = np.concatenate(self._fitness)
+        finite = np.isfinite(fitness)
+        if not finite.any():  # nothing to learn from yet
+            return sample_distinct(self.space, self.rng, min(n, self.top_k), self._proposed)
+        fitness = np.where(finite, fitness, fitness[finite].min())
+        candidates = self._candidates(archs[np.argsort(-fitness, kind="stable")[: self.parents]])
+        self._model.fit(self.space.encode(archs), fitness, self.rng)
+        pred = self._model.predict(self.space.encode(candidates))
+        acquisition = pred.mean(axis=0) + pred.std(axis=0) * self.rng.standard_normal(len(candidates))
+        best = candidates[np.argsort(-acquisition, kind="stable")[: min(n, self.top_k)]]
+        self._proposed.update(self.space.index(best).tolist())
+        return best
+
+    def _candidates(self, parents: np.ndarray) -> np.ndarray:
+        """Up to ``pool`` distinct unseen archs: mutants of ``parents``, topped up at random if too few."""
+        copies = -(-2 * self.pool // (len(parents) * self.mutations))  # oversample 2x: duplicates and seen archs drop out
+        base = np.repeat(parents, copies, axis=0)
+        mutants = np.concatenate([self.space.mutate(base, self.rng, k) for k in range(1, self.mutations + 1)])
+        mutants = mutants[self.rng.permutation(len(mutants))]
+        idx = self.space.index(mutants)
+        _, first = np.unique(idx, return_index=True)
+        first.sort()
+        seen = np.fromiter(self._proposed, np.int64, len(self._proposed))
+        pool = mutants[first[~np.isin(idx[first], seen)]][: self.pool]
+        if len(pool) < self.pool:
+            exclude = self._proposed | set(self.space.index(pool).tolist())
+            pool = np.concatenate([pool, sample_distinct(self.space, self.rng, self.pool - len(pool), exclude)])
+        return pool
+
+    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
+        self._archs.append(np.array(archs, dtype=np.int64))
+        self._fitness.append(evaluation.fitness[:, 0].copy())
