@@ -1,4 +1,4 @@
-"""The ``nas-lab`` command: ``run`` one search, ``list`` what is registered.
+"""The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``list`` plug-ins.
 
 Bad input of any kind ends in one sentence on stderr and exit status 2; a
 traceback means a bug in nas_lab (or in a plug-in), never a user mistake.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -15,8 +16,12 @@ from pathlib import Path
 from nas_lab.core import registry
 from nas_lab.core.config import PLUGIN_KINDS, RunConfig, build
 from nas_lab.core.errors import UserError
+from nas_lab.core.registry import Param
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import Progress, run_study
+from nas_lab.study.store import Store
 
 RUN_HELP = """\
 Run one search and print what it found.
@@ -36,6 +41,26 @@ examples:
 """
 
 
+STUDY_HELP = """\
+Run a comparison study: every searcher x every objective x repeats, in parallel,
+recorded run by run in STUDY_DIR/runs.jsonl (resumable: run the same command
+again after a crash to finish), then report it (Markdown, CSV, LaTeX, plots).
+
+Overrides (key=value):
+  repeats=N budget=N seed=N space=NAME table=NAME|PATH   change the study
+  searchers=a,b objectives=x,y                          run a subset
+  out=DIR            study folder (default results/studies/<name>)
+  workers=N          parallel workers (default: number of cores)
+  executor=local|ray executor.address=auto              Ray: local, or join a cluster
+
+examples:
+  nas-lab study experiments/hyvitas_table4.yaml
+  nas-lab study experiments/hyvitas_table4.yaml repeats=20 executor=ray
+"""
+
+EXECUTION_DEFAULTS = {"out": "", "workers": "", "executor": "local", "executor.address": ""}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nas-lab", description="Neural architecture search research framework.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -46,17 +71,33 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--out", default="results/runs", metavar="DIR", help="where the run record is written (default: %(default)s)")
     p_run.add_argument("--no-save", action="store_true", help="do not write a run record")
 
+    p_study = sub.add_parser("study", help="run a comparison study (searchers x objectives x repeats) and report it",
+                             description=STUDY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p_study.add_argument("config", metavar="CONFIG.yaml", help="study config, e.g. experiments/hyvitas_table4.yaml")
+    p_study.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. repeats=50 workers=2 executor=ray")
+    p_study.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p_report = sub.add_parser("report", help="(re)write the report and plots of a study folder")
+    p_report.add_argument("directory", metavar="STUDY_DIR", help="folder a study wrote, e.g. results/studies/hyvitas_table4")
+
     p_list = sub.add_parser("list", help="list registered spaces, objectives, searchers and tables with their parameters")
     p_list.add_argument("kind", nargs="?", choices=[*PLUGIN_KINDS, "table"], help="only this kind")
 
-    args = parser.parse_args(argv)
+    # overrides may come after options (``run --json seed=3``): gather the stragglers
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides += extra
     try:
-        if args.command == "run":
-            return _run(args)
-        return _list(args.kind)
+        return {"run": _run, "study": _study, "report": _report, "list": _list}[args.command](args)
     except UserError as err:
         print(f"nas-lab: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _run(args) -> int:
@@ -126,7 +167,48 @@ def _fmt(metric: str, value: float) -> str:
     return f"{value:.4g}"
 
 
-def _list(kind: str | None) -> int:
+def _study(args) -> int:
+    settings = dict(EXECUTION_DEFAULTS)
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"override {item!r} is not key=value; e.g. repeats=50 workers=2")
+        (settings if key.strip() in EXECUTION_DEFAULTS else overrides)[key.strip()] = value.strip()
+    study = StudyConfig.load(args.config, overrides)
+    directory = Path(settings["out"] or Path("results/studies") / study.name)
+    workers = Param("workers", 0, int).coerce(settings["workers"], "") if settings["workers"] else None
+    keys = {spec.key for spec in study.runs()}
+    already = [r for r in Store(directory).records() if r["key"] in keys]
+    progress = Progress(len(keys), already, enabled=not args.no_progress)
+    try:
+        outcome = run_study(study, directory, workers, settings["executor"], settings["executor.address"] or None,
+                            on_records=progress.update)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"nas-lab: interrupted; finished runs are kept in {directory}; run the same command again to complete the study",
+              file=sys.stderr)
+        return 130
+    progress.close()
+    print(f"study {study.name}: {outcome.ran} runs now, {outcome.skipped} already recorded, {outcome.total} in all; folder {directory}")
+    return _print_report(directory)
+
+
+def _report(args) -> int:
+    return _print_report(Path(args.directory))
+
+
+def _print_report(directory: Path) -> int:
+    from nas_lab.study.report import write_report
+
+    report = write_report(directory)
+    print(report.markdown)
+    print("written: " + ", ".join(str(p) for p in report.paths))
+    return 0
+
+
+def _list(args) -> int:
+    kind = args.kind
     for k in [kind] if kind else [*PLUGIN_KINDS, "table"]:
         print(f"{k}s:")
         for name in registry.names(k):

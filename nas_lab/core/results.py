@@ -81,9 +81,9 @@ class RunResult:
             out["history"] = [
                 {
                     "index": int(i),
-                    "value": _num(v[0]) if single else [_num(x) for x in v],
+                    "value": finite_or_none(v[0]) if single else [finite_or_none(x) for x in v],
                     "feasible": bool(f),
-                    "cost": _num(c),
+                    "cost": finite_or_none(c),
                 }
                 for i, v, f, c in zip(h["index"], h["value"], h["feasible"], h["cost"])
             ]
@@ -99,6 +99,7 @@ class RunResult:
         return path
 
 
-def _num(x) -> float | None:
+def finite_or_none(x) -> float | None:
+    """A float for JSON: NaN and infinities become None."""
     x = float(x)
     return x if np.isfinite(x) else None

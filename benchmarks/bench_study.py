@@ -1,0 +1,62 @@
+"""Time 500-repeat studies end to end (local executor, all cores), as a researcher runs them.
+
+Targets (issue 3, 2-core machine): 500 repeats at budget 100 of random search,
+REA or REINFORCE in <= 30 s each; of BANANAS in <= 5 min; the whole
+experiments/hyvitas_table4.yaml study (4 searchers x 2 objectives x 500) in
+<= 10 min. Each figure includes process start-up, table building in every
+worker and writing the store; the full study also includes the report and plots.
+
+    python benchmarks/bench_study.py                 # per-searcher timings
+    python benchmarks/bench_study.py --full          # and the whole Table-4 study
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import run_study
+from nas_lab.study.report import write_report
+
+TABLE4 = Path(__file__).resolve().parents[1] / "experiments" / "hyvitas_table4.yaml"
+TARGET_S = {"random": 30, "rea": 30, "reinforce": 30, "bananas": 300}
+FULL_TARGET_S = 600
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=None, help="default: number of cores")
+    parser.add_argument("--searchers", default="random,rea,reinforce,bananas")
+    parser.add_argument("--full", action="store_true", help="also run the whole hyvitas_table4 study with its report")
+    args = parser.parse_args()
+
+    ok = True
+    print(f"{'searcher':<10} {'repeats':>7} {'seconds':>8} {'target s':>9}  verdict")
+    for name in args.searchers.split(","):
+        study = StudyConfig.load(TABLE4, {"searchers": name, "objectives": "id", "repeats": str(args.repeats)})
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            run_study(study, tmp, workers=args.workers)
+            seconds = time.perf_counter() - t
+        target = TARGET_S[name] * args.repeats / 500
+        ok &= seconds <= target
+        print(f"{name:<10} {args.repeats:>7} {seconds:>8.1f} {target:>9.0f}  {'meets target' if seconds <= target else 'MISSES target'}")
+    if args.full:
+        study = StudyConfig.load(TABLE4, {"repeats": str(args.repeats)})
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            outcome = run_study(study, tmp, workers=args.workers)
+            write_report(tmp)
+            seconds = time.perf_counter() - t
+        target = FULL_TARGET_S * args.repeats / 500
+        ok &= seconds <= target
+        print(f"full hyvitas_table4: {outcome.ran} runs + report in {seconds:.1f} s (target {target:.0f} s): "
+              f"{'meets target' if seconds <= target else 'MISSES target'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

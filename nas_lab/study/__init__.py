@@ -1,0 +1,1 @@
+"""Comparison studies: grids of runs with repeats, executed in parallel, stored durably, reported."""

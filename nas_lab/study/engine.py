@@ -1,0 +1,190 @@
+"""Run a study's grid in parallel, durably and resumably.
+
+Runs are grouped into chunks of one grid cell (same searcher and objective), so a
+worker builds the space and objective once per chunk and the searcher once per
+run. The main process appends each finished chunk's records to the store as it
+arrives; a killed study loses at most the chunks in flight, and running it
+again skips every recorded run. Each run's seed is ``[study seed, repeat]``, so
+the results, and the report, are the same whatever the executor or worker count.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import yaml
+
+from nas_lab.core import registry
+from nas_lab.core.config import build
+from nas_lab.core.errors import UserError
+from nas_lab.core.runner import run
+from nas_lab.study.config import RunSpec, StudyConfig
+from nas_lab.study.store import Store, record_of
+
+CONFIG_FILE = "study.yaml"
+EXECUTORS = ("local", "ray")
+#: at most this many runs per chunk; fewer when that keeps every worker busy
+MAX_CHUNK = 25
+
+
+@dataclass
+class StudyOutcome:
+    """What ``run_study`` did: runs recorded before, now, and still missing."""
+
+    directory: Path
+    total: int
+    skipped: int
+    ran: int
+
+
+def run_chunk(specs: list[RunSpec]) -> list[dict]:
+    """Run the specs of one grid cell and return their store records (executed in a worker)."""
+    space, objective, _ = build(specs[0].run_config())
+    records = []
+    for spec in specs:
+        searcher = registry.create("searcher", spec.searcher_name, dict(spec.searcher_params))
+        result = run(space, objective, searcher, budget=spec.study.budget, seed=spec.seed)
+        records.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
+    return records
+
+
+def chunks(specs: list[RunSpec], workers: int) -> list[list[RunSpec]]:
+    """Split pending runs into per-cell chunks small enough to keep ``workers`` busy."""
+    size = max(1, min(MAX_CHUNK, len(specs) // (4 * workers) or 1))
+    out, current = [], []
+    for spec in specs:
+        if current and (len(current) == size or (current[0].searcher, current[0].objective) != (spec.searcher, spec.objective)):
+            out.append(current)
+            current = []
+        current.append(spec)
+    if current:
+        out.append(current)
+    return out
+
+
+def prepare(study: StudyConfig, directory: Path) -> Store:
+    """Check ``directory`` holds this study (or nothing yet) and record its config there."""
+    saved = directory / CONFIG_FILE
+    if saved.exists():
+        previous = StudyConfig.load(saved)
+        if not previous.same_grid(study):
+            raise UserError(
+                f"{directory} holds a different study ({previous.name!r} with other settings); "
+                "choose another out=DIR or delete that folder to start afresh"
+            )
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = saved.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(study.to_dict(), sort_keys=False))
+    tmp.replace(saved)
+    return Store(directory)
+
+
+def run_study(
+    study: StudyConfig,
+    directory: str | Path,
+    workers: int | None = None,
+    executor: str = "local",
+    address: str | None = None,
+    on_records: Callable[[list[dict]], None] | None = None,
+) -> StudyOutcome:
+    """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk."""
+    if executor not in EXECUTORS:
+        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    directory = Path(directory)
+    store = prepare(study, directory)
+    done = store.finished()
+    specs = study.runs()
+    pending = [s for s in specs if s.key not in done]
+    ran = 0
+    with store:
+        source = _ray_chunks if executor == "ray" else _local_chunks
+        for records in source(chunks(pending, workers), workers, address):
+            for record in records:
+                store.append(record)
+            ran += len(records)
+            if on_records is not None:
+                on_records(records)
+    return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran)
+
+
+def _local_chunks(work: list[list[RunSpec]], workers: int, address: str | None) -> Iterator[list[dict]]:
+    if address:
+        raise UserError("executor.address is for executor=ray; the local executor runs on this machine")
+    if workers == 1 or len(work) <= 1:
+        for chunk in work:
+            yield run_chunk(chunk)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        futures = {pool.submit(run_chunk, chunk) for chunk in work}
+        while futures:
+            finished, futures = wait(futures, return_when=FIRST_COMPLETED)
+            for future in finished:
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ray_chunks(work: list[list[RunSpec]], workers: int, address: str | None) -> Iterator[list[dict]]:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("executor=ray needs Ray: pip install 'nas-lab[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    try:
+        remote = ray.remote(run_chunk)
+        pending = [remote.remote(chunk) for chunk in work]
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            yield ray.get(finished[0])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+class Progress:
+    """A tqdm bar over runs, with ETA and the best value found so far per searcher.
+
+    The best values shown are those of the objective most recently reported on,
+    since values of different objectives are not comparable.
+    """
+
+    def __init__(self, total: int, already: list[dict], enabled: bool = True):
+        from tqdm import tqdm
+
+        self.best: dict[tuple[str, str], float] = {}
+        self.objective = ""
+        self.bar = tqdm(total=total, initial=len(already), unit="run", disable=not enabled,
+                        file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        self.update(already, advance=False)
+
+    def update(self, records: list[dict], advance: bool = True) -> None:
+        for r in records:
+            sign = 1.0 if r["direction"] == "max" else -1.0
+            values = [sign * v for v in r["history_value"] if v is not None]
+            if values:
+                key = (r["objective"], r["searcher"])
+                self.best[key] = max(self.best.get(key, -np.inf), max(values))
+            self.objective = r["objective"]
+            self.sign = sign
+        if advance:
+            self.bar.update(len(records))
+        shown = " ".join(f"{s} {self.sign * v:.2f}" for (o, s), v in self.best.items() if o == self.objective)
+        self.bar.set_postfix_str(f"best {self.objective}: {shown}" if shown else "", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()

@@ -1,0 +1,163 @@
+"""A study's plots: anytime curves, and ID vs OoD of the found archs over the whole space (cf. HyViTas-Bench Fig. 5).
+
+Each figure is written as PNG (to look at) and PDF (for a paper). Figures are
+built as plain ``Figure`` objects on the Agg canvas, never through pyplot, so
+writing a report changes no global matplotlib state and needs no display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from nas_lab.study.report import StudyResults
+
+MARKERS = "os^DvPX*<>"
+PANEL_WIDTH, PANEL_HEIGHT = 4.6, 4.2  # inches
+TAIL = 0.01  # share of the space below the start of the ID-vs-OoD axes
+
+
+def incumbent_curves(records: Sequence[dict[str, Any]], direction: str, metric: np.ndarray, budget: int) -> np.ndarray:
+    """``(runs, budget)``: after each evaluation, ``metric`` of the run's incumbent.
+
+    The incumbent is the first arch reaching the best ``history_value`` so far in
+    ``direction`` (as the runner picks the found arch), so a run's curve ends at the
+    ``metric`` of what it found; NaN values never lead, and the curve is NaN until a
+    finite one. A run that stopped before ``budget`` keeps its last incumbent.
+    """
+    sign = 1.0 if direction == "max" else -1.0
+    score = np.full((len(records), budget), -np.inf)
+    index = np.zeros((len(records), budget), dtype=np.int64)
+    for i, r in enumerate(records):
+        n = len(r["history_index"])
+        v = np.array(r["history_value"], dtype=float) * sign  # None (NaN) reads as nan
+        score[i, :n] = np.where(np.isnan(v), -np.inf, v)
+        index[i, :n] = r["history_index"]
+    best = np.maximum.accumulate(score, axis=1)
+    before = np.concatenate([np.full((len(records), 1), -np.inf), best[:, :-1]], axis=1)
+    step = np.maximum.accumulate(np.where(score > before, np.arange(budget), 0), axis=1)
+    out = metric[np.take_along_axis(index, step, axis=1)]
+    out[best == -np.inf] = np.nan
+    return out
+
+
+def _mean_and_se(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard error over runs (axis 0), ignoring NaN; NaN where too few runs."""
+    ok = ~np.isnan(curves)
+    n = ok.sum(axis=0)
+    x = np.where(ok, curves, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = x.sum(axis=0) / n
+        var = (np.where(ok, curves - mean, 0.0) ** 2).sum(axis=0) / (n - 1)
+        return mean, np.sqrt(var / n)
+
+
+def _figure(study: StudyResults, what: str) -> tuple[Figure, np.ndarray]:
+    """One panel per objective, sharing the axes, titled with the study and the data's nature."""
+    panels = len(study.config.objectives)
+    fig = Figure(figsize=(PANEL_WIDTH * panels + 0.4, PANEL_HEIGHT + 0.8), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, panels, sharex=True, sharey=True, squeeze=False)[0]
+    table = study.reference.table
+    data = f"SIMULATED table {table.name}" if table.simulated else f"table {table.name}"
+    fig.suptitle(f"{what}: study {study.config.name} ({study.config.space}, {data})")
+    for ax, objective in zip(axes, study.config.objectives):
+        ax.set_title(f"searched for {study.objective_title(objective)}", fontsize="medium")
+        ax.grid(alpha=0.3, linewidth=0.6)
+    return fig, axes
+
+
+def _runs(study: StudyResults, objective: str, searcher: str) -> list[dict[str, Any]]:
+    return [r for r in study.records if r["objective"] == objective and r["searcher"] == searcher]
+
+
+def _legend(fig: Figure, axes: np.ndarray, title: str | None = None) -> None:
+    """One legend below the panels (never over data), each label once."""
+    entries = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=min(len(entries), 4),
+               frameon=False, title=title, title_fontsize="small")
+
+
+def anytime_figure(study: StudyResults) -> Figure:
+    """Mean over repeats (band: standard error) of the incumbent's first column (ID on HyViTas) per evaluation."""
+    metric = study.columns[0]
+    values = study.values[metric]
+    budget = study.config.budget
+    fig, axes = _figure(study, "Anytime performance")
+    x = np.arange(1, budget + 1)
+    for ax, objective in zip(axes, study.config.objectives):
+        direction = study.objectives[objective].directions[0]
+        for k, searcher in enumerate(study.config.searchers):
+            runs = _runs(study, objective, searcher)
+            if not runs:
+                continue
+            mean, se = _mean_and_se(incumbent_curves(runs, direction, values, budget))
+            ax.plot(x, mean, color=f"C{k}", linewidth=1.6, label=study.searcher_title(searcher))
+            ax.fill_between(x, mean - se, mean + se, color=f"C{k}", alpha=0.2, linewidth=0)
+        optimum = np.nanmax(values)
+        ax.axhline(optimum, color="0.2", linestyle="--", linewidth=1, label=f"table optimum ({optimum:.2f} %)")
+        ax.set_xlabel("architectures evaluated")
+        ax.set_xlim(1, budget)
+    axes[0].set_ylabel(f"{study.label(metric)} of the incumbent (%)")
+    _legend(fig, axes, "mean over finished repeats; band: ± standard error")
+    return fig
+
+
+def id_vs_ood_figure(study: StudyResults) -> Figure:
+    """Every arch of the space in grey, the archs each searcher found on top (hollow markers show overlaps).
+
+    The view starts at the ``TAIL`` quantile of each axis, so a few collapsed
+    trainings do not squeeze the rest into a corner; the panel says how many it leaves out.
+    """
+    metric = study.columns[0]
+    x_all, y_all = study.values[metric], study.values["ood"]
+    found = {(r["objective"], r["searcher"]): [] for r in study.records}
+    for r in study.records:
+        if r["best"] and metric in r["best"] and "ood" in r["best"]:
+            found[r["objective"], r["searcher"]].append((r["best"][metric], r["best"]["ood"]))
+    shown = np.array([p for points in found.values() for p in points]).reshape(-1, 2)
+    low = np.nanquantile(x_all, TAIL), np.nanquantile(y_all, TAIL)
+    low = min(low[0], shown[:, 0].min(initial=np.inf)), min(low[1], shown[:, 1].min(initial=np.inf))
+    hidden = int(((x_all < low[0]) | (y_all < low[1])).sum())
+    fig, axes = _figure(study, f"{study.label(metric)} vs {study.label('ood')}")
+    for ax, objective in zip(axes, study.config.objectives):
+        if hidden:
+            ax.text(0.98, 0.02, f"{hidden} architectures further down or left not shown", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize="small", color="0.4")
+        ax.scatter(x_all, y_all, s=3, color="0.7", alpha=0.5, linewidths=0, rasterized=True,
+                   label=f"all {len(x_all):,} architectures")
+        for k, searcher in enumerate(study.config.searchers):
+            points = np.array(found.get((objective, searcher), [])).reshape(-1, 2)
+            ax.scatter(points[:, 0], points[:, 1], s=30, marker=MARKERS[k % len(MARKERS)], facecolors="none",
+                       edgecolors=f"C{k}", linewidths=1.1, alpha=0.8, label=f"found by {study.searcher_title(searcher)}")
+        ax.set_xlabel(f"{study.label(metric)} (%)")
+    margin = 0.03 * (np.nanmax(x_all) - low[0]), 0.03 * (np.nanmax(y_all) - low[1])
+    axes[0].set_xlim(low[0] - margin[0], np.nanmax(x_all) + margin[0])
+    axes[0].set_ylim(low[1] - margin[1], np.nanmax(y_all) + margin[1])
+    axes[0].set_ylabel(f"{study.label('ood')} (%)")
+    _legend(fig, axes)
+    return fig
+
+
+def write_plots(study: StudyResults) -> list[Path]:
+    """Write the plots the study's data allows (both need the benchmark table); the paths written."""
+    figures = {}
+    if study.columns and study.columns[0] in study.values:
+        figures["anytime"] = anytime_figure(study)
+        if "ood" in study.values:
+            figures["id_vs_ood"] = id_vs_ood_figure(study)
+    paths = []
+    for name, fig in figures.items():
+        for ext in ("png", "pdf"):
+            paths.append(study.directory / f"{name}.{ext}")
+            fig.savefig(paths[-1], dpi=150)
+    return paths

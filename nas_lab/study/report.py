@@ -1,0 +1,253 @@
+"""A study's report: the paper-style table (HyViTas-Bench Table 4) and its plots.
+
+One row per objective x searcher (objectives outermost, as the paper groups
+them) with the mean ± standard deviation, over finished repeats, of the metrics
+of the architecture each run found; then an "Optimum" row (the table's best
+value in each column on its own, so not one architecture) and a "Search space
+mean" row (mean ± std over every architecture). The columns are the accuracies
+the runs reported (on HyViTas: ID, RedIN-C 1, RedIN-C 5, RedIN-Sketch,
+RedStylized-IN), so another benchmark reports the columns it has.
+
+Repeats use the sample standard deviation (ddof=1); the search-space row uses
+the population one (ddof=0), since it covers every architecture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from nas_lab.core import registry
+from nas_lab.core.config import build
+from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Objective
+from nas_lab.core.space import Space
+from nas_lab.objectives.tabular import metrics
+from nas_lab.objectives.tabular.objective import TabularObjective, open_table
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import CONFIG_FILE
+from nas_lab.study.plots import write_plots
+from nas_lab.study.store import RUNS_FILE, Store
+
+#: averages of columns the table already shows; Table 4 leaves them out
+COMPOSITES = ("ood", "id+ood")
+OPTIMUM, SPACE_MEAN = "Optimum", "Search space mean"
+
+
+@dataclass
+class StudyResults:
+    """A study folder read back: its config, its runs in the grid, and the benchmark table's values."""
+
+    directory: Path
+    config: StudyConfig
+    records: list[dict[str, Any]]
+    expected: int
+    outside: int  # recorded runs that are not in the grid of study.yaml (e.g. repeats cut since)
+    space: Space
+    objectives: dict[str, Objective]  # one built objective per study objective: labels, directions
+    columns: list[str]  # reported metrics shown, in report order
+    reference: TabularObjective | None  # over the benchmark table; None when there is none
+    values: dict[str, np.ndarray]  # every arch's metrics (mean over training seeds), from the table
+
+    @property
+    def partial(self) -> bool:
+        return len(self.records) < self.expected
+
+    def label(self, metric: str) -> str:
+        """Human name of a metric: the table's objective knows them; without a table, the study's first objective."""
+        return (self.reference or next(iter(self.objectives.values()))).label(metric)
+
+    @staticmethod
+    def searcher_title(searcher: str) -> str:
+        """A study label as printed: a registered name shows its searcher's ``title`` (REA,
+        BANANAS, Random search); any other label is kept as the study wrote it."""
+        if searcher in registry.names("searcher"):
+            return registry.load("searcher", searcher).title or searcher
+        return searcher
+
+    def objective_title(self, objective: str) -> str:
+        """What a study objective optimises, in words (``ID+OoD``)."""
+        obj = self.objectives[objective]
+        return ", ".join(obj.label(t) for t in obj.targets)
+
+    def row_label(self, searcher: str, objective: str) -> str:
+        """``REA (ID top-1)``: the searcher and what it searched for."""
+        return f"{self.searcher_title(searcher)} ({self.objective_title(objective)})"
+
+    def source(self) -> str:
+        """Space, table (flagged when simulated), budget and repeats, in one line."""
+        if self.reference is None:
+            table = "no benchmark table"
+        elif self.reference.table.simulated:
+            table = f"table {self.reference.table.name} (SIMULATED: not real training results)"
+        else:
+            table = f"table {self.reference.table.name}"
+        cfg = self.config
+        return f"space {cfg.space}, {table}, budget {cfg.budget} evaluations, {cfg.repeats} repeats, seed {cfg.seed}"
+
+
+@dataclass
+class Report:
+    """What ``write_report`` produced: the Markdown text, the files written, the numbers behind them."""
+
+    markdown: str
+    paths: list[Path]
+    frame: pd.DataFrame  # the rows of report.csv
+
+
+def load_study(directory: str | Path) -> StudyResults:
+    """Read a study folder; ``UserError`` if it is missing, not a study, or has no finished run."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UserError(f"study folder {directory} does not exist; give the folder a study wrote (its out=DIR)")
+    if not (directory / CONFIG_FILE).is_file():
+        raise UserError(f"{directory} is not a study folder: it has no {CONFIG_FILE} (`nas-lab study` writes one)")
+    config = StudyConfig.load(directory / CONFIG_FILE)
+    recorded = {r["key"]: r for r in Store(directory).records()}  # a run stored twice counts once
+    if not recorded:
+        raise UserError(f"study {config.name!r} in {directory} has no finished runs yet ({RUNS_FILE} is empty or missing)")
+    grid = config.runs()
+    records = [recorded[spec.key] for spec in grid if spec.key in recorded]
+    if not records:
+        raise UserError(f"none of the {len(recorded)} runs in {directory / RUNS_FILE} belong to the grid of its {CONFIG_FILE}")
+
+    built = {}
+    for spec in config.runs(repeats=1):
+        if spec.objective not in built:
+            built[spec.objective] = build(spec.run_config())
+    space = next(iter(built.values()))[0]
+    objectives = {name: objective for name, (_, objective, _) in built.items()}
+
+    reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
+    columns = [m for m in reported if m not in COMPOSITES and metrics.default_direction(m) == "max"]
+    reference, values = _table_values(space, config.table, columns + ["ood"])
+    return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), space, objectives,
+                        columns, reference, values)
+
+
+def _table_values(space: Space, table_name: str | None, names: list[str]) -> tuple[TabularObjective | None, dict[str, np.ndarray]]:
+    """The benchmark table (as an objective over it) and every arch's value of each of ``names`` it has."""
+    if table_name is None and space.default_table is None:
+        return None, {}
+    table = open_table(space, table_name)
+    objectives = {m: TabularObjective(space, m, table=table_name) for m in names if metrics.known(table, m)}
+    if not objectives:
+        return None, {}
+    return next(iter(objectives.values())), {m: o.values() for m, o in objectives.items()}
+
+
+def aggregate(study: StudyResults) -> pd.DataFrame:
+    """The report's rows (those of report.csv): ``row``, ``objective``, ``searcher``, ``runs``,
+    then ``<metric>_mean`` and ``<metric>_std`` per column; the reference rows last."""
+    cols = study.columns
+    found = pd.DataFrame([{"objective": r["objective"], "searcher": r["searcher"], **(r["best"] or {})} for r in study.records])
+    found = found.reindex(columns=["objective", "searcher", *cols])  # a run that found nothing counts, as NaN
+    groups = found.groupby(["objective", "searcher"], sort=False)
+    cells = pd.MultiIndex.from_product([study.config.objectives, list(study.config.searchers)], names=["objective", "searcher"])
+    mean, std = groups[cols].mean().reindex(cells), groups[cols].std(ddof=1).reindex(cells)
+    frame = pd.DataFrame({
+        "row": [study.row_label(s, o) for o, s in cells],
+        "objective": cells.get_level_values("objective"),
+        "searcher": cells.get_level_values("searcher"),
+        "runs": pd.array(groups.size().reindex(cells, fill_value=0).to_numpy(), dtype="Int64"),
+    })
+    for m in cols:
+        frame[f"{m}_mean"], frame[f"{m}_std"] = mean[m].to_numpy(), std[m].to_numpy()
+    if study.values:
+        reference = [{"row": OPTIMUM}, {"row": SPACE_MEAN}]
+        for m in (m for m in cols if m in study.values):  # a metric the table lacks stays blank
+            v = study.values[m]
+            reference[0].update({f"{m}_mean": np.nanmax(v), f"{m}_std": np.nan})
+            reference[1].update({f"{m}_mean": np.nanmean(v), f"{m}_std": np.nanstd(v)})
+        frame = pd.concat([frame, pd.DataFrame(reference)], ignore_index=True)
+    return frame
+
+
+def _cell(mean: float, std: float, pm: str) -> str:
+    if np.isnan(mean):
+        return "—"
+    return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f}{pm}{std:.2f}"
+
+
+def _cells(study: StudyResults, frame: pd.DataFrame, pm: str) -> list[list[str]]:
+    """Formatted rows: label, mean ± std per column, runs (blank for the reference rows)."""
+    return [
+        [row["row"], *(_cell(row[f"{m}_mean"], row[f"{m}_std"], pm) for m in study.columns),
+         "" if pd.isna(row["runs"]) else str(row["runs"])]
+        for _, row in frame.iterrows()
+    ]
+
+
+def _notes(study: StudyResults) -> list[str]:
+    """What a reader must know before trusting the numbers."""
+    notes = []
+    if study.partial:
+        notes.append(f"partial: {len(study.records)} of {study.expected} runs finished; "
+                     "run the same `nas-lab study` command again to finish it")
+    if study.outside:
+        notes.append(f"{study.outside} recorded run(s) outside the grid of {CONFIG_FILE} are left out")
+    empty = sum(r["best"] is None for r in study.records)
+    if empty:
+        notes.append(f"{empty} run(s) found no architecture with a finite value: they count in `runs`, not in the means")
+    if study.reference is None:
+        notes.append("no benchmark table for this space: no Optimum and Search space mean rows")
+    return notes
+
+
+def _caption(study: StudyResults) -> str:
+    text = ("Metrics (accuracies in %) of the architecture each run found: mean ± standard deviation over "
+            "the finished repeats (`runs`).")
+    if study.reference is not None:
+        text += (f" {OPTIMUM}: the table's best value in each column, each column on its own."
+                 f" {SPACE_MEAN}: mean ± standard deviation over all {study.space.cardinality:,} architectures.")
+    return text
+
+
+def _markdown(study: StudyResults, frame: pd.DataFrame, plots: list[Path]) -> str:
+    header = ["Method", *(study.label(m) for m in study.columns), "runs"]
+    lines = [f"# Study {study.config.name}", "", study.source() + "."]
+    for note in _notes(study):
+        lines += ["", f"**{note}.**" if note.startswith("partial") else f"{note}."]
+    lines += ["", "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(study, frame, " ± ")]
+    lines += ["", _caption(study)]
+    if plots:
+        lines += ["", "Plots: " + ", ".join(p.name for p in plots)]
+    return "\n".join(lines) + "\n"
+
+
+_TEX_ESCAPES = str.maketrans({c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"})
+
+
+def _latex(study: StudyResults, frame: pd.DataFrame) -> str:
+    """A booktabs tabular; a rule between objectives and before the reference rows, as in Table 4."""
+    header = ["Method", *(study.label(m) for m in study.columns), "Runs"]
+    lines = [f"% Study {study.config.name}: {study.source()}"] + [f"% {note}" for note in _notes(study)]
+    lines += [r"% needs \usepackage{booktabs}", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
+              " & ".join(h.translate(_TEX_ESCAPES) for h in header) + r" \\", r"\midrule"]
+    previous = None
+    for (_, row), cells in zip(frame.iterrows(), _cells(study, frame, r" $\pm$ ")):
+        group = row["objective"] if isinstance(row["objective"], str) else "reference"
+        if previous is not None and group != previous:
+            lines.append(r"\midrule")
+        previous = group
+        lines.append(" & ".join([cells[0].translate(_TEX_ESCAPES), *cells[1:]]).replace("—", "--") + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(study_dir: str | Path) -> Report:
+    """Write report.md, report.csv, report.tex and the plots into the study folder."""
+    study = load_study(study_dir)
+    frame = aggregate(study)
+    plots = write_plots(study)
+    markdown = _markdown(study, frame, plots)
+    md, csv, tex = (study.directory / f"report.{ext}" for ext in ("md", "csv", "tex"))
+    md.write_text(markdown, encoding="utf-8")
+    frame.to_csv(csv, index=False)
+    tex.write_text(_latex(study, frame), encoding="utf-8")
+    return Report(markdown, [md, csv, tex, *plots], frame)

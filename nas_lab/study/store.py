@@ -1,0 +1,105 @@
+"""A study's results store: one JSON line per finished run, appended and fsynced as it lands.
+
+``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
+the runs in flight, and a half-written last line is dropped on the next open.
+It reads with one pandas call: ``pandas.read_json("STUDY_DIR/runs.jsonl", lines=True)``.
+
+Each line holds the run's key (``searcher|objective|repeat``), the target's direction, its full config
+(space, table, searcher name and parameters, objective, budget, seed), what it
+found (``best_index``, ``best_arch``, ``best`` = reported metrics of the best
+arch) and its history (``history_index``: arch index per evaluation, in order;
+``history_value``: the optimised value of each, null where NaN or infeasible,
+so an incumbent read from it is always a feasible arch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from nas_lab.core.results import RunResult, finite_or_none
+
+RUNS_FILE = "runs.jsonl"
+SYNC_SECONDS = 1.0
+
+
+def run_key(searcher: str, objective: str, repeat: int) -> str:
+    return f"{searcher}|{objective}|{repeat}"
+
+
+def record_of(result: RunResult, searcher: str, objective: str, repeat: int, config: dict[str, Any]) -> dict[str, Any]:
+    """The store line of a finished run (``searcher`` is the study's label for it)."""
+    return {
+        "key": run_key(searcher, objective, repeat),
+        "searcher": searcher,
+        "objective": objective,
+        "repeat": repeat,
+        "direction": result.directions[0],
+        "config": config,
+        "evaluations": result.evaluations,
+        "cost": result.total_cost,
+        "cost_unit": result.cost_unit,
+        "wall_time": result.wall_time,
+        "note": result.note,
+        "best_index": result.best_index,
+        "best_arch": result.best_arch,
+        "best": result.best_metrics,
+        "history_index": result.history["index"].tolist(),
+        "history_value": [finite_or_none(v) if ok else None for v, ok in zip(result.history["value"][:, 0], result.history["feasible"])],
+    }
+
+
+class Store:
+    """Append-only record of a study's finished runs in ``directory/runs.jsonl``."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.path = self.directory / RUNS_FILE
+
+    def records(self) -> Iterator[dict[str, Any]]:
+        """Every complete record, in the order the runs finished."""
+        if not self.path.exists():
+            return
+        with open(self.path, encoding="utf-8") as fh:
+            for line in fh:
+                if not line.endswith("\n"):
+                    return  # half-written by a killed study; it will be run again
+                yield json.loads(line)
+
+    def finished(self) -> set[str]:
+        """Keys of the runs already recorded."""
+        return {r["key"] for r in self.records()}
+
+    def open(self) -> "Store":
+        """Prepare for appending: create the folder, drop a half-written last line."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if self.path.exists():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                with open(self.path, "r+b") as fh:
+                    fh.truncate(data.rfind(b"\n") + 1)
+        self._fh = open(self.path, "a", encoding="utf-8")
+        self._synced = time.monotonic()
+        return self
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write one record: flushed at once (a killed process loses nothing written),
+        fsynced at least every ``SYNC_SECONDS`` (an OS crash loses at most that much)."""
+        self._fh.write(json.dumps(record) + "\n")
+        self._fh.flush()
+        if time.monotonic() - self._synced >= SYNC_SECONDS:
+            os.fsync(self._fh.fileno())
+            self._synced = time.monotonic()
+
+    def close(self) -> None:
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+
+    def __enter__(self) -> "Store":
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,123 @@
+"""The study engine: same results whatever the executor, durable records, resume after kill -9."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from nas_lab.cli.main import main
+from nas_lab.core.errors import UserError
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import chunks, run_study
+from nas_lab.study.store import Store
+
+SMALL = {
+    "name": "small",
+    "budget": 20,
+    "repeats": 6,
+    "seed": 4,
+    "objectives": ["id", "id+ood"],
+    "searchers": {"random": {}, "rea": {"population": 10, "tournament": 3}},
+}
+
+
+def results(directory):
+    """Everything a run found, keyed by run, without timings."""
+    return {r["key"]: (r["best_index"], r["history_index"], r["history_value"]) for r in Store(directory).records()}
+
+
+def test_workers_and_ray_give_identical_runs(tmp_path):
+    study = StudyConfig.from_dict(SMALL, {})
+    one = run_study(study, tmp_path / "one", workers=1)
+    two = run_study(study, tmp_path / "two", workers=2)
+    ray = run_study(study, tmp_path / "ray", workers=2, executor="ray")
+    assert one.ran == two.ran == ray.ran == 24
+    assert results(tmp_path / "one") == results(tmp_path / "two") == results(tmp_path / "ray")
+    assert len(results(tmp_path / "one")) == 24
+
+
+def test_store_is_one_pandas_call_with_config_beside_each_result(tmp_path):
+    pd = pytest.importorskip("pandas")
+    run_study(StudyConfig.from_dict(SMALL, {}), tmp_path, workers=1)
+    frame = pd.read_json(tmp_path / "runs.jsonl", lines=True)
+    assert len(frame) == 24
+    row = frame.iloc[0]
+    assert row["config"]["budget"] == 20 and row["config"]["seed"] == [4, row["repeat"]]
+    assert set(row["best"]) >= {"id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized"}
+
+
+def test_resume_runs_only_what_is_missing(tmp_path):
+    first = run_study(StudyConfig.from_dict({**SMALL, "repeats": 3}, {}), tmp_path, workers=1)
+    assert (first.ran, first.skipped) == (12, 0)
+    more = run_study(StudyConfig.from_dict(SMALL, {}), tmp_path, workers=2)
+    assert (more.ran, more.skipped, more.total) == (12, 12, 24)
+    again = run_study(StudyConfig.from_dict(SMALL, {}), tmp_path, workers=2)
+    assert again.ran == 0
+    assert results(tmp_path) == results(_fresh(tmp_path.parent / "fresh"))
+
+
+def _fresh(directory):
+    run_study(StudyConfig.from_dict(SMALL, {}), directory, workers=1)
+    return directory
+
+
+def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
+    run_study(StudyConfig.from_dict({**SMALL, "repeats": 1}, {}), tmp_path, workers=1)
+    with pytest.raises(UserError, match="holds a different study"):
+        run_study(StudyConfig.from_dict({**SMALL, "budget": 30}, {}), tmp_path, workers=1)
+
+
+def test_chunks_stay_within_one_cell_and_cover_every_run():
+    specs = StudyConfig.from_dict({**SMALL, "repeats": 40}, {}).runs()
+    parts = chunks(specs, workers=2)
+    assert sum(len(c) for c in parts) == len(specs)
+    assert all(len({(s.searcher, s.objective) for s in c}) == 1 for c in parts)
+
+
+def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path):
+    config = tmp_path / "big.yaml"
+    config.write_text(yaml.safe_dump({**SMALL, "budget": 10, "repeats": 3000}))
+    out = tmp_path / "study"
+    cmd = [sys.executable, "-m", "nas_lab.cli.main", "study", str(config), f"out={out}", "workers=1", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = out / "runs.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and (not runs.exists() or runs.read_text().count("\n") < 100):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL
+    kept = runs.read_text().count("\n")
+    assert 100 <= kept < 12000
+    with open(runs, "a") as fh:  # what a kill in the middle of a write leaves behind
+        fh.write('{"key": "rea|id|17", "searcher')
+    finished = subprocess.run(cmd, capture_output=True, text=True)
+    assert finished.returncode == 0, finished.stderr
+    records = [json.loads(line) for line in runs.read_text().splitlines()]
+    assert len(records) == 12000 and len({r["key"] for r in records}) == 12000
+    assert f"{12000 - kept} runs now, {kept} already recorded" in finished.stdout
+
+
+@pytest.mark.parametrize("text, overrides, message", [
+    (None, [], "does not exist"),
+    ("name: [unclosed", [], "is not valid YAML"),
+    (yaml.safe_dump({**SMALL, "budgte": 3}), [], "unknown key 'budgte'"),
+    (yaml.safe_dump({**SMALL, "searchers": {"rae": {}}}), [], "unknown searcher 'rae'"),
+    (yaml.safe_dump({**SMALL, "searchers": {"rea": {"population": "x"}}}), [], "searcher.population must be a whole number"),
+    (yaml.safe_dump(SMALL), ["repeats=0"], "repeats must be at least 1"),
+    (yaml.safe_dump(SMALL), ["objectives=acc"], "has no metric 'acc'"),
+    (yaml.safe_dump(SMALL), ["searchers=bananas"], "bananas not in the study; valid: random, rea"),
+    (yaml.safe_dump(SMALL), ["executor=slurm"], "executor must be one of local, ray"),
+    (yaml.safe_dump(SMALL), ["workers=two"], "workers must be a whole number"),
+])
+def test_bad_study_input_is_one_sentence_and_exit_2(tmp_path, capsys, text, overrides, message):
+    config = tmp_path / "study.yaml"
+    if text is not None:
+        config.write_text(text)
+    code = main(["study", str(config), f"out={tmp_path / 'out'}", "--no-progress", *overrides])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1

@@ -1,0 +1,159 @@
+"""Study report and plots, on a small real study (random and REA, ID and ID+OoD, 5 repeats of 30 evaluations)."""
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from nas_lab.core.config import build
+from nas_lab.core.errors import UserError
+from nas_lab.core.registry import create
+from nas_lab.core.runner import run
+from nas_lab.objectives.tabular.objective import TabularObjective
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.plots import incumbent_curves
+from nas_lab.study.report import write_report
+from nas_lab.study.store import RUNS_FILE, Store, record_of
+
+COLUMNS = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized")
+LABELS = ("ID top-1", "RedIN-C 1", "RedIN-C 5", "RedIN-Sketch", "RedStylized-IN")
+
+
+def make_study(directory, repeats=5):
+    config = StudyConfig.from_dict({
+        "name": "mini", "space": "hyvitas", "budget": 30, "repeats": repeats, "seed": 7,
+        "objectives": ["id", "id+ood"],
+        "searchers": {"random": {}, "rea": {"population": 10, "tournament": 3}},
+    }, {})
+    directory.mkdir(parents=True)
+    (directory / "study.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    with Store(directory) as store:
+        for spec in config.runs():
+            space, objective, searcher = build(spec.run_config())
+            result = run(space, objective, searcher, budget=spec.study.budget, seed=spec.seed)
+            store.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    directory = make_study(tmp_path_factory.mktemp("study") / "mini")
+    return directory, write_report(directory)
+
+
+@pytest.fixture(scope="module")
+def every_arch():
+    space = create("space", "hyvitas", {})
+    return TabularObjective(space, "id").report(space.all_archs())
+
+
+def test_rows_are_mean_and_std_over_repeats_of_the_found_archs(study, every_arch):
+    directory, report = study
+    records = list(Store(directory).records())
+    csv = pd.read_csv(directory / "report.csv")
+    cells = csv[csv["objective"].notna()]
+    assert list(zip(cells["objective"], cells["searcher"])) == [
+        ("id", "random"), ("id", "rea"), ("id+ood", "random"), ("id+ood", "rea")]
+    assert list(cells["row"]) == ["Random search (ID top-1)", "REA (ID top-1)", "Random search (ID+OoD)", "REA (ID+OoD)"]
+    assert list(cells["runs"]) == [5, 5, 5, 5]
+    for _, row in cells.iterrows():
+        runs = [r for r in records if r["objective"] == row["objective"] and r["searcher"] == row["searcher"]]
+        for m in COLUMNS:
+            found = np.array([r["best"][m] for r in runs])
+            assert row[f"{m}_mean"] == pytest.approx(np.mean(found), abs=1e-9)
+            assert row[f"{m}_std"] == pytest.approx(np.std(found, ddof=1), abs=1e-9)
+            assert f"{np.mean(found):.2f} ± {np.std(found, ddof=1):.2f}" in report.markdown
+    assert (cells["id_mean"] > every_arch["id"].mean() + 2).all()  # searching beats the average arch
+
+
+def test_optimum_and_space_mean_rows_come_from_the_whole_table(study, every_arch):
+    directory, report = study
+    csv = pd.read_csv(directory / "report.csv").set_index("row")
+    for m in COLUMNS:
+        assert csv.loc["Optimum", f"{m}_mean"] == pytest.approx(every_arch[m].max())
+        assert np.isnan(csv.loc["Optimum", f"{m}_std"])
+        assert csv.loc["Search space mean", f"{m}_mean"] == pytest.approx(every_arch[m].mean())
+        assert csv.loc["Search space mean", f"{m}_std"] == pytest.approx(every_arch[m].std())
+    # each column's own optimum: the best-ID arch is not the best on every OoD set
+    best_id = np.argmax(every_arch["id"])
+    assert any(every_arch[m][best_id] < every_arch[m].max() for m in COLUMNS[1:])
+    assert "| Optimum | 73.66 |" in report.markdown
+
+
+def test_report_files_header_and_formats(study):
+    directory, report = study
+    names = ["report.md", "report.csv", "report.tex", "anytime.png", "anytime.pdf", "id_vs_ood.png", "id_vs_ood.pdf"]
+    assert sorted(p.name for p in report.paths) == sorted(names)
+    for name in names:
+        assert (directory / name).stat().st_size > 0
+    assert (directory / "anytime.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (directory / "id_vs_ood.pdf").read_bytes()[:5] == b"%PDF-"
+    md = (directory / "report.md").read_text()
+    assert md == report.markdown
+    assert "# Study mini" in md
+    assert "space hyvitas, table hyvitas-sim (SIMULATED" in md and "budget 30 evaluations, 5 repeats" in md
+    assert "| Method | " + " | ".join(LABELS) + " | runs |" in md
+    assert "partial" not in md
+    assert md.count("\n| ") == 2 + 4 + 2  # header, rule, 4 searcher rows, Optimum, Search space mean
+    assert "Plots: anytime.png, anytime.pdf, id_vs_ood.png, id_vs_ood.pdf" in md
+    tex = (directory / "report.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and tex.count(r"\midrule") == 3
+    assert r"REA (ID+OoD) & " in tex and r" $\pm$ " in tex and "SIMULATED" in tex
+    assert len(pd.read_csv(directory / "report.csv")) == 6
+
+
+def test_partial_study_says_how_many_runs_finished(study, tmp_path):
+    directory, _ = study
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(directory / "study.yaml", partial / "study.yaml")
+    records = list(Store(directory).records())
+    kept = [r for r in records if r["key"] != "random|id+ood|3" and not r["key"].startswith("rea|id+ood|")]
+    (partial / RUNS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    report = write_report(partial)
+    assert "**partial: 14 of 20 runs finished" in report.markdown
+    assert "partial: 14 of 20 runs finished" in (partial / "report.tex").read_text()
+    assert "| REA (ID+OoD) | — | — | — | — | — | 0 |" in report.markdown
+    assert list(pd.read_csv(partial / "report.csv")["runs"].iloc[:4]) == [5, 5, 4, 0]
+
+
+@pytest.mark.parametrize("case", ["missing", "not a study", "no runs file", "empty runs file"])
+def test_nothing_to_report_is_a_user_error(study, tmp_path, case):
+    directory, _ = study
+    target = tmp_path / "s"
+    if case != "missing":
+        target.mkdir()
+    if case in ("no runs file", "empty runs file"):
+        shutil.copy(directory / "study.yaml", target / "study.yaml")
+    if case == "empty runs file":
+        (target / RUNS_FILE).write_text("")
+    with pytest.raises(UserError, match="does not exist|not a study folder|no finished runs"):
+        write_report(target)
+
+
+def test_incumbent_curves_follow_the_runs_own_objective(study, every_arch):
+    directory, _ = study
+    records = list(Store(directory).records())
+    for objective in ("id", "id+ood"):
+        runs = [r for r in records if r["objective"] == objective]
+        curves = incumbent_curves(runs, "max", every_arch["id"], 30)
+        assert curves.shape == (10, 30)
+        assert curves[:, -1] == pytest.approx([r["best"]["id"] for r in runs])
+        if objective == "id":
+            assert (np.diff(curves, axis=1) >= 0).all()
+    # under ID+OoD the incumbent's ID can drop: a better ID+OoD arch with lower ID takes over
+    assert (np.diff(incumbent_curves([r for r in records if r["objective"] == "id+ood"], "max", every_arch["id"], 30)) < 0).any()
+
+
+def test_incumbent_is_the_first_to_reach_the_best_value():
+    metric = np.arange(100.0)
+    records = [
+        {"history_index": [10, 11, 12, 13, 14], "history_value": [None, 1.0, 3.0, 3.0, 2.0]},
+        {"history_index": [20, 21, 22, 23, 24], "history_value": [5.0, None, 2.0, 2.0, 7.0]},
+    ]
+    maximised = incumbent_curves(records, "max", metric, 6)  # budget 6: a run that stopped early keeps its incumbent
+    np.testing.assert_array_equal(maximised, [[np.nan, 11, 12, 12, 12, 12], [20, 20, 20, 20, 24, 24]])
+    np.testing.assert_array_equal(incumbent_curves(records, "min", metric, 5), [[np.nan, 11, 11, 11, 11], [20, 20, 22, 22, 22]])
