@@ -157,16 +157,17 @@ def _ray_chunks(work: list[list[RunSpec]], workers: int, address: str | None) ->
 
 
 class Progress:
-    """A tqdm bar over runs, with ETA and the best value found so far per searcher.
+    """A tqdm bar over runs, with ETA and each searcher's mean best value over its finished runs.
 
-    The best values shown are those of the objective most recently reported on,
-    since values of different objectives are not comparable.
+    The figures shown are for the objective most recently reported on, since
+    values of different objectives are not comparable; the mean (not the max)
+    because after a few hundred repeats every searcher has hit the optimum once.
     """
 
     def __init__(self, total: int, already: list[dict], enabled: bool = True):
         from tqdm import tqdm
 
-        self.best: dict[tuple[str, str], float] = {}
+        self.sums: dict[tuple[str, str], list[float]] = {}  # (objective, searcher) -> [sum of bests, runs]
         self.objective = ""
         self.bar = tqdm(total=total, initial=len(already), unit="run", disable=not enabled,
                         file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
@@ -174,17 +175,16 @@ class Progress:
 
     def update(self, records: list[dict], advance: bool = True) -> None:
         for r in records:
-            sign = 1.0 if r["direction"] == "max" else -1.0
-            values = [sign * v for v in r["history_value"] if v is not None]
+            values = [v for v in r["history_value"] if v is not None]
             if values:
-                key = (r["objective"], r["searcher"])
-                self.best[key] = max(self.best.get(key, -np.inf), max(values))
+                entry = self.sums.setdefault((r["objective"], r["searcher"]), [0.0, 0])
+                entry[0] += max(values) if r["direction"] == "max" else min(values)
+                entry[1] += 1
             self.objective = r["objective"]
-            self.sign = sign
         if advance:
             self.bar.update(len(records))
-        shown = " ".join(f"{s} {self.sign * v:.2f}" for (o, s), v in self.best.items() if o == self.objective)
-        self.bar.set_postfix_str(f"best {self.objective}: {shown}" if shown else "", refresh=False)
+        shown = " ".join(f"{s} {total / n:.2f}" for (o, s), (total, n) in self.sums.items() if o == self.objective)
+        self.bar.set_postfix_str(f"mean best {self.objective}: {shown}" if shown else "", refresh=False)
 
     def close(self) -> None:
         self.bar.close()
