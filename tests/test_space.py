@@ -88,3 +88,19 @@ def test_sample_distinct_never_repeats_and_can_exhaust_the_space(space):
 def test_capabilities_include_build(space):
     assert {"mutate", "encode", "build"} <= space.capabilities()
     assert "supernet" not in space.capabilities()
+
+
+def test_a_space_may_number_its_archs_in_its_own_order():
+    from nas_lab.core.space import Decision, Space
+
+    class Reversed(Space):
+        name = "reversed"
+        decisions = (Decision("a", (0, 1, 2), "size"), Decision("b", (0, 1), "size"))
+
+        def index_order(self):
+            return np.arange(6)[::-1].copy()
+
+    s = Reversed()
+    assert s.index([[0, 0], [2, 1]]).tolist() == [5, 0]
+    assert s.arch([5, 0]).tolist() == [[0, 0], [2, 1]]
+    assert np.array_equal(s.index(s.all_archs()), np.arange(6))

@@ -2,7 +2,8 @@
 
 ``space=``, ``searcher=``, ``objective=``, ``seed=``, ``budget=`` pick the run;
 ``searcher.<param>=``, ``objective.<param>=`` and ``space.<param>=`` set plug-in
-parameters; ``table=`` is short for ``objective.table=``. An objective is named
+parameters; ``table=`` is short for ``objective.table=``; ``constraint=``
+bounds a metric (``latency.pixel3<=5``; repeat it or separate with commas). An objective is named
 ``<family>.<metric>`` (``tabular.id+ood``) or by its metric alone, which means
 the tabular family (``id+ood``).
 """
@@ -13,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nas_lab.core import registry
+from nas_lab.core.constraint import Constrained, Constraint
 from nas_lab.core.errors import UserError
 
 DEFAULT_OBJECTIVE_FAMILY = "tabular"
@@ -29,6 +31,7 @@ class RunConfig:
     objective: str = "id"
     seed: int = 0
     budget: int = 100
+    constraints: list[str] = field(default_factory=list)
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in PLUGIN_KINDS})
 
     def apply(self, overrides: list[str]) -> "RunConfig":
@@ -48,11 +51,13 @@ class RunConfig:
             self.params[kind][param] = value
         elif key in ("space", "searcher", "objective"):
             setattr(self, key, str(value))
+        elif key == "constraint":
+            self.constraints += [c for c in str(value).split(",") if c.strip()]
         elif key in ("seed", "budget"):
             setattr(self, key, registry.Param(key, 0, int).coerce(value, ""))
         else:
             raise UserError(
-                f"unknown setting {key!r}; valid: space, searcher, objective, seed, budget, table, "
+                f"unknown setting {key!r}; valid: space, searcher, objective, seed, budget, table, constraint, "
                 "space.<param>, searcher.<param>, objective.<param>"
             )
 
@@ -72,5 +77,7 @@ def build(cfg: RunConfig):
     family, metric = split_objective(cfg.objective)
     args = (space,) if metric is None else (space, metric)
     objective = registry.create("objective", family, cfg.params["objective"], *args)
+    if cfg.constraints:
+        objective = Constrained(objective, [Constraint.parse(c) for c in cfg.constraints])
     searcher = registry.create("searcher", cfg.searcher, cfg.params["searcher"])
     return space, objective, searcher

@@ -46,7 +46,8 @@ class Evaluation:
 class Objective:
     """Base class: subclasses set the attributes below and implement ``evaluate``.
 
-    Objectives are built by the registry as ``cls(space, metric, **params)``.
+    Objectives are built by the registry as ``cls(space, metric, **params)`` and
+    keep that space as ``self.space``.
     """
 
     name: str = ""
@@ -62,6 +63,12 @@ class Objective:
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
         raise NotImplementedError
+
+    def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
+        """``(n,)`` values of any metric this objective can compute, e.g. for a constraint."""
+        from nas_lab.core.errors import UserError
+
+        raise UserError(f"objective {self.name!r} cannot measure {metric!r} for a constraint")
 
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric worth reporting for these archs (the values papers print)."""

@@ -96,7 +96,7 @@ def run(
             raise ValueError(f"searcher {searcher.name!r} asked for {archs.shape} archs; expected (m >= 1, {d})")
         if (archs < 0).any() or (archs >= sizes).any():
             raise ValueError(f"searcher {searcher.name!r} proposed an option index outside the space")
-        idx = (archs @ space.strides).tolist()
+        idx = space.index(archs).tolist()
 
         fresh: dict[int, int] = {}  # new arch index -> position in this batch
         for pos, i in enumerate(idx):

@@ -1,9 +1,11 @@
 """Search spaces: finite sets of architectures as vectors of categorical decisions.
 
 An *arch* is a tuple of option indices, one per decision; a batch of archs is an
-``np.ndarray[int]`` of shape ``(n, d)``. The arch *index* is the mixed-radix number
-whose digits are the option indices (last decision varies fastest), so it doubles
-as the row of a tabular benchmark. Every batch operation here is vectorised: the
+``np.ndarray[int]`` of shape ``(n, d)``. The arch *index* is by default the
+mixed-radix number whose digits are the option indices (last decision varies
+fastest); a space whose benchmark numbers its archs otherwise (NAS-Bench-201)
+supplies that numbering through ``index_order``. The index doubles as the row
+of a tabular benchmark. Every batch operation here is vectorised: the
 tabular search path never creates a Python object per arch.
 """
 
@@ -62,6 +64,15 @@ class Space:
         self.strides = np.ones(len(self.sizes), dtype=np.int64)
         self.strides[:-1] = np.cumprod(self.sizes[::-1])[::-1][1:]
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self._code_to_index = self.index_order()
+        self._index_to_code = None if self._code_to_index is None else np.argsort(self._code_to_index)
+
+    def index_order(self) -> np.ndarray | None:
+        """Public index of each mixed-radix code, for spaces with a benchmark's own numbering.
+
+        ``None`` (the default) means the index is the mixed-radix code itself.
+        """
+        return None
 
     # -- sizes ---------------------------------------------------------------
     @property
@@ -77,12 +88,15 @@ class Space:
     # -- index <-> arch --------------------------------------------------------
     def index(self, archs) -> np.ndarray:
         """Arch index of each arch of a batch ``(n, d)`` (or of one arch)."""
-        return np.asarray(archs, dtype=np.int64) @ self.strides
+        code = np.asarray(archs, dtype=np.int64) @ self.strides
+        return code if self._code_to_index is None else self._code_to_index[code]
 
     def arch(self, index) -> np.ndarray:
         """Archs ``(n, d)`` of an array of indices (or ``(d,)`` for a scalar)."""
-        index = np.asarray(index, dtype=np.int64)
-        return (index[..., None] // self.strides) % self.sizes
+        code = np.asarray(index, dtype=np.int64)
+        if self._index_to_code is not None:
+            code = self._index_to_code[code]
+        return (code[..., None] // self.strides) % self.sizes
 
     def all_archs(self) -> np.ndarray:
         """Every arch of the space, in index order."""

@@ -72,10 +72,10 @@ class TabularObjective(Objective):
         cost = self.table.columns.get("train.hours")
         self._cost = np.zeros(len(self._mean)) if cost is None else np.asarray(cost, dtype=float)
         self.cost_unit = "GPU-hours" if cost is not None else "evaluations"
-        self._report: dict[str, np.ndarray] = {}
+        self._means: dict[str, np.ndarray] = {}  # metric -> every arch's mean over seeds
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
-        idx = archs @ self.space.strides
+        idx = self.space.index(archs)
         if self.seeds == "mean" or self._per_seed.shape[1] == 1:
             values = self._mean[idx]
         else:
@@ -87,16 +87,16 @@ class TabularObjective(Objective):
             feasible=np.ones(len(idx), dtype=bool),
         )
 
+    def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
+        """Mean over training seeds of any table metric (raw or derived) for these archs."""
+        if metric not in self._means:
+            arr = metrics.resolve(self.table, metric)
+            self._means[metric] = arr.mean(axis=1) if arr.ndim == 2 else arr
+        return self._means[metric][self.space.index(archs)]
+
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
-        idx = self.space.index(archs)
-        out = {}
-        for m in dict.fromkeys(metrics.REPORTED + self.targets):
-            if m not in self._report and metrics.known(self.table, m):
-                arr = metrics.resolve(self.table, m)
-                self._report[m] = arr.mean(axis=1) if arr.ndim == 2 else arr
-            if m in self._report:
-                out[m] = self._report[m][idx]
-        return out
+        wanted = dict.fromkeys(metrics.REPORTED + self.targets)
+        return {m: self.measure(m, archs) for m in wanted if m in self._means or metrics.known(self.table, m)}
 
     def values(self) -> np.ndarray:
         """The target (mean over seeds) of every arch, in index order: optimum and space mean come from here."""
