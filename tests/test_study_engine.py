@@ -94,7 +94,7 @@ def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path
     kept = runs.read_text().count("\n")
     assert 100 <= kept < 12000
     with open(runs, "a") as fh:  # what a kill in the middle of a write leaves behind
-        fh.write('{"key": "rea|id|17", "searcher')
+        fh.write('{"key": "rea|id|10|17", "searcher')
     finished = subprocess.run(cmd, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     records = [json.loads(line) for line in runs.read_text().splitlines()]
@@ -121,3 +121,21 @@ def test_bad_study_input_is_one_sentence_and_exit_2(tmp_path, capsys, text, over
     code = main(["study", str(config), f"out={tmp_path / 'out'}", "--no-progress", *overrides])
     err = capsys.readouterr().err
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_budgets_are_a_grid_axis_and_constraints_apply_to_every_run(tmp_path):
+    from nas_lab.study.report import write_report
+
+    study = StudyConfig.from_dict({**SMALL, "budget": [10, 25], "repeats": 3, "objectives": ["id"],
+                                   "constraints": ["latency.rtx4090<=1.0"]}, {})
+    assert study.settings() == [("id", 10), ("id", 25)]
+    assert run_study(study, tmp_path, workers=1).ran == 2 * 2 * 3
+    records = list(Store(tmp_path).records())
+    assert sorted({r["budget"] for r in records}) == [10, 25]
+    assert all(r["evaluations"] == r["budget"] for r in records)
+    found = [r["best"] for r in records if r["best"] is not None]  # a short run may find no feasible arch
+    assert len(found) >= 10 and all(b["latency.rtx4090"] <= 1.0 for b in found)
+    assert all(r["config"]["constraints"] == ["latency.rtx4090<=1.0"] for r in records)
+    report = write_report(tmp_path)
+    assert "| REA (ID top-1, 25 evals) |" in report.markdown and "budget 10 or 25 evaluations, subject to latency" in report.markdown
+    assert {p.name for p in report.paths} >= {"anytime.png", "id_vs_ood.png"}

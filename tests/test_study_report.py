@@ -111,7 +111,7 @@ def test_partial_study_says_how_many_runs_finished(study, tmp_path):
     partial.mkdir()
     shutil.copy(directory / "study.yaml", partial / "study.yaml")
     records = list(Store(directory).records())
-    kept = [r for r in records if r["key"] != "random|id+ood|3" and not r["key"].startswith("rea|id+ood|")]
+    kept = [r for r in records if r["key"] != "random|id+ood|30|3" and not r["key"].startswith("rea|id+ood|30|")]
     (partial / RUNS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
     report = write_report(partial)
     assert "**partial: 14 of 20 runs finished" in report.markdown

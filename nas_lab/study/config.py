@@ -4,18 +4,19 @@
 name: hyvitas_table4
 space: hyvitas
 table: hyvitas-sim          # optional: the space's default table
-budget: 100
+budget: 100                 # or a list, e.g. [100, 150]: one grid axis more
 repeats: 500
 seed: 0
 objectives: [id, id+ood]
+constraints: []             # optional bounds for every run, e.g. [latency.pixel3<=5]
 searchers:                  # label: parameters (``searcher:`` picks another registered name)
   random: {}
   rea: {population: 50, tournament: 10}
 ```
 
-The grid is objectives x searchers x repeats; run ``repeat`` of every cell gets
-the seed ``[seed, repeat]``, so a run's result does not depend on which worker
-ran it or when.
+The grid is settings (objective x budget) x searchers x repeats; run ``repeat``
+of every cell gets the seed ``[seed, repeat]``, so a run's result does not
+depend on which worker ran it or when.
 """
 
 from __future__ import annotations
@@ -31,8 +32,9 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.registry import Param
 from nas_lab.study.store import run_key
 
-_KEYS = ("name", "space", "table", "budget", "repeats", "seed", "objectives", "searchers", "space_params", "objective_params")
-_INTS = ("budget", "repeats", "seed")
+_KEYS = ("name", "space", "table", "budget", "repeats", "seed", "objectives", "constraints", "searchers",
+         "space_params", "objective_params")
+_INTS = ("repeats", "seed")
 
 
 @dataclass(frozen=True)
@@ -43,19 +45,21 @@ class RunSpec:
     searcher_name: str  # registered name
     searcher_params: tuple
     objective: str
+    budget: int
     repeat: int
     study: "StudyConfig"
 
     @property
     def key(self) -> str:
-        return run_key(self.searcher, self.objective, self.repeat)
+        return run_key(self.searcher, self.objective, self.budget, self.repeat)
 
     @property
     def seed(self) -> list[int]:
         return [self.study.seed, self.repeat]
 
     def run_config(self) -> RunConfig:
-        cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.study.budget)
+        cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.budget,
+                        constraints=list(self.study.constraints))
         cfg.params["searcher"] = dict(self.searcher_params)
         cfg.params["space"] = dict(self.study.space_params)
         cfg.params["objective"] = {**self.study.objective_params, **({"table": self.study.table} if self.study.table else {})}
@@ -70,7 +74,8 @@ class RunSpec:
             "searcher_params": dict(self.searcher_params),
             "objective": self.objective,
             "objective_params": dict(self.study.objective_params),
-            "budget": self.study.budget,
+            "constraints": list(self.study.constraints),
+            "budget": self.budget,
             "seed": self.seed,
         }
 
@@ -84,9 +89,10 @@ class StudyConfig:
     objectives: list[str]
     space: str = "hyvitas"
     table: str | None = None
-    budget: int = 100
+    budget: int | list[int] = 100
     repeats: int = 500
     seed: int = 0
+    constraints: list[str] = field(default_factory=list)
     space_params: dict[str, Any] = field(default_factory=dict)
     objective_params: dict[str, Any] = field(default_factory=dict)
 
@@ -129,9 +135,20 @@ class StudyConfig:
         for key in _INTS:
             if key in data:
                 data[key] = Param(key, 0, int).coerce(data[key], "")
-        for key in ("budget", "repeats"):
-            if key in data and data[key] < 1:
-                raise UserError(f"{key} must be at least 1, got {data[key]}")
+        if "budget" in data:
+            budgets = data["budget"]
+            if isinstance(budgets, str):
+                budgets = budgets.strip("[]").split(",")
+            budgets = [Param("budget", 0, int).coerce(b, "") for b in (budgets if isinstance(budgets, list) else [budgets])]
+            data["budget"] = budgets[0] if len(budgets) == 1 else budgets
+        for key, values in (("budget", _as_list(data.get("budget", 1))), ("repeats", [data.get("repeats", 1)])):
+            for value in values:
+                if value < 1:
+                    raise UserError(f"{key} must be at least 1, got {value}")
+        constraints = data.get("constraints") or []
+        if isinstance(constraints, str):
+            constraints = [c for c in constraints.split(",") if c.strip()]
+        data["constraints"] = [str(c) for c in constraints]
         searchers = data.get("searchers")
         if not isinstance(searchers, dict) or not searchers:
             raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
@@ -151,15 +168,23 @@ class StudyConfig:
         for spec in self.runs(repeats=1):
             build(spec.run_config())
 
+    @property
+    def budgets(self) -> list[int]:
+        return _as_list(self.budget)
+
+    def settings(self) -> list[tuple[str, int]]:
+        """The grid's (objective, budget) pairs, in config order: a report's groups of rows."""
+        return [(o, b) for o in self.objectives for b in self.budgets]
+
     def runs(self, repeats: int | None = None) -> list[RunSpec]:
-        """The grid, objectives outermost and repeats innermost."""
+        """The grid, settings outermost and repeats innermost."""
         out = []
-        for objective in self.objectives:
+        for objective, budget in self.settings():
             for label, params in self.searchers.items():
                 params = dict(params)
                 name = str(params.pop("searcher", label))
                 for repeat in range(self.repeats if repeats is None else repeats):
-                    out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, repeat, self))
+                    out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, budget, repeat, self))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -170,3 +195,7 @@ class StudyConfig:
         mine, theirs = self.to_dict(), other.to_dict()
         mine.pop("repeats"), theirs.pop("repeats")
         return mine == theirs
+
+
+def _as_list(value) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]

@@ -1,6 +1,6 @@
 """Run a study's grid in parallel, durably and resumably.
 
-Runs are grouped into chunks of one grid cell (same searcher and objective), so a
+Runs are grouped into chunks of one grid cell (same searcher, objective, budget), so a
 worker builds the space and objective once per chunk and the searcher once per
 run. The main process appends each finished chunk's records to the store as it
 arrives; a killed study loses at most the chunks in flight, and running it
@@ -49,7 +49,7 @@ def run_chunk(specs: list[RunSpec]) -> list[dict]:
     records = []
     for spec in specs:
         searcher = registry.create("searcher", spec.searcher_name, dict(spec.searcher_params))
-        result = run(space, objective, searcher, budget=spec.study.budget, seed=spec.seed)
+        result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed)
         records.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
     return records
 
@@ -59,7 +59,8 @@ def chunks(specs: list[RunSpec], workers: int) -> list[list[RunSpec]]:
     size = max(1, min(MAX_CHUNK, len(specs) // (4 * workers) or 1))
     out, current = [], []
     for spec in specs:
-        if current and (len(current) == size or (current[0].searcher, current[0].objective) != (spec.searcher, spec.objective)):
+        cell = (spec.searcher, spec.objective, spec.budget)
+        if current and (len(current) == size or (current[0].searcher, current[0].objective, current[0].budget) != cell):
             out.append(current)
             current = []
         current.append(spec)

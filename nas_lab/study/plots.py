@@ -58,23 +58,38 @@ def _mean_and_se(curves: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return mean, np.sqrt(var / n)
 
 
-def _figure(study: StudyResults, what: str) -> tuple[Figure, np.ndarray]:
-    """One panel per objective, sharing the axes, titled with the study and the data's nature."""
-    panels = len(study.config.objectives)
-    fig = Figure(figsize=(PANEL_WIDTH * panels + 0.4, PANEL_HEIGHT + 0.8), layout="constrained")
+def _figure(study: StudyResults, what: str, same_y: bool) -> tuple[Figure, list[tuple[Any, str, int]]]:
+    """One panel per setting (rows: budgets, columns: objectives), titled with the study and its data.
+
+    Returns the figure and ``(axes, objective, budget)`` per panel; y axes are shared
+    only when every panel shows the same metric.
+    """
+    objectives, budgets = study.config.objectives, study.config.budgets
+    fig = Figure(figsize=(PANEL_WIDTH * len(objectives) + 0.4, PANEL_HEIGHT * len(budgets) + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, panels, sharex=True, sharey=True, squeeze=False)[0]
+    grid = fig.subplots(len(budgets), len(objectives), sharex="row", sharey=same_y, squeeze=False)
     table = study.reference.table
     data = f"SIMULATED table {table.name}" if table.simulated else f"table {table.name}"
     fig.suptitle(f"{what}: study {study.config.name} ({study.config.space}, {data})")
-    for ax, objective in zip(axes, study.config.objectives):
-        ax.set_title(f"searched for {study.objective_title(objective)}", fontsize="medium")
-        ax.grid(alpha=0.3, linewidth=0.6)
-    return fig, axes
+    panels = []
+    for i, budget in enumerate(budgets):
+        for j, objective in enumerate(objectives):
+            ax = grid[i, j]
+            suffix = f", budget {budget}" if len(budgets) > 1 else ""
+            ax.set_title(f"searched for {study.objective_title(objective)}{suffix}", fontsize="medium")
+            ax.grid(alpha=0.3, linewidth=0.6)
+            panels.append((ax, objective, budget))
+    return fig, panels
 
 
-def _runs(study: StudyResults, objective: str, searcher: str) -> list[dict[str, Any]]:
-    return [r for r in study.records if r["objective"] == objective and r["searcher"] == searcher]
+def _runs(study: StudyResults, objective: str, budget: int, searcher: str) -> list[dict[str, Any]]:
+    return [r for r in study.records if (r["objective"], r["budget"], r["searcher"]) == (objective, budget, searcher)]
+
+
+def _shown_metric(study: StudyResults, objective: str) -> str:
+    """What a panel plots: the objective's own target when the report shows it, else the first column (ID)."""
+    target = study.objectives[objective].targets[0]
+    return target if target in study.values else study.columns[0]
 
 
 def _legend(fig: Figure, axes: np.ndarray, title: str | None = None) -> None:
@@ -88,16 +103,15 @@ def _legend(fig: Figure, axes: np.ndarray, title: str | None = None) -> None:
 
 
 def anytime_figure(study: StudyResults) -> Figure:
-    """Mean over repeats (band: standard error) of the incumbent's first column (ID on HyViTas) per evaluation."""
-    metric = study.columns[0]
-    values = study.values[metric]
-    budget = study.config.budget
-    fig, axes = _figure(study, "Anytime performance")
-    x = np.arange(1, budget + 1)
-    for ax, objective in zip(axes, study.config.objectives):
+    """Mean over repeats (band: standard error) of the incumbent's metric per evaluation, per setting."""
+    shown = {o: _shown_metric(study, o) for o in study.config.objectives}
+    fig, panels = _figure(study, "Anytime performance", same_y=len(set(shown.values())) == 1)
+    for ax, objective, budget in panels:
+        metric, values = shown[objective], study.values[shown[objective]]
         direction = study.objectives[objective].directions[0]
+        x = np.arange(1, budget + 1)
         for k, searcher in enumerate(study.config.searchers):
-            runs = _runs(study, objective, searcher)
+            runs = _runs(study, objective, budget, searcher)
             if not runs:
                 continue
             mean, se = _mean_and_se(incumbent_curves(runs, direction, values, budget))
@@ -106,9 +120,9 @@ def anytime_figure(study: StudyResults) -> Figure:
         optimum = np.nanmax(values)
         ax.axhline(optimum, color="0.2", linestyle="--", linewidth=1, label=f"table optimum ({optimum:.2f} %)")
         ax.set_xlabel("architectures evaluated")
+        ax.set_ylabel(f"{study.label(metric)} of the incumbent (%)")
         ax.set_xlim(1, budget)
-    axes[0].set_ylabel(f"{study.label(metric)} of the incumbent (%)")
-    _legend(fig, axes, "mean over finished repeats; band: ± standard error")
+    _legend(fig, [ax for ax, _, _ in panels], "mean over finished repeats; band: ± standard error")
     return fig
 
 
@@ -120,30 +134,31 @@ def id_vs_ood_figure(study: StudyResults) -> Figure:
     """
     metric = study.columns[0]
     x_all, y_all = study.values[metric], study.values["ood"]
-    found = {(r["objective"], r["searcher"]): [] for r in study.records}
+    found = {(r["objective"], r["budget"], r["searcher"]): [] for r in study.records}
     for r in study.records:
         if r["best"] and metric in r["best"] and "ood" in r["best"]:
-            found[r["objective"], r["searcher"]].append((r["best"][metric], r["best"]["ood"]))
+            found[r["objective"], r["budget"], r["searcher"]].append((r["best"][metric], r["best"]["ood"]))
     shown = np.array([p for points in found.values() for p in points]).reshape(-1, 2)
     low = np.nanquantile(x_all, TAIL), np.nanquantile(y_all, TAIL)
     low = min(low[0], shown[:, 0].min(initial=np.inf)), min(low[1], shown[:, 1].min(initial=np.inf))
     hidden = int(((x_all < low[0]) | (y_all < low[1])).sum())
-    fig, axes = _figure(study, f"{study.label(metric)} vs {study.label('ood')}")
-    for ax, objective in zip(axes, study.config.objectives):
+    fig, panels = _figure(study, f"{study.label(metric)} vs {study.label('ood')}", same_y=True)
+    axes = [ax for ax, _, _ in panels]
+    for ax, objective, budget in panels:
         if hidden:
             ax.text(0.98, 0.02, f"{hidden} architectures further down or left not shown", transform=ax.transAxes,
                     ha="right", va="bottom", fontsize="small", color="0.4")
         ax.scatter(x_all, y_all, s=3, color="0.7", alpha=0.5, linewidths=0, rasterized=True,
                    label=f"all {len(x_all):,} architectures")
         for k, searcher in enumerate(study.config.searchers):
-            points = np.array(found.get((objective, searcher), [])).reshape(-1, 2)
+            points = np.array(found.get((objective, budget, searcher), [])).reshape(-1, 2)
             ax.scatter(points[:, 0], points[:, 1], s=30, marker=MARKERS[k % len(MARKERS)], facecolors="none",
                        edgecolors=f"C{k}", linewidths=1.1, alpha=0.8, label=f"found by {study.searcher_title(searcher)}")
         ax.set_xlabel(f"{study.label(metric)} (%)")
+        ax.set_ylabel(f"{study.label('ood')} (%)")
     margin = 0.03 * (np.nanmax(x_all) - low[0]), 0.03 * (np.nanmax(y_all) - low[1])
     axes[0].set_xlim(low[0] - margin[0], np.nanmax(x_all) + margin[0])
     axes[0].set_ylim(low[1] - margin[1], np.nanmax(y_all) + margin[1])
-    axes[0].set_ylabel(f"{study.label('ood')} (%)")
     _legend(fig, axes)
     return fig
 

@@ -74,9 +74,10 @@ class StudyResults:
         obj = self.objectives[objective]
         return ", ".join(obj.label(t) for t in obj.targets)
 
-    def row_label(self, searcher: str, objective: str) -> str:
-        """``REA (ID top-1)``: the searcher and what it searched for."""
-        return f"{self.searcher_title(searcher)} ({self.objective_title(objective)})"
+    def row_label(self, searcher: str, objective: str, budget: int) -> str:
+        """``REA (ID top-1)``: the searcher and what it searched for (and its budget, when the study has several)."""
+        suffix = f", {budget} evals" if len(self.config.budgets) > 1 else ""
+        return f"{self.searcher_title(searcher)} ({self.objective_title(objective)}{suffix})"
 
     def source(self) -> str:
         """Space, table (flagged when simulated), budget and repeats, in one line."""
@@ -85,9 +86,11 @@ class StudyResults:
         elif self.reference.table.simulated:
             table = f"table {self.reference.table.name} (SIMULATED: not real training results)"
         else:
-            table = f"table {self.reference.table.name}"
+            table = f"table {self.reference.table.name} ({self.reference.table.description})"
         cfg = self.config
-        return f"space {cfg.space}, {table}, budget {cfg.budget} evaluations, {cfg.repeats} repeats, seed {cfg.seed}"
+        budgets = " or ".join(map(str, cfg.budgets))
+        limits = f", subject to {' and '.join(cfg.constraints)}" if cfg.constraints else ""
+        return f"space {cfg.space}, {table}, budget {budgets} evaluations{limits}, {cfg.repeats} repeats, seed {cfg.seed}"
 
 
 @dataclass
@@ -144,14 +147,16 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
     """The report's rows (those of report.csv): ``row``, ``objective``, ``searcher``, ``runs``,
     then ``<metric>_mean`` and ``<metric>_std`` per column; the reference rows last."""
     cols = study.columns
-    found = pd.DataFrame([{"objective": r["objective"], "searcher": r["searcher"], **(r["best"] or {})} for r in study.records])
-    found = found.reindex(columns=["objective", "searcher", *cols])  # a run that found nothing counts, as NaN
-    groups = found.groupby(["objective", "searcher"], sort=False)
-    cells = pd.MultiIndex.from_product([study.config.objectives, list(study.config.searchers)], names=["objective", "searcher"])
+    keys = ["objective", "budget", "searcher"]
+    found = pd.DataFrame([{**{k: r[k] for k in keys}, **(r["best"] or {})} for r in study.records])
+    found = found.reindex(columns=[*keys, *cols])  # a run that found nothing counts, as NaN
+    groups = found.groupby(keys, sort=False)
+    cells = pd.MultiIndex.from_tuples([(o, b, s) for o, b in study.config.settings() for s in study.config.searchers], names=keys)
     mean, std = groups[cols].mean().reindex(cells), groups[cols].std(ddof=1).reindex(cells)
     frame = pd.DataFrame({
-        "row": [study.row_label(s, o) for o, s in cells],
+        "row": [study.row_label(s, o, b) for o, b, s in cells],
         "objective": cells.get_level_values("objective"),
+        "budget": pd.array(cells.get_level_values("budget"), dtype="Int64"),
         "searcher": cells.get_level_values("searcher"),
         "runs": pd.array(groups.size().reindex(cells, fill_value=0).to_numpy(), dtype="Int64"),
     })
@@ -231,7 +236,7 @@ def _latex(study: StudyResults, frame: pd.DataFrame) -> str:
               " & ".join(h.translate(_TEX_ESCAPES) for h in header) + r" \\", r"\midrule"]
     previous = None
     for (_, row), cells in zip(frame.iterrows(), _cells(study, frame, r" $\pm$ ")):
-        group = row["objective"] if isinstance(row["objective"], str) else "reference"
+        group = (row["objective"], row["budget"]) if isinstance(row["objective"], str) else "reference"
         if previous is not None and group != previous:
             lines.append(r"\midrule")
         previous = group

@@ -4,7 +4,7 @@
 the runs in flight, and a half-written last line is dropped on the next open.
 It reads with one pandas call: ``pandas.read_json("STUDY_DIR/runs.jsonl", lines=True)``.
 
-Each line holds the run's key (``searcher|objective|repeat``), the target's direction, its full config
+Each line holds the run's key (``searcher|objective|budget|repeat``), the target's direction, its full config
 (space, table, searcher name and parameters, objective, budget, seed), what it
 found (``best_index``, ``best_arch``, ``best`` = reported metrics of the best
 arch) and its history (``history_index``: arch index per evaluation, in order;
@@ -26,16 +26,17 @@ RUNS_FILE = "runs.jsonl"
 SYNC_SECONDS = 1.0
 
 
-def run_key(searcher: str, objective: str, repeat: int) -> str:
-    return f"{searcher}|{objective}|{repeat}"
+def run_key(searcher: str, objective: str, budget: int, repeat: int) -> str:
+    return f"{searcher}|{objective}|{budget}|{repeat}"
 
 
 def record_of(result: RunResult, searcher: str, objective: str, repeat: int, config: dict[str, Any]) -> dict[str, Any]:
     """The store line of a finished run (``searcher`` is the study's label for it)."""
     return {
-        "key": run_key(searcher, objective, repeat),
+        "key": run_key(searcher, objective, result.budget, repeat),
         "searcher": searcher,
         "objective": objective,
+        "budget": result.budget,
         "repeat": repeat,
         "direction": result.directions[0],
         "config": config,
