@@ -1,10 +1,15 @@
-"""Shared fixtures: the HyViTas space and a tiny hand-made objective over it."""
+"""Shared fixtures: the HyViTas space, a tiny hand-made objective over it, and the real benchmark data."""
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.spaces.hyvitas import HyViTasSpace
+
+#: real published benchmark data, read-only, next to the repository (see its SOURCES.md)
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 class SumObjective(Objective):
@@ -47,3 +52,11 @@ def space():
 @pytest.fixture
 def sum_objective(space):
     return SumObjective(space)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``<repo>/../shared/data``; tests that need it are skipped when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real benchmark data not found at {SHARED_DATA} (the project never copies it into the repo)")
+    return SHARED_DATA

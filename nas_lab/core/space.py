@@ -211,6 +211,13 @@ class Space:
                 caps.add(extra)
         return frozenset(caps)
 
+    def __eq__(self, other) -> bool:
+        """Spaces are values: the same class with the same decisions is the same space."""
+        return type(other) is type(self) and other.decisions == self.decisions
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.decisions))
+
     def __repr__(self) -> str:
         return f"<space {self.name}: {self.dim} decisions, {self.cardinality} archs>"
 

@@ -17,7 +17,8 @@ from nas_lab.core.errors import UserError
 from nas_lab.objectives.tabular.table import Table
 
 #: the metrics a run reports for its best arch, when the table has them
-REPORTED = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized", "ood", "id+ood", "params", "flops")
+REPORTED = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized", "ood", "id+ood",
+            "test.cifar10", "test.cifar100", "test.imagenet16", "params", "flops")
 
 LABELS = {
     "id": "ID top-1",
@@ -29,6 +30,9 @@ LABELS = {
     "ood.stylized": "RedStylized-IN",
     "ood": "OoD mean",
     "id+ood": "ID+OoD",
+    "test.cifar10": "CIFAR-10 test",
+    "test.cifar100": "CIFAR-100 test",
+    "test.imagenet16": "ImageNet16-120 test",
     "params": "params",
     "flops": "FLOPs",
     "train.hours": "training GPU-hours",

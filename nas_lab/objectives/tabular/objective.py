@@ -8,6 +8,7 @@ It imports no torch.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,8 @@ def open_table(space: Space, table: str | None) -> Table:
     if name in registry.names("table"):
         loaded = registry.load("table", name)(space)
     elif Path(name).exists():
-        loaded = Table.load(name, space)
+        path = Path(name).resolve()
+        loaded = _load_file(str(path), path.stat().st_mtime_ns, space)
     else:
         raise UserError(
             f"table {name!r} is neither a built-in table ({', '.join(registry.names('table'))}) nor an existing file"
@@ -38,6 +40,12 @@ def open_table(space: Space, table: str | None) -> Table:
     if loaded.space != space.name:
         raise UserError(f"table {loaded.name!r} is for space {loaded.space!r}, not {space.name!r}")
     return loaded
+
+
+@lru_cache(maxsize=8)
+def _load_file(path: str, mtime_ns: int, space: Space) -> Table:
+    """``Table.load`` once per process per file version: a study builds objectives once per chunk."""
+    return Table.load(path, space)
 
 
 class TabularObjective(Objective):

@@ -16,6 +16,8 @@ with its rows shuffled, loads correctly or fails with one clear sentence.
   cells read as NaN, as pandas writes them. ``save`` puts the metadata on a
   first ``# {json}`` line (pandas: ``read_csv(path, comment="#")``) so that a
   simulated table stays marked as simulated; ``load`` skips leading ``#`` lines.
+- a NATS-Bench release (a folder, or a CSV with an ``ArchitectureString``
+  column) is read by ``nats.read`` into the ``nb201`` table.
 
 Column names follow one convention across benchmarks: ``id.top1``,
 ``id.top5``, ``ood.<dataset>``, ``ood.c.<corruption>.<severity>``,
@@ -119,8 +121,11 @@ class Table:
 
     @classmethod
     def load(cls, path, space: Space) -> "Table":
-        """Read a ``.npz`` or ``.csv`` table and put its rows in arch-index order for ``space``."""
+        """Read a ``.npz`` or ``.csv`` table, or a benchmark release in its own layout, in arch-index order for ``space``."""
         path = Path(path)
+        importer = _importer(path)
+        if importer is not None:
+            return importer(path, space)
         suffix = path.suffix.lower()
         reader = {".npz": _read_npz, ".csv": _read_csv}.get(suffix)
         if reader is None:
@@ -169,6 +174,13 @@ class Table:
         with open(path, "w", newline="") as fh:
             fh.write(f"# {self._meta()}\n" + ",".join(header) + "\n")
             fh.writelines(",".join(row) + "\n" for row in zip(*cells))
+
+
+def _importer(path: Path):
+    """The reader of a benchmark release that ``path`` is laid out as, or ``None`` for a native table."""
+    from nas_lab.objectives.tabular import nats  # imports this module: load it on first use
+
+    return nats.read if nats.recognises(path) else None
 
 
 def _read_npz(path: Path, space: Space):
