@@ -23,6 +23,7 @@ GROUPS = {
     "objective": "nas_lab.objectives",
     "searcher": "nas_lab.searchers",
     "table": "nas_lab.tables",
+    "proxy": "nas_lab.proxies",
 }
 
 #: constructor arguments supplied by the framework, not by the user
@@ -35,7 +36,7 @@ def _entry_points(kind: str) -> dict:
 
 
 def names(kind: str) -> list[str]:
-    """Registered names of a kind (``space``, ``objective``, ``searcher``, ``table``)."""
+    """Registered names of a kind (``space``, ``objective``, ``searcher``, ``table``, ``proxy``)."""
     return sorted(_entry_points(kind))
 
 
