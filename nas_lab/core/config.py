@@ -3,7 +3,9 @@
 ``space=``, ``searcher=``, ``objective=``, ``seed=``, ``budget=`` pick the run;
 ``searcher.<param>=``, ``objective.<param>=`` and ``space.<param>=`` set plug-in
 parameters; ``table=`` is short for ``objective.table=``; ``constraint=``
-bounds a metric (``latency.pixel3<=5``; repeat it or separate with commas). An objective is named
+bounds a metric (``latency.pixel3<=5``; repeat it or separate with commas);
+``dataset=``, ``dataset.<param>=`` and ``device=`` define the task that
+one-shot searchers and supernet objectives train on. An objective is named
 ``<family>.<metric>`` (``tabular.id+ood``) or by its metric alone, which means
 the tabular family (``id+ood``).
 """
@@ -16,10 +18,13 @@ from typing import Any
 from nas_lab.core import registry
 from nas_lab.core.constraint import Constrained, Constraint
 from nas_lab.core.errors import UserError
+from nas_lab.core.task import Task
 
 DEFAULT_OBJECTIVE_FAMILY = "tabular"
 SHORTHANDS = {"table": ("objective", "table")}
 PLUGIN_KINDS = ("space", "searcher", "objective")
+#: settings with their own ``<kind>.<param>=`` overrides
+PARAM_KINDS = (*PLUGIN_KINDS, "dataset")
 
 
 @dataclass
@@ -32,7 +37,9 @@ class RunConfig:
     seed: int = 0
     budget: int = 100
     constraints: list[str] = field(default_factory=list)
-    params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in PLUGIN_KINDS})
+    dataset: str = "digits"
+    device: str = "cpu"
+    params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in PARAM_KINDS})
 
     def apply(self, overrides: list[str]) -> "RunConfig":
         """Apply ``key=value`` strings in order; ``UserError`` for anything malformed or unknown."""
@@ -47,9 +54,9 @@ class RunConfig:
     def set(self, key: str, value: Any) -> None:
         key = ".".join(SHORTHANDS.get(key, (key,)))
         kind, dot, param = key.partition(".")
-        if dot and kind in PLUGIN_KINDS and param:
+        if dot and kind in PARAM_KINDS and param:
             self.params[kind][param] = value
-        elif key in ("space", "searcher", "objective"):
+        elif key in ("space", "searcher", "objective", "dataset", "device"):
             setattr(self, key, str(value))
         elif key == "constraint":
             self.constraints += [c for c in str(value).split(",") if c.strip()]
@@ -58,8 +65,13 @@ class RunConfig:
         else:
             raise UserError(
                 f"unknown setting {key!r}; valid: space, searcher, objective, seed, budget, table, constraint, "
-                "space.<param>, searcher.<param>, objective.<param>"
+                "dataset, device, space.<param>, searcher.<param>, objective.<param>, dataset.<param>"
             )
+
+    def task(self) -> Task:
+        """The dataset and device one-shot searchers and supernet objectives learn on."""
+        registry.check("dataset", self.dataset)  # an unknown name fails here, before any run
+        return Task(self.dataset, tuple(sorted(self.params["dataset"].items())), self.device)
 
 
 def split_objective(spec: str) -> tuple[str, str | None]:
@@ -76,8 +88,9 @@ def build(cfg: RunConfig):
     space = registry.create("space", cfg.space, cfg.params["space"])
     family, metric = split_objective(cfg.objective)
     args = (space,) if metric is None else (space, metric)
-    objective = registry.create("objective", family, cfg.params["objective"], *args)
+    task = cfg.task()
+    objective = registry.create("objective", family, cfg.params["objective"], *args, task=task)
     if cfg.constraints:
         objective = Constrained(objective, [Constraint.parse(c) for c in cfg.constraints])
-    searcher = registry.create("searcher", cfg.searcher, cfg.params["searcher"])
+    searcher = registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=task)
     return space, objective, searcher
