@@ -90,14 +90,18 @@ def test_bad_budgets_are_refused(space, sum_objective, budget, message):
     assert sum_objective.calls == 0
 
 
-def test_incompatible_searcher_is_refused_before_anything_is_spent(space, sum_objective):
+def test_incompatible_searcher_is_refused_before_anything_is_spent():
+    from nas_lab.spaces.nb201 import NB201Space
+
     class NeedsSupernet(RandomSearch):
         name = "oneshot"
         needs = ("supernet",)
 
-    with pytest.raises(UserError, match="needs a space that can supernet"):
-        run(space, sum_objective, NeedsSupernet(), budget=5)
-    assert sum_objective.calls == 0
+    nb201 = NB201Space()
+    objective = SumObjective(nb201)
+    with pytest.raises(UserError, match="needs a space that can supernet, but space 'nb201' offers only"):
+        run(nb201, objective, NeedsSupernet(), budget=5)
+    assert objective.calls == 0
 
 
 def test_multi_target_objective_needs_a_multi_objective_searcher(space, sum_objective):
