@@ -154,3 +154,26 @@ def test_best_so_far_is_monotone(space, sum_objective):
 def test_rea_rejects_bad_parameters(kwargs, message):
     with pytest.raises(UserError, match=message):
         RegularizedEvolution(**kwargs)
+
+
+def test_a_searcher_that_is_done_ends_the_run_and_its_report_is_recorded(space, sum_objective):
+    class OneShot(RandomSearch):
+        name = "oneshot"
+
+        def reset(self, space, objective, rng):
+            super().reset(space, objective, rng)
+            self.proposed = False
+
+        def ask(self, n):
+            if self.proposed:
+                return np.empty((0, 8), dtype=np.int64)
+            self.proposed = True
+            return np.full((1, 8), 2)
+
+        def report(self):
+            return {"supernet.val": 0.5}
+
+    result = run(space, sum_objective, OneShot(), budget=100, seed=0)
+    assert result.evaluations == 1 and result.best_metrics["sum"] == 16.0
+    assert result.note == "searcher finished after 1 of 100 evaluations"
+    assert result.to_dict()["searcher_report"] == {"supernet.val": 0.5}

@@ -139,3 +139,13 @@ def test_budgets_are_a_grid_axis_and_constraints_apply_to_every_run(tmp_path):
     report = write_report(tmp_path)
     assert "| REA (ID top-1, 25 evals) |" in report.markdown and "budget 10 or 25 evaluations, subject to latency" in report.markdown
     assert {p.name for p in report.paths} >= {"anytime.png", "id_vs_ood.png"}
+
+
+def test_a_searcher_may_run_fewer_repeats_and_fewer_objectives(tmp_path):
+    from nas_lab.study.report import write_report
+
+    study = StudyConfig.from_dict({**SMALL, "searchers": {"random": {}, "rea": {"repeats": 2, "objectives": ["id"]}}}, {})
+    assert run_study(study, tmp_path, workers=1).ran == 6 * 2 + 2
+    report = write_report(tmp_path)
+    assert "| REA (ID top-1) |" in report.markdown and "REA (ID+OoD)" not in report.markdown
+    assert "partial" not in report.markdown

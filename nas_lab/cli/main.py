@@ -1,4 +1,5 @@
-"""The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``list`` plug-ins.
+"""The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``list`` plug-ins;
+``precompute`` zero-cost proxies into their cache and ``correlate`` them with a benchmark metric.
 
 Bad input of any kind ends in one sentence on stderr and exit status 2; a
 traceback means a bug in nas_lab (or in a plug-in), never a user mistake.
@@ -60,6 +61,49 @@ examples:
 
 EXECUTION_DEFAULTS = {"out": "", "workers": "", "executor": "local", "executor.address": ""}
 
+PRECOMPUTE_HELP = """\
+Compute zero-cost proxy values into the on-disk cache before a zero-shot study, in parallel;
+values already cached are skipped, so an interrupted precompute resumes when run again.
+
+Settings (key=value):
+  space=hyvitas proxies=a,b        required: the proxies, e.g. naswot,synflow (a wrong name lists them all)
+  sample=N seed=0                  N random archs drawn with seed (default: the whole space)
+  resolution=PX batch_size=64      input side (default: the proxies' for the space) and batch; seed fixes weights too
+  device=cpu|cuda                  where models run
+  workers=N executor=local|ray executor.address=auto   parallelism (default: every core)
+  cache=PATH                       cache file (default $NAS_LAB_CACHE/zero_cost.sqlite, else ~/.cache/nas_lab/)
+
+examples:
+  nas-lab precompute space=hyvitas proxies=naswot,snip,synflow,jacob_cov,params,logsynflow
+  nas-lab precompute space=nb201 proxies=naswot sample=1000 workers=8
+"""
+
+CORRELATE_HELP = """\
+Rank correlation (Kendall tau, Spearman rho) of zero-cost proxies with a benchmark-table metric
+over a fixed sample of archs (HyViTas-Bench Table 5): printed, written as CSV, plotted as PNG+PDF.
+Proxy values come from the cache; missing ones are computed in parallel as by `nas-lab precompute`.
+
+Settings (key=value): those of `nas-lab precompute` (sample defaults to 1000), and
+  metric=NAME                      table metric (default: the table's first accuracy: id, test.cifar10)
+  table=NAME|PATH                  benchmark table (default: the space's own)
+  out=DIR                          default results/correlate/<space>_<metric>
+
+examples:
+  nas-lab correlate space=hyvitas proxies=params,naswot,synflow metric=ood.sketch
+  nas-lab correlate space=nb201 proxies=naswot,synflow metric=test.cifar10 sample=1000 table=../shared/data
+"""
+
+#: settings of `nas-lab precompute` and their defaults; `correlate` adds CORRELATE_SETTINGS
+PRECOMPUTE_SETTINGS = {p.name: p for p in (
+    Param("space", "hyvitas", str), Param("proxies", "", str), Param("sample", None, int), Param("seed", 0, int),
+    Param("resolution", None, int), Param("batch_size", 64, int), Param("device", "cpu", str),
+    Param("workers", None, int), Param("executor", "local", str), Param("executor.address", None, str),
+    Param("cache", None, str),
+)}
+CORRELATE_SETTINGS = {**PRECOMPUTE_SETTINGS, "sample": Param("sample", 1000, int), **{p.name: p for p in (
+    Param("metric", None, str), Param("table", None, str), Param("out", None, str),
+)}}
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nas-lab", description="Neural architecture search research framework.")
@@ -77,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     p_study.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. repeats=50 workers=2 executor=ray")
     p_study.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    for name, text, blurb in (("precompute", PRECOMPUTE_HELP, "fill the zero-cost proxy cache ahead of a zero-shot study"),
+                                 ("correlate", CORRELATE_HELP, "rank-correlate zero-cost proxies with a table metric")):
+        p_zc = sub.add_parser(name, help=blurb, description=text, formatter_class=argparse.RawDescriptionHelpFormatter)
+        p_zc.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 proxies=naswot,synflow")
+        p_zc.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     p_report = sub.add_parser("report", help="(re)write the report and plots of a study folder")
     p_report.add_argument("directory", metavar="STUDY_DIR", help="folder a study wrote, e.g. results/studies/hyvitas_table4")
 
@@ -91,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.overrides += extra
     try:
-        return {"run": _run, "study": _study, "report": _report, "list": _list}[args.command](args)
+        return {"run": _run, "study": _study, "report": _report, "list": _list, "precompute": _precompute,
+                "correlate": _correlate}[args.command](args)
     except UserError as err:
         print(f"nas-lab: error: {err}", file=sys.stderr)
         return 2
@@ -134,6 +185,8 @@ def summary(result: RunResult, space, objective, saved: Path | None) -> str:
     ]
     if result.note:
         lines.append(f"note       {result.note}")
+    for key, value in result.searcher_report.items():
+        lines.append(f"{result.searcher:<10} {key}: {value:.4g}" if isinstance(value, float) else f"{result.searcher:<10} {key}: {value}")
     if result.best_arch is None:
         lines.append("best       none: no evaluated architecture was feasible with a finite value")
     else:
@@ -204,6 +257,69 @@ def _print_report(directory: Path) -> int:
     report = write_report(directory)
     print(report.markdown)
     print("written: " + ", ".join(str(p) for p in report.paths))
+    return 0
+
+
+def _settings(overrides: list[str], known: dict[str, Param], command: str) -> dict:
+    """``key=value`` overrides over the defaults of ``known``, each coerced to its type."""
+    values = {name: p.default for name, p in known.items()}
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not key=value; e.g. space=nb201 proxies=naswot,synflow")
+        if key not in known:
+            raise UserError(f"unknown setting {key!r} of `nas-lab {command}`; valid: {', '.join(known)}")
+        values[key] = known[key].coerce(value.strip(), "")
+    return values
+
+
+def _zero_cost_job(args, known: dict[str, Param]):
+    """The space, proxies, archs and compute options shared by ``precompute`` and ``correlate``."""
+    from nas_lab.objectives.zero_cost.precompute import sample_indices
+
+    s = _settings(args.overrides, known, args.command)
+    proxies = [p.strip() for p in s["proxies"].split(",") if p.strip()]
+    space = registry.create("space", s["space"], {})
+    options = {k: s[k] for k in ("seed", "resolution", "batch_size", "device", "cache", "workers", "executor")}
+    options.update(address=s["executor.address"], progress=not args.no_progress)
+    return s, space, proxies, sample_indices(space, s["sample"], s["seed"]), options
+
+
+def _precompute(args) -> int:
+    from nas_lab.objectives.zero_cost.precompute import precompute
+
+    _, space, proxies, indices, options = _zero_cost_job(args, PRECOMPUTE_SETTINGS)
+    try:
+        done = precompute(space, proxies, indices, **options)
+    except KeyboardInterrupt:
+        print("nas-lab: interrupted; every value computed so far is in the cache; run the same command again to finish",
+              file=sys.stderr)
+        return 130
+    print(done.summary())
+    return 0
+
+
+def _correlate(args) -> int:
+    from nas_lab.objectives.zero_cost.correlate import correlate
+    from nas_lab.objectives.zero_cost.objective import reference_table
+
+    s, space, proxies, indices, options = _zero_cost_job(args, CORRELATE_SETTINGS)
+    metric = s["metric"]
+    if metric is None:
+        reference = reference_table(space, s["table"])
+        if reference is None:
+            raise UserError(f"space {space.name!r} has no benchmark table here; give one with table=PATH and a metric=")
+        metric = reference.metric
+    out = Path(s["out"] or Path("results/correlate") / f"{space.name}_{metric}")
+    try:
+        result = correlate(space, proxies, metric, indices, out, table=s["table"], **options)
+    except KeyboardInterrupt:
+        print("nas-lab: interrupted; the proxy values computed so far are in the cache; run the same command again",
+              file=sys.stderr)
+        return 130
+    print(result.text())
+    print("written: " + ", ".join(str(p) for p in result.paths))
     return 0
 
 

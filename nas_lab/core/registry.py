@@ -24,10 +24,11 @@ GROUPS = {
     "searcher": "nas_lab.searchers",
     "table": "nas_lab.tables",
     "proxy": "nas_lab.proxies",
+    "dataset": "nas_lab.datasets",
 }
 
 #: constructor arguments supplied by the framework, not by the user
-_PROVIDED = {"self", "space", "metric"}
+_PROVIDED = {"self", "space", "metric", "task"}
 
 
 @lru_cache(maxsize=None)
@@ -40,12 +41,17 @@ def names(kind: str) -> list[str]:
     return sorted(_entry_points(kind))
 
 
-def load(kind: str, name: str):
-    """The class (or factory) registered as ``name``; ``UserError`` listing valid names if unknown."""
+def check(kind: str, name: str) -> None:
+    """``UserError`` listing valid names if ``name`` is not registered (imports nothing)."""
     eps = _entry_points(kind)
     if name not in eps:
         raise UserError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(eps)) or '(none registered)'}")
-    return eps[name].load()
+
+
+def load(kind: str, name: str):
+    """The class (or factory) registered as ``name``; ``UserError`` listing valid names if unknown."""
+    check(kind, name)
+    return _entry_points(kind)[name].load()
 
 
 @dataclass(frozen=True)
@@ -100,8 +106,9 @@ def parameters(cls) -> list[Param]:
     return out
 
 
-def create(kind: str, name: str, params: dict[str, Any], *args):
-    """Instantiate ``name`` with user ``params`` (coerced and checked) after positional ``args``."""
+def create(kind: str, name: str, params: dict[str, Any], *args, task=None):
+    """Instantiate ``name`` with user ``params`` (coerced and checked) after positional ``args``;
+    ``task`` is passed to plug-ins whose constructor takes one."""
     cls = load(kind, name)
     known = {p.name: p for p in parameters(cls)}
     unknown = sorted(set(params) - set(known))
@@ -109,6 +116,8 @@ def create(kind: str, name: str, params: dict[str, Any], *args):
         valid = ", ".join(f"{kind}.{p}" for p in known) or "none"
         raise UserError(f"{kind} {name!r} has no parameter {', '.join(unknown)}; valid: {valid}")
     kwargs = {k: known[k].coerce(v, kind) for k, v in params.items()}
+    if task is not None and "task" in inspect.signature(cls).parameters:
+        kwargs["task"] = task
     return cls(*args, **kwargs)
 
 

@@ -37,6 +37,7 @@ class RunResult:
     best_arch: dict[str, Any] | None
     best_metrics: dict[str, float] | None
     searcher_params: dict[str, Any] = field(default_factory=dict)
+    searcher_report: dict[str, Any] = field(default_factory=dict)
     objective_info: dict[str, Any] = field(default_factory=dict)
     cost_unit: str = "GPU-hours"
     wall_time: float = 0.0
@@ -64,6 +65,7 @@ class RunResult:
             "objective": self.objective,
             "searcher": self.searcher,
             "searcher_params": self.searcher_params,
+            **({"searcher_report": self.searcher_report} if self.searcher_report else {}),
             "objective_info": self.objective_info,
             "seed": self.seed,
             "budget": self.budget,

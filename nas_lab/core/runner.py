@@ -92,8 +92,11 @@ def run(
 
     while n < budget:
         archs = np.asarray(searcher.ask(budget - n), dtype=np.int64)
-        if archs.ndim != 2 or archs.shape[1] != d or len(archs) == 0:
-            raise ValueError(f"searcher {searcher.name!r} asked for {archs.shape} archs; expected (m >= 1, {d})")
+        if archs.size == 0:  # the searcher has nothing more to propose (a one-shot searcher's derived arch is in)
+            note = f"searcher finished after {n} of {budget} evaluations"
+            break
+        if archs.ndim != 2 or archs.shape[1] != d:
+            raise ValueError(f"searcher {searcher.name!r} asked for {archs.shape} archs; expected (m, {d})")
         if (archs < 0).any() or (archs >= sizes).any():
             raise ValueError(f"searcher {searcher.name!r} proposed an option index outside the space")
         idx = space.index(archs).tolist()
@@ -186,6 +189,7 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         best_arch=best_arch,
         best_metrics=best_metrics,
         searcher_params=searcher.params(),
+        searcher_report=searcher.report(),
         objective_info=objective.info(),
         cost_unit=objective.cost_unit,
         wall_time=wall,

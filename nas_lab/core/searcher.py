@@ -33,12 +33,17 @@ class Searcher:
         self.rng = rng
 
     def ask(self, n: int) -> np.ndarray:
-        """Up to ``n`` archs ``(m, d)`` to evaluate next (``1 <= m``; ``n`` is the budget left)."""
+        """Up to ``n`` archs ``(m, d)`` to evaluate next (``n`` is the budget left); an empty
+        batch means the searcher is done (one-shot searchers propose their derived arch, then stop)."""
         raise NotImplementedError
 
     def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
         """Results for archs the runner evaluated (or answered from its cache)."""
         raise NotImplementedError
+
+    def report(self) -> dict:
+        """Facts of the searcher's own worth recording with the run (e.g. a supernet's accuracy)."""
+        return {}
 
     def params(self) -> dict:
         """The constructor parameters of this instance, for run records."""

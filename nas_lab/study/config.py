@@ -12,6 +12,7 @@ constraints: []             # optional bounds for every run, e.g. [latency.pixel
 searchers:                  # label: parameters (``searcher:`` picks another registered name)
   random: {}
   rea: {population: 50, tournament: 10}
+  spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's) and objectives
 ```
 
 The grid is settings (objective x budget) x searchers x repeats; run ``repeat``
@@ -183,7 +184,10 @@ class StudyConfig:
             for label, params in self.searchers.items():
                 params = dict(params)
                 name = str(params.pop("searcher", label))
-                for repeat in range(self.repeats if repeats is None else repeats):
+                own_repeats = int(params.pop("repeats", self.repeats))
+                if objective not in params.pop("objectives", self.objectives):
+                    continue
+                for repeat in range(min(own_repeats, self.repeats) if repeats is None else repeats):
                     out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, budget, repeat, self))
         return out
 

@@ -151,7 +151,8 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
     found = pd.DataFrame([{**{k: r[k] for k in keys}, **(r["best"] or {})} for r in study.records])
     found = found.reindex(columns=[*keys, *cols])  # a run that found nothing counts, as NaN
     groups = found.groupby(keys, sort=False)
-    cells = pd.MultiIndex.from_tuples([(o, b, s) for o, b in study.config.settings() for s in study.config.searchers], names=keys)
+    grid = dict.fromkeys((spec.objective, spec.budget, spec.searcher) for spec in study.config.runs(repeats=1))
+    cells = pd.MultiIndex.from_tuples(list(grid), names=keys)
     mean, std = groups[cols].mean().reindex(cells), groups[cols].std(ddof=1).reindex(cells)
     frame = pd.DataFrame({
         "row": [study.row_label(s, o, b) for o, b, s in cells],
