@@ -54,6 +54,15 @@ class HyViTasSpace(Space):
 
         return build_model(self.describe(self.check(arch)[0]), num_classes)
 
+    def supernet(self, num_classes: int = 500, **task):
+        """The weight-sharing supernet whose slices are the ``build`` models (single path or DARTS mixture).
+
+        Fully convolutional, so other task keys (such as the input resolution) do not change it.
+        """
+        from nas_lab.spaces.hyvitas.supernet import HyViTasSupernet
+
+        return HyViTasSupernet(self, num_classes)
+
     def params(self, archs, num_classes: int = 500) -> np.ndarray:
         """Parameter count of each arch of a batch, ``int64 (n,)`` (closed form, no torch)."""
         return cost.param_counts(self, archs, num_classes)
