@@ -128,6 +128,8 @@ def load_study(directory: str | Path) -> StudyResults:
     reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
     columns = [m for m in reported if m not in COMPOSITES and metrics.default_direction(m) == "max"]
     reference, values = _table_values(space, config.table, columns + ["ood"])
+    if values:  # with a benchmark table, report its accuracies (not e.g. a zero-cost proxy's raw score)
+        columns = [m for m in columns if m in values]
     return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), space, objectives,
                         columns, reference, values)
 
