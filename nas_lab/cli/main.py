@@ -59,6 +59,9 @@ examples:
   nas-lab study experiments/hyvitas_table4.yaml repeats=20 executor=ray
 """
 
+#: what `nas-lab list` shows, in this order
+LISTED = ("space", "objective", "searcher", "dataset", "table", "proxy")
+
 EXECUTION_DEFAULTS = {"out": "", "workers": "", "executor": "local", "executor.address": ""}
 
 PRECOMPUTE_HELP = """\
@@ -66,7 +69,7 @@ Compute zero-cost proxy values into the on-disk cache before a zero-shot study, 
 values already cached are skipped, so an interrupted precompute resumes when run again.
 
 Settings (key=value):
-  space=hyvitas proxies=a,b        required: the proxies, e.g. naswot,synflow (a wrong name lists them all)
+  space=hyvitas proxies=a,b        required: the proxies, e.g. naswot,synflow (`nas-lab list proxy`)
   sample=N seed=0                  N random archs drawn with seed (default: the whole space)
   resolution=PX batch_size=64      input side (default: the proxies' for the space) and batch; seed fixes weights too
   device=cpu|cuda                  where models run
@@ -131,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     p_report.add_argument("directory", metavar="STUDY_DIR", help="folder a study wrote, e.g. results/studies/hyvitas_table4")
 
     p_list = sub.add_parser("list", help="list registered spaces, objectives, searchers and tables with their parameters")
-    p_list.add_argument("kind", nargs="?", choices=[*PLUGIN_KINDS, "table"], help="only this kind")
+    p_list.add_argument("kind", nargs="?", choices=LISTED, help="only this kind")
 
     # overrides may come after options (``run --json seed=3``): gather the stragglers
     args, extra = parser.parse_known_args(argv)
@@ -324,20 +327,19 @@ def _correlate(args) -> int:
 
 
 def _list(args) -> int:
-    kind = args.kind
-    for k in [kind] if kind else [*PLUGIN_KINDS, "table"]:
-        print(f"{k}s:")
+    for k in [args.kind] if args.kind else LISTED:
+        print(f"{k.replace('proxy', 'proxie')}s:")
         for name in registry.names(k):
             obj = registry.load(k, name)
-            print(f"  {name:<12} {registry.summary(obj)}")
-            if k == "table":
+            summary = obj.summary if isinstance(getattr(obj, "summary", None), str) else registry.summary(obj)
+            print(f"  {name:<12} {summary}")
+            if k in ("table", "proxy"):  # fixed data, nothing to set
                 continue
             params = {p.name: p.default for p in registry.parameters(obj)}
             if registry.metric_default(obj) is not None:
                 print(f"  {'':<12} objective={name}.<metric> or objective=<metric>, default metric {registry.metric_default(obj)}")
             print(f"  {'':<12} parameters: {_params(params, sep=' ')}")
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -15,7 +15,7 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, TypeVar
 
 import numpy as np
 import yaml
@@ -31,6 +31,7 @@ CONFIG_FILE = "study.yaml"
 EXECUTORS = ("local", "ray")
 #: at most this many runs per chunk; fewer when that keeps every worker busy
 MAX_CHUNK = 25
+T, R = TypeVar("T"), TypeVar("R")
 
 
 @dataclass
@@ -95,11 +96,7 @@ def run_study(
     on_records: Callable[[list[dict]], None] | None = None,
 ) -> StudyOutcome:
     """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk."""
-    if executor not in EXECUTORS:
-        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    workers = workers or os.cpu_count() or 1
-    if workers < 1:
-        raise UserError(f"workers must be at least 1, got {workers}")
+    workers = check_execution(executor, workers)
     directory = Path(directory)
     store = prepare(study, directory)
     done = store.finished()
@@ -107,8 +104,7 @@ def run_study(
     pending = [s for s in specs if s.key not in done]
     ran = 0
     with store:
-        source = _ray_chunks if executor == "ray" else _local_chunks
-        for records in source(chunks(pending, workers), workers, address):
+        for records in parallel_map(run_chunk, chunks(pending, workers), workers, executor, address):
             for record in records:
                 store.append(record)
             ran += len(records)
@@ -117,16 +113,38 @@ def run_study(
     return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran)
 
 
-def _local_chunks(work: list[list[RunSpec]], workers: int, address: str | None) -> Iterator[list[dict]]:
+def check_execution(executor: str, workers: int | None) -> int:
+    """The number of workers to use (default: every core); ``UserError`` for a bad executor or count."""
+    if executor not in EXECUTORS:
+        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
+    return workers
+
+
+def parallel_map(fn: Callable[[T], R], work: list[T], workers: int, executor: str = "local",
+                 address: str | None = None) -> Iterator[R]:
+    """``fn(item)`` for every item of ``work`` on local processes or Ray, yielded as each finishes.
+
+    ``fn`` must be a module-level function (it is pickled by name). Results come
+    in completion order, so callers store them as they arrive; one worker or
+    one item runs in this process.
+    """
+    source = _ray_map if executor == "ray" else _local_map
+    return source(fn, work, workers, address)
+
+
+def _local_map(fn, work: list, workers: int, address: str | None) -> Iterator:
     if address:
         raise UserError("executor.address is for executor=ray; the local executor runs on this machine")
     if workers == 1 or len(work) <= 1:
-        for chunk in work:
-            yield run_chunk(chunk)
+        for item in work:
+            yield fn(item)
         return
     pool = ProcessPoolExecutor(max_workers=workers)
     try:
-        futures = {pool.submit(run_chunk, chunk) for chunk in work}
+        futures = {pool.submit(fn, item) for item in work}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
@@ -135,7 +153,7 @@ def _local_chunks(work: list[list[RunSpec]], workers: int, address: str | None) 
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _ray_chunks(work: list[list[RunSpec]], workers: int, address: str | None) -> Iterator[list[dict]]:
+def _ray_map(fn, work: list, workers: int, address: str | None) -> Iterator:
     try:
         import ray
     except ImportError:
@@ -147,8 +165,8 @@ def _ray_chunks(work: list[list[RunSpec]], workers: int, address: str | None) ->
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
-        remote = ray.remote(run_chunk)
-        pending = [remote.remote(chunk) for chunk in work]
+        remote = ray.remote(fn)
+        pending = [remote.remote(item) for item in work]
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
             yield ray.get(finished[0])

@@ -1,0 +1,249 @@
+"""Supernet objective (family ``supernet``): score archs with weights inherited from one trained supernet.
+
+``objective=supernet.id`` trains the space's supernet once by uniform
+single-path sampling (the SPOS loop, ``searchers/supernet_training.py``) and
+then evaluates any arch as a slice of it, after re-estimating its BatchNorm
+statistics on a few fixed train batches: the one-shot evaluation SPOS and
+AutoViT search with, usable by every ask/tell searcher (e.g. REA on a supernet).
+
+Metrics (accuracies in %): ``id`` on the val split; on the test split's OoD
+variants (``data/corruptions.py``), ``ood.c1`` / ``ood.c5`` the mean over the
+corruptions at severity 1 / 5 and ``ood.sketch``; ``ood`` the mean of those
+three (there is no stylized variant here) and ``id+ood`` the mean of ``id`` and
+``ood``. Reports add, when the space has a benchmark table, the table's metrics
+for the same arch under ``table.`` (``table.id``...), to compare the supernet's
+view with the benchmark's.
+
+The trained weights are cached on disk, one file per (space, dataset and its
+settings, device type, training settings, seed, nas_lab and training-loop
+versions), in ``objective.cache`` (a folder), else ``$NAS_LAB_CACHE/supernets``,
+else ``~/.cache/nas_lab/supernets``. A file is written under a temporary name
+and renamed, so parallel study workers never read half a file; two workers
+that both miss train the same weights and the last rename wins. Training
+happens on the first evaluation, not at construction, so checking a study's
+config trains nothing. The cost of an evaluation is the seconds it takes
+(recalibration and inference), stored per arch so asking again costs the same.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+import nas_lab
+from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.space import Space
+from nas_lab.core.task import Task
+from nas_lab.data.corruptions import CORRUPTIONS, ood_variants
+from nas_lab.objectives.zero_cost.cache import cache_path
+from nas_lab.objectives.zero_cost.objective import reference_table
+
+#: the evaluation sets each base metric is the mean accuracy over: the val split, or OoD variants of the test split
+SETS = {"id": ("val",), **{m: tuple(f"c.{c}.{s}" for c in CORRUPTIONS) for m, s in (("ood.c1", 1), ("ood.c5", 5))},
+        "ood.sketch": ("sketch",)}
+#: metrics that are means of others (HyViTas-Bench's OoD mean and its ID+OoD search target, minus stylized)
+DERIVED = {"ood": ("ood.c1", "ood.c5", "ood.sketch"), "id+ood": ("id", "ood")}
+METRICS = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood", "id+ood")
+LABELS = {"id": "supernet val top-1", "ood.c1": "supernet C-1", "ood.c5": "supernet C-5",
+          "ood.sketch": "supernet sketch", "ood": "supernet OoD mean", "id+ood": "supernet ID+OoD"}
+TABLE = "table."
+
+
+class SupernetObjective(Objective):
+    """Accuracy of an arch with weights inherited from a cached SPOS-trained supernet, BN recalibrated.
+
+    ``epochs``, ``batch_size``, ``learning_rate``, ``max_batches`` train the
+    supernet (as ``searcher=spos`` does), ``recalibration`` train batches
+    re-estimate BN per arch, ``seed`` fixes everything random (initial weights,
+    training, recalibration batches, corruptions) so every run searches the same
+    supernet; ``cache`` is the folder of trained supernets; ``table`` the
+    benchmark table reports compare with (default: the space's own, when it opens).
+    """
+
+    cheap = False
+    needs = ("supernet",)
+    directions = ("max",)
+
+    def __init__(self, space: Space, metric: str = "id", task: Task | None = None, epochs: int = 5,
+                 batch_size: int = 64, learning_rate: float = 0.1, max_batches: int | None = None,
+                 recalibration: int = 4, seed: int = 0, cache: str | None = None, table: str | None = None):
+        from nas_lab.searchers.supernet_training import Settings
+
+        if metric not in METRICS:
+            raise UserError(f"unknown supernet metric {metric!r}; valid: {', '.join(METRICS)}")
+        self.space = space
+        self.metric = metric
+        self.task = task or Task()
+        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("objective")
+        self.seed = seed
+        self.folder = Path(cache).expanduser().resolve() if cache else cache_path().parent / "supernets"
+        self.reference = reference_table(space, table)
+        self.device = self.task.torch_device().type  # refuse a missing GPU before anything runs
+        self.name = f"supernet.{metric}"
+        self.targets = (self.name,)
+        self.cost_unit = "CPU-seconds" if self.device == "cpu" else "GPU-seconds"
+        self._ready = None  # (task tensors, path evaluator of the trained supernet, training facts), on first use
+        self._sets: dict = {}  # evaluation set name -> (x, y) tensors
+        self._scores: dict[tuple[int, str], tuple[float, float]] = {}  # (arch index, set) -> (accuracy, seconds)
+
+    # -- cache ---------------------------------------------------------------------
+    def key(self) -> dict:
+        """Everything the trained weights depend on."""
+        from nas_lab.searchers.supernet_training import VERSION
+
+        return {"space": self.space.name, "decisions": repr(self.space.decisions), "dataset": self.task.dataset,
+                "dataset_params": [[k, str(v)] for k, v in self.task.params], "device": self.device,
+                **self.settings.training(), "seed": self.seed, "training_version": VERSION,
+                "nas_lab": nas_lab.__version__}
+
+    @property
+    def path(self) -> Path:
+        """The cache file of this objective's supernet."""
+        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:16]
+        return self.folder / f"{self.space.name}_{self.task.dataset}_{digest}.pt"
+
+    def _setup(self):
+        """The task's tensors, an evaluator of the trained supernet (from the cache, else trained and cached) and
+        the training's facts."""
+        if self._ready is None:
+            from nas_lab.searchers import supernet_training as st
+
+            data = st.TaskTensors(self.task)
+            init, train, recalibration = (np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
+            net = st.new_supernet(self.space, data.num_classes, init, data.device)
+            facts = self._load(net, data.device)
+            if facts is None:
+                trained = st.train_single_path(net, self.space, data.train, self.settings, train,
+                                               "supernet objective training")
+                facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
+                self._save(net, facts)
+            evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, recalibration)
+            self._ready = (data, evaluator, facts)
+        return self._ready
+
+    def _load(self, net, device) -> dict | None:
+        """Load the cached weights into ``net``; their training facts, or None if nothing is cached."""
+        import torch
+
+        path = self.path
+        if not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, map_location=device, weights_only=True)
+            if saved["key"] != self.key():
+                raise ValueError("saved under another key")
+            net.load_state_dict(saved["state_dict"])
+            return saved["facts"]
+        except Exception:  # noqa: BLE001 - a damaged file can fail in many ways
+            raise UserError(f"{path} is not the cached supernet its name says (damaged, or written by something "
+                            "else); delete it and the supernet is trained again") from None
+
+    def _save(self, net, facts: dict) -> None:
+        """Write the weights atomically: a temporary file in the same folder, renamed over the final name."""
+        import torch
+
+        path = self.path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+        state = {name: value.cpu() for name, value in net.state_dict().items()}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({"key": self.key(), "facts": facts, "state_dict": state}, tmp)
+            os.replace(tmp, path)
+        except OSError as err:
+            tmp.unlink(missing_ok=True)
+            raise UserError(f"cannot write the trained supernet to {path.parent}: {err.strerror}; "
+                            "choose another folder with objective.cache=DIR") from None
+
+    # -- evaluation ------------------------------------------------------------------
+    def _split(self, name: str):
+        """The tensors of an evaluation set: ``val``, or an OoD variant of the test split (made once)."""
+        if name not in self._sets:
+            data = self._setup()[0]
+            self._sets[name] = data.val if name == "val" else data.tensors(*ood_variants(data.data, self.seed)[name])
+        return self._sets[name]
+
+    def _score(self, arch, name: str) -> tuple[float, float]:
+        """``(accuracy %, seconds)`` of ``arch`` on set ``name``; the seconds include a BN recalibration if one ran."""
+        key = (int(self.space.index(arch)), name)
+        if key not in self._scores:
+            evaluator, split = self._setup()[1], self._split(name)
+            start = time.perf_counter()
+            accuracy = evaluator.accuracy(arch, split)
+            self._scores[key] = (accuracy, time.perf_counter() - start)
+        return self._scores[key]
+
+    def _metrics(self, archs: np.ndarray, metrics: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """``metrics``, and every metric they are computed from, for each arch; and the seconds that took per arch
+        (the same when answered from memory)."""
+        out = {b: np.empty(len(archs)) for m in metrics for b in _base(m)}
+        seconds = np.zeros(len(archs))
+        for i, arch in enumerate(self.space.check(archs)):
+            for b in out:
+                scores = [self._score(arch, name) for name in SETS[b]]
+                out[b][i] = np.mean([accuracy for accuracy, _ in scores])
+                seconds[i] += sum(took for _, took in scores)
+
+        def derive(metric: str) -> np.ndarray:
+            if metric not in out:
+                out[metric] = np.mean([derive(part) for part in DERIVED[metric]], axis=0)
+            return out[metric]
+
+        for m in metrics:
+            derive(m)
+        return out, seconds
+
+    def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
+        metrics, seconds = self._metrics(archs, [self.metric])
+        return Evaluation(values=metrics[self.metric][:, None], directions=self.directions, cost=seconds,
+                          feasible=np.ones(len(archs), dtype=bool), metrics=metrics)
+
+    def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
+        """A supernet metric (``id``, ``ood.c1``..., or ``supernet.<metric>``); ``table.<m>`` or any other
+        metric from the reference table."""
+        own = metric.removeprefix("supernet.")
+        if own in METRICS:
+            return self._metrics(archs, [own])[0][own]
+        if self.reference is None:
+            raise UserError(f"objective {self.name!r} has no benchmark table for space {self.space.name!r}, so it can "
+                            f"measure only {', '.join(METRICS)}, not {metric!r}; give one with table=PATH")
+        return self.reference.measure(metric.removeprefix(TABLE), archs)
+
+    def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every supernet metric and, when there is a table, the table's metrics as ``table.<metric>``."""
+        table = self.reference.report(archs) if self.reference is not None else {}
+        own = self._metrics(archs, list(METRICS))[0]
+        return {**{m: own[m] for m in METRICS}, **{TABLE + m: v for m, v in table.items()}}
+
+    def label(self, metric: str) -> str:
+        if metric.startswith(TABLE) and self.reference is not None:
+            return "table " + self.reference.label(metric.removeprefix(TABLE))
+        return LABELS.get(metric.removeprefix("supernet."), metric)
+
+    def info(self) -> dict:
+        out = {**super().info(), "family": "supernet", "metric": self.metric, "task": self.task.describe(),
+               **self.settings.training(), "recalibration": self.settings.recalibration, "seed": self.seed,
+               "cache": str(self.path)}
+        if self._ready is not None:
+            out.update(self._ready[2])
+        if self.reference is not None:  # the tabular objective's keys: the run summary prints them
+            ref = self.reference.info()
+            out.update({k: ref[k] for k in ("table", "table_description", "simulated")})
+        return out
+
+    def describe(self) -> str:
+        s = self.settings
+        return (f"maximise {self.metric} with weights inherited from a supernet trained by uniform single-path "
+                f"sampling ({self.task.dataset}, {s.epochs} epochs, batch {s.batch_size}, seed {self.seed}, "
+                f"on {self.device}), BN recalibrated on {s.recalibration} train batches per arch")
+
+
+def _base(metric: str) -> list[str]:
+    """The base metrics (each a mean accuracy over evaluation sets) ``metric`` is computed from."""
+    return [b for part in DERIVED[metric] for b in _base(part)] if metric in DERIVED else [metric]

@@ -1,0 +1,223 @@
+"""Zero-cost objective (family ``zc``): search by a training-free proxy, report tabular accuracies.
+
+``objective=zc.naswot`` scores an arch by a proxy computed on its freshly
+initialised model (HyViTas-Bench's zero-shot searches, lower part of its
+Table 4). The proxy's seed is a fixed parameter, not drawn per run: every run
+then searches the same proxy landscape, as with the benchmark's precomputed
+proxies, and each value is computed once and kept in the on-disk cache
+(``cache.py``), ready for every later run, study worker and ``nas-lab precompute``.
+
+Every proxy is maximised, ``params`` and ``flops`` included: as proxies they
+say "bigger models score higher", which is how the paper searches with them.
+Reports add what the space's benchmark table says about the found arch (ID and
+OoD accuracies on HyViTas, test accuracies on NB201), since a proxy value is not
+what the researcher wants in the end.
+
+Importing this module or building the objective imports no torch (a study
+builds every objective up front to check it); the first evaluation does, as
+the proxies' module gives each proxy's version for the cache key.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from nas_lab.core import registry
+from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.space import Space
+from nas_lab.objectives.tabular import metrics
+from nas_lab.objectives.tabular.objective import TabularObjective, open_table
+from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
+
+PREFIX = "zc."
+
+
+def check_proxy(name: str) -> str:
+    """``name`` if it is a registered proxy, else ``UserError`` listing them."""
+    valid = registry.names("proxy")
+    if name not in valid:
+        raise UserError(f"unknown zero-cost proxy {name!r}; valid: {', '.join(valid) or '(none registered)'}")
+    return name
+
+
+def check_device(device: str) -> str:
+    """``device`` if torch can compute on it here; ``cpu`` is checked without importing torch."""
+    if device == "cpu":
+        return device
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        dev = None
+    if dev is None or dev.type != "cuda":
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if (dev.index or 0) >= count:
+        raise UserError(f"device {device!r} is not available: torch sees {count} CUDA device(s) here; use device=cpu")
+    return device
+
+
+def check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise UserError(f"{name} must be a positive whole number, got {value}")
+
+
+def proxy_key(space: Space, proxy: str, seed: int, resolution: int | None, batch_size: int) -> CacheKey:
+    """The cache key of a proxy's values on ``space``; loads the proxy (and torch) to learn its version."""
+    from nas_lab.objectives.zero_cost.proxies import default_resolution
+
+    entry = registry.load("proxy", check_proxy(proxy))
+    return CacheKey(space.name, entry.name, entry.version, seed, resolution or default_resolution(space), batch_size)
+
+
+def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, device: str = "cpu"):
+    """``(values, seconds, fresh)`` of ``archs``: cached ones looked up, the others computed and stored.
+
+    Each value is stored as soon as it is computed, so an interrupted batch
+    loses at most the value in progress. ``seconds`` is the compute time stored
+    with each value, whoever computed it; ``fresh`` marks the values computed now.
+    """
+    idx = space.index(archs)
+    values, seconds, found = cache.lookup(key, idx)
+    fresh = np.zeros(len(idx), dtype=bool)
+    if found.all():
+        return values, seconds, fresh
+    from nas_lab.objectives.zero_cost.proxies import evaluate_proxy
+
+    with _one_thread():
+        for i in np.unique(idx[~found]):
+            t = time.perf_counter()
+            value = evaluate_proxy(space, space.arch(i), key.proxy, seed=key.seed, resolution=key.resolution,
+                                   batch_size=key.batch_size, device=device)
+            took = time.perf_counter() - t
+            cache.store(key, [i], [value], [took])
+            rows = idx == i
+            values[rows], seconds[rows], fresh[rows] = value, took, True
+    return values, seconds, fresh
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Compute on one torch thread, then restore the caller's setting.
+
+    The stored seconds are then CPU-seconds, comparable whoever computed them;
+    and the parallel processes of a study or a precompute (one per core) do
+    not fight over cores, which on small models and batches made each value
+    several times slower than on one thread.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def reference_table(space: Space, table: str | None) -> TabularObjective | None:
+    """An objective over the benchmark table whose metrics reports show, or None.
+
+    A table the user names must open; the space's default may be absent (NB201
+    without its data files), and then reports carry the proxy value alone.
+    """
+    try:
+        opened = open_table(space, table)
+    except UserError:
+        if table is not None:
+            raise
+        return None
+    shown = next((m for m in metrics.REPORTED if metrics.known(opened, m)), None)
+    return None if shown is None else TabularObjective(space, shown, table=table)
+
+
+class ZeroCostObjective(Objective):
+    """Maximise a training-free proxy of the arch's untrained model (zero-shot NAS), cached on disk.
+
+    ``seed`` fixes the initial weights and input batch, ``resolution`` the input
+    side (default: ``proxies.default_resolution`` of the space), ``batch_size`` the batch;
+    ``cache`` is the cache file (default ``$NAS_LAB_CACHE/zero_cost.sqlite``,
+    else ``~/.cache/nas_lab/zero_cost.sqlite``); ``table`` the benchmark table
+    reports take accuracies from (default: the space's own, when it opens).
+    """
+
+    cheap = False
+    needs = ("build",)
+    directions = ("max",)
+
+    def __init__(self, space: Space, metric: str = "naswot", seed: int = 0, resolution: int | None = None,
+                 batch_size: int = 64, device: str = "cpu", cache: str | None = None, table: str | None = None):
+        check_positive("objective.resolution", resolution)
+        check_positive("objective.batch_size", batch_size)
+        self.space = space
+        self.proxy = check_proxy(metric)
+        self.seed = seed
+        self.resolution = resolution
+        self.batch_size = batch_size
+        self.device = check_device(device)
+        self.cache = ProxyCache(cache)
+        self.reference = reference_table(space, table)
+        self.name = PREFIX + self.proxy
+        self.targets = (self.name,)
+        # an evaluation costs the stored compute time of each value, cached or not: a run's cost never depends on the cache
+        self.cost_unit = "CPU-seconds" if device == "cpu" else "GPU-seconds"
+        self._keys: dict[str, CacheKey] = {}
+
+    def key(self, proxy: str) -> CacheKey:
+        """Cache key of ``proxy`` under this objective's seed, resolution and batch size."""
+        if proxy not in self._keys:
+            self._keys[proxy] = proxy_key(self.space, proxy, self.seed, self.resolution, self.batch_size)
+        return self._keys[proxy]
+
+    def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
+        values, seconds, _ = compute(self.cache, self.key(self.proxy), self.space, archs, self.device)
+        return Evaluation(values=values[:, None], directions=self.directions, cost=seconds,
+                          feasible=np.ones(len(values), dtype=bool))
+
+    def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
+        """``zc.<proxy>`` for any registered proxy; any other metric from the reference table."""
+        if metric.startswith(PREFIX):
+            proxy = check_proxy(metric[len(PREFIX):])
+            return compute(self.cache, self.key(proxy), self.space, archs, self.device)[0] if len(archs) else np.empty(0)
+        if self.reference is None:
+            raise UserError(f"objective {self.name!r} has no benchmark table for space {self.space.name!r}, so it can "
+                            f"measure only zero-cost proxies ({PREFIX}<proxy>), not {metric!r}; give one with table=PATH")
+        return self.reference.measure(metric, archs)
+
+    def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+        """The proxy value and, when there is a table, the accuracies it holds for the archs."""
+        table = self.reference.report(archs) if self.reference is not None else {}
+        return {self.name: self.measure(self.name, archs), **table}
+
+    def label(self, metric: str) -> str:
+        return metric if metric.startswith(PREFIX) or self.reference is None else self.reference.label(metric)
+
+    def info(self) -> dict:
+        key = self.key(self.proxy)
+        out = {
+            **super().info(),
+            "family": "zc",
+            "proxy": self.proxy,
+            "proxy_version": key.version,
+            "proxy_summary": registry.load("proxy", self.proxy).summary,
+            "seed": key.seed,
+            "resolution": key.resolution,
+            "batch_size": key.batch_size,
+            "device": self.device,
+            "cache": str(self.cache.path),
+        }
+        if self.reference is not None:  # the tabular objective's keys: the run summary prints them
+            ref = self.reference.info()
+            out.update({k: ref[k] for k in ("table", "table_description", "simulated")})
+        return out
+
+    def describe(self) -> str:
+        key = self.key(self.proxy)
+        return (f"maximise {self.name}, a training-free proxy of the untrained model (seed {key.seed}, "
+                f"{key.resolution}x{key.resolution} inputs, batch {key.batch_size}, on {self.device})")

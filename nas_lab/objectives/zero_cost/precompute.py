@@ -1,0 +1,125 @@
+"""Fill the zero-cost cache ahead of a study: ``nas-lab precompute space=hyvitas proxies=naswot,synflow``.
+
+A zero-shot study asks for the same archs thousands of times; computing every
+proxy value once, in parallel on every core (or a Ray cluster), turns the study
+into cache lookups, as the benchmark's precomputed proxies do. Values already in
+the cache are skipped, and each value is stored as soon as it is computed, so an
+interrupted precompute resumes where it stopped when run again.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nas_lab.core import registry
+from nas_lab.core.errors import UserError
+from nas_lab.core.space import Space
+from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
+from nas_lab.objectives.zero_cost.objective import check_device, check_positive, check_proxy, compute, proxy_key
+from nas_lab.study.engine import check_execution, parallel_map
+
+#: at most this many archs per work item: small enough for a lively progress bar and little lost on a kill
+MAX_ITEM = 32
+
+
+@dataclass
+class Precomputed:
+    """What ``precompute`` did, per proxy: values computed now, found cached, and compute seconds spent."""
+
+    space: str
+    archs: int
+    keys: dict[str, CacheKey]
+    cache: Path
+    computed: dict[str, int] = field(default_factory=dict)
+    cached: dict[str, int] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    wall: float = 0.0
+
+    def summary(self) -> str:
+        """A few readable lines: what was computed, how long it took, where it is."""
+        key = next(iter(self.keys.values()))
+        lines = [f"precompute {self.space}: {len(self.keys)} proxies x {self.archs:,} archs, seed {key.seed}, "
+                 f"{key.resolution}x{key.resolution} inputs, batch {key.batch_size}"]
+        for proxy in self.keys:
+            n = self.computed[proxy]
+            per = f", {self.seconds[proxy] / n:.3f} s per value" if n else ""
+            lines.append(f"  {proxy:<12} computed {n:>7,}  already cached {self.cached[proxy]:>7,}{per}")
+        total = sum(self.computed.values())
+        lines.append(f"computed {total:,} values in {self.wall:.1f} s wall time "
+                     f"({sum(self.seconds.values()):.1f} s of proxy computation); cache {self.cache}")
+        return "\n".join(lines)
+
+
+def sample_indices(space: Space, sample: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of ``sample`` distinct valid archs drawn with ``seed``, or of every valid arch if None.
+
+    ``precompute`` and ``correlate`` with the same ``sample`` and ``seed`` cover the same archs,
+    and samples are nested: a larger one holds every arch of a smaller one, so it reuses their values.
+    """
+    every = np.arange(space.cardinality)
+    valid = every[space.is_valid(space.arch(every))]
+    if sample is None:
+        return valid
+    if not 1 <= sample <= len(valid):
+        raise UserError(f"sample must lie in 1..{len(valid)} (the valid archs of space {space.name!r}), got {sample}")
+    return np.sort(np.random.default_rng(seed).permutation(valid)[:sample])
+
+
+def _fill(item: tuple) -> tuple[str, int, int, float]:
+    """Compute the missing values of one work item in a worker.
+
+    Returns ``(proxy, archs covered, values computed, their seconds)``: fewer are
+    computed than covered when another process stored some meanwhile.
+    """
+    space, key, indices, device, path = item
+    cache = ProxyCache(path)
+    try:
+        _, seconds, fresh = compute(cache, key, space, space.arch(indices), device)
+    finally:
+        cache.close()
+    return key.proxy, len(indices), int(fresh.sum()), float(seconds[fresh].sum())
+
+
+def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: int = 0, resolution: int | None = None,
+               batch_size: int = 64, device: str = "cpu", cache: str | None = None, workers: int | None = None,
+               executor: str = "local", address: str | None = None, progress: bool = True) -> Precomputed:
+    """Make sure the cache holds every proxy's value for every arch of ``indices``; compute what is missing."""
+    from tqdm import tqdm
+
+    if not proxies:
+        raise UserError(f"say which proxies with proxies=a,b; valid: {', '.join(registry.names('proxy'))}")
+    for proxy in proxies:
+        check_proxy(proxy)
+    check_positive("resolution", resolution)
+    check_positive("batch_size", batch_size)
+    check_device(device)
+    workers = check_execution(executor, workers)
+    store = ProxyCache(cache)
+    keys = {p: proxy_key(space, p, seed, resolution, batch_size) for p in dict.fromkeys(proxies)}
+    out = Precomputed(space.name, len(indices), keys, store.path)
+    t0 = time.perf_counter()
+    missing = {}
+    for proxy, key in keys.items():
+        missing[proxy] = indices[~store.lookup(key, indices)[2]]
+        out.cached[proxy] = len(indices) - len(missing[proxy])
+        out.computed[proxy], out.seconds[proxy] = 0, 0.0
+    store.close()  # workers may be forked from this process: none may inherit an open connection
+
+    total = sum(len(m) for m in missing.values())
+    parts = max(math.ceil(total / MAX_ITEM), 4 * workers)
+    size = max(1, min(MAX_ITEM, math.ceil(total / parts)))
+    work = [(space, keys[p], m[i:i + size], device, str(store.path)) for p, m in missing.items() for i in range(0, len(m), size)]
+    with tqdm(total=total, unit="value", file=sys.stderr, disable=not progress or total == 0, dynamic_ncols=True,
+              mininterval=0.5, desc=f"precompute {space.name}") as bar:
+        for proxy, done, n, seconds in parallel_map(_fill, work, workers, executor, address):
+            out.computed[proxy] += n
+            out.seconds[proxy] += seconds
+            bar.update(done)
+    out.wall = time.perf_counter() - t0
+    return out

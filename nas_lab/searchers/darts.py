@@ -1,0 +1,150 @@
+"""Differentiable architecture search (DARTS; Liu et al., ICLR 2019), layer-wise as HyViTas-Bench runs it.
+
+HyViTas-Bench (section IV-C) gives each of the space's decisions a vector of
+learnable logits alpha, one per option, and relaxes the network to the mixture
+they weigh: the supernet's mixture forward with ``softmax(alpha)`` per decision
+(masked widths, mixed kernels; see ``spaces/hyvitas/supernet.py``). On its
+first ask DARTS
+
+1. alternates, batch by batch, the two levels of its bilevel problem: one Adam
+   step on alpha against the loss of a val batch (betas (0.5, 0.999) and weight
+   decay 1e-3 as in DARTS; learning rate 0.01 by default rather than DARTS'
+   3e-4, because a CPU-sized run takes about 60 alpha steps, not tens of
+   thousands, and alpha would hardly leave uniform), then one SGD step on the
+   weights against the loss of a train batch (the shared weight optimiser of
+   ``supernet_training``). The alpha gradient is first order: taken at the
+   current weights, not through a virtual weight step (the paper's cheaper
+   variant; its second-order one is not implemented);
+2. discretises by taking each decision's most likely option (argmax of alpha)
+   and proposes that arch; the run's objective evaluates it (a table lookup on
+   hyvitas-sim, as in the paper) and the next ask is empty: DARTS is done.
+
+``report()`` has the final ``softmax(alpha)`` of each decision, the val accuracy
+of the mixture and of the derived arch as a single path of the supernet after
+BN recalibration, the training throughput (train images of the weight steps
+per second of the whole loop, whose every step also pushes a val batch for
+alpha) and the seconds spent.
+
+At 32x32 inputs the attention stages see 2x2 and 1x1 maps, which every
+``attn.kernel`` option covers whole, so that decision's alpha gets no gradient
+and stays uniform (its argmax is the first option); 64x64 inputs avoid this.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import numpy as np
+
+from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Evaluation
+from nas_lab.core.searcher import Searcher
+from nas_lab.core.task import Task
+
+#: DARTS' Adam settings for alpha
+ARCH_BETAS, ARCH_WEIGHT_DECAY = (0.5, 0.999), 1e-3
+
+
+class Darts(Searcher):
+    """DARTS: per-decision logits, mixture supernet, alternating first-order bilevel steps, argmax arch."""
+
+    name = "darts"
+    title = "DARTS"
+    needs = ("supernet",)
+
+    def __init__(self, task: Task | None = None, epochs: int = 3, batch_size: int = 64, learning_rate: float = 0.05,
+                 arch_learning_rate: float = 0.01, max_batches: int | None = None, recalibration: int = 4,
+                 second_order: bool = False):
+        from nas_lab.searchers.supernet_training import Settings
+
+        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
+        if not arch_learning_rate > 0:
+            raise UserError(f"searcher.arch_learning_rate must be a positive number, got {arch_learning_rate}")
+        if second_order:
+            raise UserError("searcher.second_order=true (DARTS' unrolled second-order alpha gradient) is not "
+                            "implemented; valid: false, the first-order alternating updates")
+        self.task = task or Task()
+        self.task.torch_device()  # refuse a missing GPU before anything runs
+        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
+        self.arch_learning_rate, self.max_batches, self.recalibration = arch_learning_rate, max_batches, recalibration
+        self.second_order = second_order
+
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        self.alphas: list = []  # one tensor of logits per decision, once the search has run
+        self._derived: np.ndarray | None = None
+        self._report: dict = {}
+
+    def ask(self, n: int) -> np.ndarray:
+        if self._derived is not None:
+            return np.empty((0, self.space.dim), dtype=np.int64)
+        self._derived = self._search()
+        return self._derived[None]
+
+    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
+        """The derived arch's evaluation by the run's objective changes nothing: DARTS is done."""
+
+    def report(self) -> dict:
+        return self._report
+
+    def probabilities(self) -> list[np.ndarray]:
+        """``softmax(alpha)`` of each decision."""
+        return [a.detach().softmax(0).cpu().numpy() for a in self.alphas]
+
+    def _search(self) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        from nas_lab.searchers import supernet_training as st
+
+        start = time.perf_counter()
+        data = st.TaskTensors(self.task)
+        net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
+        self.alphas = [torch.zeros(int(n), device=data.device, requires_grad=True) for n in self.space.sizes]
+        arch_optimizer = torch.optim.Adam(self.alphas, lr=self.arch_learning_rate, betas=ARCH_BETAS,
+                                          weight_decay=ARCH_WEIGHT_DECAY)
+        steps = self.epochs * self.settings.batches_per_epoch(len(data.train[1]))
+        optimizer, schedule = st.weight_optimizer(net.parameters(), self.settings, steps)
+        generator = st.torch_generator(self.rng)
+        val = _endless(data.val, self.batch_size, generator)
+
+        net.train()
+        images, trained = 0, time.perf_counter()
+        with st.progress(steps, "DARTS bilevel search") as bar:
+            for x, y in st.epochs(data.train, self.settings, generator):
+                xv, yv = next(val)
+                arch_optimizer.zero_grad(set_to_none=True)
+                F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(inputs=self.alphas)
+                arch_optimizer.step()
+                loss = F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                schedule.step()
+                images += len(y)
+                bar.update()
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+        trained = st.Throughput(images, time.perf_counter() - trained)
+
+        derived = np.array([int(a.argmax()) for a in self.alphas], dtype=np.int64)
+        mixture = st.accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas])
+        evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, self.rng)
+        self._report = {
+            **{f"softmax(alpha) {name}": [round(float(p), 3) for p in probs]
+               for name, probs in zip(self.space.names, self.probabilities())},
+            "derived arch": int(self.space.index(derived)),
+            "mixture val accuracy %": mixture,
+            "supernet val accuracy %": evaluator.accuracy(derived, data.val),
+            "train images/s": trained.images_per_second,
+            "seconds": time.perf_counter() - start,
+        }
+        return derived
+
+
+def _endless(split, batch_size: int, generator) -> Iterator:
+    """Shuffled batches of ``split``, reshuffled at the end of each pass, forever (val batches for alpha)."""
+    from nas_lab.searchers.supernet_training import minibatches
+
+    while True:
+        yield from minibatches(split, batch_size, generator)

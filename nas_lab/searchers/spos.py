@@ -1,0 +1,135 @@
+"""Single Path One-Shot NAS (SPOS; Guo et al., ECCV 2020), as HyViTas-Bench runs it (its section IV-C).
+
+On its first ask, SPOS
+
+1. trains the space's supernet on the task's train split by uniform single-path
+   sampling: one arch drawn uniformly per batch, only its slice of the weights
+   updated (``supernet_training.train_single_path``);
+2. runs an evolutionary search over archs, each scored by its val accuracy with
+   the weights it inherits from the supernet, after re-estimating BatchNorm
+   statistics for it on a few train batches: a first generation of
+   ``population`` random archs, then ``generations`` more, each of
+   ``population`` new archs, half one-decision mutants and half uniform
+   crossovers of parents drawn from the ``parents`` best archs scored so far
+   (SPOS: population 50, 20 iterations, top 10, 25 mutants + 25 crossovers;
+   the defaults here are sized for a CPU);
+3. proposes the best-scoring arch. The run's objective evaluates it (on the
+   default hyvitas-sim table that is a table lookup: the paper queries its
+   benchmark for the arch SPOS derives) and the next ask is empty: SPOS is done.
+
+``report()`` keeps what only the searcher knows: the derived arch's supernet
+accuracy, the training throughput and the time spent. Randomness (initial
+weights, shuffling, sampled paths, evolution) all comes from the run's generator.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Evaluation
+from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.core.task import Task
+
+#: rounds of drawing children before a generation settles for fewer new archs than ``population``
+TRIES = 10
+
+
+class SinglePathOneShot(Searcher):
+    """SPOS: train a supernet by uniform single-path sampling, then evolve archs scored with inherited weights."""
+
+    name = "spos"
+    title = "SPOS"
+    needs = ("supernet", "sample", "mutate", "crossover")
+
+    def __init__(self, task: Task | None = None, epochs: int = 5, batch_size: int = 64, learning_rate: float = 0.1,
+                 max_batches: int | None = None, recalibration: int = 4, population: int = 12, generations: int = 3,
+                 parents: int = 4):
+        from nas_lab.searchers.supernet_training import Settings
+
+        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
+        if population < 2:
+            raise UserError(f"searcher.population must be at least 2, got {population}")
+        if generations < 0:
+            raise UserError(f"searcher.generations must be 0 or more, got {generations}")
+        if not 1 <= parents <= population:
+            raise UserError(f"searcher.parents must lie in 1..population ({population}), got {parents}")
+        self.task = task or Task()
+        self.task.torch_device()  # refuse a missing GPU before anything runs
+        self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
+        self.max_batches, self.recalibration = max_batches, recalibration
+        self.population, self.generations, self.parents = population, generations, parents
+
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        self._derived: np.ndarray | None = None
+        self._report: dict = {}
+
+    def ask(self, n: int) -> np.ndarray:
+        if self._derived is not None:
+            return np.empty((0, self.space.dim), dtype=np.int64)
+        self._derived = self._search()
+        return self._derived[None]
+
+    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
+        """The derived arch's evaluation by the run's objective changes nothing: SPOS is done."""
+
+    def report(self) -> dict:
+        return self._report
+
+    def _search(self) -> np.ndarray:
+        from nas_lab.searchers import supernet_training as st
+
+        start = time.perf_counter()
+        data = st.TaskTensors(self.task)
+        net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
+        trained = st.train_single_path(net, self.space, data.train, self.settings, self.rng, "SPOS supernet training")
+        evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, self.rng)
+        searched = time.perf_counter()
+
+        seen: set[int] = set()
+        archs, scores = [], []
+        with st.progress(self.generations + 1, "SPOS evolution") as bar:
+            for generation in range(self.generations + 1):
+                if generation == 0:
+                    children = sample_distinct(self.space, self.rng, self.population, seen)
+                else:
+                    best = np.argsort(scores, kind="stable")[::-1][: self.parents]
+                    children = self._children(np.array(archs)[best], seen)
+                for arch in children:
+                    archs.append(arch)
+                    scores.append(evaluator.accuracy(arch, data.val))
+                bar.update()
+                bar.set_postfix(best=f"{max(scores):.2f}%", refresh=False)
+
+        derived = archs[int(np.argmax(scores))]  # the first-scored arch among equals
+        end = time.perf_counter()
+        self._report = {
+            "derived arch": int(self.space.index(derived)),
+            "supernet val accuracy %": float(max(scores)),
+            "archs scored": len(archs),
+            "train images/s": trained.images_per_second,
+            "train seconds": trained.seconds,
+            "search seconds": end - searched,
+            "seconds": end - start,
+        }
+        return derived
+
+    def _children(self, parents: np.ndarray, seen: set[int]) -> np.ndarray:
+        """Up to ``population`` archs not scored yet: half mutants of, half crossovers between, random parents."""
+        out: list[np.ndarray] = []
+        for _ in range(TRIES):
+            k = self.population - len(out)
+            if k == 0:
+                break
+            pick = parents[self.rng.integers(0, len(parents), (k, 2))]
+            mutants = (k + 1) // 2
+            candidates = np.concatenate([self.space.mutate(pick[:mutants, 0], self.rng),
+                                         self.space.crossover(pick[mutants:, 0], pick[mutants:, 1], self.rng)])
+            for arch, index in zip(candidates, self.space.index(candidates).tolist()):
+                if index not in seen:
+                    seen.add(index)
+                    out.append(arch)
+        return np.array(out, dtype=np.int64).reshape(-1, self.space.dim)

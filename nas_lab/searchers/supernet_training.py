@@ -1,0 +1,221 @@
+"""Training and evaluating a weight-sharing supernet on a task: what SPOS, DARTS and the supernet objective share.
+
+- ``Settings``: the training length, batch, learning rate and BN-recalibration
+  size every one-shot method is configured with, checked once;
+- ``TaskTensors``: the task's train and val splits as tensors on its device;
+- ``minibatches`` / ``weight_optimizer`` / ``progress``: the epoch loop's parts;
+- ``train_single_path``: single-path uniform sampling (SPOS, Guo et al., ECCV
+  2020): every batch trains one arch drawn uniformly from the space, so every
+  arch's slice of the shared weights is trained about equally often;
+- ``PathEvaluator``: an arch's accuracy with inherited weights after
+  re-estimating the BatchNorm statistics for that arch (as SPOS does before
+  scoring a candidate), on the same fixed train batches for every arch so that
+  scores are comparable and an arch always gets the same score.
+
+Weights are trained with SGD (momentum 0.9, Nesterov, weight decay 5e-4) under a
+cosine learning-rate schedule to zero, DARTS' weight optimiser (SPOS uses the
+same SGD with a linear decay); no data augmentation. Torch's randomness (initial weights, shuffling) is drawn from
+generators seeded by the caller's ``np.random.Generator`` or seed, never from
+global state.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from nas_lab.core.errors import UserError
+from nas_lab.core.space import Space
+from nas_lab.core.task import Task
+from nas_lab.data.datasets import ImageData
+
+#: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets)
+VERSION = 1
+#: images per forward pass when only evaluating (no activations are kept)
+EVAL_BATCH = 512
+MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
+
+Split = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How a supernet is trained (``epochs`` over the train split in batches of ``batch_size``, at most
+    ``max_batches`` per epoch, peak ``learning_rate``) and how many train batches re-estimate BN per arch."""
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    max_batches: int | None
+    recalibration: int
+
+    def check(self, owner: str) -> Settings:
+        """``self``, or ``UserError`` naming the first bad value as ``<owner>.<param>``."""
+        for name in ("epochs", "batch_size", "recalibration"):
+            if getattr(self, name) < 1:
+                raise UserError(f"{owner}.{name} must be a positive whole number, got {getattr(self, name)}")
+        if self.max_batches is not None and self.max_batches < 1:
+            raise UserError(f"{owner}.max_batches must be a positive whole number or none (whole epochs), "
+                            f"got {self.max_batches}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
+        return self
+
+    def batches_per_epoch(self, images: int) -> int:
+        """Training batches an epoch over ``images`` images has (full batches only, see ``minibatches``)."""
+        full = max(1, images // self.batch_size)
+        return full if self.max_batches is None else min(full, self.max_batches)
+
+    def training(self) -> dict:
+        """The settings the trained weights depend on (recalibration does not change them)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+                "max_batches": self.max_batches}
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Images a training pushed through the supernet and the seconds it took."""
+
+    images: int
+    seconds: float
+
+    @property
+    def images_per_second(self) -> float:
+        return self.images / self.seconds if self.seconds > 0 else float("nan")
+
+
+class TaskTensors:
+    """A task's train and val splits as tensors on its device (``cuda`` refused without a GPU); ``data`` has them all."""
+
+    def __init__(self, task: Task):
+        self.device = task.torch_device()
+        self.data: ImageData = task.data()
+        if self.data.shape[0] != 3:
+            raise UserError(f"supernets take RGB images, but dataset {self.data.name!r} has {self.data.shape[0]} "
+                            "channel(s); drop dataset.channels or set dataset.channels=3")
+        self.train, self.val = self.tensors(*self.data.train), self.tensors(*self.data.val)
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+    def tensors(self, x: np.ndarray, y: np.ndarray) -> Split:
+        """Arrays as tensors on the device (copied: the dataset's arrays are read-only and shared)."""
+        return torch.tensor(x, device=self.device), torch.tensor(y, device=self.device)
+
+
+def torch_generator(rng: np.random.Generator) -> torch.Generator:
+    """A CPU torch generator seeded from ``rng``, so torch's draws follow the run's seed."""
+    return torch.Generator().manual_seed(int(rng.integers(2**62)))
+
+
+def new_supernet(space: Space, num_classes: int, rng: np.random.Generator, device: torch.device):
+    """The space's supernet with initial weights drawn under a seed from ``rng`` (global torch state restored)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(2**62)))
+        net = space.supernet(num_classes=num_classes)
+    return net.to(device)
+
+
+def minibatches(split: Split, batch_size: int, generator: torch.Generator | None = None,
+                limit: int | None = None) -> Iterator[Split]:
+    """``(x, y)`` batches of a split, at most ``limit``: in order, or shuffled by ``generator`` and then full only.
+
+    Shuffled batches feed train-mode forward passes (training, BN recalibration),
+    so a ragged last batch is dropped: a batch of one image has no batch
+    statistics where the last stage is 1x1. A split smaller than a batch is one batch.
+    """
+    x, y = split
+    n = len(y)
+    if generator is None:
+        order, starts = torch.arange(n), range(0, n, batch_size)
+    else:
+        order, starts = torch.randperm(n, generator=generator), range(0, max(1, n - batch_size + 1), batch_size)
+    for start in starts if limit is None else starts[:limit]:
+        idx = order[start:start + batch_size].to(x.device)
+        yield x[idx], y[idx]
+
+
+def epochs(split: Split, settings: Settings, generator: torch.Generator) -> Iterator[Split]:
+    """Every training batch of every epoch, reshuffled each epoch."""
+    for _ in range(settings.epochs):
+        yield from minibatches(split, settings.batch_size, generator, settings.max_batches)
+
+
+def weight_optimizer(params, settings: Settings, steps: int):
+    """SGD with Nesterov momentum and weight decay, and its cosine schedule from ``learning_rate`` to 0 over ``steps``."""
+    optimizer = torch.optim.SGD(params, lr=settings.learning_rate, momentum=MOMENTUM, nesterov=True,
+                                weight_decay=WEIGHT_DECAY)
+    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+
+
+def progress(total: int, desc: str):
+    """A tqdm bar on stderr, shown only when stderr is a terminal."""
+    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True,
+                mininterval=0.5, leave=False)
+
+
+def train_single_path(net, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
+                      desc: str) -> Throughput:
+    """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch."""
+    steps = settings.epochs * settings.batches_per_epoch(len(train[1]))
+    optimizer, schedule = weight_optimizer(net.parameters(), settings, steps)
+    generator = torch_generator(rng)
+    net.train()
+    images, start = 0, time.perf_counter()
+    with progress(steps, desc) as bar:
+        for x, y in epochs(train, settings, generator):
+            loss = F.cross_entropy(net(x, space.sample(rng, 1)[0]), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            images += len(y)
+            bar.update()
+            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+    return Throughput(images, time.perf_counter() - start)
+
+
+@torch.no_grad()
+def accuracy(net, split: Split, arch=None, weights: Sequence[torch.Tensor] | None = None) -> float:
+    """Top-1 accuracy (%) of the single path ``arch`` or the mixture ``weights`` on a split, in eval mode."""
+    was_training = net.training
+    net.eval()
+    correct = 0
+    for x, y in minibatches(split, EVAL_BATCH):
+        logits = net(x, arch) if weights is None else net(x, weights=weights)
+        correct += int((logits.argmax(1) == y).sum())
+    net.train(was_training)
+    return 100.0 * correct / len(split[1])
+
+
+class PathEvaluator:
+    """Accuracies of single paths with inherited weights, BN re-estimated for each arch on fixed batches.
+
+    The recalibration batches are ``settings.recalibration`` train batches
+    drawn once, so every arch is scored on the same data and the same arch
+    always gets the same score; the supernet is re-estimated only when the arch
+    changes.
+    """
+
+    def __init__(self, net, space: Space, train: Split, settings: Settings, rng: np.random.Generator):
+        self.net, self.space = net, space
+        generator = torch_generator(rng)
+        self.batches = [x for x, _ in minibatches(train, settings.batch_size, generator, settings.recalibration)]
+        self._current: int | None = None  # index of the arch the BN statistics are estimated for
+
+    def accuracy(self, arch, split: Split) -> float:
+        """Top-1 accuracy (%) of ``arch`` on ``split`` after its BN recalibration."""
+        index = int(self.space.index(arch))
+        if index != self._current:
+            self.net.recalibrate(arch, self.batches)
+            self._current = index
+        return accuracy(self.net, split, arch)

@@ -1,0 +1,213 @@
+"""One-shot NAS: SPOS and DARTS end to end through `nas-lab run`, determinism, DARTS' architecture gradients,
+the supernet objective's disk cache and metrics, REA on a supernet, and bad input (exit 2).
+
+Every training here is tiny (one epoch of two batches of 16 digits at 32x32, the smallest side the
+supernet takes), so accuracies are low; the benchmark (benchmarks/bench_one_shot.py) measures real ones.
+"""
+
+import contextlib
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from nas_lab.cli.main import main
+from nas_lab.core.config import RunConfig, build
+from nas_lab.core.errors import UserError
+from nas_lab.core.runner import run
+from nas_lab.objectives.supernet import METRICS, SupernetObjective
+from nas_lab.objectives.tabular.objective import TabularObjective
+from nas_lab.searchers import supernet_training
+from nas_lab.searchers.darts import Darts
+
+TINY = {"epochs": 1, "batch_size": 16, "max_batches": 2, "recalibration": 1}
+SPOS = {**TINY, "population": 2, "generations": 1, "parents": 2}
+
+
+def overrides(kind: str, params: dict) -> list[str]:
+    return [f"{kind}.{k}={v}" for k, v in params.items()]
+
+
+def nas_lab(*args) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def one_shot_run(tmp_path_factory, searcher: str, params: dict) -> tuple[str, dict]:
+    """The summary `nas-lab run` prints for a tiny one-shot run, and its run record."""
+    out_dir = tmp_path_factory.mktemp(searcher)
+    code, out, err = nas_lab("run", f"searcher={searcher}", *overrides("searcher", params), "--out", str(out_dir))
+    assert code == 0, err
+    return out, json.loads(next(out_dir.glob("*.json")).read_text())
+
+
+@pytest.fixture(scope="module")
+def spos(tmp_path_factory):
+    return one_shot_run(tmp_path_factory, "spos", SPOS)
+
+
+@pytest.fixture(scope="module")
+def darts(tmp_path_factory):
+    return one_shot_run(tmp_path_factory, "darts", TINY)
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("supernets")
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """Counts supernet trainings (the real loop still runs)."""
+    real, calls = supernet_training.train_single_path, []
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(supernet_training, "train_single_path", counting)
+    return calls
+
+
+# -- SPOS and DARTS through `nas-lab run` ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("which", ["spos", "darts"])
+def test_one_shot_searcher_proposes_one_arch_then_finishes(which, request, space):
+    out, record = request.getfixturevalue(which)
+    report = record["searcher_report"]
+    assert record["evaluations"] == 1 and record["note"] == "searcher finished after 1 of 100 evaluations"
+    derived = report["derived arch"]
+    assert record["best"]["index"] == derived and 0 <= derived < space.cardinality
+    assert space.is_valid(space.arch([derived])).all()
+    assert 0 <= report["supernet val accuracy %"] <= 100 and report["train images/s"] > 0
+    # the derived arch is looked up in the table, as the paper reports one-shot results
+    table = TabularObjective(space, "id").report(space.arch([derived]))
+    assert record["best"]["metrics"]["id"] == pytest.approx(table["id"][0])
+    assert record["best"]["metrics"]["ood.sketch"] == pytest.approx(table["ood.sketch"][0])
+    # the summary shows the derived arch, its supernet accuracy and its table accuracies
+    assert f"{which:<10} supernet val accuracy %: " in out
+    assert f"best       architecture {derived}: conv.kernel=" in out
+    for label in ("ID top-1", "RedIN-C 1", "RedIN-Sketch", "hyvitas-sim: simulated"):
+        assert label in out
+
+
+def test_spos_scores_its_population_and_generations(spos):
+    report = spos[1]["searcher_report"]
+    assert report["archs scored"] == SPOS["population"] * (1 + SPOS["generations"])
+    assert report["seconds"] >= report["train seconds"] + report["search seconds"] > 0
+
+
+def test_spos_same_seed_derives_the_same_arch(spos):
+    cfg = RunConfig(searcher="spos").apply(overrides("searcher", SPOS))
+    result = run(*build(cfg), budget=cfg.budget, seed=cfg.seed)
+    assert result.searcher_report["derived arch"] == spos[1]["searcher_report"]["derived arch"]
+    assert result.searcher_report["supernet val accuracy %"] == spos[1]["searcher_report"]["supernet val accuracy %"]
+
+
+def test_darts_reports_a_distribution_per_decision(darts, space):
+    report = darts[1]["searcher_report"]
+    for name, size in zip(space.names, space.sizes):
+        probs = report[f"softmax(alpha) {name}"]
+        assert len(probs) == size and sum(probs) == pytest.approx(1, abs=2e-3)
+    assert 0 <= report["mixture val accuracy %"] <= 100
+
+
+def test_darts_alphas_get_gradients_change_and_give_the_arch(space):
+    searcher = Darts(**TINY, arch_learning_rate=0.05)
+    result = run(space, TabularObjective(space, "id"), searcher, budget=5, seed=0)
+    alphas = dict(zip(space.names, searcher.alphas))
+    for name, alpha in alphas.items():
+        if name == "attn.kernel":
+            # at 32x32 every attention kernel covers the whole 2x2 / 1x1 map: no gradient, alpha stays 0
+            assert torch.count_nonzero(alpha.grad) == 0 and torch.count_nonzero(alpha) == 0
+        else:
+            assert torch.count_nonzero(alpha.grad) > 0, name
+            assert alpha.detach().abs().max() > 0.05, name  # two Adam steps of 0.05 moved it
+    derived = [int(a.argmax()) for a in searcher.alphas]
+    assert result.best_index == int(space.index(derived))
+
+
+# -- the supernet objective ------------------------------------------------------------------------
+
+
+def test_supernet_objective_trains_once_then_reads_its_disk_cache(space, cache_dir, trainings):
+    archs = space.sample(np.random.default_rng(0), 2)
+    first = SupernetObjective(space, "id", **TINY, cache=str(cache_dir))
+    ev = first.evaluate(archs, np.random.default_rng(0))
+    assert len(trainings) == 1 and first.path.is_file() and first.path.parent == cache_dir
+    assert not list(cache_dir.glob(".*.tmp")), "a temporary file was left behind"
+    assert ((0 <= ev.values) & (ev.values <= 100)).all() and (ev.cost > 0).all()
+
+    again = SupernetObjective(space, "id", **TINY, cache=str(cache_dir))
+    np.testing.assert_array_equal(again.evaluate(archs, np.random.default_rng(1)).values, ev.values)
+    assert len(trainings) == 1, "the second objective trained instead of reading the cache"
+    assert again.info()["train_seconds"] == first.info()["train_seconds"]
+    other = SupernetObjective(space, "id", **{**TINY, "epochs": 2}, cache=str(cache_dir))
+    assert other.path != first.path and SupernetObjective(space, "id", seed=1, cache=str(cache_dir)).path != first.path
+
+
+def test_rea_searches_on_a_supernet_and_reports_supernet_and_table_metrics(space, cache_dir, tmp_path):
+    code, out, err = nas_lab("run", "searcher=rea", "objective=supernet.id", "budget=3", f"objective.cache={cache_dir}",
+                             *overrides("objective", TINY), "--out", str(tmp_path))
+    assert code == 0, err
+    assert "budget     3 of 3 distinct architectures evaluated" in out
+    for label in ("supernet val top-1", "supernet C-5", "supernet sketch", "table ID top-1", "CPU-seconds"):
+        assert label in out
+    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    metrics = record["best"]["metrics"]
+    for m in METRICS:
+        assert 0 <= metrics[m] <= 100, m
+    assert max(h["value"] for h in record["history"]) == metrics["id"]
+    assert metrics["ood"] == pytest.approx(np.mean([metrics[m] for m in ("ood.c1", "ood.c5", "ood.sketch")]))
+    assert metrics["id+ood"] == pytest.approx((metrics["id"] + metrics["ood"]) / 2)
+    table = TabularObjective(space, "id").report(space.arch([record["best"]["index"]]))
+    assert metrics["table.id"] == pytest.approx(table["id"][0])
+    assert metrics["table.ood.sketch"] == pytest.approx(table["ood.sketch"][0])
+
+
+def test_supernet_objective_names_metrics_and_measures_table_ones(space, tmp_path):
+    objective = SupernetObjective(space, "id+ood", cache=str(tmp_path))
+    assert (objective.name, objective.targets, objective.directions) == ("supernet.id+ood", ("supernet.id+ood",), ("max",))
+    assert objective.label("table.id") == "table ID top-1" and objective.label("ood.c5") == "supernet C-5"
+    arch = space.sample(np.random.default_rng(3), 1)
+    assert objective.measure("table.id", arch) == TabularObjective(space, "id").report(arch)["id"]
+    assert not list(tmp_path.iterdir()), "naming and table lookups must not train a supernet"
+
+
+def test_a_damaged_cache_file_is_named(space, tmp_path):
+    objective = SupernetObjective(space, "id", **TINY, cache=str(tmp_path))
+    objective.path.write_bytes(b"not a supernet")
+    with pytest.raises(UserError, match="is not the cached supernet its name says .*; delete it"):
+        objective.evaluate(space.sample(np.random.default_rng(0), 1), np.random.default_rng(0))
+
+
+# -- bad input ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, message", [
+    # zc.params: an objective NB201 has without its table, so that the searcher is what gets refused
+    (["searcher=spos", "space=nb201", "objective=zc.params"], "searcher 'spos' needs a space that can supernet"),
+    (["searcher=darts", "space=nb201", "objective=zc.params"], "searcher 'darts' needs a space that can supernet"),
+    (["searcher=rea", "space=nb201", "objective=supernet.id"], "objective 'supernet.id' needs a space that can supernet"),
+    (["searcher=darts", "searcher.second_order=true"], "searcher.second_order=true"),
+    (["searcher=spos", "searcher.epochs=0"], "searcher.epochs must be a positive whole number"),
+    (["searcher=spos", "searcher.parents=20"], "searcher.parents must lie in 1..population"),
+    (["objective=supernet.latency"], "unknown supernet metric 'latency'; valid: id, ood.c1"),
+    (["searcher=spos", "dataset.channels=1"], "supernets take RGB images"),
+])
+def test_bad_one_shot_input_exits_2_with_one_sentence(args, message):
+    code, out, err = nas_lab("run", *args, "--no-save")
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("args", [["searcher=spos"], ["searcher=darts"], ["objective=supernet.id"]])
+def test_cuda_without_a_gpu_exits_2(args):
+    code, _, err = nas_lab("run", *args, "device=cuda", "--no-save")
+    assert code == 2 and "device=cuda was asked for but torch finds no CUDA GPU" in err
+    assert len(err.strip().splitlines()) == 1
