@@ -170,8 +170,10 @@ def test_rea_searches_on_a_supernet_and_reports_supernet_and_table_metrics(space
     assert metrics["table.ood.sketch"] == pytest.approx(table["ood.sketch"][0])
 
 
-def test_supernet_objective_names_metrics_and_measures_table_ones(space, tmp_path):
-    objective = SupernetObjective(space, "id+ood", cache=str(tmp_path))
+def test_supernet_objective_names_metrics_and_measures_table_ones(space, tmp_path, monkeypatch):
+    monkeypatch.setenv("NAS_LAB_CACHE", str(tmp_path))
+    objective = SupernetObjective(space, "id+ood")
+    assert objective.path.parent == tmp_path / "supernets"
     assert (objective.name, objective.targets, objective.directions) == ("supernet.id+ood", ("supernet.id+ood",), ("max",))
     assert objective.label("table.id") == "table ID top-1" and objective.label("ood.c5") == "supernet C-5"
     arch = space.sample(np.random.default_rng(3), 1)
@@ -201,7 +203,7 @@ def test_a_damaged_cache_file_is_named(space, tmp_path):
     (["searcher=spos", "dataset.channels=1"], "supernets take RGB images"),
 ])
 def test_bad_one_shot_input_exits_2_with_one_sentence(args, message):
-    code, out, err = nas_lab("run", *args, "--no-save")
+    code, _, err = nas_lab("run", *args, "--no-save")
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 

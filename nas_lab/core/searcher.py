@@ -52,6 +52,33 @@ class Searcher:
         return {p.name: getattr(self, p.name) for p in parameters(type(self))}
 
 
+class OneShotSearcher(Searcher):
+    """A searcher that derives its arch in one go (SPOS, DARTS): proposes it, then is done.
+
+    Subclasses implement ``_search() -> (d,) arch`` and may fill ``self._report``.
+    """
+
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        self._derived: np.ndarray | None = None
+        self._report: dict = {}
+
+    def ask(self, n: int) -> np.ndarray:
+        if self._derived is not None:
+            return np.empty((0, self.space.dim), dtype=np.int64)
+        self._derived = self._search()
+        return self._derived[None]
+
+    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
+        """The run's evaluation of the derived arch changes nothing: the search is over."""
+
+    def report(self) -> dict:
+        return self._report
+
+    def _search(self) -> np.ndarray:
+        raise NotImplementedError
+
+
 def sample_distinct(space: Space, rng: np.random.Generator, n: int, exclude: set[int]) -> np.ndarray:
     """Up to ``n`` valid archs, distinct from each other and from the indices in ``exclude``.
 

@@ -185,9 +185,9 @@ class SupernetObjective(Objective):
         out = {b: np.empty(len(archs)) for m in metrics for b in _base(m)}
         seconds = np.zeros(len(archs))
         for i, arch in enumerate(self.space.check(archs)):
-            for b in out:
+            for b, values in out.items():
                 scores = [self._score(arch, name) for name in SETS[b]]
-                out[b][i] = np.mean([accuracy for accuracy, _ in scores])
+                values[i] = np.mean([accuracy for accuracy, _ in scores])
                 seconds[i] += sum(took for _, took in scores)
 
         def derive(metric: str) -> np.ndarray:

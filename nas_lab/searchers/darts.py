@@ -38,15 +38,14 @@ from collections.abc import Iterator
 import numpy as np
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.objective import Evaluation
-from nas_lab.core.searcher import Searcher
+from nas_lab.core.searcher import OneShotSearcher
 from nas_lab.core.task import Task
 
 #: DARTS' Adam settings for alpha
 ARCH_BETAS, ARCH_WEIGHT_DECAY = (0.5, 0.999), 1e-3
 
 
-class Darts(Searcher):
+class Darts(OneShotSearcher):
     """DARTS: per-decision logits, mixture supernet, alternating first-order bilevel steps, argmax arch."""
 
     name = "darts"
@@ -73,20 +72,6 @@ class Darts(Searcher):
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
         self.alphas: list = []  # one tensor of logits per decision, once the search has run
-        self._derived: np.ndarray | None = None
-        self._report: dict = {}
-
-    def ask(self, n: int) -> np.ndarray:
-        if self._derived is not None:
-            return np.empty((0, self.space.dim), dtype=np.int64)
-        self._derived = self._search()
-        return self._derived[None]
-
-    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
-        """The derived arch's evaluation by the run's objective changes nothing: DARTS is done."""
-
-    def report(self) -> dict:
-        return self._report
 
     def probabilities(self) -> list[np.ndarray]:
         """``softmax(alpha)`` of each decision."""

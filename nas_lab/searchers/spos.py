@@ -29,15 +29,14 @@ import time
 import numpy as np
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.objective import Evaluation
-from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.core.searcher import OneShotSearcher, sample_distinct
 from nas_lab.core.task import Task
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10
 
 
-class SinglePathOneShot(Searcher):
+class SinglePathOneShot(OneShotSearcher):
     """SPOS: train a supernet by uniform single-path sampling, then evolve archs scored with inherited weights."""
 
     name = "spos"
@@ -61,23 +60,6 @@ class SinglePathOneShot(Searcher):
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.max_batches, self.recalibration = max_batches, recalibration
         self.population, self.generations, self.parents = population, generations, parents
-
-    def reset(self, space, objective, rng):
-        super().reset(space, objective, rng)
-        self._derived: np.ndarray | None = None
-        self._report: dict = {}
-
-    def ask(self, n: int) -> np.ndarray:
-        if self._derived is not None:
-            return np.empty((0, self.space.dim), dtype=np.int64)
-        self._derived = self._search()
-        return self._derived[None]
-
-    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
-        """The derived arch's evaluation by the run's objective changes nothing: SPOS is done."""
-
-    def report(self) -> dict:
-        return self._report
 
     def _search(self) -> np.ndarray:
         from nas_lab.searchers import supernet_training as st
