@@ -10,8 +10,9 @@ from torch import nn
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
+from nas_lab.core.task import default_image_size
 from nas_lab.objectives.zero_cost import activations, entropic, gradients, inputs, size, synflow
-from nas_lab.objectives.zero_cost.proxies import Proxy, default_resolution, evaluate_proxies, evaluate_proxy
+from nas_lab.objectives.zero_cost.proxies import Proxy, evaluate_proxies, evaluate_proxy
 from nas_lab.spaces.hyvitas import HyViTasSpace
 from nas_lab.spaces.nb201 import NB201Space
 
@@ -178,9 +179,9 @@ def test_make_batch_is_seeded_labelled_and_leaves_the_global_rng_alone():
 # -- real spaces ------------------------------------------------------------------------------------------------
 
 
-def test_default_resolution():
-    assert default_resolution(NB201Space()) == 32
-    assert default_resolution(HyViTasSpace()) == 64
+def test_default_image_size():
+    assert default_image_size(NB201Space()) == 32
+    assert default_image_size(HyViTasSpace()) == 64
 
 
 def test_evaluate_proxy_is_deterministic_and_seeded_and_leaves_the_global_rng_alone():
@@ -217,7 +218,7 @@ def test_every_proxy_is_finite_on_a_real_arch_and_timed(space, arch):
     start = time.perf_counter()
     evaluate_proxy(space, arch, "naswot")
     took = time.perf_counter() - start
-    print(f"\n{space.name} arch {space.index(arch)}: naswot at the default {default_resolution(space)} px, "
+    print(f"\n{space.name} arch {space.index(arch)}: naswot at the default {default_image_size(space)} px, "
           f"batch 64: {took:.3f} s; {values}")
 
 

@@ -15,6 +15,20 @@ from nas_lab.core import registry
 from nas_lab.core.errors import UserError
 
 DEVICES = ("cpu", "cuda")
+#: input side for spaces that declare no training resolution (CIFAR-sized spaces such as NB201)
+CIFAR_SIDE = 32
+#: largest default input side: keeps supernet training and proxy evaluation of HyViTas models CPU-sized
+MAX_DEFAULT_SIDE = 64
+
+
+def default_image_size(space) -> int:
+    """Input side models of ``space`` see unless told: its training resolution, capped at 64 px for a CPU.
+
+    NB201 (no declared resolution, CIFAR images) gets 32; HyViTas (trained at
+    160) gets 64, at which its attention stages see 4 x 4 and 2 x 2 tokens, so
+    every ``attn.kernel`` option still differs (at 32 px they would not).
+    """
+    return min(getattr(space, "resolution", CIFAR_SIDE), MAX_DEFAULT_SIDE)
 
 
 @dataclass(frozen=True)
@@ -28,6 +42,12 @@ class Task:
     def __post_init__(self):
         if self.device.split(":")[0] not in DEVICES:
             raise UserError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), got {self.device!r}")
+
+    def for_space(self, space) -> Task:
+        """This task with ``image_size`` set to the space's ``default_image_size`` unless the user chose one."""
+        params = dict(self.params)
+        params.setdefault("image_size", str(default_image_size(space)))
+        return Task(self.dataset, tuple(sorted(params.items())), self.device)
 
     def data(self):
         """The ``ImageData`` of this task (loaders cache their arrays per process)."""

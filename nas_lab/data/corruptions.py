@@ -205,6 +205,8 @@ _APPLY = {
 }
 #: names accepted by ``corrupt``: nine of ImageNet-C's 15 core corruptions, in its order, then gaussian_blur
 CORRUPTIONS = tuple(_APPLY)
+#: the ImageNet-C core corruptions among them, which OoD means average over (gaussian_blur is one of its extras)
+CORE_CORRUPTIONS = tuple(name for name in CORRUPTIONS if name != "gaussian_blur")
 
 
 def corrupt(x: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:

@@ -8,7 +8,7 @@ AutoViT search with, usable by every ask/tell searcher (e.g. REA on a supernet).
 
 Metrics (accuracies in %): ``id`` on the val split; on the test split's OoD
 variants (``data/corruptions.py``), ``ood.c1`` / ``ood.c5`` the mean over the
-corruptions at severity 1 / 5 and ``ood.sketch``; ``ood`` the mean of those
+nine ImageNet-C core corruptions at severity 1 / 5 and ``ood.sketch``; ``ood`` the mean of those
 three (there is no stylized variant here) and ``id+ood`` the mean of ``id`` and
 ``ood``. Reports add, when the space has a benchmark table, the table's metrics
 for the same arch under ``table.`` (``table.id``...), to compare the supernet's
@@ -41,12 +41,12 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
-from nas_lab.data.corruptions import CORRUPTIONS, ood_variants
+from nas_lab.data.corruptions import CORE_CORRUPTIONS, ood_variants
 from nas_lab.objectives.zero_cost.cache import cache_path
 from nas_lab.objectives.zero_cost.objective import reference_table
 
 #: the evaluation sets each base metric is the mean accuracy over: the val split, or OoD variants of the test split
-SETS = {"id": ("val",), **{m: tuple(f"c.{c}.{s}" for c in CORRUPTIONS) for m, s in (("ood.c1", 1), ("ood.c5", 5))},
+SETS = {"id": ("val",), **{m: tuple(f"c.{c}.{s}" for c in CORE_CORRUPTIONS) for m, s in (("ood.c1", 1), ("ood.c5", 5))},
         "ood.sketch": ("sketch",)}
 #: metrics that are means of others (HyViTas-Bench's OoD mean and its ID+OoD search target, minus stylized)
 DERIVED = {"ood": ("ood.c1", "ood.c5", "ood.sketch"), "id+ood": ("id", "ood")}
@@ -80,7 +80,7 @@ class SupernetObjective(Objective):
             raise UserError(f"unknown supernet metric {metric!r}; valid: {', '.join(METRICS)}")
         self.space = space
         self.metric = metric
-        self.task = task or Task()
+        self.task = (task or Task()).for_space(space)
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("objective")
         self.seed = seed
         self.folder = Path(cache).expanduser().resolve() if cache else cache_path().parent / "supernets"
@@ -89,9 +89,7 @@ class SupernetObjective(Objective):
         self.name = f"supernet.{metric}"
         self.targets = (self.name,)
         self.cost_unit = "CPU-seconds" if self.device == "cpu" else "GPU-seconds"
-        self._ready = None  # (task tensors, path evaluator of the trained supernet, training facts), on first use
-        self._sets: dict = {}  # evaluation set name -> (x, y) tensors
-        self._scores: dict[tuple[int, str], tuple[float, float]] = {}  # (arch index, set) -> (accuracy, seconds)
+        self._ready = None  # (inherited accuracies of the trained supernet, training facts), on first use
 
     # -- cache ---------------------------------------------------------------------
     def key(self) -> dict:
@@ -110,8 +108,8 @@ class SupernetObjective(Objective):
         return self.folder / f"{self.space.name}_{self.task.dataset}_{digest}.pt"
 
     def _setup(self):
-        """The task's tensors, an evaluator of the trained supernet (from the cache, else trained and cached) and
-        the training's facts."""
+        """Inherited accuracies from the trained supernet (from the cache, else trained and cached) and the
+        training's facts."""
         if self._ready is None:
             from nas_lab.searchers import supernet_training as st
 
@@ -125,7 +123,7 @@ class SupernetObjective(Objective):
                 facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
                 self._save(net, facts)
             evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, recalibration)
-            self._ready = (data, evaluator, facts)
+            self._ready = (InheritedAccuracies(evaluator, data, self.seed), facts)
         return self._ready
 
     def _load(self, net, device) -> dict | None:
@@ -161,30 +159,85 @@ class SupernetObjective(Objective):
             raise UserError(f"cannot write the trained supernet to {path.parent}: {err.strerror}; "
                             "choose another folder with objective.cache=DIR") from None
 
-    # -- evaluation ------------------------------------------------------------------
+    def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
+        metrics, seconds = self._setup()[0].metrics(archs, [self.metric])
+        return Evaluation(values=metrics[self.metric][:, None], directions=self.directions, cost=seconds,
+                          feasible=np.ones(len(archs), dtype=bool), metrics=metrics)
+
+    def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
+        """A supernet metric (``id``, ``ood.c1``..., or ``supernet.<metric>``); ``table.<m>`` or any other
+        metric from the reference table."""
+        own = metric.removeprefix("supernet.")
+        if own in METRICS:
+            return self._setup()[0].metrics(archs, [own])[0][own]
+        if self.reference is None:
+            raise UserError(f"objective {self.name!r} has no benchmark table for space {self.space.name!r}, so it can "
+                            f"measure only {', '.join(METRICS)}, not {metric!r}; give one with table=PATH")
+        return self.reference.measure(metric.removeprefix(TABLE), archs)
+
+    def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+        """Every supernet metric and, when there is a table, the table's metrics as ``table.<metric>``."""
+        table = self.reference.report(archs) if self.reference is not None else {}
+        own = self._setup()[0].metrics(archs, list(METRICS))[0]
+        return {**{m: own[m] for m in METRICS}, **{TABLE + m: v for m, v in table.items()}}
+
+    def label(self, metric: str) -> str:
+        if metric.startswith(TABLE) and self.reference is not None:
+            return "table " + self.reference.label(metric.removeprefix(TABLE))
+        return LABELS.get(metric.removeprefix("supernet."), metric)
+
+    def info(self) -> dict:
+        out = {**super().info(), "family": "supernet", "metric": self.metric, "task": self.task.describe(),
+               **self.settings.training(), "recalibration": self.settings.recalibration, "seed": self.seed,
+               "cache": str(self.path)}
+        if self._ready is not None:
+            out.update(self._ready[1])
+        if self.reference is not None:  # the tabular objective's keys: the run summary prints them
+            ref = self.reference.info()
+            out.update({k: ref[k] for k in ("table", "table_description", "simulated")})
+        return out
+
+    def describe(self) -> str:
+        s = self.settings
+        return (f"maximise {self.metric} with weights inherited from a supernet trained by uniform single-path "
+                f"sampling ({self.task.dataset}, {s.epochs} epochs, batch {s.batch_size}, seed {self.seed}, "
+                f"on {self.device}), BN recalibrated on {s.recalibration} train batches per arch")
+
+
+class InheritedAccuracies:
+    """The supernet metrics of archs as slices of one trained supernet, each (arch, evaluation set) scored once.
+
+    ``seed`` draws the OoD variants of the test split; each set is made on first use.
+    """
+
+    def __init__(self, evaluator, data, seed: int):
+        self.evaluator, self.data, self.seed = evaluator, data, seed
+        self._sets: dict = {}  # evaluation set name -> (x, y) tensors
+        self._scores: dict[tuple[int, str], tuple[float, float]] = {}  # (arch index, set) -> (accuracy, seconds)
+
     def _split(self, name: str):
-        """The tensors of an evaluation set: ``val``, or an OoD variant of the test split (made once)."""
+        """The tensors of an evaluation set: ``val``, or an OoD variant of the test split."""
         if name not in self._sets:
-            data = self._setup()[0]
+            data = self.data
             self._sets[name] = data.val if name == "val" else data.tensors(*ood_variants(data.data, self.seed)[name])
         return self._sets[name]
 
     def _score(self, arch, name: str) -> tuple[float, float]:
         """``(accuracy %, seconds)`` of ``arch`` on set ``name``; the seconds include a BN recalibration if one ran."""
-        key = (int(self.space.index(arch)), name)
+        key = (int(self.evaluator.space.index(arch)), name)
         if key not in self._scores:
-            evaluator, split = self._setup()[1], self._split(name)
+            split = self._split(name)
             start = time.perf_counter()
-            accuracy = evaluator.accuracy(arch, split)
+            accuracy = self.evaluator.accuracy(arch, split)
             self._scores[key] = (accuracy, time.perf_counter() - start)
         return self._scores[key]
 
-    def _metrics(self, archs: np.ndarray, metrics: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def metrics(self, archs: np.ndarray, metrics: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """``metrics``, and every metric they are computed from, for each arch; and the seconds that took per arch
         (the same when answered from memory)."""
         out = {b: np.empty(len(archs)) for m in metrics for b in _base(m)}
         seconds = np.zeros(len(archs))
-        for i, arch in enumerate(self.space.check(archs)):
+        for i, arch in enumerate(self.evaluator.space.check(archs)):
             for b, values in out.items():
                 scores = [self._score(arch, name) for name in SETS[b]]
                 values[i] = np.mean([accuracy for accuracy, _ in scores])
@@ -199,49 +252,12 @@ class SupernetObjective(Objective):
             derive(m)
         return out, seconds
 
-    def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
-        metrics, seconds = self._metrics(archs, [self.metric])
-        return Evaluation(values=metrics[self.metric][:, None], directions=self.directions, cost=seconds,
-                          feasible=np.ones(len(archs), dtype=bool), metrics=metrics)
 
-    def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
-        """A supernet metric (``id``, ``ood.c1``..., or ``supernet.<metric>``); ``table.<m>`` or any other
-        metric from the reference table."""
-        own = metric.removeprefix("supernet.")
-        if own in METRICS:
-            return self._metrics(archs, [own])[0][own]
-        if self.reference is None:
-            raise UserError(f"objective {self.name!r} has no benchmark table for space {self.space.name!r}, so it can "
-                            f"measure only {', '.join(METRICS)}, not {metric!r}; give one with table=PATH")
-        return self.reference.measure(metric.removeprefix(TABLE), archs)
-
-    def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
-        """Every supernet metric and, when there is a table, the table's metrics as ``table.<metric>``."""
-        table = self.reference.report(archs) if self.reference is not None else {}
-        own = self._metrics(archs, list(METRICS))[0]
-        return {**{m: own[m] for m in METRICS}, **{TABLE + m: v for m, v in table.items()}}
-
-    def label(self, metric: str) -> str:
-        if metric.startswith(TABLE) and self.reference is not None:
-            return "table " + self.reference.label(metric.removeprefix(TABLE))
-        return LABELS.get(metric.removeprefix("supernet."), metric)
-
-    def info(self) -> dict:
-        out = {**super().info(), "family": "supernet", "metric": self.metric, "task": self.task.describe(),
-               **self.settings.training(), "recalibration": self.settings.recalibration, "seed": self.seed,
-               "cache": str(self.path)}
-        if self._ready is not None:
-            out.update(self._ready[2])
-        if self.reference is not None:  # the tabular objective's keys: the run summary prints them
-            ref = self.reference.info()
-            out.update({k: ref[k] for k in ("table", "table_description", "simulated")})
-        return out
-
-    def describe(self) -> str:
-        s = self.settings
-        return (f"maximise {self.metric} with weights inherited from a supernet trained by uniform single-path "
-                f"sampling ({self.task.dataset}, {s.epochs} epochs, batch {s.batch_size}, seed {self.seed}, "
-                f"on {self.device}), BN recalibrated on {s.recalibration} train batches per arch")
+def derived_arch_report(evaluator, data, arch, seed: int) -> dict[str, float]:
+    """A one-shot searcher's figures for the arch it derived: every supernet metric but ``id`` (its own val
+    score), keyed ``"<label> %"``, with inherited weights from its supernet and OoD variants drawn from ``seed``."""
+    scores = InheritedAccuracies(evaluator, data, seed).metrics(np.asarray(arch)[None], list(METRICS))[0]
+    return {f"{LABELS[m]} %": float(scores[m][0]) for m in METRICS if m != "id"}
 
 
 def _base(metric: str) -> list[str]:

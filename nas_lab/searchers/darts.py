@@ -21,13 +21,14 @@ first ask DARTS
 
 ``report()`` has the final ``softmax(alpha)`` of each decision, the val accuracy
 of the mixture and of the derived arch as a single path of the supernet after
-BN recalibration, the training throughput (train images of the weight steps
+BN recalibration (and that path's OoD metrics, as ``objective=supernet.*`` has them), the training throughput (train images of the weight steps
 per second of the whole loop, whose every step also pushes a val batch for
 alpha) and the seconds spent.
 
 At 32x32 inputs the attention stages see 2x2 and 1x1 maps, which every
-``attn.kernel`` option covers whole, so that decision's alpha gets no gradient
-and stays uniform (its argmax is the first option); 64x64 inputs avoid this.
+``attn.kernel`` option covers whole, so that decision's alpha would get no
+gradient; the default input side for HyViTas is therefore 64
+(``core.task.default_image_size``).
 """
 
 from __future__ import annotations
@@ -81,10 +82,11 @@ class Darts(OneShotSearcher):
         import torch
         import torch.nn.functional as F
 
+        from nas_lab.objectives.supernet import derived_arch_report
         from nas_lab.searchers import supernet_training as st
 
         start = time.perf_counter()
-        data = st.TaskTensors(self.task)
+        data = st.TaskTensors(self.task.for_space(self.space))
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
         self.alphas = [torch.zeros(int(n), device=data.device, requires_grad=True) for n in self.space.sizes]
         arch_optimizer = torch.optim.Adam(self.alphas, lr=self.arch_learning_rate, betas=ARCH_BETAS,
@@ -121,6 +123,7 @@ class Darts(OneShotSearcher):
             "derived arch": int(self.space.index(derived)),
             "mixture val accuracy %": mixture,
             "supernet val accuracy %": evaluator.accuracy(derived, data.val),
+            **derived_arch_report(evaluator, data, derived, int(self.rng.integers(2**31))),
             "train images/s": trained.images_per_second,
             "seconds": time.perf_counter() - start,
         }

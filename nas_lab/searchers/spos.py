@@ -12,13 +12,14 @@ On its first ask, SPOS
    ``population`` new archs, half one-decision mutants and half uniform
    crossovers of parents drawn from the ``parents`` best archs scored so far
    (SPOS: population 50, 20 iterations, top 10, 25 mutants + 25 crossovers;
-   the defaults here are sized for a CPU);
+   the defaults here, population 20, 8 generations, top 5, are sized for a CPU);
 3. proposes the best-scoring arch. The run's objective evaluates it (on the
    default hyvitas-sim table that is a table lookup: the paper queries its
    benchmark for the arch SPOS derives) and the next ask is empty: SPOS is done.
 
 ``report()`` keeps what only the searcher knows: the derived arch's supernet
-accuracy, the training throughput and the time spent. Randomness (initial
+accuracies (val, and the OoD metrics of ``objective=supernet.*``), the
+training throughput and the time spent (search seconds exclude the OoD report). Randomness (initial
 weights, shuffling, sampled paths, evolution) all comes from the run's generator.
 """
 
@@ -44,8 +45,8 @@ class SinglePathOneShot(OneShotSearcher):
     needs = ("supernet", "sample", "mutate", "crossover")
 
     def __init__(self, task: Task | None = None, epochs: int = 5, batch_size: int = 64, learning_rate: float = 0.1,
-                 max_batches: int | None = None, recalibration: int = 4, population: int = 12, generations: int = 3,
-                 parents: int = 4):
+                 max_batches: int | None = None, recalibration: int = 4, population: int = 20, generations: int = 8,
+                 parents: int = 5):
         from nas_lab.searchers.supernet_training import Settings
 
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
@@ -62,10 +63,11 @@ class SinglePathOneShot(OneShotSearcher):
         self.population, self.generations, self.parents = population, generations, parents
 
     def _search(self) -> np.ndarray:
+        from nas_lab.objectives.supernet import derived_arch_report
         from nas_lab.searchers import supernet_training as st
 
         start = time.perf_counter()
-        data = st.TaskTensors(self.task)
+        data = st.TaskTensors(self.task.for_space(self.space))
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
         trained = st.train_single_path(net, self.space, data.train, self.settings, self.rng, "SPOS supernet training")
         evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, self.rng)
@@ -91,6 +93,7 @@ class SinglePathOneShot(OneShotSearcher):
         self._report = {
             "derived arch": int(self.space.index(derived)),
             "supernet val accuracy %": float(max(scores)),
+            **derived_arch_report(evaluator, data, derived, int(self.rng.integers(2**31))),
             "archs scored": len(archs),
             "train images/s": trained.images_per_second,
             "train seconds": trained.seconds,

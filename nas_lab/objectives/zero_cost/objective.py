@@ -30,6 +30,7 @@ from nas_lab.core import registry
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
+from nas_lab.core.task import default_image_size
 from nas_lab.objectives.tabular import metrics
 from nas_lab.objectives.tabular.objective import TabularObjective, open_table
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
@@ -70,10 +71,8 @@ def check_positive(name: str, value: int | None) -> None:
 
 def proxy_key(space: Space, proxy: str, seed: int, resolution: int | None, batch_size: int) -> CacheKey:
     """The cache key of a proxy's values on ``space``; loads the proxy (and torch) to learn its version."""
-    from nas_lab.objectives.zero_cost.proxies import default_resolution
-
     entry = registry.load("proxy", check_proxy(proxy))
-    return CacheKey(space.name, entry.name, entry.version, seed, resolution or default_resolution(space), batch_size)
+    return CacheKey(space.name, entry.name, entry.version, seed, resolution or default_image_size(space), batch_size)
 
 
 def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, device: str = "cpu"):
@@ -141,7 +140,7 @@ class ZeroCostObjective(Objective):
     """Maximise a training-free proxy of the arch's untrained model (zero-shot NAS), cached on disk.
 
     ``seed`` fixes the initial weights and input batch, ``resolution`` the input
-    side (default: ``proxies.default_resolution`` of the space), ``batch_size`` the batch;
+    side (default: ``core.task.default_image_size`` of the space), ``batch_size`` the batch;
     ``cache`` is the cache file (default ``$NAS_LAB_CACHE/zero_cost.sqlite``,
     else ``~/.cache/nas_lab/zero_cost.sqlite``); ``table`` the benchmark table
     reports take accuracies from (default: the space's own, when it opens).

@@ -18,6 +18,7 @@ from torch import nn
 
 from nas_lab.core import registry
 from nas_lab.core.space import Space
+from nas_lab.core.task import default_image_size
 from nas_lab.objectives.zero_cost import activations, entropic, gradients, inputs, size, synflow
 
 
@@ -57,21 +58,6 @@ ENTROPIC = Proxy("entropic", 1, False, entropic.entropic,
                  "entropy of normalised activations of the non-negative, norm-free, ReLU network (Entropic Score, seed 002)",
                  input_kind="uniform", repeats=3)
 
-#: proxy input side when the space declares no training resolution (CIFAR-sized spaces such as NB201)
-CIFAR_RESOLUTION = 32
-#: largest default proxy input side: keeps a HyViTas evaluation well under a second on a 2-core CPU
-MAX_DEFAULT_RESOLUTION = 64
-
-
-def default_resolution(space: Space) -> int:
-    """Input side the proxies use unless told: the space's training resolution, capped for speed.
-
-    NB201 (no declared resolution, CIFAR images) gets 32; HyViTas (trained at
-    160) gets 64, at which its last stage still sees 2 x 2 tokens.
-    """
-    return min(getattr(space, "resolution", CIFAR_RESOLUTION), MAX_DEFAULT_RESOLUTION)
-
-
 def build_model(space: Space, arch, seed: int, device: str = "cpu") -> nn.Module:
     """``space.build(arch)`` in training mode, its layers' default initialisation drawn from ``seed``.
 
@@ -92,7 +78,7 @@ def evaluate_proxies(space: Space, arch, proxies: Sequence[str], *, seed: int = 
                      batch_size: int = 64, device: str = "cpu") -> dict[str, float]:
     """Several proxies of one arch, sharing each model build and batch; equal to ``evaluate_proxy`` one by one."""
     chosen = {name: registry.load("proxy", name) for name in proxies}
-    resolution = resolution or default_resolution(space)
+    resolution = resolution or default_image_size(space)
     totals = dict.fromkeys(chosen, 0.0)
     for draw, (model_seed, batch_seed) in enumerate(_draw_seeds(seed, max(p.repeats for p in chosen.values()))):
         model = build_model(space, arch, model_seed, device)
