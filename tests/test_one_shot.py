@@ -204,7 +204,7 @@ def test_a_damaged_cache_file_is_named(space, tmp_path):
     (["searcher=rea", "space=nb201", "objective=supernet.id"], "objective 'supernet.id' needs a space that can supernet"),
     (["searcher=darts", "searcher.second_order=true"], "searcher.second_order=true"),
     (["searcher=spos", "searcher.epochs=0"], "searcher.epochs must be a positive whole number"),
-    (["searcher=spos", "searcher.parents=20"], "searcher.parents must lie in 1..population"),
+    (["searcher=spos", "searcher.parents=30"], "searcher.parents must lie in 1..population"),
     (["objective=supernet.latency"], "unknown supernet metric 'latency'; valid: id, ood.c1"),
     (["searcher=spos", "dataset.channels=1"], "supernets take RGB images"),
 ])
