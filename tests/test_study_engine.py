@@ -13,7 +13,7 @@ import yaml
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
 from nas_lab.study.config import StudyConfig
-from nas_lab.study.engine import chunks, run_study
+from nas_lab.study.engine import _share_cores, chunks, run_study
 from nas_lab.study.store import Store
 
 SMALL = {
@@ -77,6 +77,25 @@ def test_chunks_stay_within_one_cell_and_cover_every_run():
     parts = chunks(specs, workers=2)
     assert sum(len(c) for c in parts) == len(specs)
     assert all(len({(s.searcher, s.objective) for s in c}) == 1 for c in parts)
+
+
+def test_runs_that_train_get_a_chunk_each_and_go_first():
+    config = {**SMALL, "searchers": {**SMALL["searchers"], "spos": {"repeats": 2, "objectives": ["id"]}}}
+    parts = chunks(StudyConfig.from_dict(config, {}).runs(), workers=2)
+    assert [[s.searcher for s in c] for c in parts[:2]] == [["spos"], ["spos"]]
+    assert all(s.searcher != "spos" for c in parts[2:] for s in c)
+
+
+def test_workers_share_the_cores_among_their_torch_threads(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("OMP_NUM_THREADS", "")
+    try:
+        _share_cores(1)
+        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path):

@@ -25,6 +25,8 @@ class Searcher:
     needs: tuple[str, ...] = ()
     #: True if the searcher handles objectives with several targets
     multi_objective: bool = False
+    #: False for searchers that train networks (a run takes minutes): studies then run each such run on its own
+    cheap: bool = True
 
     def reset(self, space: Space, objective: Objective, rng: np.random.Generator) -> None:
         """Start a fresh run; subclasses extend this to clear their state."""
@@ -57,6 +59,8 @@ class OneShotSearcher(Searcher):
 
     Subclasses implement ``_search() -> (d,) arch`` and may fill ``self._report``.
     """
+
+    cheap = False
 
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
