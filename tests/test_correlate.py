@@ -10,7 +10,7 @@ from scipy import stats
 
 from nas_lab.cli.main import main
 from nas_lab.objectives.tabular.objective import TabularObjective
-from nas_lab.objectives.zero_cost.correlate import correlate, rank_correlations
+from nas_lab.objectives.zero_cost.correlate import correlate, rank_correlations, stratified_indices
 from nas_lab.objectives.zero_cost.precompute import sample_indices
 from nas_lab.spaces.hyvitas import HyViTasSpace
 
@@ -44,14 +44,43 @@ def test_tau_and_rho_are_scipys_on_the_real_values(tmp_path):
     assert (row["archs"] == 25).all() and 0 < row.loc["params", "kendall_tau"] < row.loc["params", "spearman_rho"] < 1
 
 
-def test_non_finite_values_are_left_out_and_counted():
-    proxy = np.array([1.0, 2.0, np.nan, 4.0, np.inf, 6.0, 3.0])
-    metric = np.array([10.0, 30.0, 5.0, 20.0, 1.0, np.nan, 40.0])
+def test_nan_proxies_and_non_finite_metrics_are_left_out_and_counted_while_infinities_rank():
+    proxy = np.array([1.0, 2.0, np.nan, 4.0, np.inf, 6.0, 3.0, -np.inf])
+    metric = np.array([10.0, 30.0, 5.0, 20.0, 50.0, np.nan, 40.0, 0.0])
     got = rank_correlations(proxy, metric)
-    keep = [0, 1, 3, 6]
-    assert got["archs"] == 4
+    keep = [0, 1, 3, 4, 6, 7]
+    assert got["archs"] == 6
     assert got["kendall_tau"] == pytest.approx(stats.kendalltau(proxy[keep], metric[keep]).statistic)
-    assert got["spearman_rho"] == pytest.approx(stats.spearmanr(proxy[keep], metric[keep]).statistic)
+    assert got["spearman_rho"] == pytest.approx(stats.spearmanr([1, 2, 4, 9, 3, -9], metric[keep]).statistic)
+
+
+def test_stratified_sample_takes_one_arch_per_equal_count_stratum():
+    values = np.array([5.0, 1.0, 9.0, 3.0, 7.0, 2.0, 8.0, 4.0, 6.0])
+    candidates = np.arange(100, 109)
+    picked = stratified_indices(values, candidates, 3, seed=0)
+    by_value = candidates[np.argsort(values)]
+    assert [len(set(picked) & set(by_value[i:i + 3])) for i in (0, 3, 6)] == [1, 1, 1]
+    np.testing.assert_array_equal(picked, stratified_indices(values, candidates, 3, seed=0))
+    np.testing.assert_array_equal(np.sort(stratified_indices(values, candidates, 9, seed=1)), candidates)
+
+
+def test_reference_values_give_rho_per_proxy(tmp_path, capsys):
+    space = HyViTasSpace()
+    every = np.arange(space.cardinality)
+    ref = tmp_path / "reference"
+    ref.mkdir()
+    # someone else's params: our count in millions, for every arch, in index order (a monotone map: rho 1)
+    pd.DataFrame({"index": every, "params": space.params(space.arch(every)) / 1e6}).to_csv(ref / "params.csv", index=False)
+    out_dir = tmp_path / "corr"
+    code, out, err = nas_lab(capsys, "correlate", "space=hyvitas", "proxies=params,flops", "metric=id", "sample=40",
+                             "stratify=true", f"reference={ref}", f"out={out_dir}", "workers=1", "--no-progress")
+    assert code == 0, err
+    frame = pd.read_csv(out_dir / "correlation.csv").set_index("proxy")
+    assert frame.loc["params", "reference_rho"] == pytest.approx(1.0) and np.isnan(frame.loc["flops", "reference_rho"])
+    assert "rho with reference" in out
+    values = pd.read_csv(out_dir / "values.csv")
+    ids = TabularObjective(space, "id").values()
+    np.testing.assert_array_equal(values["index"], stratified_indices(ids, every, 40, seed=0))
 
 
 def test_cli_prints_the_table_and_writes_csv_and_plots(tmp_path, capsys):
@@ -86,6 +115,8 @@ def test_nb201_defaults_to_cifar10_test_accuracy(tmp_path, capsys, shared_data):
     (["proxies=params", "metric=id", "table=missing.csv"], "table 'missing.csv' is neither a built-in table"),
     (["proxies=params", "sample=7000"], "sample must lie in 1..6561"),
     (["proxies=params", "bins=3"], "unknown setting 'bins' of `nas-lab correlate`; valid: space, proxies"),
+    (["proxies=params", "reference=nowhere"], "reference=nowhere is not a folder"),
+    (["proxies=params", "stratify=maybe"], "stratify"),
 ])
 def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(tmp_path, capsys, args, message):
     code, out, err = nas_lab(capsys, "correlate", *args, f"out={tmp_path / 'corr'}", "--no-progress")

@@ -89,11 +89,15 @@ Proxy values come from the cache; missing ones are computed in parallel as by `n
 Settings (key=value): those of `nas-lab precompute` (sample defaults to 1000), and
   metric=NAME                      table metric (default: the table's first accuracy: id, test.cifar10)
   table=NAME|PATH                  benchmark table (default: the space's own)
+  stratify=true                    one arch per equal-count stratum of the metric instead of a random sample
+  reference=DIR                    also Spearman rho with published values: DIR/<proxy>.csv (index, value)
   out=DIR                          default results/correlate/<space>_<metric>
 
 examples:
   nas-lab correlate space=hyvitas proxies=params,naswot,synflow metric=ood.sketch
   nas-lab correlate space=nb201 proxies=naswot,synflow metric=test.cifar10 sample=1000 table=../shared/data
+  nas-lab correlate space=nb201 proxies=naswot,synflow,logsynflow metric=test.cifar10 sample=200 stratify=true \
+      table=../shared/data reference=../shared/data/freerea_nats/cifar10      # our values against FreeREA's
 """
 
 #: settings of `nas-lab precompute` and their defaults; `correlate` adds CORRELATE_SETTINGS
@@ -104,7 +108,8 @@ PRECOMPUTE_SETTINGS = {p.name: p for p in (
     Param("cache", None, str),
 )}
 CORRELATE_SETTINGS = {**PRECOMPUTE_SETTINGS, "sample": Param("sample", 1000, int), **{p.name: p for p in (
-    Param("metric", None, str), Param("table", None, str), Param("out", None, str),
+    Param("metric", None, str), Param("table", None, str), Param("out", None, str), Param("stratify", False, bool),
+    Param("reference", None, str),
 )}}
 
 
@@ -304,8 +309,10 @@ def _precompute(args) -> int:
 
 
 def _correlate(args) -> int:
-    from nas_lab.objectives.zero_cost.correlate import correlate
+    from nas_lab.objectives.tabular.objective import TabularObjective
+    from nas_lab.objectives.zero_cost.correlate import correlate, stratified_indices
     from nas_lab.objectives.zero_cost.objective import reference_table
+    from nas_lab.objectives.zero_cost.precompute import sample_indices
 
     s, space, proxies, indices, options = _zero_cost_job(args, CORRELATE_SETTINGS)
     metric = s["metric"]
@@ -314,9 +321,13 @@ def _correlate(args) -> int:
         if reference is None:
             raise UserError(f"space {space.name!r} has no benchmark table here; give one with table=PATH and a metric=")
         metric = reference.metric
+    if s["stratify"]:
+        valid = sample_indices(space, None, s["seed"])
+        values = TabularObjective(space, metric, table=s["table"]).measure(metric, space.arch(valid))
+        indices = stratified_indices(values, valid, s["sample"], s["seed"])
     out = Path(s["out"] or Path("results/correlate") / f"{space.name}_{metric}")
     try:
-        result = correlate(space, proxies, metric, indices, out, table=s["table"], **options)
+        result = correlate(space, proxies, metric, indices, out, table=s["table"], reference=s["reference"], **options)
     except KeyboardInterrupt:
         print("nas-lab: interrupted; the proxy values computed so far are in the cache; run the same command again",
               file=sys.stderr)
