@@ -96,8 +96,8 @@ Settings (key=value): those of `nas-lab precompute` (sample defaults to 1000), a
 examples:
   nas-lab correlate space=hyvitas proxies=params,naswot,synflow metric=ood.sketch
   nas-lab correlate space=nb201 proxies=naswot,synflow metric=test.cifar10 sample=1000 table=../shared/data
-  nas-lab correlate space=nb201 proxies=naswot,synflow,logsynflow metric=test.cifar10 sample=200 stratify=true \
-      table=../shared/data reference=../shared/data/freerea_nats/cifar10      # our values against FreeREA's
+  nas-lab correlate space=nb201 proxies=naswot,synflow,logsynflow sample=200 stratify=true table=../shared/data
+      reference=../shared/data/freerea_nats/cifar10     (one command: our values against FreeREA's)
 """
 
 #: settings of `nas-lab precompute` and their defaults; `correlate` adds CORRELATE_SETTINGS
