@@ -91,28 +91,18 @@ class Darts(OneShotSearcher):
         self.alphas = [torch.zeros(int(n), device=data.device, requires_grad=True) for n in self.space.sizes]
         arch_optimizer = torch.optim.Adam(self.alphas, lr=self.arch_learning_rate, betas=ARCH_BETAS,
                                           weight_decay=ARCH_WEIGHT_DECAY)
-        steps = self.epochs * self.settings.batches_per_epoch(len(data.train[1]))
-        optimizer, schedule = st.weight_optimizer(net.parameters(), self.settings, steps)
         generator = st.torch_generator(self.rng)
         val = _endless(data.val, self.batch_size, generator)
 
-        net.train()
-        images, trained = 0, time.perf_counter()
-        with st.progress(steps, "DARTS bilevel search") as bar:
-            for x, y in st.epochs(data.train, self.settings, generator):
-                xv, yv = next(val)
-                arch_optimizer.zero_grad(set_to_none=True)
-                F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(inputs=self.alphas)
-                arch_optimizer.step()
-                loss = F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                schedule.step()
-                images += len(y)
-                bar.update()
-                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-        trained = st.Throughput(images, time.perf_counter() - trained)
+        def weight_loss(x, y):
+            """One Adam step on alpha against a val batch, then the train batch's loss for the weight step."""
+            xv, yv = next(val)
+            arch_optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(inputs=self.alphas)
+            arch_optimizer.step()
+            return F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
+
+        trained = st.train_weights(net, data.train, self.settings, generator, "DARTS bilevel search", weight_loss)
 
         derived = np.array([int(a.argmax()) for a in self.alphas], dtype=np.int64)
         mixture = st.accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas])

@@ -3,7 +3,7 @@
 - ``Settings``: the training length, batch, learning rate and BN-recalibration
   size every one-shot method is configured with, checked once;
 - ``TaskTensors``: the task's train and val splits as tensors on its device;
-- ``minibatches`` / ``weight_optimizer`` / ``progress``: the epoch loop's parts;
+- ``train_weights``: the epoch loop of weight steps, whatever each batch trains;
 - ``train_single_path``: single-path uniform sampling (SPOS, Guo et al., ECCV
   2020): every batch trains one arch drawn uniformly from the space, so every
   arch's slice of the shared weights is trained about equally often;
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,17 +163,21 @@ def progress(total: int, desc: str):
                 mininterval=0.5, leave=False)
 
 
-def train_single_path(net, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
-                      desc: str) -> Throughput:
-    """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch."""
+def train_weights(net, train: Split, settings: Settings, generator: torch.Generator, desc: str,
+                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Throughput:
+    """Train ``net``'s weights in place: every batch of every epoch, one SGD step on ``loss_of(x, y)``.
+
+    ``loss_of`` picks what the batch trains (a sampled path, a mixture) and may
+    take steps of its own first (DARTS' architecture step); ``generator``
+    shuffles the epochs. The throughput counts the train images of the steps.
+    """
     steps = settings.epochs * settings.batches_per_epoch(len(train[1]))
     optimizer, schedule = weight_optimizer(net.parameters(), settings, steps)
-    generator = torch_generator(rng)
     net.train()
     images, start = 0, time.perf_counter()
     with progress(steps, desc) as bar:
         for x, y in epochs(train, settings, generator):
-            loss = F.cross_entropy(net(x, space.sample(rng, 1)[0]), y)
+            loss = loss_of(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -182,6 +186,13 @@ def train_single_path(net, space: Space, train: Split, settings: Settings, rng: 
             bar.update()
             bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
     return Throughput(images, time.perf_counter() - start)
+
+
+def train_single_path(net, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
+                      desc: str) -> Throughput:
+    """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch."""
+    return train_weights(net, train, settings, torch_generator(rng), desc,
+                         lambda x, y: F.cross_entropy(net(x, space.sample(rng, 1)[0]), y))
 
 
 @torch.no_grad()
