@@ -134,8 +134,17 @@ def test_at_32_px_the_attention_kernel_gets_no_gradient(space):
     """Why HyViTas' default input side is 64: at 32 px every attention kernel covers the whole 2x2 / 1x1 map."""
     searcher = Darts(task=Task(params=(("image_size", "32"),)), **TINY, arch_learning_rate=0.05)
     run(space, TabularObjective(space, "id"), searcher, budget=5, seed=0)
-    alpha = dict(zip(space.names, searcher.alphas))["attn.kernel"]
-    assert torch.count_nonzero(alpha.grad) == 0 and torch.count_nonzero(alpha) == 0
+    alphas = dict(zip(space.names, searcher.alphas))
+    kernel = alphas.pop("attn.kernel")
+    # The three options give the same output, so their gradients are equal: exactly 0 on some CPUs, -7.8e-11
+    # each on others (BLAS rounding). "Equal" and "none" are both judged against the other decisions' gradients.
+    largest = max(float(a.grad.abs().max()) for a in alphas.values())
+    assert largest > 0
+    assert float(kernel.grad.max() - kernel.grad.min()) <= 1e-6 * largest
+    assert float(kernel.grad.abs().max()) <= 1e-6 * largest
+    # so DARTS cannot tell them apart: their logits moved together, while every other decision's spread apart
+    spread = min(float(a.max() - a.min()) for a in alphas.values())
+    assert float(kernel.max() - kernel.min()) <= 0.01 * spread
 
 
 # -- the supernet objective ------------------------------------------------------------------------
