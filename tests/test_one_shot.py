@@ -108,6 +108,7 @@ def test_spos_scores_its_population_and_generations(spos):
 def test_spos_same_seed_derives_the_same_arch(spos):
     cfg = RunConfig(searcher="spos").apply(overrides("searcher", SPOS))
     result = run(*build(cfg), budget=cfg.budget, seed=cfg.seed)
+    # exact: the same code on the same inputs in this process (across CPUs or thread counts it could differ)
     assert result.searcher_report["derived arch"] == spos[1]["searcher_report"]["derived arch"]
     assert result.searcher_report["supernet val accuracy %"] == spos[1]["searcher_report"]["supernet val accuracy %"]
 
@@ -123,8 +124,10 @@ def test_darts_reports_a_distribution_per_decision(darts, space):
 def test_darts_alphas_get_gradients_change_and_give_the_arch(space):
     searcher = Darts(**TINY, arch_learning_rate=0.05)  # the default 64 px input for HyViTas
     result = run(space, TabularObjective(space, "id"), searcher, budget=5, seed=0)
+    largest = max(float(a.grad.abs().max()) for a in searcher.alphas)
     for name, alpha in zip(space.names, searcher.alphas):
-        assert torch.count_nonzero(alpha.grad) > 0, name
+        # options told apart: gradients that differ (rounding alone leaves ~1e-10, see the 32 px test below)
+        assert float(alpha.grad.max() - alpha.grad.min()) > 0.01 * largest, name
         assert torch.count_nonzero(alpha) > 0, name  # the Adam steps moved it off its zero start
     derived = [int(a.argmax()) for a in searcher.alphas]
     assert result.best_index == int(space.index(derived))
@@ -159,6 +162,7 @@ def test_supernet_objective_trains_once_then_reads_its_disk_cache(space, cache_d
     assert ((0 <= ev.values) & (ev.values <= 100)).all() and (ev.cost > 0).all()
 
     again = SupernetObjective(space, "id", **TINY, cache=str(cache_dir))
+    # exact: the same weights through the same code in this process
     np.testing.assert_array_equal(again.evaluate(archs, np.random.default_rng(1)).values, ev.values)
     assert len(trainings) == 1, "the second objective trained instead of reading the cache"
     assert again.info()["train_seconds"] == first.info()["train_seconds"]

@@ -196,7 +196,8 @@ def test_evaluate_proxy_is_deterministic_and_seeded_and_leaves_the_global_rng_al
     for name in SEED_DEPENDENT:
         assert other[name] != first[name], name
     assert other["params"] == first["params"] and other["flops"] == first["flops"]
-    # sharing one build across proxies gives what each proxy gives alone
+    # sharing one build across proxies gives what each proxy gives alone (exact: each proxy starts from the
+    # same seeded weights and batch and runs the same code in this process)
     for name in ("naswot", "synflow", "entropic", "snip"):
         assert evaluate_proxy(space, arch, name, seed=0, **kw) == first[name], name
 
