@@ -105,10 +105,13 @@ def test_incompatible_searcher_is_refused_before_anything_is_spent():
 
 
 def test_multi_target_objective_needs_a_multi_objective_searcher(space, sum_objective):
+    from nas_lab.searchers.rea import RegularizedEvolution
+
     sum_objective.targets = ("sum", "sum2")
     sum_objective.directions = ("max", "min")
     with pytest.raises(UserError, match="single-objective"):
-        run(space, sum_objective, RandomSearch(), budget=5)
+        run(space, sum_objective, RegularizedEvolution(population=4, tournament=2), budget=5)
+    assert sum_objective.calls == 0
 
 
 def test_a_searcher_stuck_on_evaluated_archs_is_stopped(space, sum_objective):

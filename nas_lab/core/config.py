@@ -15,9 +15,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from nas_lab.core import registry
 from nas_lab.core.constraint import Constrained, Constraint
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.joint import Joint, SpaceMetrics
+from nas_lab.core.objective import DIRECTIONS, Objective, default_direction
+from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 
 DEFAULT_OBJECTIVE_FAMILY = "tabular"
@@ -86,11 +91,92 @@ def split_objective(spec: str) -> tuple[str, str | None]:
 def build(cfg: RunConfig):
     """``(space, objective, searcher)`` of a config, every name and value checked."""
     space = registry.create("space", cfg.space, cfg.params["space"])
-    family, metric = split_objective(cfg.objective)
-    args = (space,) if metric is None else (space, metric)
     task = cfg.task()
-    objective = registry.create("objective", family, cfg.params["objective"], *args, task=task)
+    objective = build_objective(space, cfg.objective, dict(cfg.params["objective"]), task)
     if cfg.constraints:
-        objective = Constrained(objective, [Constraint.parse(c) for c in cfg.constraints])
+        constraints = [Constraint.parse(c) for c in cfg.constraints]
+        measurers = {c.metric: _measurer(c.metric, objective, space, cfg.params["objective"], task) for c in constraints}
+        objective = Constrained(objective, constraints, measurers)
     searcher = registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=task)
     return space, objective, searcher
+
+
+def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task) -> Objective:
+    """The objective of ``objective=SPEC``: one metric, or several separated by commas (a ``Joint``).
+
+    ``objective.directions=max,min`` and ``objective.reference=a,b`` apply to several metrics; every other
+    ``objective.<param>`` goes to each family that takes it.
+    """
+    names = [m.strip() for m in str(spec).split(",")]
+    if not all(names):
+        raise UserError(f"objective={shorten(spec)} has an empty metric; write metrics separated by commas, "
+                        "e.g. objective=test.cifar10,latency.pixel3")
+    repeated = sorted({m for m in names if names.count(m) > 1})
+    if repeated:
+        raise UserError(f"objective={shorten(spec)} names {repeated[0]!r} twice; each metric may appear once")
+    directions = _list_param(params.pop("directions", None), len(names), "objective.directions", str)
+    reference = _list_param(params.pop("reference", None), len(names), "objective.reference", float)
+    if len(names) == 1 and (directions or reference):
+        raise UserError("objective.directions and objective.reference are for several metrics "
+                        "(objective=a,b); a single tabular metric takes objective.direction=max|min")
+    _check_params(params)
+    primary = _family_objective(names[0], space, params, task)
+    if len(names) == 1:
+        return primary
+    extras = [(name, _measurer(name, primary, space, params, task)) for name in names[1:]]
+    extras = [(o.targets[0] if o is not primary and o.targets else name, o) for name, o in extras]
+    default = tuple(primary.directions) + tuple(default_direction(m) for m, _ in extras)
+    if directions:
+        bad = [d for d in directions if d not in DIRECTIONS]
+        if bad:
+            raise UserError(f"objective.directions must list max or min for each metric, got {bad[0]!r}")
+    return Joint(primary, extras, directions or default, reference)
+
+
+def _list_param(value, k: int, name: str, kind: type) -> tuple | None:
+    """A comma-separated (or YAML list) parameter with one entry per metric."""
+    if value is None:
+        return None
+    items = value if isinstance(value, (list, tuple)) else str(value).strip("[]").split(",")
+    try:
+        out = tuple(kind(str(v).strip()) for v in items)
+    except ValueError:
+        raise UserError(f"{name} must be {k} numbers separated by commas, got {shorten(value)}") from None
+    if len(out) != k:
+        raise UserError(f"{name} needs one entry per metric ({k}), got {len(out)}: {shorten(value)}")
+    return out
+
+
+def _check_params(params: dict[str, Any]) -> None:
+    """Every ``objective.<param>`` must be taken by some objective family."""
+    taken = {p.name for f in registry.names("objective") for p in registry.parameters(registry.load("objective", f))}
+    unknown = sorted(set(params) - taken)
+    if unknown:
+        raise UserError(f"no objective has a parameter {unknown[0]!r}; valid: "
+                        f"{', '.join(f'objective.{p}' for p in sorted(taken | {'directions', 'reference'}))}")
+
+
+def _family_objective(spec: str, space: Space, params: dict[str, Any], task: Task) -> Objective:
+    """One family's objective for ``spec`` (``zc.naswot``, ``id``), given the parameters that family takes."""
+    family, metric = split_objective(spec)
+    takes = {p.name for p in registry.parameters(registry.load("objective", family))}
+    args = (space,) if metric is None else (space, metric)
+    return registry.create("objective", family, {k: v for k, v in params.items() if k in takes}, *args, task=task)
+
+
+def _measurer(metric: str, primary: Objective, space: Space, params: dict[str, Any], task: Task) -> Objective:
+    """The objective that measures ``metric`` beside ``primary``: another family's when the metric names one,
+    else ``primary`` if it can, else the space's closed form, else the default (tabular) family."""
+    family, _ = split_objective(metric)
+    explicit = metric.partition(".")[0] == family
+    if explicit and family != primary.info().get("family"):
+        return _family_objective(metric, space, params, task)
+    if primary.can_measure(metric):
+        return primary
+    closed = SpaceMetrics(space)
+    if closed.can_measure(metric):
+        return closed
+    if not explicit:
+        return _family_objective(metric, space, params, task)
+    primary.measure(metric, np.empty((0, space.dim), dtype=np.int64))  # raises the family's own sentence
+    raise UserError(f"objective {primary.name!r} cannot measure {metric!r}")

@@ -1,9 +1,14 @@
 """Constraints: bounds on metrics that wrap any objective (``latency.pixel3<=5``, ``params<=1e6``).
 
-Composition, not flags: ``Constrained`` asks the wrapped objective to
-``measure`` each constrained metric and clears ``Evaluation.feasible`` where a
-bound is broken. Infeasible archs still cost their evaluation (the runner
-charges them) and are never reported best (``Evaluation.fitness`` is -inf).
+Composition, not flags: ``Constrained`` asks the objective that measures each
+constrained metric (the wrapped one, or another family's: a latency table may
+bound a supernet search, closed-form sizes bound anything) for its values,
+clears ``Evaluation.feasible`` where a bound is broken and sets
+``Evaluation.violation`` to how far: the sum over broken bounds of
+``|value - bound| / |bound|`` (``|value - bound|`` for a bound of 0; infinite
+for a missing value), so bounds in different units add up. Infeasible archs still
+cost their evaluation (the runner charges them) and are never reported best
+(``Evaluation.fitness`` is -inf).
 """
 
 from __future__ import annotations
@@ -45,36 +50,68 @@ class Constraint:
     def holds(self, values: np.ndarray) -> np.ndarray:
         return _OPS[self.op](values, self.bound)  # NaN compares False: a missing value is infeasible
 
+    def violation(self, values: np.ndarray) -> np.ndarray:
+        """How far each value is outside the bound, relative to the bound (0 where it holds)."""
+        values = np.asarray(values, dtype=float)
+        gap = np.abs(values - self.bound) / (abs(self.bound) or 1.0)
+        return np.where(self.holds(values), 0.0, np.where(np.isnan(values), np.inf, gap))
+
     def __str__(self) -> str:
         return f"{self.metric}{self.op}{self.bound:g}"
 
 
 class Constrained(Objective):
-    """Any objective, with archs breaking a bound marked infeasible."""
+    """Any objective, with archs breaking a bound marked infeasible and their violation sized.
 
-    def __init__(self, inner: Objective, constraints: list[Constraint]):
+    ``measurers`` maps a constrained metric to the objective that measures it
+    (default: the wrapped objective).
+    """
+
+    def __init__(self, inner: Objective, constraints: list[Constraint], measurers: dict[str, Objective] | None = None):
         self.inner = inner
         self.constraints = list(constraints)
+        self.measurers = {c.metric: (measurers or {}).get(c.metric, inner) for c in self.constraints}
         for c in self.constraints:
-            inner.measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))  # unknown metric: fail now
-        for attr in ("space", "name", "targets", "directions", "cost_unit", "cheap", "needs"):
+            if not self.measurers[c.metric].can_measure(c.metric):  # unknown metric: fail now, with the reason
+                self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
+                raise UserError(f"objective {inner.name!r} cannot measure {c.metric!r} for a constraint")
+        for attr in ("space", "name", "targets", "directions", "cost_unit", "needs", "reference"):
             setattr(self, attr, getattr(inner, attr))
+        self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())
+
+    def _measure_all(self, archs: np.ndarray) -> dict[str, np.ndarray]:
+        return {c.metric: self.measurers[c.metric].measure(c.metric, archs) for c in self.constraints}
+
+    def _bound(self, measured: dict[str, np.ndarray], feasible: np.ndarray, violation: np.ndarray):
+        feasible, violation = feasible.copy(), violation.copy()
+        for c in self.constraints:
+            feasible &= c.holds(measured[c.metric])
+            violation += c.violation(measured[c.metric])
+        return feasible, violation
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
         ev = self.inner.evaluate(archs, rng)
-        feasible = ev.feasible.copy()
-        metrics = dict(ev.metrics)
-        for c in self.constraints:
-            values = self.inner.measure(c.metric, archs)
-            feasible &= c.holds(values)
-            metrics[c.metric] = values
-        return Evaluation(values=ev.values, directions=ev.directions, cost=ev.cost, feasible=feasible, metrics=metrics)
+        measured = self._measure_all(archs)
+        feasible, violation = self._bound(measured, ev.feasible, ev.violation)
+        return Evaluation(values=ev.values, directions=ev.directions, cost=ev.cost, feasible=feasible,
+                          metrics={**ev.metrics, **measured}, violation=violation)
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
-        return self.inner.measure(metric, archs)
+        return self.measurers.get(metric, self.inner).measure(metric, archs)
+
+    def can_measure(self, metric: str) -> bool:
+        return metric in self.measurers or self.inner.can_measure(metric)
+
+    def exhaustive(self):
+        every = self.inner.exhaustive() if self.cheap else None
+        if every is None:
+            return None
+        values, feasible = every
+        feasible, _ = self._bound(self._measure_all(self.space.all_archs()), feasible, np.zeros(len(values)))
+        return values, feasible
 
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
-        return {**self.inner.report(archs), **{c.metric: self.inner.measure(c.metric, archs) for c in self.constraints}}
+        return {**self.inner.report(archs), **self._measure_all(archs)}
 
     def label(self, metric: str) -> str:
         return self.inner.label(metric)

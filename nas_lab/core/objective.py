@@ -9,11 +9,23 @@ no searcher has to know about directions, constraints or diverged trainings.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
 DIRECTIONS = ("max", "min")
+
+#: how the runner answered each arch it tells back (``Evaluation.source``)
+EVALUATED, CACHED, CUT = 0, 1, 2
+
+#: metrics where smaller is better (latency, size, cost), unless the user says otherwise
+_MINIMISED = re.compile(r"^(latency\..+|params|flops|macs|train\..+|cost)$")
+
+
+def default_direction(metric: str) -> str:
+    """``min`` for latency, size and cost metrics, ``max`` for everything else (accuracies, proxies)."""
+    return "min" if _MINIMISED.match(metric.removeprefix("table.")) else "max"
 
 
 @dataclass
@@ -22,7 +34,12 @@ class Evaluation:
 
     ``values`` holds the optimised metric(s), ``(n, k)`` in their natural units;
     ``metrics`` any further named ``(n,)`` arrays the objective computed on the
-    way; ``cost`` the simulated cost per arch; ``feasible`` the constraint mask.
+    way; ``cost`` the simulated cost per arch; ``feasible`` the constraint mask and
+    ``violation`` how far each arch is outside its constraints (0 when within them;
+    what pymoo calls CV and Optuna's ``constraints_func`` returns). ``source`` says
+    how the runner answered each arch it tells back to a searcher: ``EVALUATED``
+    now, ``CACHED`` (evaluated earlier in the run, or twice in one batch: charged
+    once), or ``CUT`` (the budget ran out: values NaN, never evaluated).
     """
 
     values: np.ndarray
@@ -30,6 +47,14 @@ class Evaluation:
     cost: np.ndarray
     feasible: np.ndarray
     metrics: dict[str, np.ndarray] = field(default_factory=dict)
+    violation: np.ndarray | None = None
+    source: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.violation is None:
+            self.violation = np.zeros(len(self.values))
+        if self.source is None:
+            self.source = np.full(len(self.values), EVALUATED, dtype=np.int8)
 
     def __len__(self) -> int:
         return len(self.values)
@@ -60,6 +85,8 @@ class Objective:
     cheap: bool = True
     #: space capabilities the objective needs (see ``Space.capabilities``)
     needs: tuple[str, ...] = ()
+    #: hypervolume reference point for several targets, in the metrics' own units (see ``core.fronts``)
+    reference: tuple[float, ...] | None = None
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
         raise NotImplementedError
@@ -68,7 +95,22 @@ class Objective:
         """``(n,)`` values of any metric this objective can compute, e.g. for a constraint."""
         from nas_lab.core.errors import UserError
 
-        raise UserError(f"objective {self.name!r} cannot measure {metric!r} for a constraint")
+        raise UserError(f"objective {self.name!r} cannot measure {metric!r}")
+
+    def can_measure(self, metric: str) -> bool:
+        """Whether ``measure(metric, ...)`` works, found out without computing anything expensive."""
+        from nas_lab.core.errors import UserError
+
+        try:
+            self.measure(metric, np.empty((0, self.space.dim), dtype=np.int64))
+        except UserError:
+            return False
+        return True
+
+    def exhaustive(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(values (N, k), feasible (N,))`` of every arch in index order, for objectives cheap enough to
+        tabulate the whole space (the true front and its hypervolume come from here); ``None`` otherwise."""
+        return None
 
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
         """Every metric worth reporting for these archs (the values papers print)."""

@@ -21,8 +21,10 @@ class RunResult:
     ``history`` holds one entry per distinct evaluated arch, in evaluation order:
     ``index`` (arch index), ``value`` ``(n, k)`` optimised values, ``feasible``,
     ``cost`` and ``time`` (wall seconds since the run started), plus ``step``
-    (which ask/tell round evaluated it). ``best`` is ``None`` when no evaluated
-    arch was feasible with a finite value.
+    (which ask/tell round evaluated it) and ``violation``. With one target, ``best`` is
+    the best feasible arch (``None`` when no evaluated arch was feasible with a finite
+    value); with several, ``best`` is ``None`` and ``front`` holds the feasible
+    non-dominated archs with their hypervolume (see ``core.fronts.summarise``).
     """
 
     space: str
@@ -36,6 +38,7 @@ class RunResult:
     best_index: int | None
     best_arch: dict[str, Any] | None
     best_metrics: dict[str, float] | None
+    front: dict[str, Any] | None = None
     searcher_params: dict[str, Any] = field(default_factory=dict)
     searcher_report: dict[str, Any] = field(default_factory=dict)
     objective_info: dict[str, Any] = field(default_factory=dict)
@@ -75,6 +78,13 @@ class RunResult:
             "cost": {"total": self.total_cost, "unit": self.cost_unit},
             "best": {"index": self.best_index, "arch": self.best_arch, "metrics": self.best_metrics},
         }
+        if self.front is not None:
+            f = self.front
+            out["front"] = [{"index": i, "arch": a, "metrics": dict(zip(self.targets, map(finite_or_none, v)))}
+                            for i, a, v in zip(f["index"], f["archs"], f["values"])]
+            out.update({k: f.get(k) for k in ("hypervolume", "igd", "true_hypervolume", "recovered")})
+            out["reference"] = f["scale"]
+            out["hypervolume_curve"] = f["curve"]
         if self.note:
             out["note"] = self.note
         if with_history:

@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.history import History
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.results import RunResult
 from nas_lab.core.searcher import Searcher
@@ -74,23 +75,16 @@ def run(
     searcher_rng, objective_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     searcher.reset(space, objective, searcher_rng)
 
-    k, d = len(objective.targets), space.dim
-    sizes = space.sizes
-    h_index = np.empty(budget, dtype=np.int64)
-    h_value = np.empty((budget, k))
-    h_feasible = np.empty(budget, dtype=bool)
-    h_cost = np.empty(budget)
-    h_time = np.empty(budget)
-    h_step = np.empty(budget, dtype=np.int64)
-    h_metrics: dict[str, np.ndarray] = {}
-    cache: dict[int, int] = {}  # arch index -> history row
-    n = step = idle = 0
+    d, sizes = space.dim, space.sizes
+    history = History(budget, len(objective.targets))
+    step = idle = 0
     best = -np.inf
     sign = 1.0 if objective.directions[0] == "max" else -1.0
     note = ""
     t0 = time.perf_counter()
 
-    while n < budget:
+    while len(history) < budget:
+        n = len(history)
         archs = np.asarray(searcher.ask(budget - n), dtype=np.int64)
         if archs.size == 0:  # the searcher has nothing more to propose (a one-shot searcher's derived arch is in)
             note = f"searcher finished after {n} of {budget} evaluations"
@@ -101,66 +95,30 @@ def run(
             raise ValueError(f"searcher {searcher.name!r} proposed an option index outside the space")
         idx = space.index(archs).tolist()
 
-        fresh: dict[int, int] = {}  # new arch index -> position in this batch
+        fresh: dict[int, int] = {}  # new arch index -> its first position in this batch
         for pos, i in enumerate(idx):
-            if i not in cache and i not in fresh and len(fresh) < budget - n:
+            if i not in history and i not in fresh and len(fresh) < budget - n:
                 fresh[i] = pos
         if fresh:
             idle = 0
-            pos = list(fresh.values())
-            ev = objective.evaluate(archs[pos], objective_rng)
-            rows = slice(n, n + len(pos))
-            h_index[rows] = list(fresh)
-            h_value[rows] = ev.values
-            h_feasible[rows] = ev.feasible
-            h_cost[rows] = ev.cost
-            h_time[rows] = time.perf_counter() - t0
-            h_step[rows] = step
-            for name, arr in ev.metrics.items():
-                h_metrics.setdefault(name, np.full(budget, np.nan))[rows] = arr
-            for j, i in enumerate(fresh):
-                cache[i] = n + j
-            n += len(pos)
-            fit = ev.fitness[:, 0]
-            if fit.max() > best:
-                best = float(fit.max())
+            ev = objective.evaluate(archs[list(fresh.values())], objective_rng)
+            history.append(list(fresh), ev, time.perf_counter() - t0, step)
+            best = max(best, float(ev.fitness[:, 0].max()))
         else:
             idle += 1
             if idle >= MAX_IDLE_ASKS:
                 note = f"stopped early: searcher proposed only evaluated archs {MAX_IDLE_ASKS} times in a row"
                 break
 
-        told = [p for p, i in enumerate(idx) if i in cache]
-        if fresh and len(told) == len(idx) == len(fresh):
+        if len(fresh) == len(idx):
             searcher.tell(archs, ev)  # common case: every arch asked was new
-        else:
-            rows_t = np.array([cache[idx[p]] for p in told], dtype=np.int64)
-            first = np.zeros(len(told), dtype=bool)
-            first[[told.index(p) for p in fresh.values()]] = True
-            searcher.tell(
-                archs[told],
-                Evaluation(
-                    values=h_value[rows_t],
-                    directions=objective.directions,
-                    cost=np.where(first, h_cost[rows_t], 0.0),
-                    feasible=h_feasible[rows_t],
-                    metrics={m: a[rows_t] for m, a in h_metrics.items()},
-                ),
-            )
+        else:  # every asked arch is told back, in order: evaluated now, answered from the cache, or cut
+            searcher.tell(archs, history.answer(idx, list(fresh.values()), objective.directions))
         step += 1
         if progress is not None:
-            progress(n, budget, best * sign)
+            progress(len(history), budget, best * sign)
 
-    history = {
-        "index": h_index[:n],
-        "value": h_value[:n],
-        "feasible": h_feasible[:n],
-        "cost": h_cost[:n],
-        "time": h_time[:n],
-        "step": h_step[:n],
-        **{m: a[:n] for m, a in h_metrics.items()},
-    }
-    return _result(space, objective, searcher, budget, seed, history, time.perf_counter() - t0, note)
+    return _result(space, objective, searcher, budget, seed, history.arrays(), time.perf_counter() - t0, note)
 
 
 def _result(space, objective, searcher, budget, seed, history, wall, note) -> RunResult:
@@ -170,8 +128,13 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         cost=history["cost"],
         feasible=history["feasible"],
     ).fitness[:, 0]
-    best_index = best_arch = best_metrics = None
-    if len(fit) and np.isfinite(fit.max()):
+    best_index = best_arch = best_metrics = front = None
+    if len(objective.targets) > 1:  # several targets: the result is a front, not one best arch
+        from nas_lab.core.fronts import summarise
+
+        front = summarise(history, objective)
+        front["archs"] = [space.describe(a) for a in space.arch(np.asarray(front["index"], dtype=np.int64))]
+    elif len(fit) and np.isfinite(fit.max()):
         best_index = int(history["index"][int(np.argmax(fit))])
         arch = space.arch(best_index)
         best_arch = space.describe(arch)
@@ -188,6 +151,7 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         best_index=best_index,
         best_arch=best_arch,
         best_metrics=best_metrics,
+        front=front,
         searcher_params=searcher.params(),
         searcher_report=searcher.report(),
         objective_info=objective.info(),

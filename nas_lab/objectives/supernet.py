@@ -175,6 +175,12 @@ class SupernetObjective(Objective):
                             f"measure only {', '.join(METRICS)}, not {metric!r}; give one with table=PATH")
         return self.reference.measure(metric.removeprefix(TABLE), archs)
 
+    def can_measure(self, metric: str) -> bool:
+        """Supernet metrics without training the supernet to find out; others if the reference table has them."""
+        if metric.removeprefix("supernet.") in METRICS:
+            return True
+        return self.reference is not None and self.reference.can_measure(metric.removeprefix(TABLE))
+
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
         """Every supernet metric and, when there is a table, the table's metrics as ``table.<metric>``."""
         table = self.reference.report(archs) if self.reference is not None else {}

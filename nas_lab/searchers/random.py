@@ -14,6 +14,7 @@ class RandomSearch(Searcher):
     name = "random"
     title = "Random search"
     needs = ("sample",)
+    multi_objective = True  # it learns nothing, so it serves any number of targets: a run reports the front it found
 
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)

@@ -24,7 +24,7 @@ import pandas as pd
 from nas_lab.core import registry
 from nas_lab.core.config import build
 from nas_lab.core.errors import UserError
-from nas_lab.core.objective import Objective
+from nas_lab.core.objective import Objective, default_direction
 from nas_lab.core.space import Space
 from nas_lab.objectives.tabular import metrics
 from nas_lab.objectives.tabular.objective import TabularObjective, open_table
@@ -126,7 +126,7 @@ def load_study(directory: str | Path) -> StudyResults:
     objectives = {name: objective for name, (_, objective, _) in built.items()}
 
     reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
-    columns = [m for m in reported if m not in COMPOSITES and metrics.default_direction(m) == "max"]
+    columns = [m for m in reported if m not in COMPOSITES and default_direction(m) == "max"]
     reference, values = _table_values(space, config.table, columns + ["ood"])
     if values:  # with a benchmark table, report its accuracies (not e.g. a zero-cost proxy's raw score)
         columns = [m for m in columns if m in values]

@@ -38,14 +38,8 @@ LABELS = {
     "train.hours": "training GPU-hours",
 }
 
-#: metrics where smaller is better, unless the user says otherwise
-_MINIMISED = re.compile(r"^(latency\..+|params|flops|train\..+)$")
 _SEVERITY = re.compile(r"^ood\.c([1-5])$")
 _OOD_PARTS = ("ood.c1", "ood.c5", "ood.sketch", "ood.stylized")
-
-
-def default_direction(metric: str) -> str:
-    return "min" if _MINIMISED.match(metric) else "max"
 
 
 def label(metric: str) -> str:

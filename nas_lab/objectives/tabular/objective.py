@@ -15,7 +15,7 @@ import numpy as np
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
-from nas_lab.core.objective import DIRECTIONS, Evaluation, Objective
+from nas_lab.core.objective import DIRECTIONS, Evaluation, Objective, default_direction
 from nas_lab.core.space import Space
 from nas_lab.objectives.tabular import metrics
 from nas_lab.objectives.tabular.table import Table
@@ -71,7 +71,7 @@ class TabularObjective(Objective):
         self.seeds = seeds
         self.name = metric
         self.targets = (metric,)
-        self.directions = (metrics.default_direction(metric) if direction == "auto" else direction,)
+        self.directions = (default_direction(metric) if direction == "auto" else direction,)
         per_seed = metrics.resolve(self.table, metric)
         if per_seed.ndim == 1:
             per_seed = per_seed[:, None]
@@ -101,6 +101,10 @@ class TabularObjective(Objective):
             arr = metrics.resolve(self.table, metric)
             self._means[metric] = arr.mean(axis=1) if arr.ndim == 2 else arr
         return self._means[metric][self.space.index(archs)]
+
+    def exhaustive(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every arch's target (mean over seeds): the table covers the whole space."""
+        return self._mean[:, None], np.ones(len(self._mean), dtype=bool)
 
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
         wanted = dict.fromkeys(metrics.REPORTED + self.targets)
