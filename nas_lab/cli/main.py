@@ -195,7 +195,9 @@ def summary(result: RunResult, space, objective, saved: Path | None) -> str:
         lines.append(f"note       {result.note}")
     for key, value in result.searcher_report.items():
         lines.append(f"{result.searcher:<10} {key}: {value:.4g}" if isinstance(value, float) else f"{result.searcher:<10} {key}: {value}")
-    if result.best_arch is None:
+    if result.front is not None:
+        lines += front_lines(result, objective)
+    elif result.best_arch is None:
         lines.append("best       none: no evaluated architecture was feasible with a finite value")
     else:
         lines.append(f"best       architecture {result.best_index}: {_params(result.best_arch, sep='  ')}")
@@ -212,6 +214,41 @@ def summary(result: RunResult, space, objective, saved: Path | None) -> str:
     return "\n".join(lines)
 
 
+#: a printed front shows at most this many architectures (its first and last ones), and says how many it left out
+FRONT_LINES = 12
+
+
+def front_lines(result: RunResult, objective) -> list[str]:
+    """The Pareto front of a run with several targets: one line per arch, sorted by the first target, then its
+    hypervolume (and IGD, share of the true front and the true front's hypervolume where the space is tabulated)."""
+    f = result.front
+    n = len(f["index"])
+    if n == 0:
+        return ["front      empty: no evaluated architecture was feasible with finite values"]
+    labels = [objective.label(t) for t in result.targets]
+    lines = [f"front      {n} non-dominated architecture{'s' * (n != 1)} (" +
+             ", ".join(f"{d} {lab}" for d, lab in zip(result.directions, labels)) + ")"]
+    shown = list(range(n)) if n <= FRONT_LINES else [*range(FRONT_LINES // 2), None, *range(n - FRONT_LINES // 2, n)]
+    for i in shown:
+        if i is None:
+            lines.append(f"  ... {n - FRONT_LINES // 2 * 2} more ...")
+            continue
+        metrics = "  ".join(f"{lab} {_fmt(t, v)}" for t, lab, v in zip(result.targets, labels, f["values"][i]))
+        lines.append(f"  {f['index'][i]:>8}  {metrics}  [{_params(f['archs'][i], sep=' ')}]")
+    scale = f["scale"]
+    hv = f"hypervolume {f['hypervolume']:.4f}"
+    if "true_hypervolume" in f:
+        hv += (f" of the true front's {f['true_hypervolume']:.4f} ({f['hypervolume'] / f['true_hypervolume']:.1%}); "
+               f"IGD {f['igd']:.4f}; {f['recovered']:.0%} of the true front's {f['true_size']} archs found")
+    lines.append(f"quality    {hv}")
+    ref = ", ".join(f"{v:.4g}" for v in scale["reference"])
+    how = {"true front": "normalised by the true front's ideal and nadir; reference = nadir",
+           "objective.reference": "reference point from objective.reference",
+           "run": "reference = this run's worst feasible values (comparable only within the run; set objective.reference=)"}
+    lines.append(f"           reference ({ref}): {how.get(scale['source'], scale['source'])}")
+    return lines
+
+
 def _params(params: dict, sep: str = ", ") -> str:
     return sep.join(f"{k}={v}" for k, v in params.items()) or "no parameters"
 
@@ -223,7 +260,7 @@ def _fmt(metric: str, value: float) -> str:
         return f"{value / 1e9:.3f} GFLOPs"
     if metric.startswith("latency."):
         return f"{value:.2f} ms"
-    if metric.startswith(("id", "ood")):
+    if metric.startswith(("id", "ood", "test.")):
         return f"{value:.2f} %"
     return f"{value:.4g}"
 

@@ -7,13 +7,19 @@ table: hyvitas-sim          # optional: the space's default table
 budget: 100                 # or a list, e.g. [100, 150]: one grid axis more
 repeats: 500
 seed: 0
-objectives: [id, id+ood]
+objectives: [id, id+ood]     # several metrics in one objective: a nested list, [[test.cifar10, latency.pixel3]]
 constraints: []             # optional bounds for every run, e.g. [latency.pixel3<=5]
 searchers:                  # label: parameters (``searcher:`` picks another registered name)
   random: {}
   rea: {population: 50, tournament: 10}
   spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's) and objectives
 ```
+
+An objective with several metrics (a multi-objective search) is a list inside the
+list, ``[[test.cifar10, latency.pixel3]]``, and ``[a,b]`` in brackets on the command
+line (``objectives=[test.cifar10,latency.pixel3],[test.cifar100,params]``), since a
+bare comma there already separates objectives; a quoted ``"a,b"`` entry in YAML is
+refused as ambiguous. A study's objectives are all single metrics or all several.
 
 The grid is settings (objective x budget) x searchers x repeats; run ``repeat``
 of every cell gets the seed ``[seed, repeat]``, so a run's result does not
@@ -29,7 +35,7 @@ from typing import Any
 import yaml
 
 from nas_lab.core.config import RunConfig, build
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
 from nas_lab.study.store import run_key
 
@@ -121,7 +127,7 @@ class StudyConfig:
             if key in ("searchers", "objectives"):
                 wanted = [v.strip() for v in str(value).split(",") if v.strip()]
                 if key == "objectives":
-                    data[key] = wanted
+                    data[key] = parse_objectives(str(value))
                 else:
                     have = data.get("searchers") or {}
                     missing = [w for w in wanted if w not in have]
@@ -159,7 +165,10 @@ class StudyConfig:
             objectives = [objectives]
         if not isinstance(objectives, list) or not objectives:
             raise UserError(f"{source}: 'objectives' must be a list of objective names, e.g. objectives: [id, id+ood]")
-        data["objectives"] = [str(o) for o in objectives]
+        data["objectives"] = [objective_spec(o, source) for o in objectives]
+        if len({"," in o for o in data["objectives"]}) > 1:
+            raise UserError(f"{source}: objectives mix single metrics and several-metric lists; a study reports one "
+                            "or the other, so split it into two studies")
         study = cls(**data)
         study.validate()
         return study
@@ -185,20 +194,79 @@ class StudyConfig:
                 params = dict(params)
                 name = str(params.pop("searcher", label))
                 own_repeats = int(params.pop("repeats", self.repeats))
-                if objective not in params.pop("objectives", self.objectives):
+                own = params.pop("objectives", None)
+                if own is not None and objective not in [objective_spec(o, f"searcher {label}") for o in _as_list(own)]:
                     continue
                 for repeat in range(min(own_repeats, self.repeats) if repeats is None else repeats):
                     out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, budget, repeat, self))
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in _KEYS}
+        """The config as YAML would write it (several-metric objectives as lists again)."""
+        out = {k: getattr(self, k) for k in _KEYS}
+        out["objectives"] = [o.split(",") if "," in o else o for o in self.objectives]
+        return out
 
     def same_grid(self, other: "StudyConfig") -> bool:
         """True if ``other`` is this study with possibly another number of repeats (so it may resume it)."""
         mine, theirs = self.to_dict(), other.to_dict()
         mine.pop("repeats"), theirs.pop("repeats")
         return mine == theirs
+
+
+def objective_spec(entry, source: str) -> str:
+    """One study objective as the run's ``objective=`` string: a metric, or a YAML list of metrics joined by commas."""
+    if isinstance(entry, list):
+        if not entry or not all(isinstance(m, str) and m.strip() and "," not in m for m in entry):
+            raise UserError(f"{source}: a several-metric objective is a list of metric names, e.g. "
+                            f"[test.cifar10, latency.pixel3]; got {shorten(entry)}")
+        return ",".join(m.strip() for m in entry)
+    if not isinstance(entry, str) or not entry.strip():
+        raise UserError(f"{source}: each objective is a metric name or a list of metric names; got {shorten(entry)}")
+    if "," in entry:
+        raise UserError(f"{source}: objective {shorten(entry)} is ambiguous: write several metrics as a list, "
+                        f"[{', '.join(m.strip() for m in entry.split(','))}], or separate objectives as list entries")
+    return entry.strip()
+
+
+def parse_objectives(text: str) -> list:
+    """``objectives=`` on the command line: entries separated by commas, a bracketed ``[a,b]`` being one
+    several-metric objective."""
+    out, depth, current = [], 0, ""
+    for ch in text + ",":
+        if ch == "[":
+            depth += 1
+            if depth > 1:
+                break
+            current = current.strip()
+            if current:
+                break
+            group = []
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                break
+            group.append(current.strip())
+            current = None
+        elif ch == "," and depth == 1:
+            group.append(current.strip())
+            current = ""
+        elif ch == "," and depth == 0:
+            if current is None:
+                out.append(group)
+            elif current.strip():
+                out.append(current.strip())
+            current = ""
+        elif current is None:
+            if not ch.isspace():
+                depth = -1
+                break
+        else:
+            current += ch
+    if depth != 0:
+        raise UserError(f"objectives={shorten(text)} is not a list of objectives; e.g. objectives=id,id+ood or "
+                        "objectives=[test.cifar10,latency.pixel3],[test.cifar100,params]")
+    return out
 
 
 def _as_list(value) -> list:
