@@ -201,7 +201,8 @@ class Progress:
     """A tqdm bar over runs, with ETA and each searcher's mean best value over its finished runs.
 
     The figures shown are for the objective most recently reported on, since
-    values of different objectives are not comparable; the mean (not the max)
+    values of different objectives are not comparable (for several targets: the mean
+    hypervolume of the fronts found); the mean (not the max)
     because after a few hundred repeats every searcher has hit the optimum once.
     """
 
@@ -217,15 +218,21 @@ class Progress:
     def update(self, records: list[dict], advance: bool = True) -> None:
         for r in records:
             values = [v for v in r["history_value"] if v is not None]
-            if values:
+            if "hypervolume" in r:  # several targets: a run's figure is its front's hypervolume
+                entry = self.sums.setdefault((r["objective"], r["searcher"]), [0.0, 0])
+                entry[0] += r["hypervolume"]
+                entry[1] += 1
+            elif values:
                 entry = self.sums.setdefault((r["objective"], r["searcher"]), [0.0, 0])
                 entry[0] += max(values) if r["direction"] == "max" else min(values)
                 entry[1] += 1
             self.objective = r["objective"]
         if advance:
             self.bar.update(len(records))
-        shown = " ".join(f"{s} {total / n:.2f}" for (o, s), (total, n) in self.sums.items() if o == self.objective)
-        self.bar.set_postfix_str(f"mean best {self.objective}: {shown}" if shown else "", refresh=False)
+        what = "mean hypervolume" if "," in self.objective else "mean best"
+        shown = " ".join(f"{s} {total / n:.{3 if ',' in o else 2}f}" for (o, s), (total, n) in self.sums.items()
+                         if o == self.objective)
+        self.bar.set_postfix_str(f"{what} {self.objective}: {shown}" if shown else "", refresh=False)
 
     def close(self) -> None:
         self.bar.close()

@@ -30,6 +30,7 @@ from nas_lab.objectives.tabular import metrics
 from nas_lab.objectives.tabular.objective import TabularObjective, open_table
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.engine import CONFIG_FILE
+from nas_lab.study import pareto
 from nas_lab.study.plots import write_plots
 from nas_lab.study.store import RUNS_FILE, Store
 
@@ -127,7 +128,8 @@ def load_study(directory: str | Path) -> StudyResults:
 
     reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
     columns = [m for m in reported if m not in COMPOSITES and default_direction(m) == "max"]
-    reference, values = _table_values(space, config.table, columns + ["ood"])
+    targets = [t for o in objectives.values() for t in o.targets]  # a multi-objective study's table is its targets'
+    reference, values = _table_values(space, config.table, columns + ["ood"] + targets)
     if values:  # with a benchmark table, report its accuracies (not e.g. a zero-cost proxy's raw score)
         columns = [m for m in columns if m in values]
     return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), space, objectives,
@@ -198,7 +200,7 @@ def _notes(study: StudyResults) -> list[str]:
                      "run the same `nas-lab study` command again to finish it")
     if study.outside:
         notes.append(f"{study.outside} recorded run(s) outside the grid of {CONFIG_FILE} are left out")
-    empty = sum(r["best"] is None for r in study.records)
+    empty = sum(not r["front_index"] if "front_index" in r else r["best"] is None for r in study.records)
     if empty:
         notes.append(f"{empty} run(s) found no architecture with a finite value: they count in `runs`, not in the means")
     if study.reference is None:
@@ -215,14 +217,21 @@ def _caption(study: StudyResults) -> str:
     return text
 
 
+def _table(study: StudyResults, frame: pd.DataFrame, pm: str) -> tuple[list[str], list[list[str]], str]:
+    """Header, formatted rows and caption: Table-4 style, or front quality for several targets."""
+    if pareto.is_multi_objective(study):
+        return pareto.headers(), pareto.table_rows(frame, pm), pareto.caption(study)
+    return ["Method", *(study.label(m) for m in study.columns), "runs"], _cells(study, frame, pm), _caption(study)
+
+
 def _markdown(study: StudyResults, frame: pd.DataFrame, plots: list[Path]) -> str:
-    header = ["Method", *(study.label(m) for m in study.columns), "runs"]
+    header, rows, caption = _table(study, frame, " ± ")
     lines = [f"# Study {study.config.name}", "", study.source() + "."]
     for note in _notes(study):
         lines += ["", f"**{note}.**" if note.startswith("partial") else f"{note}."]
     lines += ["", "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * (len(header) - 1)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in _cells(study, frame, " ± ")]
-    lines += ["", _caption(study)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
+    lines += ["", caption]
     if plots:
         lines += ["", "Plots: " + ", ".join(p.name for p in plots)]
     return "\n".join(lines) + "\n"
@@ -233,12 +242,12 @@ _TEX_ESCAPES = str.maketrans({c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasc
 
 def _latex(study: StudyResults, frame: pd.DataFrame) -> str:
     """A booktabs tabular; a rule between objectives and before the reference rows, as in Table 4."""
-    header = ["Method", *(study.label(m) for m in study.columns), "Runs"]
+    header, rows, _ = _table(study, frame, r" $\pm$ ")
     lines = [f"% Study {study.config.name}: {study.source()}"] + [f"% {note}" for note in _notes(study)]
     lines += [r"% needs \usepackage{booktabs}", r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}", r"\toprule",
               " & ".join(h.translate(_TEX_ESCAPES) for h in header) + r" \\", r"\midrule"]
     previous = None
-    for (_, row), cells in zip(frame.iterrows(), _cells(study, frame, r" $\pm$ ")):
+    for (_, row), cells in zip(frame.iterrows(), rows):
         group = (row["objective"], row["budget"]) if isinstance(row["objective"], str) else "reference"
         if previous is not None and group != previous:
             lines.append(r"\midrule")
@@ -251,8 +260,9 @@ def _latex(study: StudyResults, frame: pd.DataFrame) -> str:
 def write_report(study_dir: str | Path) -> Report:
     """Write report.md, report.csv, report.tex and the plots into the study folder."""
     study = load_study(study_dir)
-    frame = aggregate(study)
-    plots = write_plots(study)
+    multi = pareto.is_multi_objective(study)
+    frame = pareto.aggregate(study) if multi else aggregate(study)
+    plots = pareto.write_plots(study) if multi else write_plots(study)
     markdown = _markdown(study, frame, plots)
     md, csv, tex = (study.directory / f"report.{ext}" for ext in ("md", "csv", "tex"))
     md.write_text(markdown, encoding="utf-8")

@@ -9,7 +9,11 @@ Each line holds the run's key (``searcher|objective|budget|repeat``), the target
 found (``best_index``, ``best_arch``, ``best`` = reported metrics of the best
 arch) and its history (``history_index``: arch index per evaluation, in order;
 ``history_value``: the optimised value of each, null where NaN or infeasible,
-so an incumbent read from it is always a feasible arch).
+so an incumbent read from it is always a feasible arch; a list of all targets' values
+per evaluation when the objective has several). A run with several targets also
+keeps its front (``front_index``, ``front_values``), ``hypervolume``,
+``hypervolume_curve``, the ``scale`` it was measured on and, on a tabulated space,
+``igd``, ``recovered`` and ``true_hypervolume``.
 """
 
 from __future__ import annotations
@@ -49,7 +53,32 @@ def record_of(result: RunResult, searcher: str, objective: str, repeat: int, con
         "best_arch": result.best_arch,
         "best": result.best_metrics,
         "history_index": result.history["index"].tolist(),
-        "history_value": [finite_or_none(v) if ok else None for v, ok in zip(result.history["value"][:, 0], result.history["feasible"])],
+        "history_value": _history_values(result),
+        **(_front_fields(result) if result.front is not None else {}),
+    }
+
+
+def _history_values(result: RunResult) -> list:
+    """Each evaluation's optimised value(s), null where infeasible: one number per row with one target, a list
+    of all k with several (so no target is lost on disk)."""
+    h = result.history
+    if h["value"].shape[1] == 1:
+        return [finite_or_none(v) if ok else None for v, ok in zip(h["value"][:, 0], h["feasible"])]
+    return [[finite_or_none(x) for x in v] if ok else None for v, ok in zip(h["value"], h["feasible"])]
+
+
+def _front_fields(result: RunResult) -> dict[str, Any]:
+    """What a study keeps of a run's front: its archs and values, its quality, and how that was measured."""
+    f = result.front
+    return {
+        "targets": list(result.targets),
+        "directions": list(result.directions),
+        "front_index": f["index"],
+        "front_values": f["values"],
+        "hypervolume": f["hypervolume"],
+        "hypervolume_curve": f["curve"],
+        "scale": f["scale"],
+        **{k: f[k] for k in ("igd", "recovered", "true_hypervolume", "true_size") if k in f},
     }
 
 
