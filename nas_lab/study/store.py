@@ -18,15 +18,20 @@ keeps its front (``front_index``, ``front_values``), ``hypervolume``,
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from nas_lab.core.errors import UserError
 from nas_lab.core.results import RunResult, finite_or_none
 
 RUNS_FILE = "runs.jsonl"
+LOCK_FILE = "study.lock"
 SYNC_SECONDS = 1.0
 
 
@@ -88,16 +93,37 @@ class Store:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self.path = self.directory / RUNS_FILE
+        self.damaged = 0  # damaged lines the last read of ``records()`` skipped
 
     def records(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, in the order the runs finished."""
+        """Every complete record, in the order the runs finished.
+
+        A damaged line (blank, not JSON, not a record with a ``key``) is skipped
+        and counted in ``self.damaged`` once the records have been read: its run
+        is missing, so resuming the study runs it again.
+        """
+        self.damaged = 0
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, encoding="utf-8", errors="replace") as fh:
             for line in fh:
                 if not line.endswith("\n"):
                     return  # half-written by a killed study; it will be run again
-                yield json.loads(line)
+                try:
+                    record = json.loads(line)
+                except ValueError:
+                    record = None
+                if isinstance(record, dict) and isinstance(record.get("key"), str):
+                    yield record
+                else:
+                    self.damaged += 1
+
+    def damaged_note(self) -> str | None:
+        """A sentence saying how many damaged lines the last read of ``records()`` skipped, or None if none."""
+        if not self.damaged:
+            return None
+        return (f"skipped {self.damaged} damaged line(s) of {self.path} (blank, or not a JSON run record); "
+                "their runs count as not recorded, so running the study again runs them")
 
     def finished(self) -> set[str]:
         """Keys of the runs already recorded."""
@@ -133,3 +159,84 @@ class Store:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+#: descriptors of the folder locks this process holds; a forked child closes its copies (see ``FolderLock``)
+_HELD: set[int] = set()
+
+
+def _drop_inherited_locks() -> None:
+    for fd in _HELD:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_drop_inherited_locks)
+
+
+class FolderLock:
+    """One writer per study folder: an exclusive ``fcntl.flock`` on ``directory/study.lock``, held while in use.
+
+    The OS releases the lock when its process ends, however it ends, so the
+    lock of a killed study is simply taken by the next one: there is no stale
+    lock to clean up. The holder writes its pid and host into the file, so a
+    refused writer can say who holds it. Processes forked while it is held
+    (pool workers) close their copy of the descriptor: only the study's main
+    process holds the lock, and it is free once that process is gone. Reading
+    the folder (``nas-lab report``) takes no lock.
+    """
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.path = self.directory / LOCK_FILE
+        self.fd: int | None = None
+
+    def acquire(self) -> "FolderLock":
+        """Take the lock; ``UserError`` naming the holder if another process has it."""
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise UserError(f"cannot write to the study folder {self.directory}: {err.strerror}; "
+                            "choose another out=DIR") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                os.close(fd)  # a file system without locks: go on unlocked, as before locks existed
+                return self
+            holder = self._holder(fd)
+            os.close(fd)
+            raise UserError(f"study folder {self.directory} is in use by {holder}, which is running a study in it; "
+                            "wait for it to finish or stop it, or choose another out=DIR") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
+        self.fd = fd
+        _HELD.add(fd)
+        return self
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        """``process PID on host HOST`` as the holder wrote it (it may be writing it at this moment)."""
+        for _ in range(10):
+            pid, _, host = os.pread(fd, 512, 0).decode(errors="replace").strip().partition(" ")
+            if pid:
+                return f"process {pid} on host {host or 'unknown'}"
+            time.sleep(0.05)
+        return "another process"
+
+    def release(self) -> None:
+        if self.fd is not None:
+            _HELD.discard(self.fd)
+            os.ftruncate(self.fd, 0)  # the file stays (deleting a lock file races with its next user); empty = free
+            os.close(self.fd)  # closing releases the flock
+            self.fd = None
+
+    def __enter__(self) -> "FolderLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
