@@ -52,7 +52,8 @@ class RunConfig:
             key, sep, value = item.partition("=")
             key = key.strip()
             if not sep or not key:
-                raise UserError(f"override {item!r} is not key=value; e.g. searcher=rea budget=100 searcher.population=50")
+                raise UserError(f"override {shorten(repr(item))} is not key=value; "
+                                "e.g. searcher=rea budget=100 searcher.population=50")
             self.set(key, value.strip())
         return self
 
@@ -67,9 +68,11 @@ class RunConfig:
             self.constraints += [c for c in str(value).split(",") if c.strip()]
         elif key in ("seed", "budget"):
             setattr(self, key, registry.Param(key, 0, int).coerce(value, ""))
+            if key == "seed":
+                check_seed(self.seed)
         else:
             raise UserError(
-                f"unknown setting {key!r}; valid: space, searcher, objective, seed, budget, table, constraint, "
+                f"unknown setting {shorten(repr(key))}; valid: space, searcher, objective, seed, budget, table, constraint, "
                 "dataset, device, space.<param>, searcher.<param>, objective.<param>, dataset.<param>"
             )
 
@@ -77,6 +80,13 @@ class RunConfig:
         """The dataset and device one-shot searchers and supernet objectives learn on."""
         registry.check("dataset", self.dataset)  # an unknown name fails here, before any run
         return Task(self.dataset, tuple(sorted(self.params["dataset"].items())), self.device)
+
+
+def check_seed(seed: int, name: str = "seed") -> int:
+    """``seed`` if numpy can seed with it (a whole number >= 0), else ``UserError``."""
+    if seed < 0:
+        raise UserError(f"{name} must be a whole number >= 0 (random generators take no negative seeds), got {seed}")
+    return seed
 
 
 def split_objective(spec: str) -> tuple[str, str | None]:

@@ -16,7 +16,7 @@ from functools import lru_cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 
 GROUPS = {
     "space": "nas_lab.spaces",
@@ -45,7 +45,7 @@ def check(kind: str, name: str) -> None:
     """``UserError`` listing valid names if ``name`` is not registered (imports nothing)."""
     eps = _entry_points(kind)
     if name not in eps:
-        raise UserError(f"unknown {kind} {name!r}; valid: {', '.join(sorted(eps)) or '(none registered)'}")
+        raise UserError(f"unknown {kind} {shorten(repr(name))}; valid: {', '.join(sorted(eps)) or '(none registered)'}")
 
 
 def load(kind: str, name: str):
@@ -81,7 +81,8 @@ class Param:
                 return int(as_float)
             return self.type(text)
         except (TypeError, ValueError):
-            raise UserError(f"{owner + '.' if owner else ''}{self.name} must be {_article(self.type)}, got {value!r}") from None
+            raise UserError(f"{owner + '.' if owner else ''}{self.name} must be {_article(self.type)}, "
+                            f"got {shorten(repr(value))}") from None
 
 
 def _article(t: type) -> str:
@@ -114,7 +115,7 @@ def create(kind: str, name: str, params: dict[str, Any], *args, task=None):
     unknown = sorted(set(params) - set(known))
     if unknown:
         valid = ", ".join(f"{kind}.{p}" for p in known) or "none"
-        raise UserError(f"{kind} {name!r} has no parameter {', '.join(unknown)}; valid: {valid}")
+        raise UserError(f"{kind} {name!r} has no parameter {shorten(', '.join(unknown))}; valid: {valid}")
     kwargs = {k: known[k].coerce(v, kind) for k, v in params.items()}
     if task is not None and "task" in inspect.signature(cls).parameters:
         kwargs["task"] = task

@@ -23,6 +23,10 @@ from nas_lab.core.searcher import Searcher, sample_distinct
 from nas_lab.searchers.predictors import MLPEnsemble
 
 
+#: a predictor ensemble larger than this (weights in all) is refused: it is a typo, not a search setting
+MAX_PREDICTOR_WEIGHTS = 10_000_000
+
+
 class Bananas(Searcher):
     """BANANAS: MLP-ensemble predictor, mutation pool, independent Thompson sampling."""
 
@@ -71,6 +75,12 @@ class Bananas(Searcher):
         super().reset(space, objective, rng)
         if self.mutations > space.dim:
             raise UserError(f"searcher.mutations must lie in 1..{space.dim} for space {space.name!r}, got {self.mutations}")
+        features = space.encode(space.arch([0])).shape[1]
+        weights = self.ensemble * (features * self.hidden + (self.layers - 1) * self.hidden ** 2 + 2 * self.hidden + 1)
+        if weights > MAX_PREDICTOR_WEIGHTS:
+            raise UserError(f"searcher.ensemble={self.ensemble:,}, searcher.layers={self.layers:,} and "
+                            f"searcher.hidden={self.hidden:,} make a predictor of {weights:,} weights; at most "
+                            f"{MAX_PREDICTOR_WEIGHTS:,} are allowed (the default 5 networks of 2 x 32 units make about 10,000)")
         self._proposed: set[int] = set()
         self._archs: list[np.ndarray] = []
         self._fitness: list[np.ndarray] = []
@@ -96,7 +106,8 @@ class Bananas(Searcher):
 
     def _candidates(self, parents: np.ndarray) -> np.ndarray:
         """Up to ``pool`` distinct unseen archs: mutants of ``parents``, topped up at random if too few."""
-        copies = -(-2 * self.pool // (len(parents) * self.mutations))  # oversample 2x: duplicates and seen archs drop out
+        size = min(self.pool, self.space.cardinality)  # no pool holds more than the space: memory stays bounded
+        copies = -(-2 * size // (len(parents) * self.mutations))  # oversample 2x: duplicates and seen archs drop out
         base = np.repeat(parents, copies, axis=0)
         mutants = np.concatenate([self.space.mutate(base, self.rng, k) for k in range(1, self.mutations + 1)])
         mutants = mutants[self.rng.permutation(len(mutants))]
@@ -104,10 +115,10 @@ class Bananas(Searcher):
         _, first = np.unique(idx, return_index=True)
         first.sort()
         seen = np.fromiter(self._proposed, np.int64, len(self._proposed))
-        pool = mutants[first[~np.isin(idx[first], seen)]][: self.pool]
-        if len(pool) < self.pool:
+        pool = mutants[first[~np.isin(idx[first], seen)]][:size]
+        if len(pool) < size:
             exclude = self._proposed | set(self.space.index(pool).tolist())
-            pool = np.concatenate([pool, sample_distinct(self.space, self.rng, self.pool - len(pool), exclude)])
+            pool = np.concatenate([pool, sample_distinct(self.space, self.rng, size - len(pool), exclude)])
         return pool
 
     def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:

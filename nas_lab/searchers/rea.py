@@ -38,8 +38,12 @@ class RegularizedEvolution(Searcher):
         super().reset(space, objective, rng)
         if self.mutations > space.dim:
             raise UserError(f"searcher.mutations must lie in 1..{space.dim} for space {space.name!r}, got {self.mutations}")
-        self._archs = np.empty((self.population, space.dim), dtype=np.int64)
-        self._fitness = np.empty(self.population)
+        if self.population > space.cardinality:
+            raise UserError(f"searcher.population must lie in 1..{space.cardinality:,} (the architectures of space "
+                            f"{space.name!r}), got {self.population:,}")
+        # grown as members arrive: memory follows the archs told, not the population asked for
+        self._archs = np.empty((min(self.population, 1024), space.dim), dtype=np.int64)
+        self._fitness = np.empty(len(self._archs))
         self._size = 0  # members so far, until the population is full
         self._oldest = 0  # ring-buffer slot of the oldest member once full
         self._proposed: set[int] = set()
@@ -57,6 +61,10 @@ class RegularizedEvolution(Searcher):
             if self._size < self.population:
                 slot = self._size
                 self._size += 1
+                if slot == len(self._archs):
+                    grown = min(2 * slot, self.population)
+                    self._archs = np.resize(self._archs, (grown, self.space.dim))
+                    self._fitness = np.resize(self._fitness, grown)
             else:
                 slot = self._oldest
                 self._oldest = (self._oldest + 1) % self.population

@@ -62,6 +62,12 @@ class SinglePathOneShot(OneShotSearcher):
         self.max_batches, self.recalibration = max_batches, recalibration
         self.population, self.generations, self.parents = population, generations, parents
 
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        if self.population > space.cardinality:
+            raise UserError(f"searcher.population must lie in 2..{space.cardinality:,} (the architectures of space "
+                            f"{space.name!r}), got {self.population:,}")
+
     def _search(self) -> np.ndarray:
         from nas_lab.objectives.supernet import derived_arch_report
         from nas_lab.searchers import supernet_training as st
