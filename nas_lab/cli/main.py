@@ -34,11 +34,19 @@ Settings are key=value overrides (Hydra style), applied to these defaults:
   objective.<param>=VALUE  e.g. objective.seeds=random (one training seed per query)
 Objectives on a tabular benchmark are metric names: id, ood, id+ood, ood.c1..ood.c5,
 ood.sketch, ood.stylized, ood.c.<corruption>.<severity>, latency.<device>, params, flops.
+Other families: zc.<proxy> (zero-cost proxies), supernet.<metric> (inherited weights).
+  constraint=METRIC<=X     bound any metric (<=, >=, <, >; several separated by commas)
+Several metrics separated by commas are searched together (multi-objective); the run
+prints its Pareto front, hypervolume and, on a tabulated space, IGD against the true front:
+  objective.directions=max,min   override each metric's default direction
+  objective.reference=a,b        hypervolume reference point in the metrics' units
 `nas-lab list` shows every space, objective and searcher with its parameters.
 
 examples:
   nas-lab run searcher=rea objective=id+ood
   nas-lab run searcher=random budget=50 seed=3 --json
+  nas-lab run space=nb201 table=PATH objective=test.cifar10,latency.pixel3 searcher=nsga2 budget=1000
+  nas-lab run objective=zc.naswot constraint=flops<=6e8
 """
 
 
@@ -50,6 +58,7 @@ again after a crash to finish), then report it (Markdown, CSV, LaTeX, plots).
 Overrides (key=value):
   repeats=N budget=N seed=N space=NAME table=NAME|PATH   change the study
   searchers=a,b objectives=x,y                          run a subset
+  objectives=[a,b],[c,d]                                 several-metric objectives, in brackets
   out=DIR            study folder (default results/studies/<name>)
   workers=N          parallel workers (default: number of cores)
   executor=local|ray executor.address=auto              Ray: local, or join a cluster
@@ -236,7 +245,7 @@ def front_lines(result: RunResult, objective) -> list[str]:
         metrics = "  ".join(f"{lab} {_fmt(t, v)}" for t, lab, v in zip(result.targets, labels, f["values"][i]))
         lines.append(f"  {f['index'][i]:>8}  {metrics}  [{_params(f['archs'][i], sep=' ')}]")
     scale = f["scale"]
-    hv = f"hypervolume {f['hypervolume']:.4f}"
+    hv = f"hypervolume {f['hypervolume']:.4g}"
     if "true_hypervolume" in f:
         hv += (f" of the true front's {f['true_hypervolume']:.4f} ({f['hypervolume'] / f['true_hypervolume']:.1%}); "
                f"IGD {f['igd']:.4f}; {f['recovered']:.0%} of the true front's {f['true_size']} archs found")
