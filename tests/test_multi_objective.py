@@ -241,3 +241,28 @@ def test_untabulated_runs_share_one_reference_in_the_report(space):
     hv = _shared_hypervolumes(Study)
     # shared reference (-5, 2) in minimisation form: run a covers (-10..-5)x(1..2) and (-5..)x.. = 5*1 + 0; run b 0
     assert hv == {"a": pytest.approx(5.0, rel=1e-12), "b": pytest.approx(0.0, abs=1e-12)}
+
+
+def test_zero_cost_objective_takes_more_metrics_and_closed_form_sizes(tmp_path):
+    from nas_lab.spaces.nb201 import NB201Space
+
+    cfg = RunConfig(space="nb201", objective="zc.params,params,zc.naswot")
+    cfg.params["objective"].update(cache=str(tmp_path / "zc.sqlite"), batch_size=8)
+    space, objective, _ = build(cfg)
+    assert isinstance(objective.extras[0][1], SpaceMetrics)  # no table here: the space's closed form
+    assert objective.directions == ("max", "min", "max")
+    archs = NB201Space().sample(np.random.default_rng(0), 3)
+    values = objective.evaluate(archs, np.random.default_rng(0)).values
+    # the params proxy counts the built network's parameters: it ranks archs as the closed form does
+    assert np.argsort(values[:, 0]).tolist() == np.argsort(values[:, 1]).tolist()
+    assert np.isfinite(values[:, 2]).all()
+
+
+def test_supernet_objective_says_what_it_measures_without_training(space):
+    from nas_lab.objectives.supernet import SupernetObjective
+
+    objective = SupernetObjective(space, "id")
+    assert objective.can_measure("supernet.ood") and objective.can_measure("params")  # own metric; table's params
+    assert not objective.can_measure("latency.nowhere")
+    assert objective._ready is None  # nothing was trained to answer
+
