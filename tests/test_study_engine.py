@@ -13,7 +13,7 @@ import yaml
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
 from nas_lab.study.config import StudyConfig
-from nas_lab.study.engine import _share_cores, chunks, run_study
+from nas_lab.study.engine import chunks, parallel_map, run_study, threads_per_worker
 from nas_lab.study.store import Store
 
 SMALL = {
@@ -87,16 +87,27 @@ def test_runs_that_train_get_a_chunk_each_and_go_first():
     assert all(s.searcher != "spos" for c in parts[2:] for s in c)
 
 
-def test_workers_share_the_cores_among_their_torch_threads(monkeypatch):
+def _thread_limits(_):
+    """What a pool worker's thread pools are limited to (run through ``parallel_map``)."""
     import torch
+    from threadpoolctl import threadpool_info
 
-    before = torch.get_num_threads()
-    monkeypatch.setenv("OMP_NUM_THREADS", "")
-    try:
-        _share_cores(1)
-        assert torch.get_num_threads() == 1 and os.environ["OMP_NUM_THREADS"] == "1"
-    finally:
-        torch.set_num_threads(before)
+    return os.getpid(), [(p["user_api"], p["num_threads"]) for p in threadpool_info()], torch.get_num_threads()
+
+
+def test_pool_workers_limit_blas_openmp_and_torch_threads_to_their_share_of_the_cores():
+    import numpy  # noqa: F401 - loaded before the fork, as in a study: its BLAS pool is sized already
+    from threadpoolctl import threadpool_info
+
+    share = threads_per_worker(2)
+    assert share == max(1, len(os.sched_getaffinity(0)) // 2)
+    assert any(p["user_api"] == "blas" for p in threadpool_info())
+    seen = list(parallel_map(_thread_limits, list(range(4)), workers=2))
+    assert all(pid != os.getpid() for pid, _, _ in seen)  # run in workers, not here
+    for _, pools, torch_threads in seen:
+        assert any(api == "blas" for api, _ in pools), pools
+        assert all(n <= share for _, n in pools), pools
+        assert torch_threads == share
 
 
 def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path):

@@ -11,7 +11,10 @@ the results, and the report, are the same whatever the executor or worker count.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +28,14 @@ from nas_lab.core.config import build
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run
 from nas_lab.study.config import RunSpec, StudyConfig
-from nas_lab.study.store import Store, record_of
+from nas_lab.study.store import FolderLock, Store, record_of
 
 CONFIG_FILE = "study.yaml"
 EXECUTORS = ("local", "ray")
 #: at most this many runs per chunk; fewer when that keeps every worker busy
 MAX_CHUNK = 25
+#: seconds stopped workers get to exit on SIGTERM before they are killed
+STOP_GRACE = 3.0
 T, R = TypeVar("T"), TypeVar("R")
 
 
@@ -42,6 +47,7 @@ class StudyOutcome:
     total: int
     skipped: int
     ran: int
+    damaged: int = 0  # damaged lines of runs.jsonl skipped (their runs were run again)
 
 
 def run_chunk(specs: list[RunSpec]) -> list[dict]:
@@ -106,19 +112,20 @@ def run_study(
     """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk."""
     workers = check_execution(executor, workers)
     directory = Path(directory)
-    store = prepare(study, directory)
-    done = store.finished()
-    specs = study.runs()
-    pending = [s for s in specs if s.key not in done]
-    ran = 0
-    with store:
-        for records in parallel_map(run_chunk, chunks(pending, workers), workers, executor, address):
-            for record in records:
-                store.append(record)
-            ran += len(records)
-            if on_records is not None:
-                on_records(records)
-    return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran)
+    with FolderLock(directory):  # one writer per folder: a second study here is refused, naming this process
+        store = prepare(study, directory)
+        done = store.finished()
+        specs = study.runs()
+        pending = [s for s in specs if s.key not in done]
+        ran = 0
+        with store:
+            for records in parallel_map(run_chunk, chunks(pending, workers), workers, executor, address):
+                for record in records:
+                    store.append(record)
+                ran += len(records)
+                if on_records is not None:
+                    on_records(records)
+    return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran, store.damaged)
 
 
 def check_execution(executor: str, workers: int | None) -> int:
@@ -150,27 +157,81 @@ def _local_map(fn, work: list, workers: int, address: str | None) -> Iterator:
         for item in work:
             yield fn(item)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_share_cores,
-                               initargs=(max(1, (os.cpu_count() or 1) // workers),))
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(threads_per_worker(workers),))
     try:
         futures = {pool.submit(fn, item) for item in work}
         while futures:
             finished, futures = wait(futures, return_when=FIRST_COMPLETED)
             for future in finished:
                 yield future.result()
+    except BaseException:  # Ctrl-C, SIGTERM (the CLI raises it as an interrupt), a failed item, an abandoned map
+        _stop(pool)
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _share_cores(threads: int) -> None:
-    """Give each worker process its share of the cores for torch's (OpenMP) threads.
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the pool's workers now rather than after the items they are running: SIGTERM, then SIGKILL.
 
-    By default every process would start one thread per core: two workers on
-    two cores then run four busy threads, and supernet training slowed more
-    than fivefold. Set before torch loads (the environment) and after (torch).
+    Without this an interrupted study's workers would run on, orphaned, until
+    their chunks finished. Further SIGINT/SIGTERM are ignored meanwhile, so an
+    impatient second Ctrl-C cannot leave workers behind.
     """
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    main = threading.current_thread() is threading.main_thread()
+    saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
+    try:
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # the executor's only handle on them
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + STOP_GRACE
+        for process in processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
+def threads_per_worker(workers: int) -> int:
+    """Each of ``workers`` processes' share of the cores this process may use (at least 1)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+def _init_worker(threads: int) -> None:
+    """Set up a pool worker: its share of the cores, and interrupts left to the main process.
+
+    Ctrl-C reaches the whole process group: workers ignore it and the main
+    process stops them (``_stop``); SIGTERM ends a worker at once (not through
+    the handler a forked worker inherits from the CLI).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    limit_threads(threads)
+
+
+def limit_threads(threads: int) -> None:
+    """Limit this process's BLAS, OpenMP and torch thread pools to ``threads``.
+
+    By default every process starts one thread per core in each pool: two
+    workers on two cores then run four busy threads. NumPy's OpenBLAS spins
+    while it waits, so a 2-worker BANANAS study (numpy least squares in its
+    predictor) ran 13x slower, and supernet training more than 5x. A forked
+    worker has numpy (and perhaps torch) loaded already with its pools sized,
+    so the environment variables alone come too late: threadpoolctl resizes
+    the loaded pools, the variables size those loaded later, and torch is told
+    directly.
+    """
+    from threadpoolctl import threadpool_limits
+
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
+    threadpool_limits(limits=threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
 
