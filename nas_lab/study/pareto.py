@@ -20,6 +20,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from nas_lab.core.fronts import Scale, minimisation, true_front
+from nas_lab.study.cells import cell_statistics
+from nas_lab.study.plots import save_figures
 
 if TYPE_CHECKING:
     from nas_lab.study.report import StudyResults
@@ -69,22 +71,7 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
             "recovered": 100 * r["recovered"] if "recovered" in r else np.nan,
             "front_size": len(r["front_index"]),
         })
-    keys = ["objective", "budget", "searcher"]
-    found = pd.DataFrame(rows).reindex(columns=[*keys, *(c for c, _, _ in COLUMNS)])
-    groups = found.groupby(keys, sort=False)
-    cells = pd.MultiIndex.from_tuples(list(dict.fromkeys(
-        (spec.objective, spec.budget, spec.searcher) for spec in study.config.runs(repeats=1))), names=keys)
-    names = [c for c, _, _ in COLUMNS]
-    mean, std = groups[names].mean().reindex(cells), groups[names].std(ddof=1).reindex(cells)
-    frame = pd.DataFrame({
-        "row": [study.row_label(s, o, b) for o, b, s in cells],
-        "objective": cells.get_level_values("objective"),
-        "budget": pd.array(cells.get_level_values("budget"), dtype="Int64"),
-        "searcher": cells.get_level_values("searcher"),
-        "runs": pd.array(groups.size().reindex(cells, fill_value=0).to_numpy(), dtype="Int64"),
-    })
-    for c in names:
-        frame[f"{c}_mean"], frame[f"{c}_std"] = mean[c].to_numpy(), std[c].to_numpy()
+    frame = cell_statistics(study, pd.DataFrame(rows), [c for c, _, _ in COLUMNS])
     truth = []
     for objective in study.config.objectives:
         front = true_front(study.objectives[objective])
@@ -225,9 +212,4 @@ def write_plots(study: StudyResults) -> list[Path]:
     figures: dict[str, Any] = {"hypervolume": hypervolume_figure(study)}
     for n, (objective, budget) in enumerate(study.config.settings(), start=1):
         figures[f"fronts_{n}"] = fronts_figure(study, objective, budget)
-    paths = []
-    for name, fig in figures.items():
-        for ext in ("png", "pdf"):
-            paths.append(study.directory / f"{name}.{ext}")
-            fig.savefig(paths[-1], dpi=120)
-    return paths
+    return save_figures(figures, study.directory)

@@ -172,9 +172,14 @@ def write_plots(study: StudyResults) -> list[Path]:
         figures["anytime"] = anytime_figure(study)
         if "ood" in study.values:
             figures["id_vs_ood"] = id_vs_ood_figure(study)
+    return save_figures(figures, study.directory)
+
+
+def save_figures(figures: dict[str, Figure], directory: Path, dpi: int = 150) -> list[Path]:
+    """Write each figure as ``<name>.png`` and ``<name>.pdf`` in ``directory``; the paths written."""
     paths = []
     for name, fig in figures.items():
         for ext in ("png", "pdf"):
-            paths.append(study.directory / f"{name}.{ext}")
-            fig.savefig(paths[-1], dpi=150)
+            paths.append(directory / f"{name}.{ext}")
+            fig.savefig(paths[-1], dpi=dpi)
     return paths

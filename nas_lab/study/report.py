@@ -31,6 +31,7 @@ from nas_lab.objectives.tabular.objective import TabularObjective, open_table
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.engine import CONFIG_FILE
 from nas_lab.study import pareto
+from nas_lab.study.cells import CELL_KEYS, cell_statistics
 from nas_lab.study.plots import write_plots
 from nas_lab.study.store import RUNS_FILE, Store
 
@@ -151,22 +152,8 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
     """The report's rows (those of report.csv): ``row``, ``objective``, ``searcher``, ``runs``,
     then ``<metric>_mean`` and ``<metric>_std`` per column; the reference rows last."""
     cols = study.columns
-    keys = ["objective", "budget", "searcher"]
-    found = pd.DataFrame([{**{k: r[k] for k in keys}, **(r["best"] or {})} for r in study.records])
-    found = found.reindex(columns=[*keys, *cols])  # a run that found nothing counts, as NaN
-    groups = found.groupby(keys, sort=False)
-    grid = dict.fromkeys((spec.objective, spec.budget, spec.searcher) for spec in study.config.runs(repeats=1))
-    cells = pd.MultiIndex.from_tuples(list(grid), names=keys)
-    mean, std = groups[cols].mean().reindex(cells), groups[cols].std(ddof=1).reindex(cells)
-    frame = pd.DataFrame({
-        "row": [study.row_label(s, o, b) for o, b, s in cells],
-        "objective": cells.get_level_values("objective"),
-        "budget": pd.array(cells.get_level_values("budget"), dtype="Int64"),
-        "searcher": cells.get_level_values("searcher"),
-        "runs": pd.array(groups.size().reindex(cells, fill_value=0).to_numpy(), dtype="Int64"),
-    })
-    for m in cols:
-        frame[f"{m}_mean"], frame[f"{m}_std"] = mean[m].to_numpy(), std[m].to_numpy()
+    found = pd.DataFrame([{**{k: r[k] for k in CELL_KEYS}, **(r["best"] or {})} for r in study.records])
+    frame = cell_statistics(study, found, cols)  # a run that found nothing counts, as NaN
     if study.values:
         reference = [{"row": OPTIMUM}, {"row": SPACE_MEAN}]
         for m in (m for m in cols if m in study.values):  # a metric the table lacks stays blank
