@@ -47,7 +47,7 @@ class StudyOutcome:
     total: int
     skipped: int
     ran: int
-    damaged: int = 0  # damaged lines of runs.jsonl skipped (their runs were run again)
+    damaged: int = 0  # damaged lines of runs.jsonl, moved to runs.damaged.jsonl (their runs were run again)
 
 
 def run_chunk(specs: list[RunSpec]) -> list[dict]:
@@ -115,6 +115,7 @@ def run_study(
     with FolderLock(directory):  # one writer per folder: a second study here is refused, naming this process
         store = prepare(study, directory)
         done = store.finished()
+        damaged = store.set_aside_damaged() if store.damaged else 0  # their runs are pending: run again below
         specs = study.runs()
         pending = [s for s in specs if s.key not in done]
         ran = 0
@@ -125,7 +126,7 @@ def run_study(
                 ran += len(records)
                 if on_records is not None:
                     on_records(records)
-    return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran, store.damaged)
+    return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran, damaged)
 
 
 def check_execution(executor: str, workers: int | None) -> int:

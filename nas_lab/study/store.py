@@ -32,6 +32,7 @@ from nas_lab.core.results import RunResult, finite_or_none
 
 RUNS_FILE = "runs.jsonl"
 LOCK_FILE = "study.lock"
+DAMAGED_FILE = "runs.damaged.jsonl"
 SYNC_SECONDS = 1.0
 
 
@@ -87,6 +88,15 @@ def _front_fields(result: RunResult) -> dict[str, Any]:
     }
 
 
+def _parse(line: bytes) -> dict[str, Any] | None:
+    """The record a complete line of ``runs.jsonl`` holds, or None if it is damaged (blank, not JSON, no ``key``)."""
+    try:
+        record = json.loads(line)
+    except ValueError:  # also UnicodeDecodeError
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("key"), str) else None
+
+
 class Store:
     """Append-only record of a study's finished runs in ``directory/runs.jsonl``."""
 
@@ -105,18 +115,15 @@ class Store:
         self.damaged = 0
         if not self.path.exists():
             return
-        with open(self.path, encoding="utf-8", errors="replace") as fh:
+        with open(self.path, "rb") as fh:
             for line in fh:
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     return  # half-written by a killed study; it will be run again
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    record = None
-                if isinstance(record, dict) and isinstance(record.get("key"), str):
-                    yield record
-                else:
+                record = _parse(line)
+                if record is None:
                     self.damaged += 1
+                else:
+                    yield record
 
     def damaged_note(self) -> str | None:
         """A sentence saying how many damaged lines the last read of ``records()`` skipped, or None if none."""
@@ -124,6 +131,34 @@ class Store:
             return None
         return (f"skipped {self.damaged} damaged line(s) of {self.path} (blank, or not a JSON run record); "
                 "their runs count as not recorded, so running the study again runs them")
+
+    def set_aside_damaged(self) -> int:
+        """Move damaged lines from ``runs.jsonl`` to ``runs.damaged.jsonl`` (appended there); how many moved.
+
+        A resuming study does this (holding the folder lock) before it runs
+        their runs again, so the store then holds each run once and reads clean;
+        the damaged bytes are kept for inspection. ``runs.jsonl`` is replaced
+        atomically: a crash leaves either the old or the new file.
+        """
+        if not self.path.exists():
+            return 0
+        parts = self.path.read_bytes().split(b"\n")
+        lines = [part + b"\n" for part in parts[:-1]]  # parts[-1]: a half-written tail (``open`` drops it), or b""
+        ok = [_parse(line) is not None for line in lines]
+        bad = [line for line, good in zip(lines, ok) if not good]
+        if not bad:
+            return 0
+        with open(self.directory / DAMAGED_FILE, "ab") as fh:
+            fh.writelines(bad)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            fh.writelines(line for line, good in zip(lines, ok) if good)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(self.path)
+        return len(bad)
 
     def finished(self) -> set[str]:
         """Keys of the runs already recorded."""
