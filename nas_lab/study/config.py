@@ -34,7 +34,7 @@ from typing import Any
 
 import yaml
 
-from nas_lab.core.config import RunConfig, build
+from nas_lab.core.config import RunConfig, build, check_seed
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
 from nas_lab.study.store import run_key
@@ -42,6 +42,9 @@ from nas_lab.study.store import run_key
 _KEYS = ("name", "space", "table", "budget", "repeats", "seed", "objectives", "constraints", "searchers",
          "space_params", "objective_params")
 _INTS = ("repeats", "seed")
+#: a grid larger than this is refused (Table 4 of HyViTas-Bench is 4,010 runs): it is a typo, and listing it would
+#: exhaust memory before the first run
+MAX_RUNS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -132,22 +135,26 @@ class StudyConfig:
                     have = data.get("searchers") or {}
                     missing = [w for w in wanted if w not in have]
                     if missing:
-                        raise UserError(f"searchers={value}: {', '.join(missing)} not in the study; valid: {', '.join(have)}")
+                        raise UserError(f"searchers={shorten(value)}: {shorten(', '.join(missing))} not in the study; "
+                                        f"valid: {', '.join(have)}")
                     data[key] = {w: have[w] for w in wanted}
             else:
                 data[key] = value
         unknown = sorted(set(data) - set(_KEYS))
         if unknown:
-            raise UserError(f"{source}: unknown key {unknown[0]!r}; valid: {', '.join(_KEYS)}")
+            raise UserError(f"{source}: unknown key {shorten(repr(unknown[0]))}; valid: {', '.join(_KEYS)}")
+        data["name"] = check_name(data.get("name", "study"), source)
         for key in _INTS:
             if key in data:
                 data[key] = Param(key, 0, int).coerce(data[key], "")
+        check_seed(data.get("seed", 0))
         if "budget" in data:
             budgets = data["budget"]
             if isinstance(budgets, str):
                 budgets = budgets.strip("[]").split(",")
             budgets = [Param("budget", 0, int).coerce(b, "") for b in (budgets if isinstance(budgets, list) else [budgets])]
             data["budget"] = budgets[0] if len(budgets) == 1 else budgets
+            _no_repeats("budget", budgets)
         for key, values in (("budget", _as_list(data.get("budget", 1))), ("repeats", [data.get("repeats", 1)])):
             for value in values:
                 if value < 1:
@@ -155,21 +162,32 @@ class StudyConfig:
         constraints = data.get("constraints") or []
         if isinstance(constraints, str):
             constraints = [c for c in constraints.split(",") if c.strip()]
-        data["constraints"] = [str(c) for c in constraints]
+        if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
+            raise UserError(f"{source}: 'constraints' must be a list of bounds, e.g. constraints: [latency.pixel3<=5], "
+                            f"got {shorten(constraints)}")
+        data["constraints"] = constraints
+        for key in ("space_params", "objective_params"):
+            data[key] = _mapping(data.get(key), key, source, f"{key}: {{table: hyvitas-sim}}" if key == "objective_params"
+                                 else f"{key}: {{}}")
         searchers = data.get("searchers")
         if not isinstance(searchers, dict) or not searchers:
             raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
-        data["searchers"] = {str(k): dict(v or {}) for k, v in searchers.items()}
+        data["searchers"] = {str(k): _searcher_params(str(k), v, source) for k, v in searchers.items()}
         objectives = data.get("objectives")
         if isinstance(objectives, str):
             objectives = [objectives]
         if not isinstance(objectives, list) or not objectives:
             raise UserError(f"{source}: 'objectives' must be a list of objective names, e.g. objectives: [id, id+ood]")
         data["objectives"] = [objective_spec(o, source) for o in objectives]
+        _no_repeats("objectives", data["objectives"])
         if len({"," in o for o in data["objectives"]}) > 1:
             raise UserError(f"{source}: objectives mix single metrics and several-metric lists; a study reports one "
                             "or the other, so split it into two studies")
         study = cls(**data)
+        size = study.size()
+        if size > MAX_RUNS:
+            raise UserError(f"the study's grid holds {size:,} runs; at most {MAX_RUNS:,} are allowed, so lower repeats "
+                            f"(now {study.repeats:,}) or split the study")
         study.validate()
         return study
 
@@ -185,6 +203,16 @@ class StudyConfig:
     def settings(self) -> list[tuple[str, int]]:
         """The grid's (objective, budget) pairs, in config order: a report's groups of rows."""
         return [(o, b) for o in self.objectives for b in self.budgets]
+
+    def size(self) -> int:
+        """The number of runs in the grid, counted without listing them."""
+        total = 0
+        for objective, _ in self.settings():
+            for label, params in self.searchers.items():
+                own = params.get("objectives")
+                if own is None or objective in [objective_spec(o, f"searcher {label}") for o in _as_list(own)]:
+                    total += min(int(params.get("repeats", self.repeats)), self.repeats)
+        return total
 
     def runs(self, repeats: int | None = None) -> list[RunSpec]:
         """The grid, settings outermost and repeats innermost."""
@@ -212,6 +240,46 @@ class StudyConfig:
         mine, theirs = self.to_dict(), other.to_dict()
         mine.pop("repeats"), theirs.pop("repeats")
         return mine == theirs
+
+
+def check_name(name, source: str) -> str:
+    """A study name is its folder's name under the results root: one plain folder name, nothing that walks elsewhere."""
+    text = str(name) if isinstance(name, (str, int)) and not isinstance(name, bool) else None
+    if not text or text.strip() != text or text in (".", "..") or any(c in text for c in '/\\\0'):
+        raise UserError(f"{source}: name must be a plain folder name such as hyvitas_table4 (no path separators, not "
+                        f"'.' or '..'), got {shorten(repr(name))}; put the folder elsewhere with out=DIR")
+    return text
+
+
+def _no_repeats(key: str, values: list) -> None:
+    repeated = sorted({str(v) for v in values if values.count(v) > 1})
+    if repeated:
+        raise UserError(f"{key} lists {repeated[0]} more than once; each {key.rstrip('s')} may appear once in the grid")
+
+
+def _mapping(value, key: str, source: str, example: str) -> dict:
+    """``value`` as a dict of parameters (None is none), else ``UserError``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise UserError(f"{source}: '{key}' must map parameter names to values, e.g. {example}, got {shorten(value)}")
+    return {str(k): v for k, v in value.items()}
+
+
+def _searcher_params(label: str, params, source: str) -> dict:
+    """A searcher's entry of ``searchers:``: its parameters, with ``repeats``, ``objectives`` and ``searcher`` checked."""
+    params = _mapping(params, f"searchers.{label}", source, f"{label}: {{}} or rea: {{population: 50}}")
+    if "repeats" in params:
+        params["repeats"] = Param("repeats", 0, int).coerce(params["repeats"], f"searchers.{label}")
+        if params["repeats"] < 1:
+            raise UserError(f"searchers.{label}.repeats must be at least 1, got {params['repeats']}")
+    if "searcher" in params and not isinstance(params["searcher"], str):
+        raise UserError(f"searchers.{label}.searcher must be a registered searcher name, got {shorten(params['searcher'])}")
+    own = params.get("objectives")
+    if own is not None and not (isinstance(own, str) or isinstance(own, list) and own):
+        raise UserError(f"searchers.{label}.objectives must list objectives of the study, e.g. objectives: [id], "
+                        f"got {shorten(own)}")
+    return params
 
 
 def objective_spec(entry, source: str) -> str:
