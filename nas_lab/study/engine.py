@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -25,7 +26,7 @@ import yaml
 
 from nas_lab.core import registry
 from nas_lab.core.config import build
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.runner import run
 from nas_lab.study.config import RunSpec, StudyConfig
 from nas_lab.study.store import FolderLock, Store, record_of
@@ -132,10 +133,11 @@ def run_study(
 def check_execution(executor: str, workers: int | None) -> int:
     """The number of workers to use (default: every core); ``UserError`` for a bad executor or count."""
     if executor not in EXECUTORS:
-        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}")
-    workers = workers or os.cpu_count() or 1
+        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {shorten(repr(executor))}")
+    if workers is None:
+        return os.cpu_count() or 1
     if workers < 1:
-        raise UserError(f"workers must be at least 1, got {workers}")
+        raise UserError(f"workers must be at least 1 (leave it out for one per core), got {workers}")
     return workers
 
 
@@ -245,7 +247,12 @@ def _ray_map(fn, work: list, workers: int, address: str | None) -> Iterator:
     started = not ray.is_initialized()
     if started:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            _check_ray_address(address)
+            try:
+                ray.init(address=address, log_to_driver=False)
+            except ConnectionError as err:
+                raise UserError(f"cannot join the Ray cluster at executor.address={shorten(address)} ({err}); "
+                                f"{RAY_HINT}") from None
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
@@ -257,6 +264,41 @@ def _ray_map(fn, work: list, workers: int, address: str | None) -> Iterator:
     finally:
         if started:
             ray.shutdown()
+
+
+#: how to get a Ray cluster, or do without one
+RAY_HINT = ("start one with `ray start --head` on this or another machine, or leave out executor.address to run "
+            "Ray on this machine only")
+#: seconds to wait for a Ray cluster's address to answer before saying it does not
+RAY_CONNECT_TIMEOUT = 3.0
+
+
+def _check_ray_address(address: str) -> None:
+    """``UserError`` within seconds unless something listens at the Ray address ``address``.
+
+    ``auto`` is resolved as Ray resolves it (``RAY_ADDRESS``, then the cluster
+    last started on this machine, then any running one); ``ray.init`` itself
+    would wait minutes on an address where nothing listens.
+    """
+    from ray._private import services
+
+    target = address.removeprefix("ray://")
+    if target == "auto":
+        try:
+            target = services.get_ray_address_from_environment("auto", None)
+        except ConnectionError:
+            raise UserError(f"executor.address=auto found no running Ray cluster on this machine; {RAY_HINT}") from None
+    parsed = services.parse_address(target)
+    if parsed is None:
+        raise UserError(f"executor.address must be auto or HOST:PORT of a Ray cluster's head (e.g. 10.0.0.5:6379), "
+                        f"got {shorten(repr(address))}")
+    host, port = parsed
+    try:
+        socket.create_connection((host, int(port)), timeout=RAY_CONNECT_TIMEOUT).close()
+    except (OSError, ValueError) as err:
+        reason = "no answer" if isinstance(err, TimeoutError) else getattr(err, "strerror", None) or str(err)
+        raise UserError(f"no Ray cluster answers at executor.address={shorten(address)} ({target}: {reason}); "
+                        f"{RAY_HINT}") from None
 
 
 class Progress:
