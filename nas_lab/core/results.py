@@ -99,16 +99,33 @@ class RunResult:
                 }
                 for i, v, f, c in zip(h["index"], h["value"], h["feasible"], h["cost"])
             ]
-        return out
+        return json_safe(out)  # metrics, reports and info may hold NaN too: none reaches the JSON
 
     def save(self, path: str | Path) -> Path:
         """Write the record as JSON (atomically: a crash never leaves half a file)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({**self.to_dict(), "wall_time": self.wall_time}, indent=1))
+        tmp.write_text(json.dumps({**self.to_dict(), "wall_time": self.wall_time}, indent=1, allow_nan=False))
         tmp.replace(path)
         return path
+
+
+def json_safe(obj):
+    """``obj`` with every NaN or infinite float (numpy's too) turned into None, recursively: valid, strict JSON."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(json_safe(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, (float, np.floating)):
+        return finite_or_none(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
 
 
 def finite_or_none(x) -> float | None:
