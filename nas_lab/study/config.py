@@ -110,6 +110,10 @@ class StudyConfig:
     def load(cls, path: str | Path, overrides: dict[str, str] | None = None) -> "StudyConfig":
         """Read a YAML study config and apply ``key=value`` overrides; every error is a ``UserError``."""
         path = Path(path)
+        if path.is_dir():
+            hint = f" (it is a study folder: `nas-lab report {path}` reports it)" if (path / "study.yaml").is_file() else ""
+            raise UserError(f"study config {path} is a folder, not a YAML file; give a study config such as "
+                            f"experiments/hyvitas_table4.yaml{hint}")
         if not path.is_file():
             raise UserError(f"study config {path} does not exist; give a YAML file such as experiments/hyvitas_table4.yaml")
         try:

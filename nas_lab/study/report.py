@@ -107,6 +107,10 @@ class Report:
 def load_study(directory: str | Path) -> StudyResults:
     """Read a study folder; ``UserError`` if it is missing, not a study, or has no finished run."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        hint = "; to run a study config, use `nas-lab study`" if directory.suffix in (".yaml", ".yml") else ""
+        raise UserError(f"{directory} is a file, not a study folder; give the folder a study wrote (its out=DIR, "
+                        f"e.g. results/studies/hyvitas_table4){hint}")
     if not directory.is_dir():
         raise UserError(f"study folder {directory} does not exist; give the folder a study wrote (its out=DIR)")
     if not (directory / CONFIG_FILE).is_file():
