@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
 
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
@@ -44,7 +44,8 @@ class Constraint:
             except ValueError:
                 pass
         if bound is None:
-            raise UserError(f"constraint {text!r} is not METRIC<=NUMBER (or >=, <, >); e.g. constraint=latency.pixel3<=5")
+            raise UserError(f"constraint {shorten(repr(text))} is not METRIC<=NUMBER (or >=, <, >); "
+                            "e.g. constraint=latency.pixel3<=5")
         return cls(match.group(1), match.group(2), bound)
 
     def holds(self, values: np.ndarray) -> np.ndarray:
@@ -74,7 +75,7 @@ class Constrained(Objective):
         for c in self.constraints:
             if not self.measurers[c.metric].can_measure(c.metric):  # unknown metric: fail now, with the reason
                 self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
-                raise UserError(f"objective {inner.name!r} cannot measure {c.metric!r} for a constraint")
+                raise UserError(f"objective {inner.name!r} cannot measure {shorten(repr(c.metric))} for a constraint")
         for attr in ("space", "name", "targets", "directions", "cost_unit", "needs", "reference"):
             setattr(self, attr, getattr(inner, attr))
         self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())

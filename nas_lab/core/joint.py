@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
 
@@ -36,7 +36,8 @@ class SpaceMetrics(Objective):
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         if not self.can_measure(metric):
             known = [m for m in CLOSED_FORM if self.can_measure(m)]
-            raise UserError(f"space {self.space.name!r} has no closed-form {metric!r}; it has {', '.join(known) or 'none'}")
+            raise UserError(f"space {self.space.name!r} has no closed-form {shorten(repr(metric))}; "
+                            f"it has {', '.join(known) or 'none'}")
         return np.asarray(getattr(self.space, metric)(archs), dtype=float) if len(archs) else np.empty(0)
 
 

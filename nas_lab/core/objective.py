@@ -93,9 +93,9 @@ class Objective:
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         """``(n,)`` values of any metric this objective can compute, e.g. for a constraint."""
-        from nas_lab.core.errors import UserError
+        from nas_lab.core.errors import UserError, shorten
 
-        raise UserError(f"objective {self.name!r} cannot measure {metric!r}")
+        raise UserError(f"objective {self.name!r} cannot measure {shorten(repr(metric))}")
 
     def can_measure(self, metric: str) -> bool:
         """Whether ``measure(metric, ...)`` works, found out without computing anything expensive."""

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 
 TAGS = ("topology", "size")
 
@@ -54,6 +54,10 @@ class Space:
     decisions: tuple[Decision, ...] = ()
     #: name of the built-in table a tabular objective uses when none is given
     default_table: str | None = None
+    #: input sides (px) the space's models take: ``min_side`` to ``max_side``, a multiple of ``side_step``
+    min_side: int = 1
+    side_step: int = 1
+    max_side: int = 2048  # larger is a typo: one 64-image batch alone would not fit in memory
 
     def __init__(self):
         if not self.decisions:
@@ -66,6 +70,14 @@ class Space:
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         self._code_to_index = self.index_order()
         self._index_to_code = None if self._code_to_index is None else np.argsort(self._code_to_index)
+
+    def check_side(self, side: int | None, name: str = "resolution") -> int | None:
+        """``side`` if this space's models take side x side images (None: the default), else ``UserError``."""
+        if side is None or (self.min_side <= side <= self.max_side and side % self.side_step == 0):
+            return side
+        step = f"a multiple of {self.side_step} " if self.side_step > 1 else ""
+        raise UserError(f"{name} must be {step}from {self.min_side} to {self.max_side} px for space {self.name!r} "
+                        f"(its models downsample the input by {self.min_side}), got {side}")
 
     def index_order(self) -> np.ndarray | None:
         """Public index of each mixed-radix code, for spaces with a benchmark's own numbering.
@@ -190,7 +202,8 @@ class Space:
             v = values[d.name]
             matches = [i for i, o in enumerate(d.options) if o == v or str(o) == str(v)]
             if not matches:
-                raise UserError(f"{v!r} is not an option of {d.name!r}; valid: {', '.join(map(str, d.options))}")
+                raise UserError(f"{shorten(repr(v))} is not an option of {d.name!r}; "
+                                f"valid: {', '.join(map(str, d.options))}")
             arch.append(matches[0])
         return np.array(arch, dtype=np.int64)
 

@@ -32,7 +32,7 @@ from PIL import Image
 from scipy import fft as sp_fft
 from scipy import ndimage
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.data.datasets import LUMA, ImageData
 
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -212,9 +212,9 @@ CORE_CORRUPTIONS = tuple(name for name in CORRUPTIONS if name != "gaussian_blur"
 def corrupt(x: np.ndarray, name: str, severity: int, rng: np.random.Generator) -> np.ndarray:
     """``x`` with corruption ``name`` at ``severity`` (1..5): float32 ``(N, C, H, W)`` in [0, 1]."""
     if name not in _APPLY:
-        raise UserError(f"unknown corruption {name!r}; valid: {', '.join(CORRUPTIONS)}")
+        raise UserError(f"unknown corruption {shorten(repr(name))}; valid: {', '.join(CORRUPTIONS)}")
     if severity not in SEVERITIES:
-        raise UserError(f"corruption severity must be one of 1, 2, 3, 4, 5, got {severity!r}")
+        raise UserError(f"corruption severity must be one of 1, 2, 3, 4, 5, got {shorten(repr(severity))}")
     x = _images(x)
     params = severity_parameters(name, severity, (x.shape[2] * x.shape[3]) ** 0.5)
     return np.clip(_APPLY[name](x, params, rng), 0.0, 1.0).astype(np.float32, copy=False)

@@ -36,7 +36,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 
 #: file suffixes the ``folder`` dataset reads (any case)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
@@ -343,7 +343,7 @@ def _check(image_size: int, channels: int) -> None:
 
 def _no_root(name: str, root: str | None, where: str) -> None:
     if root is not None:
-        raise UserError(f"dataset {name} {where} and takes no root, got dataset.root={root!r}; "
+        raise UserError(f"dataset {name} {where} and takes no root, got dataset.root={shorten(repr(root))}; "
                         "drop it, or use dataset=cifar10 or dataset=folder to read local files")
 
 
@@ -352,7 +352,7 @@ def _existing_folder(name: str, root: str | None, expected: str) -> Path:
         raise UserError(f"dataset {name} needs dataset.root=PATH, {expected}")
     path = Path(root).expanduser()
     if not path.exists():
-        raise UserError(f"dataset.root {root!r} does not exist; dataset {name} needs {expected}")
+        raise UserError(f"dataset.root {shorten(repr(root))} does not exist; dataset {name} needs {expected}")
     if not path.is_dir():
-        raise UserError(f"dataset.root {root!r} is a file, not a folder; dataset {name} needs {expected}")
+        raise UserError(f"dataset.root {shorten(repr(root))} is a file, not a folder; dataset {name} needs {expected}")
     return path.resolve()

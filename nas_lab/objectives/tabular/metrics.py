@@ -13,7 +13,7 @@ import re
 
 import numpy as np
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.objectives.tabular.table import Table
 
 #: the metrics a run reports for its best arch, when the table has them
@@ -50,7 +50,8 @@ def resolve(table: Table, metric: str) -> np.ndarray:
     """``(N,)`` or ``(N, seeds)`` array of a metric, raw or derived; ``UserError`` if unknown."""
     out = _derive(table, metric)
     if out is None:
-        raise UserError(f"table {table.name!r} has no metric {metric!r}; valid: {', '.join(available(table))}")
+        raise UserError(f"table {table.name!r} has no metric {shorten(repr(metric))}; "
+                        f"valid: {', '.join(available(table))}")
     return out
 
 

@@ -72,9 +72,13 @@ def recognises(path: Path) -> bool:
 
 def read(path, space: Space) -> Table:
     """The ``nb201`` table from ``nats_bench.csv`` (or a folder holding it) plus any HELP latency files beside it."""
-    _check_space(space)
     path = Path(path)
     csv_path = path / CSV_NAME if path.is_dir() else path
+    if path.is_dir() and not csv_path.is_file() and space.name != NB201Space.name:
+        raise UserError(f"folder {path} holds no table that space {space.name!r} can read (a folder is read as a "
+                        f"NATS-Bench release, {CSV_NAME}, for space nb201 only); give a .npz or .csv table file, or "
+                        f"leave out table= for the space's own ({space.default_table or 'none'})")
+    _check_space(space)
     if not csv_path.is_file():
         where = f"folder {path} holds no {CSV_NAME}" if path.is_dir() else f"{path} does not exist"
         raise UserError(f"cannot load the NB201 table: {where}; give {CSV_NAME} or the folder that holds it")

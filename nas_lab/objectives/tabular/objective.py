@@ -14,13 +14,21 @@ from pathlib import Path
 import numpy as np
 
 from nas_lab.core import registry
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import DIRECTIONS, Evaluation, Objective, default_direction
 from nas_lab.core.space import Space
 from nas_lab.objectives.tabular import metrics
 from nas_lab.objectives.tabular.table import Table
 
 SEED_MODES = ("mean", "random")
+
+
+def _exists(name: str) -> bool:
+    """Whether a path exists; False for names the OS refuses outright (too long, a NUL byte)."""
+    try:
+        return Path(name).exists()
+    except (OSError, ValueError):
+        return False
 
 
 def open_table(space: Space, table: str | None) -> Table:
@@ -30,12 +38,13 @@ def open_table(space: Space, table: str | None) -> Table:
         raise UserError(f"space {space.name!r} has no built-in table; give one with table=PATH")
     if name in registry.names("table"):
         loaded = registry.load("table", name)(space)
-    elif Path(name).exists():
+    elif _exists(name):
         path = Path(name).resolve()
         loaded = _load_file(str(path), path.stat().st_mtime_ns, space)
     else:
         raise UserError(
-            f"table {name!r} is neither a built-in table ({', '.join(registry.names('table'))}) nor an existing file"
+            f"table {shorten(repr(name))} is neither a built-in table ({', '.join(registry.names('table'))}) "
+            "nor an existing file"
         )
     if loaded.space != space.name:
         raise UserError(f"table {loaded.name!r} is for space {loaded.space!r}, not {space.name!r}")
@@ -62,9 +71,9 @@ class TabularObjective(Objective):
 
     def __init__(self, space: Space, metric: str = "id", table: str | None = None, seeds: str = "mean", direction: str = "auto"):
         if seeds not in SEED_MODES:
-            raise UserError(f"objective.seeds must be one of {', '.join(SEED_MODES)}, got {seeds!r}")
+            raise UserError(f"objective.seeds must be one of {', '.join(SEED_MODES)}, got {shorten(repr(seeds))}")
         if direction not in DIRECTIONS + ("auto",):
-            raise UserError(f"objective.direction must be one of auto, max, min, got {direction!r}")
+            raise UserError(f"objective.direction must be one of auto, max, min, got {shorten(repr(direction))}")
         self.space = space
         self.table = open_table(space, table)
         self.metric = metric

@@ -184,6 +184,10 @@ def _importer(path: Path):
 
 
 def _read_npz(path: Path, space: Space):
+    with open(path, "rb") as fh:
+        npy = fh.read(6) == b"\x93NUMPY"  # one bare array: np.load reads it, and it is refused below
+    if not npy and not zipfile.is_zipfile(path):  # else numpy takes it for a pickle and advises loading it unsafely
+        raise ValueError("it is not a NumPy .npz archive; a .npz table is one written by Table.save or np.savez")
     data = np.load(path, allow_pickle=False)
     if not isinstance(data, np.lib.npyio.NpzFile):
         raise ValueError("it holds a single array, not an archive of named columns")

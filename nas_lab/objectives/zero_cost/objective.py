@@ -27,7 +27,8 @@ from contextlib import contextmanager
 import numpy as np
 
 from nas_lab.core import registry
-from nas_lab.core.errors import UserError
+from nas_lab.core.config import check_seed
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
 from nas_lab.core.task import default_image_size
@@ -42,7 +43,8 @@ def check_proxy(name: str) -> str:
     """``name`` if it is a registered proxy, else ``UserError`` listing them."""
     valid = registry.names("proxy")
     if name not in valid:
-        raise UserError(f"unknown zero-cost proxy {name!r}; valid: {', '.join(valid) or '(none registered)'}")
+        raise UserError(f"unknown zero-cost proxy {shorten(repr(name))}; "
+                        f"valid: {', '.join(valid) or '(none registered)'}")
     return name
 
 
@@ -57,10 +59,11 @@ def check_device(device: str) -> str:
     except RuntimeError:
         dev = None
     if dev is None or dev.type != "cuda":
-        raise UserError(f"device must be cpu, cuda or cuda:N, got {device!r}")
+        raise UserError(f"device must be cpu, cuda or cuda:N, got {shorten(repr(device))}")
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if (dev.index or 0) >= count:
-        raise UserError(f"device {device!r} is not available: torch sees {count} CUDA device(s) here; use device=cpu")
+        raise UserError(f"device {shorten(repr(device))} is not available: torch sees {count} CUDA device(s) here; "
+                        "use device=cpu")
     return device
 
 
@@ -153,7 +156,9 @@ class ZeroCostObjective(Objective):
     def __init__(self, space: Space, metric: str = "naswot", seed: int = 0, resolution: int | None = None,
                  batch_size: int = 64, device: str = "cpu", cache: str | None = None, table: str | None = None):
         check_positive("objective.resolution", resolution)
+        space.check_side(resolution, "objective.resolution")
         check_positive("objective.batch_size", batch_size)
+        check_seed(seed, "objective.seed")
         self.space = space
         self.proxy = check_proxy(metric)
         self.seed = seed

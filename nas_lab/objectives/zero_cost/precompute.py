@@ -97,6 +97,7 @@ def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: i
     for proxy in proxies:
         check_proxy(proxy)
     check_positive("resolution", resolution)
+    space.check_side(resolution)
     check_positive("batch_size", batch_size)
     check_device(device)
     workers = check_execution(executor, workers)

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from nas_lab.core.errors import UserError
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.space import Decision, Space
 from nas_lab.spaces.nb201 import cost
 
@@ -114,6 +114,8 @@ class NB201Space(Space):
     #: fixed skeleton shared by ``model.build_model`` and ``cost``
     channels = (16, 32, 64)  # width of the three stages
     cells_per_stage = 5
+    #: two reduction blocks halve the side; an odd side would leave the residual shortcut one pixel short
+    min_side = side_step = 4
 
     def index_order(self) -> np.ndarray:
         """NATS index of each mixed-radix code (the benchmark's seeded shuffle)."""
@@ -138,11 +140,13 @@ class NB201Space(Space):
             match = _STRING.fullmatch(text.strip())
             if match is None:
                 raise UserError(
-                    f"{text!r} is not an NB201 arch string; the valid form is {_FORM} with op one of {', '.join(OPS)}"
+                    f"{shorten(repr(text))} is not an NB201 arch string; the valid form is {_FORM} "
+                    f"with op one of {', '.join(OPS)}"
                 )
             for col, op in enumerate(match.groups()):
                 if op not in option:
-                    raise UserError(f"unknown op {op!r} in NB201 arch string {text!r}; valid ops: {', '.join(OPS)}")
+                    raise UserError(f"unknown op {shorten(repr(op))} in NB201 arch string {shorten(repr(text))}; "
+                                    f"valid ops: {', '.join(OPS)}")
                 out[row, col] = option[op]
         return out
 
@@ -157,7 +161,7 @@ class NB201Space(Space):
         op chains (4,930 classes). See ``_graph_key`` for the two rule sets.
         """
         if notion not in NOTIONS:
-            raise UserError(f"unknown notion of equivalent cells {notion!r}; valid: {', '.join(NOTIONS)}")
+            raise UserError(f"unknown notion of equivalent cells {shorten(repr(notion))}; valid: {', '.join(NOTIONS)}")
         return _class_ids(notion)[self.check(archs) @ self.strides]
 
     # -- models and their size ------------------------------------------------------
