@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from nas_lab.core import registry
-from nas_lab.core.config import PLUGIN_KINDS, RunConfig, build
-from nas_lab.core.errors import UserError
+from nas_lab.core.config import PLUGIN_KINDS, RunConfig, build, check_seed
+from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
@@ -154,18 +155,24 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     stray = [e for e in extra if e.startswith("-") or not hasattr(args, "overrides")]
     if stray:
-        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+        parser.error(f"unrecognized arguments: {shorten(' '.join(stray))}")
     if extra:
         args.overrides += extra
     try:
         return {"run": _run, "study": _study, "report": _report, "list": _list, "precompute": _precompute,
                 "correlate": _correlate}[args.command](args)
     except UserError as err:
-        print(f"nas-lab: error: {err}", file=sys.stderr)
+        print(f"nas-lab: error: {_short_words(str(err))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+
+
+def _short_words(message: str, limit: int = 200) -> str:
+    """``message`` with any run of over ``limit`` non-blank characters cut by ``shorten``: whatever a message
+    echoes, a pasted 100 KB value never comes back whole."""
+    return re.sub(r"\S{%d,}" % (limit + 1), lambda m: shorten(m.group(0)), message)
 
 
 def _run(args) -> int:
@@ -174,7 +181,7 @@ def _run(args) -> int:
     result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed)
     saved = None if args.no_save else _save(result, Path(args.out))
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(json.dumps(result.to_dict(), allow_nan=False))  # to_dict made every NaN null
     else:
         print(summary(result, space, objective, saved))
     return 0
@@ -280,7 +287,7 @@ def _study(args) -> int:
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise UserError(f"override {item!r} is not key=value; e.g. repeats=50 workers=2")
+            raise UserError(f"override {shorten(repr(item))} is not key=value; e.g. repeats=50 workers=2")
         (settings if key.strip() in EXECUTION_DEFAULTS else overrides)[key.strip()] = value.strip()
     study = StudyConfig.load(args.config, overrides)
     directory = Path(settings["out"] or Path("results/studies") / study.name)
@@ -321,9 +328,9 @@ def _settings(overrides: list[str], known: dict[str, Param], command: str) -> di
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise UserError(f"override {item!r} is not key=value; e.g. space=nb201 proxies=naswot,synflow")
+            raise UserError(f"override {shorten(repr(item))} is not key=value; e.g. space=nb201 proxies=naswot,synflow")
         if key not in known:
-            raise UserError(f"unknown setting {key!r} of `nas-lab {command}`; valid: {', '.join(known)}")
+            raise UserError(f"unknown setting {shorten(repr(key))} of `nas-lab {command}`; valid: {', '.join(known)}")
         values[key] = known[key].coerce(value.strip(), "")
     return values
 
@@ -333,6 +340,7 @@ def _zero_cost_job(args, known: dict[str, Param]):
     from nas_lab.objectives.zero_cost.precompute import sample_indices
 
     s = _settings(args.overrides, known, args.command)
+    check_seed(s["seed"])
     proxies = [p.strip() for p in s["proxies"].split(",") if p.strip()]
     space = registry.create("space", s["space"], {})
     options = {k: s[k] for k in ("seed", "resolution", "batch_size", "device", "cache", "workers", "executor")}
