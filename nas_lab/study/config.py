@@ -136,7 +136,8 @@ class StudyConfig:
                 if key == "objectives":
                     data[key] = parse_objectives(str(value))
                 else:
-                    have = data.get("searchers") or {}
+                    have = data.get("searchers") if isinstance(data.get("searchers"), dict) else {}
+                    _no_repeats("searchers", wanted)
                     missing = [w for w in wanted if w not in have]
                     if missing:
                         raise UserError(f"searchers={shorten(value)}: {shorten(', '.join(missing))} not in the study; "
