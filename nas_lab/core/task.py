@@ -47,6 +47,8 @@ class Task:
         """This task with ``image_size`` set to the space's ``default_image_size`` unless the user chose one."""
         params = dict(self.params)
         params.setdefault("image_size", str(default_image_size(space)))
+        side = registry.Param("image_size", 0, int).coerce(params["image_size"], "dataset")
+        space.check_side(side, "dataset.image_size")  # before any data loads or network trains
         return Task(self.dataset, tuple(sorted(params.items())), self.device)
 
     def data(self):
