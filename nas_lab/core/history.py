@@ -14,11 +14,12 @@ from nas_lab.core.objective import CACHED, CUT, EVALUATED, Evaluation
 
 
 class History:
-    """Evaluations of up to ``budget`` distinct archs with ``k`` optimised values each."""
+    """Evaluations of up to ``budget`` distinct archs with ``k`` optimised values each; ``exact_index`` keeps
+    arch indices as Python ints (spaces too large for int64)."""
 
-    def __init__(self, budget: int, k: int):
+    def __init__(self, budget: int, k: int, exact_index: bool = False):
         self.n = 0
-        self.index = np.empty(budget, dtype=np.int64)
+        self.index = np.empty(budget, dtype=object if exact_index else np.int64)
         self.value = np.empty((budget, k))
         self.feasible = np.empty(budget, dtype=bool)
         self.violation = np.empty(budget)

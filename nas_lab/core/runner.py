@@ -76,7 +76,7 @@ def run(
     searcher.reset(space, objective, searcher_rng)
 
     d, sizes = space.dim, space.sizes
-    history = History(budget, len(objective.targets))
+    history = History(budget, len(objective.targets), exact_index=space.big)
     step = idle = 0
     best = -np.inf
     sign = 1.0 if objective.directions[0] == "max" else -1.0

@@ -92,8 +92,8 @@ def sample_distinct(space: Space, rng: np.random.Generator, n: int, exclude: set
     """
     left = space.cardinality - len(exclude)
     if space.cardinality <= ENUMERATE_BELOW and 4 * n >= left:
-        rest = np.setdiff1d(np.arange(space.cardinality), np.fromiter(exclude, np.int64, len(exclude)))
-        archs = space.arch(rest)
+        every = space.all_archs()
+        archs = every[~np.isin(space.index(every), np.fromiter(exclude, np.int64, len(exclude)))]
         archs = archs[space.is_valid(archs)]
         out = archs[rng.permutation(len(archs))[:n]]
     else:

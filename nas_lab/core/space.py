@@ -7,6 +7,17 @@ fastest); a space whose benchmark numbers its archs otherwise (NAS-Bench-201)
 supplies that numbering through ``index_order``. The index doubles as the row
 of a tabular benchmark. Every batch operation here is vectorised: the
 tabular search path never creates a Python object per arch.
+
+Spaces too large for int64 (ViTAS: 3 · 10 · 401^16 ≈ 1.3 × 10^43 archs) get exact
+Python-int indices (a numpy object array): the decisions are split into groups
+whose codes fit int64, each group is coded vectorised, and only the combination
+of the groups is done with Python ints. Small spaces never take that path.
+
+Conditional decisions: a space may say which decisions are *active* for an arch
+(``active``); an inactive one (the widths of a block set to identity) does not
+change the network. Archs equal on their active decisions are one arch: every
+operator returns, and ``index`` numbers, the *representative* whose inactive
+decisions take option 0.
 """
 
 from __future__ import annotations
@@ -14,9 +25,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+import math
+
 import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
+
+#: indices of spaces with more archs than this are Python ints (object arrays), not int64
+INT64_LIMIT = 2**62
+#: a conditional space with at most this many option combinations may be counted by enumeration
+ENUMERATE_COMBINATIONS = 2_000_000
 
 TAGS = ("topology", "size")
 
@@ -54,6 +72,8 @@ class Space:
     decisions: tuple[Decision, ...] = ()
     #: name of the built-in table a tabular objective uses when none is given
     default_table: str | None = None
+    #: True when some decisions can be inactive (the space overrides ``active``)
+    conditional: bool = False
     #: input sides (px) the space's models take: ``min_side`` to ``max_side``, a multiple of ``side_step``
     min_side: int = 1
     side_step: int = 1
@@ -64,9 +84,14 @@ class Space:
             raise TypeError(f"{type(self).__name__} defines no decisions")
         self.sizes = np.array([len(d.options) for d in self.decisions], dtype=np.int64)
         self.names = tuple(d.name for d in self.decisions)
+        self._cardinality = math.prod(int(x) for x in self.sizes)
+        self.big = self._cardinality > INT64_LIMIT
         # mixed radix, last decision fastest: index = sum(arch[i] * strides[i])
-        self.strides = np.ones(len(self.sizes), dtype=np.int64)
-        self.strides[:-1] = np.cumprod(self.sizes[::-1])[::-1][1:]
+        if self.big:
+            self._groups = _int64_groups(self.sizes)
+        else:
+            self.strides = np.ones(len(self.sizes), dtype=np.int64)
+            self.strides[:-1] = np.cumprod(self.sizes[::-1])[::-1][1:]
         self._offsets = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
         self._code_to_index = self.index_order()
         self._index_to_code = None if self._code_to_index is None else np.argsort(self._code_to_index)
@@ -94,49 +119,96 @@ class Space:
 
     @property
     def cardinality(self) -> int:
-        """Number of architectures (including any that ``is_valid`` rejects)."""
-        return int(np.prod(self.sizes))
+        """Number of architectures, an exact Python int (including any that ``is_valid`` rejects). For a
+        conditional space, option combinations that differ only in inactive decisions count once: such a space
+        overrides this with its closed form, or it is counted by enumeration when it has few combinations."""
+        if not self.conditional:
+            return self._cardinality
+        if self._cardinality > ENUMERATE_COMBINATIONS:
+            raise NotImplementedError(f"space {self.name!r} is conditional and too large to count by enumeration; "
+                                      "it must override cardinality")
+        return len(self.all_archs())
+
+    @property
+    def combinations(self) -> int:
+        """Number of option combinations (the index range): ``cardinality`` unless the space is conditional."""
+        return self._cardinality
 
     # -- index <-> arch --------------------------------------------------------
     def index(self, archs) -> np.ndarray:
-        """Arch index of each arch of a batch ``(n, d)`` (or of one arch)."""
-        code = np.asarray(archs, dtype=np.int64) @ self.strides
+        """Arch index of each arch of a batch ``(n, d)`` (or of one arch): int64, or Python ints in an object
+        array for a space too large for int64. A conditional space numbers the representative."""
+        archs = np.asarray(archs, dtype=np.int64)
+        if self.conditional:
+            archs = self.representative(archs)
+        if self.big:
+            return _big_index(archs, self._groups)
+        code = archs @ self.strides
         return code if self._code_to_index is None else self._code_to_index[code]
 
     def arch(self, index) -> np.ndarray:
         """Archs ``(n, d)`` of an array of indices (or ``(d,)`` for a scalar)."""
+        if self.big:
+            return _big_arch(index, self._groups, self.sizes)
         code = np.asarray(index, dtype=np.int64)
         if self._index_to_code is not None:
             code = self._index_to_code[code]
         return (code[..., None] // self.strides) % self.sizes
 
+    # -- conditional decisions ---------------------------------------------------
+    def active(self, archs) -> np.ndarray:
+        """``(n, d)`` bool: which decisions matter for each arch (all of them, unless the space is conditional)."""
+        return np.ones(np.atleast_2d(archs).shape, dtype=bool)
+
+    def representative(self, archs) -> np.ndarray:
+        """The archs with every inactive decision set to option 0: one arch per class of equivalent ones."""
+        archs = np.asarray(archs, dtype=np.int64)
+        if not self.conditional:
+            return archs
+        flat = np.atleast_2d(archs)
+        return np.where(self.active(flat), flat, 0).reshape(archs.shape)
+
     def all_archs(self) -> np.ndarray:
-        """Every arch of the space, in index order."""
-        return self.arch(np.arange(self.cardinality))
+        """Every arch of the space, in index order (for a conditional space: every representative)."""
+        if not self.conditional:
+            return self.arch(np.arange(self.cardinality))
+        every = self.arch(np.arange(self._cardinality))
+        return every[np.all(self.representative(every) == every, axis=1)]
 
     # -- random operators -----------------------------------------------------
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """``n`` archs drawn uniformly (with replacement) among valid ones."""
+        """``n`` archs drawn uniformly (with replacement) among valid ones (each decision uniform; a conditional
+        space returns representatives)."""
         out = (rng.random((n, self.dim)) * self.sizes).astype(np.int64)
         bad = ~self.is_valid(out)
         while bad.any():
             out[bad] = (rng.random((int(bad.sum()), self.dim)) * self.sizes).astype(np.int64)
             bad[bad] = ~self.is_valid(out[bad])
-        return out
+        return self.representative(out)
 
     def mutate(self, archs, rng: np.random.Generator, k: int = 1) -> np.ndarray:
-        """Copy of each arch with ``k`` distinct decisions set to a different option."""
-        archs = np.array(archs, dtype=np.int64, ndmin=2)
+        """Copy of each arch with ``k`` distinct decisions set to a different option; only active decisions
+        move (a move on an inactive one would give back the same arch), at most as many as are active."""
+        archs = self.representative(np.array(archs, dtype=np.int64, ndmin=2))
         out = archs.copy()
         n = len(out)
         rows = np.arange(n)
-        order = np.argsort(rng.random((n, self.dim)), axis=1)[:, :k]
+        if self.conditional:  # inactive decisions sort last, so the first k picks are active ones
+            active = self.active(archs)
+            order = np.argsort(rng.random((n, self.dim)) + ~active, axis=1)[:, :k]
+            moves = np.minimum(active.sum(axis=1), k)
+        else:
+            order = np.argsort(rng.random((n, self.dim)), axis=1)[:, :k]
+            moves = None
         for j in range(k):
             cols = order[:, j]
             size = self.sizes[cols]
             # shift by 1..size-1 so the new option always differs from the old one
             shift = 1 + (rng.random(n) * (size - 1)).astype(np.int64)
+            if moves is not None:
+                shift = np.where(j < moves, shift, 0)
             out[rows, cols] = (out[rows, cols] + shift) % size
+        out = self.representative(out)
         bad = ~self.is_valid(out)
         if bad.any():
             out[bad] = self.mutate(archs[bad], rng, k)
@@ -146,29 +218,32 @@ class Space:
         """Uniform crossover: each decision taken from ``a`` or ``b`` with p = 1/2."""
         a = np.array(a, dtype=np.int64, ndmin=2)
         b = np.array(b, dtype=np.int64, ndmin=2)
-        out = np.where(rng.random(a.shape) < 0.5, a, b)
+        out = self.representative(np.where(rng.random(a.shape) < 0.5, a, b))
         bad = ~self.is_valid(out)
         if bad.any():
-            out[bad] = a[bad]
+            out[bad] = self.representative(a[bad])
         return out
 
     def neighbors(self, arch) -> np.ndarray:
-        """All valid archs that differ from ``arch`` in exactly one decision."""
-        arch = np.asarray(arch, dtype=np.int64)
+        """All valid archs that differ from ``arch`` in exactly one active decision (distinct representatives)."""
+        arch = self.representative(np.asarray(arch, dtype=np.int64).reshape(1, -1))[0]
+        active = self.active(arch[None])[0]
         rows = []
         for i, size in enumerate(self.sizes):
+            if not active[i]:
+                continue
             block = np.repeat(arch[None, :], size - 1, axis=0)
             block[:, i] = [o for o in range(size) if o != arch[i]]
             rows.append(block)
-        out = np.concatenate(rows)
+        out = self.representative(np.concatenate(rows))
         return out[self.is_valid(out)]
 
     # -- features and checks --------------------------------------------------
     def encode(self, archs) -> np.ndarray:
-        """One-hot features ``(n, sum(options))`` for predictors."""
+        """One-hot features ``(n, sum(options))`` for predictors; inactive decisions are all zeros."""
         archs = np.array(archs, dtype=np.int64, ndmin=2)
         out = np.zeros((len(archs), int(self.sizes.sum())), dtype=np.float32)
-        out[np.arange(len(archs))[:, None], archs + self._offsets] = 1.0
+        out[np.arange(len(archs))[:, None], archs + self._offsets] = self.active(archs) if self.conditional else 1.0
         return out
 
     def is_valid(self, archs) -> np.ndarray:
@@ -233,6 +308,45 @@ class Space:
 
     def __repr__(self) -> str:
         return f"<space {self.name}: {self.dim} decisions, {self.cardinality} archs>"
+
+
+def _int64_groups(sizes: np.ndarray) -> list[tuple[slice, np.ndarray, int]]:
+    """Consecutive groups of decisions whose mixed-radix codes fit int64: ``(columns, strides within the group,
+    weight of the group's code in the whole index)``, last group fastest."""
+    groups, start = [], len(sizes)
+    weight = 1
+    while start > 0:
+        end, product = start, 1
+        while start > 0 and product * int(sizes[start - 1]) <= INT64_LIMIT:
+            start -= 1
+            product *= int(sizes[start])
+        part = sizes[start:end]
+        strides = np.ones(len(part), dtype=np.int64)
+        strides[:-1] = np.cumprod(part[::-1])[::-1][1:]
+        groups.append((slice(start, end), strides, weight))
+        weight *= product
+    return groups[::-1]
+
+
+def _big_index(archs: np.ndarray, groups) -> np.ndarray:
+    """Exact indices (Python ints, object array) of a batch of a space too large for int64."""
+    archs = np.atleast_2d(archs)
+    total = np.zeros(len(archs), dtype=object)
+    for cols, strides, weight in groups:
+        total = total + (archs[:, cols] @ strides).astype(object) * weight
+    return total
+
+
+def _big_arch(index, groups, sizes: np.ndarray) -> np.ndarray:
+    """Inverse of ``_big_index``: archs ``(n, d)`` (or ``(d,)`` for a scalar) of exact indices."""
+    scalar = np.ndim(index) == 0
+    rest = np.array([int(i) for i in np.atleast_1d(index)], dtype=object)
+    out = np.empty((len(rest), len(sizes)), dtype=np.int64)
+    for cols, strides, weight in groups:
+        code, rest = (rest // weight, rest % weight) if weight > 1 else (rest, rest * 0)
+        code = code.astype(np.int64)
+        out[:, cols] = (code[:, None] // strides) % sizes[cols]
+    return out[0] if scalar else out
 
 
 def option_values(space: Space, archs: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,105 @@
+"""Spaces far past int64 and spaces with conditional decisions: exact indices, one arch per class of equivalent
+option combinations, and the runner, searchers and store working on both."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import SumObjective
+from nas_lab.core.runner import run
+from nas_lab.core.space import Decision, Space
+from nas_lab.searchers.random import RandomSearch
+from nas_lab.searchers.rea import RegularizedEvolution
+from nas_lab.study.store import record_of
+
+
+class Stack(Space):
+    """ViTAS-shaped: patch, embedding, then ``positions`` blocks, each identity or (heads, qkv, mlp) choices."""
+
+    conditional = True
+
+    def __init__(self, positions: int = 16, ratios: int = 10):
+        self.positions = positions
+        self.name = f"stack{positions}"
+        r = tuple(range(1, ratios + 1))
+        self.decisions = (Decision("patch", (14, 16, 32), "topology"), Decision("embed", r, "size")) + tuple(
+            d for i in range(positions) for d in (
+                Decision(f"b{i}.block", ("identity", "transformer"), "topology"), Decision(f"b{i}.heads", (3, 6, 12, 16), "size"),
+                Decision(f"b{i}.qkv", r, "size"), Decision(f"b{i}.mlp", r, "size")))
+        super().__init__()
+        self._per_block = 1 + 4 * ratios * ratios
+
+    def active(self, archs):
+        a = np.atleast_2d(archs)
+        out = np.ones(a.shape, dtype=bool)
+        for i in range(self.positions):
+            out[:, 3 + 4 * i: 6 + 4 * i] = (a[:, 2 + 4 * i] == 1)[:, None]
+        return out
+
+    @property
+    def cardinality(self) -> int:
+        return 3 * len(self.decisions[1].options) * self._per_block ** self.positions
+
+
+@pytest.fixture(scope="module")
+def vitas_like():
+    return Stack()
+
+
+def test_indices_are_exact_python_ints_past_int64(vitas_like):
+    s = vitas_like
+    assert s.big and s.cardinality == 3 * 10 * 401**16  # ≈ 1.34e43, as ViTAS counts its space
+    archs = s.sample(np.random.default_rng(0), 500)
+    idx = s.index(archs)
+    assert idx.dtype == object and max(idx) > 2**63
+    assert (s.arch(idx) == archs).all()  # exact both ways
+    last = s.arch(s.combinations - 1)
+    assert (last == s.sizes - 1).all() and s.index(last[None])[0] == s.combinations - 1
+
+
+def test_archs_equal_on_active_decisions_are_one_arch(vitas_like):
+    s = vitas_like
+    rng = np.random.default_rng(1)
+    a = s.sample(rng, 200)
+    off = a[:, 2] == 0  # first position is an identity: its widths are inactive
+    assert off.any() and (a[off, 3:6] == 0).all()  # samples are representatives
+    b = a.copy()
+    b[off, 3:6] = rng.integers(1, 4, (int(off.sum()), 3))
+    assert (s.index(b) == s.index(a)).all()
+    enc = s.encode(a[off][:1])
+    assert enc[0, s._offsets[3]: s._offsets[6]].sum() == 0  # no one-hot for inactive decisions
+
+
+def test_mutation_moves_only_active_decisions_and_never_returns_the_parent(vitas_like):
+    s = vitas_like
+    rng = np.random.default_rng(2)
+    parents = s.sample(rng, 300)
+    children = s.mutate(parents, rng, 1)
+    assert (s.index(children) != s.index(parents)).all()
+    changed = (children != parents) & s.active(parents)
+    switched_on = (children[:, 2::4] != parents[:, 2::4]).any(axis=1)
+    assert ((changed.sum(axis=1) == 1) | switched_on).all()
+
+
+def test_small_conditional_space_is_counted_by_enumeration():
+    s = Stack(positions=2, ratios=2)
+
+    class Counted(Stack):
+        cardinality = Space.cardinality  # the base class's enumeration
+
+    assert Counted(positions=2, ratios=2).cardinality == s.cardinality == 3 * 2 * 17**2
+    every = Counted(positions=2, ratios=2).all_archs()
+    assert len(np.unique(s.index(every))) == len(every) == s.cardinality
+    assert len(s.neighbors(every[0])) == len(np.unique(s.index(s.neighbors(every[0]))))
+
+
+@pytest.mark.parametrize("searcher", [RandomSearch(), RegularizedEvolution(population=20, tournament=5)])
+def test_runs_and_store_records_on_a_huge_space(vitas_like, searcher):
+    result = run(vitas_like, SumObjective(vitas_like), searcher, budget=150, seed=0)
+    assert result.evaluations == 150 and len(set(result.history["index"].tolist())) == 150
+    assert isinstance(result.best_index, int)
+    record = json.loads(json.dumps(record_of(result, searcher.name, "sum", 0, {})))
+    assert record["history_index"] == result.history["index"].tolist()  # big ints survive JSON exactly
+    assert (vitas_like.arch(np.array(record["history_index"], dtype=object)) ==
+            vitas_like.arch(result.history["index"])).all()
