@@ -195,6 +195,13 @@ def test_precompute_resolution_the_space_cannot_take(capsys, space, side, valid)
             "--no-progress", valid=(valid, f"got {int(float(side))}"))
 
 
+def test_a_supernet_image_size_the_space_cannot_take_is_refused_before_training(capsys):
+    start = time.monotonic()
+    refused(capsys, "run", "searcher=darts", "dataset.image_size=7", "--no-save",
+            valid=("dataset.image_size must be from 32 to 2048 px for space 'hyvitas'", "got 7"))
+    assert time.monotonic() - start < 30
+
+
 def test_the_sides_the_spaces_declare_are_the_sides_their_models_take():
     """The smallest declared side and the next multiple run; one pixel less (or off the step) fails in torch."""
     torch = pytest.importorskip("torch")
