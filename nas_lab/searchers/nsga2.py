@@ -1,0 +1,216 @@
+"""NSGA-II (Deb, Pratap, Agarwal & Meyarivan, IEEE TEVC 2002) from pymoo, driven through its ask/tell interface.
+
+Everything evolutionary is pymoo's own: integer random sampling of the first
+population, binary tournaments on constraint-domination, rank and crowding
+distance, the variation operators and rank-and-crowding survival. This class
+only translates between the two ask/tell conventions:
+
+- ``ask`` hands out pymoo's whole next population (the first one, then one
+  batch of offspring per generation) as option indices. pymoo removes duplicates
+  within a generation and against the current population only, so an offspring
+  may repeat an arch evaluated generations ago: the runner answers it from the
+  run's cache at no cost, and the budget counts distinct archs only.
+- ``tell`` sets every member's objectives (minimisation form, maximised
+  metrics negated). Under constraints (``constraint=params<=1e6``) the problem
+  has one inequality constraint ``G`` = the constraint violation (0 when
+  feasible), so pymoo's constraint-domination applies: feasible beats
+  infeasible, and infeasible archs are ranked by their violation. A failed
+  (NaN) evaluation, or an arch the budget cut off on the last step, gets
+  objectives (and a violation) of ``FAILED``, worse than any real one. Without
+  constraints no ``G`` is declared, so pymoo skips its feasibility split, as its
+  own loop does on an unconstrained problem.
+
+Operators (``crossover``, ``mutation``):
+
+- ``sbx`` / ``pm`` (defaults): pymoo's recipe for integer variables, simulated
+  binary crossover and polynomial mutation on the option indices, rounded back
+  to integers (``RoundingRepair``). Neighbouring options are close, which suits
+  ordered decisions (widths, depths, kernel sizes).
+- ``ux``: uniform crossover, each decision from either parent with p = 1/2;
+  ``reset``: each decision redrawn uniformly among its options with probability
+  ``mutation_rate``. Neither assumes an order, which suits nominal decisions
+  (NB201's cell operations).
+
+The population defaults to 50, ViTAS's setting; offspring per generation
+defaults to the population size (pymoo's default).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nas_lab.core.errors import UserError
+from nas_lab.core.fronts import minimisation
+from nas_lab.core.objective import CUT, Evaluation
+from nas_lab.core.searcher import Searcher
+from nas_lab.core.space import Space
+
+#: objectives (and constraint violation) of a failed or cut evaluation: worse than any real value, yet finite
+#: (pymoo's crowding distance subtracts objectives, and infinities would make NaNs)
+FAILED = 1e30
+
+CROSSOVERS = ("sbx", "ux")
+MUTATIONS = ("pm", "reset")
+
+
+class NSGA2(Searcher):
+    """NSGA-II (pymoo): non-dominated sorting, crowding distance, constraint-domination tournaments."""
+
+    name = "nsga2"
+    title = "NSGA-II"
+    multi_objective = True
+
+    def __init__(
+        self,
+        population: int = 50,
+        offspring: int | None = None,
+        crossover: str = "sbx",
+        crossover_prob: float = 0.9,
+        crossover_eta: float = 15.0,
+        mutation: str = "pm",
+        mutation_rate: float | None = None,
+        mutation_eta: float = 20.0,
+        eliminate_duplicates: bool = True,
+    ):
+        if population < 2:
+            raise UserError(f"searcher.population must be at least 2 (tournaments pick between two), got {population}")
+        if offspring is not None and offspring < 1:
+            raise UserError(f"searcher.offspring must be at least 1 (or none for the population size), got {offspring}")
+        if crossover not in CROSSOVERS:
+            raise UserError(f"searcher.crossover must be one of {', '.join(CROSSOVERS)}, got {crossover!r}")
+        if mutation not in MUTATIONS:
+            raise UserError(f"searcher.mutation must be one of {', '.join(MUTATIONS)}, got {mutation!r}")
+        if not 0 <= crossover_prob <= 1:
+            raise UserError(f"searcher.crossover_prob must lie in 0..1, got {crossover_prob}")
+        if mutation_rate is not None and not 0 < mutation_rate <= 1:
+            raise UserError(f"searcher.mutation_rate must lie in (0, 1] (or none for 1/decisions), got {mutation_rate}")
+        if not crossover_eta > 0 or not mutation_eta > 0:
+            raise UserError(f"searcher.crossover_eta and searcher.mutation_eta must be positive numbers, "
+                            f"got {crossover_eta} and {mutation_eta}")
+        self.population = population
+        self.offspring = offspring
+        self.crossover = crossover
+        self.crossover_prob = crossover_prob
+        self.crossover_eta = crossover_eta
+        self.mutation = mutation
+        self.mutation_rate = mutation_rate
+        self.mutation_eta = mutation_eta
+        self.eliminate_duplicates = eliminate_duplicates
+
+    # -- pymoo objects, also used by benchmarks and tests to run pymoo's own loop with the same settings --
+    def pymoo_problem(self, space: Space, n_obj: int, n_constr: int = 0):
+        """The pymoo ``Problem`` of a space: one integer variable per decision, bounds 0..options-1."""
+        from pymoo.core.problem import Problem
+        from pymoo.core.variable import Choice
+
+        problem = Problem(n_var=space.dim, n_obj=n_obj, n_ieq_constr=n_constr, xl=np.zeros(space.dim),
+                          xu=(space.sizes - 1).astype(float), vtype=int)
+        # the options of each decision, for the reset mutation (set after construction: pymoo's bounds stay arrays)
+        problem.vars = {name: Choice(options=np.arange(size)) for name, size in zip(space.names, space.sizes)}
+        return problem
+
+    def pymoo_algorithm(self, space: Space, seed: int):
+        """pymoo's ``NSGA2`` configured with this searcher's parameters, seeded with ``seed``."""
+        from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
+        from pymoo.operators.crossover.sbx import SBX
+        from pymoo.operators.crossover.ux import UX
+        from pymoo.operators.mutation.pm import PM
+        from pymoo.operators.repair.rounding import RoundingRepair
+        from pymoo.operators.sampling.rnd import IntegerRandomSampling
+
+        rate = {} if self.mutation_rate is None else {"prob_var": self.mutation_rate}
+        if self.crossover == "sbx":
+            crossover = SBX(prob=self.crossover_prob, eta=self.crossover_eta, vtype=float, repair=RoundingRepair())
+        else:
+            crossover = UX(prob=self.crossover_prob)
+        if self.mutation == "pm":
+            mutation = PM(prob=1.0, eta=self.mutation_eta, vtype=float, repair=RoundingRepair(), **rate)
+        else:
+            mutation = _ResetMutation(prob=1.0, **rate)
+        repair = {} if type(space).is_valid is Space.is_valid else {"repair": _ValidRepair(space, seed)}
+        return PymooNSGA2(pop_size=self.population, n_offsprings=self.offspring, sampling=IntegerRandomSampling(),
+                          crossover=crossover, mutation=mutation, eliminate_duplicates=self.eliminate_duplicates,
+                          seed=seed, **repair)
+
+    # -- ask/tell ---------------------------------------------------------------------------------
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        if self.population > space.cardinality:
+            raise UserError(f"searcher.population ({self.population}) exceeds the {space.cardinality:,} architectures "
+                            f"of space {space.name!r}; valid: 2..{space.cardinality}")
+        from pymoo.core.evaluator import Evaluator
+        from pymoo.core.termination import NoTermination
+
+        self._constrained = bool(getattr(objective, "constraints", None))
+        self._problem = self.pymoo_problem(space, len(objective.targets), int(self._constrained))
+        self._seed = int(rng.integers(2**31))
+        self._algorithm = self.pymoo_algorithm(space, self._seed)
+        self._algorithm.setup(self._problem, termination=NoTermination(), verbose=False)
+        self._evaluator = Evaluator()
+        self._pending = None  # the population handed out by the last ask, until it is told
+        self._generations = 0
+
+    def ask(self, n: int) -> np.ndarray:
+        if self._pending is None:
+            self._pending = self._algorithm.ask()
+        if self._pending is None or len(self._pending) == 0:  # no new offspring: the population is the whole space
+            self._pending = None
+            return np.empty((0, self.space.dim), dtype=np.int64)
+        return np.rint(self._pending.get("X").astype(float)).astype(np.int64)
+
+    def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
+        from pymoo.problems.static import StaticProblem
+
+        pop, self._pending = self._pending, None
+        F = minimisation(evaluation.values, evaluation.directions)
+        failed = ~np.isfinite(F).all(axis=1) | (evaluation.source == CUT)
+        out = {}
+        if self._constrained:
+            # G <= 0 is feasible; an infeasible arch without a sized violation lies behind every sized one
+            violation = np.nan_to_num(np.asarray(evaluation.violation, dtype=float), nan=FAILED, posinf=FAILED)
+            out["G"] = np.where(evaluation.feasible & ~failed, 0.0,
+                                np.where(~failed & (violation > 0), np.minimum(violation, FAILED / 2), FAILED))[:, None]
+        else:
+            failed |= ~evaluation.feasible
+        F[failed] = FAILED
+        self._evaluator.eval(StaticProblem(self._problem, F=F, **out), pop)
+        self._algorithm.tell(infills=pop)
+        self._generations += 1
+
+    def report(self) -> dict:
+        """Generations told, and the seed pymoo's generator got (pymoo's own loop with it proposes the same archs)."""
+        return {"generations": self._generations, "pymoo_seed": self._seed} if hasattr(self, "_seed") else {}
+
+
+def _reset_mutation_class():
+    from pymoo.operators.mutation.rm import ChoiceRandomMutation
+
+    class ResetMutation(ChoiceRandomMutation):
+        """pymoo's random-choice mutation, kept on integer arrays (pymoo's version returns objects)."""
+
+        def _do(self, problem, X, **kwargs):
+            return super()._do(problem, X, **kwargs).astype(np.int64)
+
+    return ResetMutation
+
+
+def _ResetMutation(**kwargs):  # noqa: N802 - builds a pymoo operator, imported lazily
+    return _reset_mutation_class()(**kwargs)
+
+
+def _ValidRepair(space: Space, seed: int):  # noqa: N802 - builds a pymoo operator, imported lazily
+    from pymoo.core.repair import Repair
+
+    rng = np.random.default_rng(seed)
+
+    class ValidRepair(Repair):
+        """Archs outside the space's own constraints are replaced by valid archs drawn at random."""
+
+        def _do(self, problem, X, **kwargs):
+            X = np.rint(np.asarray(X, dtype=float)).astype(np.int64)
+            bad = ~space.is_valid(X)
+            if bad.any():
+                X[bad] = space.sample(rng, int(bad.sum()))
+            return X
+
+    return ValidRepair()
