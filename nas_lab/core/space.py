@@ -141,8 +141,9 @@ class Space:
         archs = np.asarray(archs, dtype=np.int64)
         if self.conditional:
             archs = self.representative(archs)
-        if self.big:
-            return _big_index(archs, self._groups)
+        if self.big:  # one arch gives one Python int, as the int64 path gives one scalar
+            out = _big_index(archs, self._groups)
+            return out[0] if archs.ndim == 1 else out
         code = archs @ self.strides
         return code if self._code_to_index is None else self._code_to_index[code]
 
