@@ -38,12 +38,12 @@ def nas_lab(*args) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def one_shot_run(tmp_path_factory, searcher: str, params: dict) -> tuple[str, dict]:
-    """The summary `nas-lab run` prints for a tiny one-shot run, and its run record."""
+def one_shot_run(tmp_path_factory, searcher: str, params: dict) -> tuple[str, dict, str]:
+    """The summary `nas-lab run` prints for a tiny one-shot run, its run record, and what it wrote on stderr."""
     out_dir = tmp_path_factory.mktemp(searcher)
     code, out, err = nas_lab("run", f"searcher={searcher}", *overrides("searcher", params), "--out", str(out_dir))
     assert code == 0, err
-    return out, json.loads(next(out_dir.glob("*.json")).read_text())
+    return out, json.loads(next(out_dir.glob("*.json")).read_text()), err
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def trainings(monkeypatch):
 
 @pytest.mark.parametrize("which", ["spos", "darts"])
 def test_one_shot_searcher_proposes_one_arch_then_finishes(which, request, space):
-    out, record = request.getfixturevalue(which)
+    out, record, _ = request.getfixturevalue(which)
     report = record["searcher_report"]
     assert record["evaluations"] == 1 and record["note"] == "searcher finished after 1 of 100 evaluations"
     derived = report["derived arch"]
@@ -232,3 +232,41 @@ def test_cuda_without_a_gpu_exits_2(args):
     code, _, err = nas_lab("run", *args, "device=cuda", "--no-save")
     assert code == 2 and "device=cuda was asked for but torch finds no CUDA GPU" in err
     assert len(err.strip().splitlines()) == 1
+
+
+# -- progress bars --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("which, bars", [("spos", ("SPOS supernet training", "SPOS evolution")),
+                                         ("darts", ("DARTS bilevel search",))])
+def test_one_shot_runs_show_progress_bars_on_stderr(which, bars, request):
+    err = request.getfixturevalue(which)[2]  # stderr is no terminal here: the bars are there because `run` asks
+    for bar in bars:
+        assert bar in err, err
+    assert "img/s" in err and "epoch 1/1 batch 0/2" in err  # training counts images: rate and ETA in images
+
+
+@pytest.fixture
+def shows(monkeypatch):
+    """What each supernet training was told about its bar; the training itself is cut short by a Ctrl-C."""
+    seen = []
+
+    def stub(*args, show=False, **kwargs):
+        seen.append(args[-1] if len(args) > 6 else show)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supernet_training, "train_weights", stub)
+    return seen
+
+
+def test_no_progress_and_study_workers_turn_the_training_bars_off(shows, tmp_path):
+    import yaml
+
+    for which in ("darts", "spos"):
+        assert nas_lab("run", f"searcher={which}", "--no-save")[0] == 130
+        assert nas_lab("run", f"searcher={which}", "--no-save", "--no-progress")[0] == 130
+    config = tmp_path / "spos.yaml"
+    config.write_text(yaml.safe_dump({"name": "spos", "budget": 10, "repeats": 1, "objectives": ["id"],
+                                      "searchers": {"spos": SPOS}}))
+    assert nas_lab("study", str(config), f"out={tmp_path / 'out'}", "workers=1")[0] == 130
+    assert shows == [True, False, True, False, False]

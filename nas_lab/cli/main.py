@@ -8,10 +8,13 @@ traceback means a bug in nas_lab (or in a plug-in), never a user mistake.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -23,7 +26,7 @@ from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.engine import Progress, run_study
-from nas_lab.study.store import Store
+from nas_lab.study.store import DAMAGED_FILE, RUNS_FILE, FolderLock, Store
 
 RUN_HELP = """\
 Run one search and print what it found.
@@ -132,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     p_run.add_argument("--out", default="results/runs", metavar="DIR", help="where the run record is written (default: %(default)s)")
     p_run.add_argument("--no-save", action="store_true", help="do not write a run record")
+    p_run.add_argument("--no-progress", action="store_true",
+                       help="no progress bars (shown on stderr while a supernet trains and a one-shot search runs)")
 
     p_study = sub.add_parser("study", help="run a comparison study (searchers x objectives x repeats) and report it",
                              description=STUDY_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -169,6 +174,32 @@ def main(argv: list[str] | None = None) -> int:
         return 141
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that a terminated command cleans up as after Ctrl-C."""
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt():
+    """While the block runs, SIGTERM raises ``Terminated``: workers are stopped and finished work kept, as on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_terminated(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted_status(exc: KeyboardInterrupt) -> int:
+    """The shell's status for a command ended by a signal: 128 + 15 for SIGTERM, 128 + 2 for SIGINT (Ctrl-C)."""
+    return 128 + (signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
 def _short_words(message: str, limit: int = 200) -> str:
     """``message`` with any run of over ``limit`` non-blank characters cut by ``shorten``: whatever a message
     echoes, a pasted 100 KB value never comes back whole."""
@@ -177,8 +208,15 @@ def _short_words(message: str, limit: int = 200) -> str:
 
 def _run(args) -> int:
     cfg = RunConfig().apply(args.overrides)
-    space, objective, searcher = build(cfg)
-    result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed)
+    cfg.progress = not args.no_progress
+    try:
+        with _terminate_as_interrupt():
+            space, objective, searcher = build(cfg)
+            result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed)
+    except KeyboardInterrupt as exc:
+        print("nas-lab: interrupted; a run keeps nothing until it ends, so nothing was recorded; run the same command "
+              "again to start it afresh", file=sys.stderr)
+        return _interrupted_status(exc)
     saved = None if args.no_save else _save(result, Path(args.out))
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))  # to_dict made every NaN null
@@ -293,17 +331,23 @@ def _study(args) -> int:
     directory = Path(settings["out"] or Path("results/studies") / study.name)
     workers = Param("workers", 0, int).coerce(settings["workers"], "") if settings["workers"] else None
     keys = {spec.key for spec in study.runs()}
+    FolderLock(directory).acquire().release()  # a folder in use is refused before any bar is drawn (run_study locks it)
     already = [r for r in Store(directory).records() if r["key"] in keys]
     progress = Progress(len(keys), already, enabled=not args.no_progress)
     try:
-        outcome = run_study(study, directory, workers, settings["executor"], settings["executor.address"] or None,
-                            on_records=progress.update)
-    except KeyboardInterrupt:
+        with _terminate_as_interrupt():
+            outcome = run_study(study, directory, workers, settings["executor"], settings["executor.address"] or None,
+                                on_records=progress.update)
+    except KeyboardInterrupt as exc:
         progress.close()
         print(f"nas-lab: interrupted; finished runs are kept in {directory}; run the same command again to complete the study",
               file=sys.stderr)
-        return 130
-    progress.close()
+        return _interrupted_status(exc)
+    finally:
+        progress.close()
+    if outcome.damaged:
+        print(f"nas-lab: note: {outcome.damaged} damaged line(s) of {directory / RUNS_FILE} (blank, or not a JSON run "
+              f"record) were moved to {directory / DAMAGED_FILE} and their runs run again", file=sys.stderr)
     print(f"study {study.name}: {outcome.ran} runs now, {outcome.skipped} already recorded, {outcome.total} in all; folder {directory}")
     return _print_report(directory)
 
@@ -316,6 +360,11 @@ def _print_report(directory: Path) -> int:
     from nas_lab.study.report import write_report
 
     report = write_report(directory)
+    store = Store(directory)
+    for _ in store.records():  # the report skips damaged lines too: say how many
+        pass
+    if store.damaged:
+        print(f"nas-lab: warning: {store.damaged_note()}", file=sys.stderr)
     print(report.markdown)
     print("written: " + ", ".join(str(p) for p in report.paths))
     return 0

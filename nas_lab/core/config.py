@@ -45,6 +45,8 @@ class RunConfig:
     dataset: str = "digits"
     device: str = "cpu"
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in PARAM_KINDS})
+    #: show supernet training and one-shot searches as progress bars on stderr (``nas-lab run``; studies keep it off)
+    progress: bool = False
 
     def apply(self, overrides: list[str]) -> "RunConfig":
         """Apply ``key=value`` strings in order; ``UserError`` for anything malformed or unknown."""
@@ -79,7 +81,7 @@ class RunConfig:
     def task(self) -> Task:
         """The dataset and device one-shot searchers and supernet objectives learn on."""
         registry.check("dataset", self.dataset)  # an unknown name fails here, before any run
-        return Task(self.dataset, tuple(sorted(self.params["dataset"].items())), self.device)
+        return Task(self.dataset, tuple(sorted(self.params["dataset"].items())), self.device, self.progress)
 
 
 def check_seed(seed: int, name: str = "seed") -> int:

@@ -8,7 +8,7 @@ The data loads lazily, so a tabular run never touches it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from nas_lab.core import registry
@@ -33,11 +33,13 @@ def default_image_size(space) -> int:
 
 @dataclass(frozen=True)
 class Task:
-    """``dataset`` (a registered loader) with its ``params``, and the torch ``device``."""
+    """``dataset`` (a registered loader) with its ``params``, and the torch ``device``; ``progress``: whether
+    training on it shows progress bars on stderr (not part of what the task is: it changes no result)."""
 
     dataset: str = "digits"
     params: tuple = ()
     device: str = "cpu"
+    progress: bool = field(default=False, compare=False)
 
     def __post_init__(self):
         if self.device.split(":")[0] not in DEVICES:
@@ -49,7 +51,7 @@ class Task:
         params.setdefault("image_size", str(default_image_size(space)))
         side = registry.Param("image_size", 0, int).coerce(params["image_size"], "dataset")
         space.check_side(side, "dataset.image_size")  # before any data loads or network trains
-        return Task(self.dataset, tuple(sorted(params.items())), self.device)
+        return Task(self.dataset, tuple(sorted(params.items())), self.device, self.progress)
 
     def data(self):
         """The ``ImageData`` of this task (loaders cache their arrays per process)."""

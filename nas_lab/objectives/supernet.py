@@ -119,7 +119,7 @@ class SupernetObjective(Objective):
             facts = self._load(net, data.device)
             if facts is None:
                 trained = st.train_single_path(net, self.space, data.train, self.settings, train,
-                                               "supernet objective training")
+                                               "supernet objective training", self.task.progress)
                 facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
                 self._save(net, facts)
             evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, recalibration)

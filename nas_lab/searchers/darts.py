@@ -102,7 +102,8 @@ class Darts(OneShotSearcher):
             arch_optimizer.step()
             return F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
 
-        trained = st.train_weights(net, data.train, self.settings, generator, "DARTS bilevel search", weight_loss)
+        trained = st.train_weights(net, data.train, self.settings, generator, "DARTS bilevel search", weight_loss,
+                                   self.task.progress)
 
         derived = np.array([int(a.argmax()) for a in self.alphas], dtype=np.int64)
         mixture = st.accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas])

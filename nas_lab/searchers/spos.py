@@ -75,13 +75,16 @@ class SinglePathOneShot(OneShotSearcher):
         start = time.perf_counter()
         data = st.TaskTensors(self.task.for_space(self.space))
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
-        trained = st.train_single_path(net, self.space, data.train, self.settings, self.rng, "SPOS supernet training")
+        show = self.task.progress
+        trained = st.train_single_path(net, self.space, data.train, self.settings, self.rng, "SPOS supernet training",
+                                       show)
         evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, self.rng)
         searched = time.perf_counter()
 
         seen: set[int] = set()
         archs, scores = [], []
-        with st.progress(self.generations + 1, "SPOS evolution") as bar:
+        with st.progress(self.population * (self.generations + 1), "SPOS evolution", show, unit="arch",
+                         postfix=f"generation 0/{self.generations}") as bar:
             for generation in range(self.generations + 1):
                 if generation == 0:
                     children = sample_distinct(self.space, self.rng, self.population, seen)
@@ -91,8 +94,9 @@ class SinglePathOneShot(OneShotSearcher):
                 for arch in children:
                     archs.append(arch)
                     scores.append(evaluator.accuracy(arch, data.val))
-                bar.update()
-                bar.set_postfix(best=f"{max(scores):.2f}%", refresh=False)
+                    bar.set_postfix_str(f"generation {generation}/{self.generations} best {max(scores):.2f}%",
+                                        refresh=False)
+                    bar.update()
 
         derived = archs[int(np.argmax(scores))]  # the first-scored arch among equals
         end = time.perf_counter()

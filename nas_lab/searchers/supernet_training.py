@@ -157,42 +157,50 @@ def weight_optimizer(params, settings: Settings, steps: int):
     return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
 
 
-def progress(total: int, desc: str):
-    """A tqdm bar on stderr, shown only when stderr is a terminal."""
-    return tqdm(total=total, desc=desc, file=sys.stderr, disable=not sys.stderr.isatty(), dynamic_ncols=True,
-                mininterval=0.5, leave=False)
+def progress(total: int, desc: str, show: bool, unit: str = "it", postfix: str | None = None):
+    """A tqdm bar on stderr when ``show`` (``Task.progress``: on for ``nas-lab run`` unless ``--no-progress``,
+    off in study workers, whose study has a bar of its own); gone once done, like the work it tracked."""
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, disable=not show,
+                dynamic_ncols=True, mininterval=0.5, leave=False, postfix=postfix)
 
 
 def train_weights(net, train: Split, settings: Settings, generator: torch.Generator, desc: str,
-                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Throughput:
+                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], show: bool = False) -> Throughput:
     """Train ``net``'s weights in place: every batch of every epoch, one SGD step on ``loss_of(x, y)``.
 
     ``loss_of`` picks what the batch trains (a sampled path, a mixture) and may
     take steps of its own first (DARTS' architecture step); ``generator``
     shuffles the epochs. The throughput counts the train images of the steps.
+    With ``show``, a bar named ``desc`` counts the train images (so its rate is
+    images/s and its ETA the training's) with the epoch, batch and loss.
     """
-    steps = settings.epochs * settings.batches_per_epoch(len(train[1]))
+    n = len(train[1])
+    per_epoch = settings.batches_per_epoch(n)
+    steps = settings.epochs * per_epoch
     optimizer, schedule = weight_optimizer(net.parameters(), settings, steps)
     net.train()
     images, start = 0, time.perf_counter()
-    with progress(steps, desc) as bar:
-        for x, y in epochs(train, settings, generator):
+    with progress(steps * min(settings.batch_size, n), desc, show, unit="img",
+                  postfix=f"epoch 1/{settings.epochs} batch 0/{per_epoch}") as bar:
+        for step, (x, y) in enumerate(epochs(train, settings, generator)):
             loss = loss_of(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             schedule.step()
             images += len(y)
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+            if show:
+                bar.set_postfix_str(f"epoch {step // per_epoch + 1}/{settings.epochs} batch {step % per_epoch + 1}/"
+                                    f"{per_epoch} loss {loss.item():.3f}", refresh=False)
+                bar.update(len(y))
     return Throughput(images, time.perf_counter() - start)
 
 
 def train_single_path(net, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
-                      desc: str) -> Throughput:
+                      desc: str, show: bool = False) -> Throughput:
     """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch."""
     return train_weights(net, train, settings, torch_generator(rng), desc,
-                         lambda x, y: F.cross_entropy(net(x, space.sample(rng, 1)[0]), y))
+                         lambda x, y: F.cross_entropy(net(x, space.sample(rng, 1)[0]), y), show)
 
 
 @torch.no_grad()

@@ -1,0 +1,211 @@
+"""Study folders under stress: a second writer, a damaged line in runs.jsonl, SIGTERM/SIGINT to a running study,
+and Ctrl-C during `nas-lab run` — each ends in one sentence, keeps what finished, and the same command completes."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nas_lab.cli.main import main
+from nas_lab.study.store import DAMAGED_FILE, FolderLock, Store
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = {
+    "name": "small",
+    "budget": 20,
+    "repeats": 3,
+    "seed": 4,
+    "objectives": ["id"],
+    "searchers": {"random": {}, "rea": {"population": 10, "tournament": 3}},
+}
+
+
+def study(config: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nas_lab.cli.main", "study", str(config), f"out={out}", "--no-progress", *extra]
+
+
+def small_config(tmp_path: Path) -> Path:
+    config = tmp_path / "small.yaml"
+    config.write_text(yaml.safe_dump(SMALL))
+    return config
+
+
+def found(directory: Path) -> dict:
+    """What each run found, keyed by run, without timings."""
+    return {r["key"]: (r["best_index"], r["history_index"]) for r in Store(directory).records()}
+
+
+def one_sentence(err: str) -> bool:
+    return len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, dead but not yet reaped, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
+def children(pid: int) -> list[int]:
+    """Pids of the live child processes of ``pid``, from /proc."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(stat.parent.name))
+    return out
+
+
+def wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+# -- one writer per study folder ------------------------------------------------------------------
+
+
+def test_a_study_folder_in_use_is_refused_naming_the_holder_then_free_again(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    holder = FolderLock(out).acquire()
+    try:
+        code = main(["study", str(config), f"out={out}", "--no-progress"])
+        err = capsys.readouterr().err
+        assert code == 2 and one_sentence(err), err
+        assert f"is in use by process {os.getpid()} on host {socket.gethostname()}" in err
+        assert not (out / "runs.jsonl").exists()
+    finally:
+        holder.release()
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    assert len(found(out)) == 6
+
+
+def test_the_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    code = f"from nas_lab.study.store import FolderLock; FolderLock({str(out)!r}).acquire(); print('locked', flush=True); " \
+           "import time; time.sleep(120)"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert main(["study", str(config), f"out={out}", "--no-progress"]) == 2
+        assert f"in use by process {proc.pid} on host" in capsys.readouterr().err
+    finally:
+        proc.kill()
+        proc.wait()
+    assert (out / "study.lock").read_text().startswith(f"{proc.pid} ")  # left behind, naming a dead process
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    assert len(found(out)) == 6
+
+
+# -- damaged lines in runs.jsonl --------------------------------------------------------------------
+
+
+def test_damaged_lines_are_skipped_and_counted_by_report_and_resume_reruns_their_runs(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    complete = found(out)
+    runs = out / "runs.jsonl"
+    lines = runs.read_bytes().split(b"\n")[:-1]
+    assert len(lines) == 6
+    lost = json.loads(lines[2])["key"]
+    damaged = [b"", b"   ", lines[2][: len(lines[2]) // 2], b"\xff\xfe not utf-8", b"[1, 2]"]
+    runs.write_bytes(b"\n".join(lines[:2] + damaged + lines[3:]) + b"\n")
+    capsys.readouterr()
+
+    assert main(["report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 5 damaged line(s)" in captured.err and "Traceback" not in captured.err
+    assert found(out) == {k: v for k, v in complete.items() if k != lost}
+
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "1 runs now, 5 already recorded" in captured.out
+    assert "5 damaged line(s)" in captured.err and DAMAGED_FILE in captured.err
+    assert found(out) == complete  # the rerun finds what the lost run found
+    assert [json.loads(line)["key"] for line in runs.read_text().splitlines()].count(lost) == 1
+    assert (out / DAMAGED_FILE).read_bytes() == b"\n".join(damaged) + b"\n"
+    assert main(["report", str(out)]) == 0
+    assert "damaged" not in capsys.readouterr().err
+
+
+# -- SIGTERM and SIGINT to a running study -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_command_completes(
+        tmp_path, capsys, sig, status):
+    out = tmp_path / "out"
+    cmd = study(REPO / "experiments" / "hyvitas_table4.yaml", out, "searchers=bananas", "repeats=20", "budget=30",
+                "workers=2")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    runs = out / "runs.jsonl"
+    try:
+        assert wait_for(lambda: runs.exists() and runs.read_bytes().count(b"\n") >= 1, 60), "no run was recorded"
+        workers = children(proc.pid)
+        assert len(workers) >= 2, workers  # the pool's two workers (and its resource tracker, if any)
+
+        # a second writer meanwhile is refused, naming the running study
+        assert main(["study", str(REPO / "experiments" / "hyvitas_table4.yaml"), f"out={out}", "searchers=bananas",
+                     "repeats=20", "budget=30", "--no-progress"]) == 2
+        assert f"in use by process {proc.pid} on host" in capsys.readouterr().err
+
+        os.kill(proc.pid, sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == status, err
+    assert one_sentence(err) and "interrupted; finished runs are kept" in err and "run the same command again" in err
+    assert wait_for(lambda: not any(alive(pid) for pid in workers), 5), [p for p in workers if alive(p)]
+
+    kept = [json.loads(line) for line in runs.read_text().splitlines()]  # every recorded line parses
+    assert 1 <= len(kept) < 40
+    finished = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert finished.returncode == 0, finished.stderr
+    assert f"{40 - len(kept)} runs now, {len(kept)} already recorded, 40 in all" in finished.stdout
+    keys = [json.loads(line)["key"] for line in runs.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) == 40
+
+
+# -- Ctrl-C during `nas-lab run` ------------------------------------------------------------------------
+
+
+def test_ctrl_c_during_a_one_shot_run_is_one_sentence_and_exit_130(tmp_path):
+    cmd = [sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=darts", "searcher.epochs=50",
+           "searcher.batch_size=16", "--out", str(tmp_path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    err = b""
+    try:
+        os.set_blocking(proc.stderr.fileno(), False)
+        deadline = time.monotonic() + 120
+        while b"DARTS bilevel search" not in err and time.monotonic() < deadline and proc.poll() is None:
+            err += proc.stderr.read() or b""
+            time.sleep(0.05)
+        assert b"DARTS bilevel search" in err, err  # training has started, and shows its bar
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=20) == 130
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    os.set_blocking(proc.stderr.fileno(), True)
+    rest = (err + proc.stderr.read()).decode(errors="replace")
+    last = rest.replace("\r", "\n").strip().splitlines()[-1]
+    assert "Traceback" not in rest and last.startswith("nas-lab: interrupted;") and "nothing was recorded" in last
+    assert proc.stdout.read() == b"" and not list(tmp_path.iterdir())
