@@ -31,6 +31,18 @@ Operators (``crossover``, ``mutation``):
   ``mutation_rate``. Neither assumes an order, which suits nominal decisions
   (NB201's cell operations).
 
+Duplicates (``duplicates``): ``population`` (default, pymoo's own) keeps the
+offspring of a generation distinct from each other and from the current
+population; repeats of older archs are answered from the cache. ``run`` also
+drops offspring equal to any arch evaluated earlier in the run (pymoo's
+mating then retries, up to its 100 attempts), so every generation is charged
+in full.
+
+A population that has converged (one target, typically) makes pymoo re-propose
+evaluated archs only; after ``patience`` generations in a row without a new
+arch the searcher stops and the run notes that it finished early, instead of
+idling until the runner's limit.
+
 The population defaults to 50, ViTAS's setting; offspring per generation
 defaults to the population size (pymoo's default).
 """
@@ -41,7 +53,7 @@ import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.fronts import minimisation
-from nas_lab.core.objective import CUT, Evaluation
+from nas_lab.core.objective import CUT, EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher
 from nas_lab.core.space import Space
 
@@ -51,6 +63,7 @@ FAILED = 1e30
 
 CROSSOVERS = ("sbx", "ux")
 MUTATIONS = ("pm", "reset")
+DUPLICATES = ("population", "run")
 
 
 class NSGA2(Searcher):
@@ -70,7 +83,8 @@ class NSGA2(Searcher):
         mutation: str = "pm",
         mutation_rate: float | None = None,
         mutation_eta: float = 20.0,
-        eliminate_duplicates: bool = True,
+        duplicates: str = "population",
+        patience: int = 10,
     ):
         if population < 2:
             raise UserError(f"searcher.population must be at least 2 (tournaments pick between two), got {population}")
@@ -84,6 +98,10 @@ class NSGA2(Searcher):
             raise UserError(f"searcher.crossover_prob must lie in 0..1, got {crossover_prob}")
         if mutation_rate is not None and not 0 < mutation_rate <= 1:
             raise UserError(f"searcher.mutation_rate must lie in (0, 1] (or none for 1/decisions), got {mutation_rate}")
+        if duplicates not in DUPLICATES:
+            raise UserError(f"searcher.duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}")
+        if patience < 1:
+            raise UserError(f"searcher.patience must be at least 1 generation, got {patience}")
         if not crossover_eta > 0 or not mutation_eta > 0:
             raise UserError(f"searcher.crossover_eta and searcher.mutation_eta must be positive numbers, "
                             f"got {crossover_eta} and {mutation_eta}")
@@ -95,7 +113,8 @@ class NSGA2(Searcher):
         self.mutation = mutation
         self.mutation_rate = mutation_rate
         self.mutation_eta = mutation_eta
-        self.eliminate_duplicates = eliminate_duplicates
+        self.duplicates = duplicates
+        self.patience = patience
 
     # -- pymoo objects, also used by benchmarks and tests to run pymoo's own loop with the same settings --
     def pymoo_problem(self, space: Space, n_obj: int, n_constr: int = 0):
@@ -128,9 +147,9 @@ class NSGA2(Searcher):
         else:
             mutation = _ResetMutation(prob=1.0, **rate)
         repair = {} if type(space).is_valid is Space.is_valid else {"repair": _ValidRepair(space, seed)}
+        duplicates = _RunDuplicates(space) if self.duplicates == "run" else True
         return PymooNSGA2(pop_size=self.population, n_offsprings=self.offspring, sampling=IntegerRandomSampling(),
-                          crossover=crossover, mutation=mutation, eliminate_duplicates=self.eliminate_duplicates,
-                          seed=seed, **repair)
+                          crossover=crossover, mutation=mutation, eliminate_duplicates=duplicates, seed=seed, **repair)
 
     # -- ask/tell ---------------------------------------------------------------------------------
     def reset(self, space, objective, rng):
@@ -149,8 +168,11 @@ class NSGA2(Searcher):
         self._evaluator = Evaluator()
         self._pending = None  # the population handed out by the last ask, until it is told
         self._generations = 0
+        self._stale = 0  # generations in a row that brought no arch new to the run
 
     def ask(self, n: int) -> np.ndarray:
+        if self._stale >= self.patience:  # converged: pymoo only re-proposes archs already evaluated
+            return np.empty((0, self.space.dim), dtype=np.int64)
         if self._pending is None:
             self._pending = self._algorithm.ask()
         if self._pending is None or len(self._pending) == 0:  # no new offspring: the population is the whole space
@@ -176,10 +198,20 @@ class NSGA2(Searcher):
         self._evaluator.eval(StaticProblem(self._problem, F=F, **out), pop)
         self._algorithm.tell(infills=pop)
         self._generations += 1
+        self._stale = 0 if (evaluation.source == EVALUATED).any() else self._stale + 1
+        if self.duplicates == "run":
+            self._algorithm.eliminate_duplicates.seen.update(self.space.index(archs[evaluation.source != CUT]).tolist())
 
     def report(self) -> dict:
-        """Generations told, and the seed pymoo's generator got (pymoo's own loop with it proposes the same archs)."""
-        return {"generations": self._generations, "pymoo_seed": self._seed} if hasattr(self, "_seed") else {}
+        """Generations told, the seed pymoo's generator got (pymoo's own loop with it proposes the same archs), and
+        whether the search stopped as converged."""
+        if not hasattr(self, "_seed"):
+            return {}
+        out = {"generations": self._generations, "pymoo_seed": self._seed}
+        if self._stale >= self.patience:
+            many = f"{self.patience} generations in a row" if self.patience > 1 else "a generation"
+            out["converged"] = f"stopped after {many} proposed only evaluated archs"
+        return out
 
 
 def _reset_mutation_class():
@@ -196,6 +228,25 @@ def _reset_mutation_class():
 
 def _ResetMutation(**kwargs):  # noqa: N802 - builds a pymoo operator, imported lazily
     return _reset_mutation_class()(**kwargs)
+
+
+def _RunDuplicates(space: Space):  # noqa: N802 - builds a pymoo operator, imported lazily
+    from pymoo.core.duplicate import DefaultDuplicateElimination
+
+    class RunDuplicates(DefaultDuplicateElimination):
+        """pymoo's duplicate elimination, plus every arch evaluated in the run so far (``seen``: arch indices)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seen: set[int] = set()
+
+        def do(self, pop, *args, **kwargs):
+            if len(pop) and self.seen:
+                idx = space.index(np.rint(pop.get("X").astype(float)).astype(np.int64)).tolist()
+                pop = pop[np.array([i not in self.seen for i in idx], dtype=bool)]
+            return super().do(pop, *args, **kwargs)
+
+    return RunDuplicates()
 
 
 def _ValidRepair(space: Space, seed: int):  # noqa: N802 - builds a pymoo operator, imported lazily
