@@ -176,6 +176,24 @@ class DynamicBatchNorm2d(nn.BatchNorm2d):
         static.num_batches_tracked.copy_(self.num_batches_tracked)
 
 
+class DynamicLayerNorm(nn.LayerNorm):
+    """LayerNorm over the last axis whose affine parameters are sliced to the input's width.
+
+    A width-``d`` input is normalised over its ``d`` channels with the first
+    ``d`` weights and biases: exactly ``nn.LayerNorm(d)`` holding that slice
+    (``copy_to``). It has no running statistics, so paths need no recalibration.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d = x.shape[-1]
+        return F.layer_norm(x, (d,), self.weight[:d], self.bias[:d], self.eps)
+
+    @torch.no_grad()
+    def copy_to(self, static: nn.LayerNorm) -> None:
+        d = static.normalized_shape[0]
+        static.weight.copy_(self.weight[:d])
+        static.bias.copy_(self.bias[:d])
+
 class DynamicSelfAttention(nn.Module):
     """``blocks.SelfAttention`` with a searchable width and a fixed number of heads.
 
