@@ -22,7 +22,7 @@ which samplers leave out of their model.
 Sampler options: the common ones are parameters of this searcher (``None``
 keeps Optuna's default; setting one the chosen sampler does not take is an
 error); any other keyword of the sampler's constructor with a plain value goes
-in ``options``, e.g. ``searcher.options=consider_endpoints=true,prior_weight=2``.
+in ``options``, e.g. ``searcher.sampler=nsga3 searcher.options=dividing_parameter=4``.
 ``seed`` comes from the run's seed and ``constraints_func`` from the constraints.
 """
 
@@ -218,7 +218,7 @@ def parse_options(text: str) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise UserError(f"searcher.options={text!r} is not key=value,key=value; "
-                            "e.g. searcher.options=consider_endpoints=true,prior_weight=2")
+                            "e.g. searcher.options=constant_liar=false,n_ei_candidates=48")
         try:
             out[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else ""
         except yaml.YAMLError:
