@@ -131,11 +131,12 @@ def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task)
     if len(names) == 1 and (directions or reference):
         raise UserError("objective.directions and objective.reference are for several metrics "
                         "(objective=a,b); a single tabular metric takes objective.direction=max|min")
-    _check_params(params)
+    if len(names) == 1:  # every parameter goes to the one family, which refuses those it does not take
+        family, metric = split_objective(names[0])
+        return registry.create("objective", family, params, *((space,) if metric is None else (space, metric)), task=task)
     primary = _family_objective(names[0], space, params, task)
-    if len(names) == 1:
-        return primary
     extras = [(name, _measurer(name, primary, space, params, task)) for name in names[1:]]
+    _check_params(params, [primary, *(o for _, o in extras)])
     extras = [(o.targets[0] if o is not primary and o.targets else name, o) for name, o in extras]
     default = tuple(primary.directions) + tuple(default_direction(m) for m, _ in extras)
     if directions:
@@ -159,12 +160,13 @@ def _list_param(value, k: int, name: str, kind: type) -> tuple | None:
     return out
 
 
-def _check_params(params: dict[str, Any]) -> None:
-    """Every ``objective.<param>`` must be taken by some objective family."""
-    taken = {p.name for f in registry.names("objective") for p in registry.parameters(registry.load("objective", f))}
+def _check_params(params: dict[str, Any], used: list[Objective]) -> None:
+    """Every ``objective.<param>`` must be taken by one of the objective families in use."""
+    classes = {type(o) for o in used if not isinstance(o, SpaceMetrics)}
+    taken = {p.name for cls in classes for p in registry.parameters(cls)}
     unknown = sorted(set(params) - taken)
     if unknown:
-        raise UserError(f"no objective has a parameter {unknown[0]!r}; valid: "
+        raise UserError(f"no objective of these metrics has a parameter {unknown[0]!r}; valid: "
                         f"{', '.join(f'objective.{p}' for p in sorted(taken | {'directions', 'reference'}))}")
 
 

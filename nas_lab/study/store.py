@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.results import RunResult, finite_or_none
+from nas_lab.core.results import RunResult, finite_or_none, json_safe
 
 RUNS_FILE = "runs.jsonl"
 LOCK_FILE = "study.lock"
@@ -179,7 +179,7 @@ class Store:
     def append(self, record: dict[str, Any]) -> None:
         """Write one record: flushed at once (a killed process loses nothing written),
         fsynced at least every ``SYNC_SECONDS`` (an OS crash loses at most that much)."""
-        self._fh.write(json.dumps(record) + "\n")
+        self._fh.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
         self._fh.flush()
         if time.monotonic() - self._synced >= SYNC_SECONDS:
             os.fsync(self._fh.fileno())
