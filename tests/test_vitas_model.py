@@ -5,7 +5,6 @@ the same code have their published sizes."""
 import inspect
 
 import numpy as np
-import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 

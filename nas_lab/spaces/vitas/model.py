@@ -69,7 +69,7 @@ def embed_tokens(x: torch.Tensor, projected: torch.Tensor, cls_token: torch.Tens
 
 
 class Attention(nn.Module):
-    """Multi-head self-attention with a fused q-k-v projection: ``D -> qkv`` (q, k, v of ``qkv / 3``), ``qkv / 3 -> D``."""
+    """Multi-head self-attention: fused ``Linear(D, qkv)`` (q, k, v of ``qkv / 3``), output ``Linear(qkv / 3, D)``."""
 
     def __init__(self, dim: int, qkv: int, heads: int):
         super().__init__()
