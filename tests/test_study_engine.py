@@ -183,10 +183,8 @@ def test_a_searcher_may_run_fewer_repeats_and_fewer_objectives(tmp_path):
 
 
 def test_store_lines_are_strict_json_even_with_nan_metrics(tmp_path):
-    from nas_lab.study.store import Store
-
     with Store(tmp_path) as store:
-        store.append({"key": "a", "best": {"id": float("nan"), "params": np.float64("inf")}, "history_value": [1.0]})
+        store.append({"key": "a", "best": {"id": float("nan"), "params": float("inf")}, "history_value": [1.0]})
     text = (tmp_path / "runs.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert next(Store(tmp_path).records())["best"] == {"id": None, "params": None}
