@@ -4,7 +4,7 @@
 each measured by the objective that knows it: the first objective itself (a
 table holds latency and size beside accuracy), another family's objective
 (``supernet.id,zc.synflow``), or the space's closed-form sizes (``SpaceMetrics``:
-``params`` and ``flops`` under every objective family). The first objective's
+``params``, ``flops`` and ``macs`` under every objective family, where the space has them). The first objective's
 evaluation supplies the cost and feasibility; the further metrics cost nothing.
 """
 
@@ -17,11 +17,11 @@ from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
 
 #: metrics a space may compute in closed form, by the name of its method
-CLOSED_FORM = ("params", "flops")
+CLOSED_FORM = ("params", "flops", "macs")
 
 
 class SpaceMetrics(Objective):
-    """The cost metrics a space knows in closed form (``params``, ``flops``), with no model built."""
+    """The cost metrics a space knows in closed form (``params``, ``flops``, ``macs``), with no model built."""
 
     cheap = True
 
