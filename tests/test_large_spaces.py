@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import SumObjective
+from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run
 from nas_lab.core.space import Decision, Space
 from nas_lab.searchers.random import RandomSearch
@@ -103,3 +104,14 @@ def test_runs_and_store_records_on_a_huge_space(vitas_like, searcher):
     assert record["history_index"] == result.history["index"].tolist()  # big ints survive JSON exactly
     assert (vitas_like.arch(np.array(record["history_index"], dtype=object)) ==
             vitas_like.arch(result.history["index"])).all()
+
+
+def test_describe_leaves_out_inactive_decisions_and_reads_back(vitas_like):
+    arch = vitas_like.sample(np.random.default_rng(5), 50)
+    arch = arch[arch[:, 2] == 0][0]  # first position is an identity
+    described = vitas_like.describe(arch)
+    assert "b0.block" in described and "b0.heads" not in described
+    assert (vitas_like.from_values(described) == arch).all()
+    described.pop("b0.block")
+    with pytest.raises(UserError, match="missing decision"):
+        vitas_like.from_values(described)

@@ -284,3 +284,15 @@ def test_cuda_without_cuda_is_a_clear_user_error(cache_file, capsys):
         pytest.skip("this machine has CUDA")
     code, out, err = nas_lab(capsys, "run", "objective=zc.params", "objective.device=cuda", "--no-save")
     assert code == 2 and "device 'cuda' is not available: torch sees 0 CUDA device(s) here; use device=cpu" in err
+
+
+def test_cache_keeps_indices_past_64_bits_exactly(tmp_path):
+    from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
+
+    cache = ProxyCache(tmp_path / "zc.sqlite")
+    key = CacheKey("big", "params", 1, 0, 32, 8)
+    big = [3 * 10 * 401**16 - 1, 2**63, 5]  # ViTAS-sized, just past int64, and a plain one
+    cache.store(key, big, [1.0, 2.0, 3.0], [0.1, 0.2, 0.3])
+    values, _, found = cache.lookup(key, [2**63, 2**63 + 1, 3 * 10 * 401**16 - 1, 5])
+    assert found.tolist() == [True, False, True, True]
+    assert values[[0, 2, 3]].tolist() == [2.0, 1.0, 3.0]  # stored floats read back as they were

@@ -265,23 +265,33 @@ class Space:
 
     # -- human-readable form ---------------------------------------------------
     def describe(self, arch) -> dict[str, Any]:
-        """``{decision name: option value}`` of one arch."""
-        return {d.name: d.options[int(i)] for d, i in zip(self.decisions, np.asarray(arch).ravel())}
+        """``{decision name: option value}`` of one arch; a conditional space leaves out inactive decisions."""
+        arch = np.asarray(arch, dtype=np.int64).ravel()
+        active = self.active(arch[None])[0] if self.conditional else np.ones(self.dim, dtype=bool)
+        return {d.name: d.options[int(i)] for d, i, on in zip(self.decisions, arch, active) if on}
 
     def from_values(self, values: dict[str, Any]) -> np.ndarray:
-        """Inverse of ``describe``: the arch whose decisions take these values."""
+        """Inverse of ``describe``: the arch whose decisions take these values (inactive ones may be left out)."""
         missing = [n for n in self.names if n not in values]
-        if missing:
+        if missing and not self.conditional:
             raise UserError(f"missing decision(s) {', '.join(missing)}; space {self.name!r} has {', '.join(self.names)}")
         arch = []
         for d in self.decisions:
+            if d.name not in values:
+                arch.append(0)
+                continue
             v = values[d.name]
             matches = [i for i, o in enumerate(d.options) if o == v or str(o) == str(v)]
             if not matches:
                 raise UserError(f"{shorten(repr(v))} is not an option of {d.name!r}; "
                                 f"valid: {', '.join(map(str, d.options))}")
             arch.append(matches[0])
-        return np.array(arch, dtype=np.int64)
+        arch = np.array(arch, dtype=np.int64)
+        if missing:
+            needed = [n for n, on in zip(self.names, self.active(arch[None])[0]) if on and n in missing]
+            if needed:
+                raise UserError(f"missing decision(s) {', '.join(needed)}, active for this arch of space {self.name!r}")
+        return self.representative(arch)
 
     # -- optional capabilities -------------------------------------------------
     def build(self, arch, **task):

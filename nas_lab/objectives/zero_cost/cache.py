@@ -57,6 +57,13 @@ _LOOKUP = f"SELECT idx, value, seconds FROM proxy_values WHERE {_MATCH} AND idx 
 _INSERT = f"INSERT OR IGNORE INTO proxy_values ({', '.join(_COLUMNS)}, idx, value, seconds) VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})"
 
 
+def _db_key(index: int) -> int | str:
+    """An arch index as stored: the integer itself, or (past SQLite's 64-bit integers, e.g. ViTAS's 10^43 archs)
+    its decimal digits behind a ``big:`` prefix, a TEXT value that the INTEGER column keeps exactly."""
+    index = int(index)
+    return index if -(2**63) <= index < 2**63 else f"big:{index}"
+
+
 @dataclass(frozen=True)
 class CacheKey:
     """Everything a proxy value depends on, except the arch index."""
@@ -92,22 +99,23 @@ class ProxyCache:
     # -- public API --------------------------------------------------------------
     def lookup(self, key: CacheKey, indices) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(values, seconds, found)`` per index, in one query; NaN and False where nothing is stored."""
-        unique, inverse = np.unique(np.asarray(indices, dtype=np.int64), return_inverse=True)
-        values, seconds = np.full(len(unique), np.nan), np.full(len(unique), np.nan)
-        found = np.zeros(len(unique), dtype=bool)
+        keys = [_db_key(i) for i in np.atleast_1d(indices).tolist()]
+        unique = list(dict.fromkeys(keys))
         with self._errors():
-            rows = self._connection().execute(_LOOKUP, (*astuple(key), json.dumps(unique.tolist()))).fetchall()
-        if rows:
-            got = np.array(rows, dtype=float)  # a stored NaN comes back as NULL -> None -> NaN
-            pos = np.searchsorted(unique, got[:, 0].astype(np.int64))
-            values[pos], seconds[pos], found[pos] = got[:, 1], got[:, 2], True
-        return values[inverse], seconds[inverse], found[inverse]
+            rows = self._connection().execute(_LOOKUP, (*astuple(key), json.dumps(unique))).fetchall()
+        stored = {idx: (np.nan if value is None else value, took) for idx, value, took in rows}
+        missing = (np.nan, np.nan)
+        values = np.array([stored.get(k, missing)[0] for k in keys], dtype=float)
+        seconds = np.array([stored.get(k, missing)[1] for k in keys], dtype=float)
+        found = np.array([k in stored for k in keys], dtype=bool)
+        return values, seconds, found
 
     def store(self, key: CacheKey, indices, values, seconds) -> None:
         """Add values in one transaction; a value already stored for the same key and index is kept."""
         fixed = astuple(key)
-        rows = [(*fixed, int(i), None if np.isnan(v) else float(v), float(s))
-                for i, v, s in zip(np.atleast_1d(indices), np.atleast_1d(values).astype(float), np.atleast_1d(seconds))]
+        rows = [(*fixed, _db_key(i), None if np.isnan(v) else float(v), float(s))
+                for i, v, s in zip(np.atleast_1d(indices).tolist(), np.atleast_1d(values).astype(float),
+                                   np.atleast_1d(seconds))]
         with self._errors(), self._transaction() as conn:
             conn.executemany(_INSERT, rows)
 
