@@ -135,6 +135,17 @@ def test_loading_does_not_import_torch(shared_data):
     assert result.returncode == 0, result.stderr
 
 
+def test_a_run_on_the_table_imports_neither_pandas_nor_torch(shared_data):
+    """The tabular run path: pandas would cost more time and memory than reading the whole table."""
+    code = ("import sys; from nas_lab.cli.main import main; "
+            f"code = main(['run', 'space=nb201', 'table={shared_data}', 'objective=test.cifar10', 'searcher=rea', "
+            "'budget=20', '--no-save']); "
+            "assert code == 0; assert 'pandas' not in sys.modules, 'pandas was imported'; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+
+
 # -- broken CSVs ------------------------------------------------------------------
 def test_missing_path(tmp_path):
     with pytest.raises(UserError, match="does not exist"):

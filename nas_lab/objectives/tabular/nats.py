@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import os
 import pickle
 import zipfile
@@ -32,7 +33,6 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
@@ -84,7 +84,7 @@ def read(path, space: Space) -> Table:
         raise UserError(f"cannot load the NB201 table: {where}; give {CSV_NAME} or the folder that holds it")
     frame = _read_csv(csv_path)
     order = _row_order(frame[_ARCH_COLUMN], space, csv_path)
-    columns = {name: frame[col].to_numpy(dtype=float)[order] for col, name in _ACCURACY.items()}
+    columns = {name: frame[col][order] for col, name in _ACCURACY.items()}
     columns.update(_latencies(csv_path.parent / LATENCY_DIR, space.cardinality))
     columns["params"] = space.params(space.all_archs(), num_classes=10)
     return Table(space, columns, name="nb201", simulated=False, description=DESCRIPTION)
@@ -95,26 +95,68 @@ def _check_space(space: Space) -> None:
         raise UserError(f"the NATS-Bench table is defined over space 'nb201' only, not {space.name!r}; use space=nb201")
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    wanted = {*_ACCURACY, _ARCH_COLUMN}
+def _read_csv(path: Path) -> dict[str, np.ndarray]:
+    """The accuracy columns (float arrays; empty or NA cells are NaN) and the arch strings (str array) of the CSV.
+
+    Read with the csv module, not pandas: this is the tabular run path, and
+    pandas would cost more time and memory than the whole 3 MB table. Blank
+    lines are skipped and other columns ignored, as ``pandas.read_csv`` does.
+    """
+    wanted = (*_ACCURACY, _ARCH_COLUMN)
     try:
-        frame = pd.read_csv(path, usecols=lambda c: c in wanted, dtype=dict.fromkeys(_ACCURACY, float))
-    except (OSError, ValueError) as exc:  # pandas' parser and conversion errors are ValueErrors
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = csv.reader(fh)
+            header = [h.strip() for h in next(rows, [])]
+            missing = [c for c in wanted if c not in header]
+            if missing:
+                raise UserError(f"NATS-Bench CSV {path} lacks the column(s) {', '.join(missing)}; "
+                                f"it needs {', '.join(_ACCURACY)} and {_ARCH_COLUMN}")
+            at = [header.index(c) for c in wanted]
+            width = max(at) + 1
+            pick = operator.itemgetter(*at)
+            cells = [pick(row) if len(row) >= width else pick(row + [""] * width) for row in rows if row]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"cannot read {path} as a NATS-Bench CSV ({exc})") from None
-    missing = [c for c in (*_ACCURACY, _ARCH_COLUMN) if c not in frame.columns]
-    if missing:
-        raise UserError(f"NATS-Bench CSV {path} lacks the column(s) {', '.join(missing)}; "
-                        f"it needs {', '.join(_ACCURACY)} and {_ARCH_COLUMN}")
+    columns = list(zip(*cells)) if cells else [()] * len(wanted)
+    frame = {_ARCH_COLUMN: np.array(columns[-1], dtype=str)}
+    for name, values in zip(_ACCURACY, columns):
+        frame[name] = _floats(values, name, path)
     return frame
 
 
-def _row_order(strings: pd.Series, space: Space, path: Path) -> np.ndarray:
+#: cells read as missing values (NaN), as pandas reads them
+_NA = {"", "nan", "NaN", "NAN", "-nan", "-NaN", "NA", "N/A", "n/a", "<NA>", "#N/A", "#NA", "null", "NULL", "None"}
+
+
+def _floats(values, column: str, path: Path) -> np.ndarray:
+    """A float array of a column's cells (missing ones NaN); ``UserError`` naming the first cell that is no number."""
+    try:
+        return np.array(values, dtype=float)  # every cell a number: numpy parses them all at once
+    except ValueError:
+        pass
+    try:
+        return np.array([float("nan") if v.strip() in _NA else float(v) for v in values], dtype=float)
+    except ValueError:
+        row = next(i for i, v in enumerate(values) if not _is_number(v))
+        raise UserError(f"cannot read {path} as a NATS-Bench CSV: data row {row + 1}, column {column}, holds "
+                        f"{values[row][:40]!r}, not a number (or an empty cell for a missing value)") from None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return text.strip() in _NA
+    return True
+
+
+def _row_order(strings: np.ndarray, space: Space, path: Path) -> np.ndarray:
     """Row of each arch index, from the rows' arch strings; ``UserError`` unless each arch has exactly one row."""
     n = space.cardinality
     if len(strings) < n:
         raise UserError(f"NATS-Bench CSV {path} has {len(strings):,} data rows, fewer than the {n:,} archs of "
                         "NB201 (a truncated file?); it needs one row per arch")
-    texts = strings.fillna("").to_numpy(dtype=str)
+    texts = strings
     try:
         index = space.index(space.from_strings(texts))
     except UserError as exc:  # it names the string, not its row: find the row (error path only)
@@ -123,7 +165,7 @@ def _row_order(strings: pd.Series, space: Space, path: Path) -> np.ndarray:
     counts = np.bincount(index, minlength=n)
     if (counts > 1).any():
         rows = np.flatnonzero(index == int(np.argmax(counts > 1)))
-        raise UserError(f"NATS-Bench CSV {path} repeats the arch {strings.iloc[rows[0]]} in data rows "
+        raise UserError(f"NATS-Bench CSV {path} repeats the arch {strings[rows[0]]} in data rows "
                         f"{rows[0] + 1} and {rows[1] + 1}; each of the {n:,} archs needs exactly one row")
     order = np.empty(n, dtype=np.int64)
     order[index] = np.arange(n)  # n rows, none repeated: every arch is present
