@@ -93,6 +93,8 @@ def test_a_study_folder_in_use_is_refused_naming_the_holder_then_free_again(tmp_
         holder.release()
     assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
     assert len(found(out)) == 6
+    with FolderLock(out):  # `report` only reads: it works while a study holds the folder
+        assert main(["report", str(out)]) == 0
 
 
 def test_the_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
