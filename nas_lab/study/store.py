@@ -2,6 +2,9 @@
 
 ``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
 the runs in flight, and a half-written last line is dropped on the next open.
+A damaged line elsewhere (blank, not JSON) is skipped and counted by readers;
+a resuming study moves it to ``runs.damaged.jsonl`` and runs its run again.
+One study writes a folder at a time (``FolderLock`` on ``study.lock``).
 It reads with one pandas call: ``pandas.read_json("STUDY_DIR/runs.jsonl", lines=True)``.
 
 Each line holds the run's key (``searcher|objective|budget|repeat``), the target's direction, its full config
