@@ -22,10 +22,14 @@ only translates between the two ask/tell conventions:
 
 Operators (``crossover``, ``mutation``):
 
-- ``sbx`` / ``pm`` (defaults): pymoo's recipe for integer variables, simulated
-  binary crossover and polynomial mutation on the option indices, rounded back
-  to integers (``RoundingRepair``). Neighbouring options are close, which suits
-  ordered decisions (widths, depths, kernel sizes).
+- ``sbx`` / ``pm`` (defaults): pymoo's documented recipe for discrete
+  variables, simulated binary crossover and polynomial mutation on the option
+  indices with probability 1 and distribution index 3, rounded back to
+  integers (``RoundingRepair``). Neighbouring options are close, which suits
+  ordered decisions (widths, depths, kernel sizes). pymoo's continuous
+  defaults (crossover probability 0.9, indices 15 and 20) barely move an
+  index among 3 to 5 options: on NB201 they reached 1,000 distinct archs in
+  43 generations instead of 27, at 2.7x the time, for no better front.
 - ``ux``: uniform crossover, each decision from either parent with p = 1/2;
   ``reset``: each decision redrawn uniformly among its options with probability
   ``mutation_rate``. Neither assumes an order, which suits nominal decisions
@@ -78,11 +82,11 @@ class NSGA2(Searcher):
         population: int = 50,
         offspring: int | None = None,
         crossover: str = "sbx",
-        crossover_prob: float = 0.9,
-        crossover_eta: float = 15.0,
+        crossover_prob: float = 1.0,
+        crossover_eta: float = 3.0,
         mutation: str = "pm",
         mutation_rate: float | None = None,
-        mutation_eta: float = 20.0,
+        mutation_eta: float = 3.0,
         duplicates: str = "population",
         patience: int = 10,
     ):
