@@ -91,3 +91,14 @@ def test_console_script_runs_and_fails_cleanly():
     assert ok.returncode == 0 and "searcher   random (no parameters)" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=nope"], capture_output=True, text=True)
     assert bad.returncode == 2 and bad.stderr.startswith("nas-lab: error: unknown searcher") and "Traceback" not in bad.stderr
+
+
+def test_run_shows_a_search_bar_for_objectives_that_compute(tmp_path, capsys):
+    args = ["run", "space=nb201", "objective=zc.params", f"objective.cache={tmp_path / 'zc.sqlite'}",
+            "searcher=random", "budget=4", "--no-save"]
+    assert main(args) == 0
+    assert "search:" in capsys.readouterr().err and (tmp_path / "zc.sqlite").exists()
+    assert main([*args, "--no-progress"]) == 0
+    assert "search:" not in capsys.readouterr().err
+    assert main(["run", "searcher=random", "budget=4", "--no-save"]) == 0  # a table lookup takes milliseconds: no bar
+    assert "search:" not in capsys.readouterr().err

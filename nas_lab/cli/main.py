@@ -212,7 +212,8 @@ def _run(args) -> int:
     try:
         with _terminate_as_interrupt():
             space, objective, searcher = build(cfg)
-            result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed)
+            with _search_bar(cfg.budget, show=cfg.progress and not objective.cheap) as hook:
+                result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed, progress=hook)
     except KeyboardInterrupt as exc:
         print("nas-lab: interrupted; a run keeps nothing until it ends, so nothing was recorded; run the same command "
               "again to start it afresh", file=sys.stderr)
@@ -223,6 +224,27 @@ def _run(args) -> int:
     else:
         print(summary(result, space, objective, saved))
     return 0
+
+
+@contextlib.contextmanager
+def _search_bar(budget: int, show: bool):
+    """A progress hook for the runner: a bar over distinct archs evaluated (on stderr), for objectives that are
+    not lookups (zero-cost, supernet), whose runs take minutes; ``None`` (no bar) otherwise."""
+    if not show:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=budget, unit="arch", desc="search", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+    def hook(evaluated: int, _budget: int, best: float) -> None:
+        bar.update(evaluated - bar.n)
+        bar.set_postfix_str(f"best {best:.4g}", refresh=False)
+
+    try:
+        yield hook
+    finally:
+        bar.close()
 
 
 def _save(result: RunResult, out: Path) -> Path:
