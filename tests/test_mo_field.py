@@ -33,7 +33,7 @@ from nas_lab.searchers.optuna_sampler import OptunaSearch
 from nas_lab.searchers.random import RandomSearch
 
 SEEDS = 30  # per searcher and budget in the hypervolume comparisons
-TPE_SEEDS = 60  # per side in the TPE check
+TPE_SEEDS = 100  # per side in the TPE check
 BUDGETS = (300, 1000)
 PAIRS = {"latency": "test.cifar10,latency.pixel3", "params": "test.cifar10,params"}
 
@@ -172,8 +172,9 @@ def hypervolumes(nb201):
         for name, make in (("nsga2", NSGA2), ("random", RandomSearch)):
             out[name, budget] = np.array([run(space, objective, make(), budget=budget, seed=s).front["hypervolume"]
                                           for s in range(SEEDS)])
-    out["pymoo", 300] = np.array([front_hypervolume(objective, pymoo_minimize(space, objective, 300, s))
-                                  for s in range(SEEDS)])
+    for budget in BUDGETS:
+        out["pymoo", budget] = np.array([front_hypervolume(objective, pymoo_minimize(space, objective, budget, s))
+                                         for s in range(SEEDS)])
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     out["optuna", 300] = np.array([front_hypervolume(objective, optuna_direct(
         space, objective, optuna.samplers.NSGAIISampler(seed=s), 300)) for s in range(SEEDS)])
@@ -196,18 +197,21 @@ def test_nsga2_beats_random_search_on_hypervolume(nb201, hypervolumes, budget):
     assert nsga2.max() <= true_hv + 1e-12
 
 
-@pytest.mark.parametrize("reference", ["pymoo", "optuna"])
-def test_nsga2_is_no_worse_than_the_same_algorithm_driven_directly(hypervolumes, reference):
-    ours, theirs = hypervolumes["nsga2", 300], hypervolumes[reference, 300]
+@pytest.mark.parametrize("reference, budget", [("pymoo", 300), ("pymoo", 1000), ("optuna", 300)])
+def test_nsga2_is_no_worse_than_the_same_algorithm_driven_directly(hypervolumes, reference, budget):
+    """Optuna's NSGA-II at 1,000 distinct archs takes about 1,500 trials and 7 s a run, too slow for CI here;
+    ``benchmarks/bench_multi_objective.py`` times it."""
+    ours, theirs = hypervolumes["nsga2", budget], hypervolumes[reference, budget]
     gap = ours.mean() - theirs.mean()
     tolerance = 2 * np.hypot(se(ours), se(theirs))
-    print(f"\nbudget 300: nsga2 {ours.mean():.5f} ± {se(ours):.5f}, {reference} {theirs.mean():.5f} ± "
+    print(f"\nbudget {budget}: nsga2 {ours.mean():.5f} ± {se(ours):.5f}, {reference} {theirs.mean():.5f} ± "
           f"{se(theirs):.5f}, difference {gap:+.5f} (tolerance -{tolerance:.5f})")
     assert gap > -tolerance, (ours.mean(), theirs.mean(), tolerance)
 
 
 # -- TPE through the adapter against TPE alone ------------------------------------------------------------------
 def test_tpe_through_the_adapter_matches_tpe_driven_directly(nb201):
+    """The adapter replays TPE trial for trial (test_optuna_searcher); over seeds the means must agree too."""
     space, objective = nb201["single"]
     values = every(objective)[0][:, 0]
     adapter = np.array([run(space, objective, OptunaSearch(), budget=100, seed=s).best_metrics["test.cifar10"]
