@@ -1,8 +1,10 @@
 """Numpy building blocks for model-based searchers: Adam and an MLP-ensemble regressor.
 
 A model-based searcher such as BANANAS (White, Neiswanger & Savani, AAAI 2021)
-refits its predictor every round of every repeat of a study, on the tabular hot
-path, so a fit must cost milliseconds and must not import torch. The ensemble
+trains its predictor every round of every repeat of a study, on the tabular hot
+path, so a round must cost milliseconds and must not import torch; ``fit``
+trains from scratch, ``partial_fit`` continues from the current weights (a
+warm start) and ``renew`` re-initialises one member. The ensemble
 is therefore one model whose weights carry a leading member axis: a training
 step is a handful of batched matmuls over all members at once, and the whole
 parameter set lives in one flat buffer so that an Adam step is a few array ops.
@@ -93,26 +95,64 @@ class MLPEnsemble:
                 start += prod(s)
             return list(zip(out[::2], out[1::2]))
 
+        self._views = views
         return flat, gflat, views(flat), views(gflat)
 
+    def renew(self, member: int, rng: np.random.Generator) -> None:
+        """Re-initialise one member (fresh He weights, zero biases, zero Adam moments); the others keep theirs."""
+        for w, b in self._layers:
+            w[member] = rng.standard_normal(w.shape[1:]) * np.sqrt(2.0 / w.shape[1])
+            b[member] = 0.0
+        if self._adam._m:
+            for buf in (self._adam._m[0], self._adam._v[0]):
+                for w, b in self._views(buf):
+                    w[member] = 0.0
+                    b[member] = 0.0
+
     def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> MLPEnsemble:
-        """Train from a fresh He initialisation drawn from ``rng`` on features ``(n, f)``, targets ``(n,)``."""
+        """Train ``steps`` steps from a fresh He initialisation drawn from ``rng`` on features ``(n, f)``, targets ``(n,)``."""
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         self._y_mean = float(y.mean())
         self._y_std = float(y.std()) or 1.0
-        target = ((y - self._y_mean) / self._y_std).astype(np.float32)[None, :, None]  # broadcast over members
-
-        flat, gflat, layers, grads = self._allocate(x.shape[1])
+        self._flat, self._gflat, layers, self._grads = self._allocate(x.shape[1])
         for w, _ in layers:
             w[...] = rng.standard_normal(w.shape) * np.sqrt(2.0 / w.shape[1])
         self._layers = layers
-        adam = Adam(self.learning_rate)
+        self._adam = Adam(self.learning_rate)
+        self._train(x, y, self.steps)
+        return self
+
+    @property
+    def fitted(self) -> bool:
+        return bool(self._layers)
+
+    def partial_fit(self, x: np.ndarray, y: np.ndarray, steps: int, mean: float, std: float) -> MLPEnsemble:
+        """Continue training the current weights (and Adam's moments) for ``steps`` steps on ``(x, y)``.
+
+        The targets are standardised with ``mean`` and ``std`` (those of all the data, of which ``(x, y)`` may
+        be a sample); the output layer is first re-expressed in that scale, so the function the ensemble
+        computes is unchanged until training moves it.
+        """
+        std = std or 1.0
+        w, b = self._layers[-1]
+        ratio = np.float32(self._y_std / std)
+        w *= ratio
+        b *= ratio
+        b += np.float32((self._y_mean - mean) / std)
+        self._y_mean, self._y_std = float(mean), float(std)
+        self._train(np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float64), steps)
+        return self
+
+    def _train(self, x: np.ndarray, y: np.ndarray, steps: int) -> None:
+        """``steps`` full-batch Adam steps on mean squared error (plus the L2 penalty) of the standardised targets."""
+        target = ((y - self._y_mean) / self._y_std).astype(np.float32)[None, :, None]  # broadcast over members
+        layers, grads, flat, gflat, adam = self._layers, self._grads, self._flat, self._gflat, self._adam
         scale = np.float32(2.0 / len(x))
         last = len(layers) - 1
         xt = x.T
         ones = np.ones((1, len(x)), dtype=np.float32)  # ones @ delta sums over samples, faster than .sum
-        for _ in range(self.steps):
+        for _ in range(steps):
             out, inputs = self._forward(x)
             # backward: d(mean squared error)/d(output), then layer by layer
             delta = (out - target) * scale
@@ -125,7 +165,6 @@ class MLPEnsemble:
                     delta *= inputs[i] > 0
             gflat += np.float32(self.weight_decay) * flat
             adam.step([flat], [gflat])
-        return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predictions ``(members, n)`` for features ``(n, f)``, in the fitted targets' units."""
