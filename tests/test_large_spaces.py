@@ -115,3 +115,11 @@ def test_describe_leaves_out_inactive_decisions_and_reads_back(vitas_like):
     described.pop("b0.block")
     with pytest.raises(UserError, match="missing decision"):
         vitas_like.from_values(described)
+
+
+@pytest.mark.parametrize("name", ["bananas", "gp", "reinforce", "nsga2", "optuna"])
+def test_every_searcher_runs_on_a_huge_conditional_space(vitas_like, name):
+    from nas_lab.core import registry
+
+    result = run(vitas_like, SumObjective(vitas_like), registry.create("searcher", name, {}), budget=40, seed=0)
+    assert result.evaluations == 40 and len(set(result.history["index"].tolist())) == 40

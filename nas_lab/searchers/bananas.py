@@ -156,7 +156,7 @@ class Bananas(Searcher):
         idx = self.space.index(mutants)
         _, first = np.unique(idx, return_index=True)
         first.sort()
-        seen = np.fromiter(self._proposed, np.int64, len(self._proposed))
+        seen = np.array(list(self._proposed), dtype=idx.dtype)  # object dtype (exact ints) on spaces past int64
         pool = mutants[first[~np.isin(idx[first], seen)]][:size]
         if len(pool) < size:
             exclude = self._proposed | set(self.space.index(pool).tolist())
