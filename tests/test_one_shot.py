@@ -20,7 +20,7 @@ from nas_lab.core.runner import run
 from nas_lab.core.task import Task
 from nas_lab.objectives.supernet import METRICS, SupernetObjective
 from nas_lab.objectives.tabular.objective import TabularObjective
-from nas_lab.searchers import supernet_training
+from nas_lab.oneshot import training
 from nas_lab.searchers.darts import Darts
 
 TINY = {"epochs": 1, "batch_size": 16, "max_batches": 2, "recalibration": 1}
@@ -64,13 +64,13 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture
 def trainings(monkeypatch):
     """Counts supernet trainings (the real loop still runs)."""
-    real, calls = supernet_training.train_single_path, []
+    real, calls = training.train_single_path, []
 
     def counting(*args, **kwargs):
         calls.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(supernet_training, "train_single_path", counting)
+    monkeypatch.setattr(training, "train_single_path", counting)
     return calls
 
 
@@ -255,7 +255,7 @@ def shows(monkeypatch):
         seen.append(args[-1] if len(args) > 6 else show)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(supernet_training, "train_weights", stub)
+    monkeypatch.setattr(training, "train_weights", stub)
     return seen
 
 

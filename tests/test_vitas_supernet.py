@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from nas_lab.core.errors import UserError
-from nas_lab.searchers import supernet_training as st
+from nas_lab.oneshot import training as st
+from nas_lab.oneshot.evaluation import PathEvaluator
 from nas_lab.spaces.vitas import ViTASSpace
 
 CPU = ViTASSpace(setting="cpu", positions=4)
@@ -137,7 +138,7 @@ def test_one_shot_training_and_path_evaluation_run_on_it():
         net = st.new_supernet(space, 10, rng, torch.device("cpu"))
         start = copy.deepcopy(net.state_dict())
         st.train_single_path(net, space, (x, y), settings, rng, "test")
-        evaluator = st.PathEvaluator(net, space, (x, y), settings, rng)
+        evaluator = PathEvaluator(net, space, (x, y), settings, rng)
         archs = space.sample(np.random.default_rng(8), 3)
         trained.append([evaluator.accuracy(a, (x, y)) for a in archs])
     assert trained[0] == trained[1]  # same seed, same weights and scores

@@ -1,18 +1,19 @@
 """Supernet objective (family ``supernet``): score archs with weights inherited from one trained supernet.
 
 ``objective=supernet.id`` trains the space's supernet once by uniform
-single-path sampling (the SPOS loop, ``searchers/supernet_training.py``) and
-then evaluates any arch as a slice of it, after re-estimating its BatchNorm
-statistics on a few fixed train batches: the one-shot evaluation SPOS and
-AutoViT search with, usable by every ask/tell searcher (e.g. REA on a supernet).
+single-path sampling (the SPOS loop, ``oneshot/training.py``) and
+then evaluates any arch as a slice of it, after re-estimating its normalisation
+statistics on a few fixed train batches (``oneshot/evaluation.py``): the one-shot
+evaluation SPOS and AutoViT search with, usable by every ask/tell searcher (e.g.
+REA on a supernet), on any space whose supernet offers ``oneshot.contract.Supernet``.
 
-Metrics (accuracies in %): ``id`` on the val split; on the test split's OoD
-variants (``data/corruptions.py``), ``ood.c1`` / ``ood.c5`` the mean over the
-nine ImageNet-C core corruptions at severity 1 / 5 and ``ood.sketch``; ``ood`` the mean of those
-three (there is no stylized variant here) and ``id+ood`` the mean of ``id`` and
-``ood``. Reports add, when the space has a benchmark table, the table's metrics
-for the same arch under ``table.`` (``table.id``...), to compare the supernet's
-view with the benchmark's.
+Metrics (accuracies in %, ``oneshot.evaluation.METRICS``): ``id`` on the val
+split; on the test split's OoD variants (``data/corruptions.py``), ``ood.c1`` /
+``ood.c5`` the mean over the nine ImageNet-C core corruptions at severity 1 / 5
+and ``ood.sketch``; ``ood`` the mean of those three (there is no stylized variant
+here) and ``id+ood`` the mean of ``id`` and ``ood``. Reports add, when the space
+has a benchmark table, the table's metrics for the same arch under ``table.``
+(``table.id``...), to compare the supernet's view with the benchmark's.
 
 The trained weights are cached on disk, one file per (space, dataset and its
 settings, device type, training settings, seed, nas_lab and training-loop
@@ -41,18 +42,10 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
-from nas_lab.data.corruptions import CORE_CORRUPTIONS, ood_variants
 from nas_lab.objectives.zero_cost.cache import cache_path
 from nas_lab.objectives.zero_cost.objective import reference_table
+from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
 
-#: the evaluation sets each base metric is the mean accuracy over: the val split, or OoD variants of the test split
-SETS = {"id": ("val",), **{m: tuple(f"c.{c}.{s}" for c in CORE_CORRUPTIONS) for m, s in (("ood.c1", 1), ("ood.c5", 5))},
-        "ood.sketch": ("sketch",)}
-#: metrics that are means of others (HyViTas-Bench's OoD mean and its ID+OoD search target, minus stylized)
-DERIVED = {"ood": ("ood.c1", "ood.c5", "ood.sketch"), "id+ood": ("id", "ood")}
-METRICS = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood", "id+ood")
-LABELS = {"id": "supernet val top-1", "ood.c1": "supernet C-1", "ood.c5": "supernet C-5",
-          "ood.sketch": "supernet sketch", "ood": "supernet OoD mean", "id+ood": "supernet ID+OoD"}
 TABLE = "table."
 
 
@@ -74,7 +67,7 @@ class SupernetObjective(Objective):
     def __init__(self, space: Space, metric: str = "id", task: Task | None = None, epochs: int = 5,
                  batch_size: int = 64, learning_rate: float = 0.1, max_batches: int | None = None,
                  recalibration: int = 4, seed: int = 0, cache: str | None = None, table: str | None = None):
-        from nas_lab.searchers.supernet_training import Settings
+        from nas_lab.oneshot.training import Settings
 
         if metric not in METRICS:
             raise UserError(f"unknown supernet metric {metric!r}; valid: {', '.join(METRICS)}")
@@ -93,8 +86,8 @@ class SupernetObjective(Objective):
 
     # -- cache ---------------------------------------------------------------------
     def key(self) -> dict:
-        """Everything the trained weights depend on."""
-        from nas_lab.searchers.supernet_training import VERSION
+        """Everything the trained weights depend on (``training_version`` is ``oneshot.training.VERSION``)."""
+        from nas_lab.oneshot.training import VERSION
 
         return {"space": self.space.name, "decisions": repr(self.space.decisions), "dataset": self.task.dataset,
                 "dataset_params": [[k, str(v)] for k, v in self.task.params], "device": self.device,
@@ -111,7 +104,8 @@ class SupernetObjective(Objective):
         """Inherited accuracies from the trained supernet (from the cache, else trained and cached) and the
         training's facts."""
         if self._ready is None:
-            from nas_lab.searchers import supernet_training as st
+            from nas_lab.oneshot import training as st
+            from nas_lab.oneshot.evaluation import PathEvaluator
 
             data = st.TaskTensors(self.task)
             init, train, recalibration = (np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
@@ -122,7 +116,7 @@ class SupernetObjective(Objective):
                                                "supernet objective training", self.task.progress)
                 facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
                 self._save(net, facts)
-            evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, recalibration)
+            evaluator = PathEvaluator(net, self.space, data.train, self.settings, recalibration)
             self._ready = (InheritedAccuracies(evaluator, data, self.seed), facts)
         return self._ready
 
@@ -209,63 +203,3 @@ class SupernetObjective(Objective):
                 f"sampling ({self.task.dataset}, {s.epochs} epochs, batch {s.batch_size}, seed {self.seed}, "
                 f"on {self.device}), BN recalibrated on {s.recalibration} train batches per arch")
 
-
-class InheritedAccuracies:
-    """The supernet metrics of archs as slices of one trained supernet, each (arch, evaluation set) scored once.
-
-    ``seed`` draws the OoD variants of the test split; each set is made on first use.
-    """
-
-    def __init__(self, evaluator, data, seed: int):
-        self.evaluator, self.data, self.seed = evaluator, data, seed
-        self._sets: dict = {}  # evaluation set name -> (x, y) tensors
-        self._scores: dict[tuple[int, str], tuple[float, float]] = {}  # (arch index, set) -> (accuracy, seconds)
-
-    def _split(self, name: str):
-        """The tensors of an evaluation set: ``val``, or an OoD variant of the test split."""
-        if name not in self._sets:
-            data = self.data
-            self._sets[name] = data.val if name == "val" else data.tensors(*ood_variants(data.data, self.seed)[name])
-        return self._sets[name]
-
-    def _score(self, arch, name: str) -> tuple[float, float]:
-        """``(accuracy %, seconds)`` of ``arch`` on set ``name``; the seconds include a BN recalibration if one ran."""
-        key = (int(self.evaluator.space.index(arch)), name)
-        if key not in self._scores:
-            split = self._split(name)
-            start = time.perf_counter()
-            accuracy = self.evaluator.accuracy(arch, split)
-            self._scores[key] = (accuracy, time.perf_counter() - start)
-        return self._scores[key]
-
-    def metrics(self, archs: np.ndarray, metrics: list[str]) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """``metrics``, and every metric they are computed from, for each arch; and the seconds that took per arch
-        (the same when answered from memory)."""
-        out = {b: np.empty(len(archs)) for m in metrics for b in _base(m)}
-        seconds = np.zeros(len(archs))
-        for i, arch in enumerate(self.evaluator.space.check(archs)):
-            for b, values in out.items():
-                scores = [self._score(arch, name) for name in SETS[b]]
-                values[i] = np.mean([accuracy for accuracy, _ in scores])
-                seconds[i] += sum(took for _, took in scores)
-
-        def derive(metric: str) -> np.ndarray:
-            if metric not in out:
-                out[metric] = np.mean([derive(part) for part in DERIVED[metric]], axis=0)
-            return out[metric]
-
-        for m in metrics:
-            derive(m)
-        return out, seconds
-
-
-def derived_arch_report(evaluator, data, arch, seed: int) -> dict[str, float]:
-    """A one-shot searcher's figures for the arch it derived: every supernet metric but ``id`` (its own val
-    score), keyed ``"<label> %"``, with inherited weights from its supernet and OoD variants drawn from ``seed``."""
-    scores = InheritedAccuracies(evaluator, data, seed).metrics(np.asarray(arch)[None], list(METRICS))[0]
-    return {f"{LABELS[m]} %": float(scores[m][0]) for m in METRICS if m != "id"}
-
-
-def _base(metric: str) -> list[str]:
-    """The base metrics (each a mean accuracy over evaluation sets) ``metric`` is computed from."""
-    return [b for part in DERIVED[metric] for b in _base(part)] if metric in DERIVED else [metric]

@@ -1,16 +1,16 @@
-"""Training and evaluating a weight-sharing supernet on a task: what SPOS, DARTS and the supernet objective share.
+"""Training a weight-sharing supernet on a task: what SPOS, DARTS and the supernet objective share.
 
 - ``Settings``: the training length, batch, learning rate and BN-recalibration
   size every one-shot method is configured with, checked once;
 - ``TaskTensors``: the task's train and val splits as tensors on its device;
+- ``new_supernet``: the space's supernet (checked against the contract of
+  ``contract.Supernet``) with seeded initial weights;
 - ``train_weights``: the epoch loop of weight steps, whatever each batch trains;
 - ``train_single_path``: single-path uniform sampling (SPOS, Guo et al., ECCV
   2020): every batch trains one arch drawn uniformly from the space, so every
-  arch's slice of the shared weights is trained about equally often;
-- ``PathEvaluator``: an arch's accuracy with inherited weights after
-  re-estimating the BatchNorm statistics for that arch (as SPOS does before
-  scoring a candidate), on the same fixed train batches for every arch so that
-  scores are comparable and an arch always gets the same score.
+  arch's slice of the shared weights is trained about equally often.
+
+Scoring paths with the trained weights is ``evaluation.py``'s.
 
 Weights are trained with SGD (momentum 0.9, Nesterov, weight decay 5e-4) under a
 cosine learning-rate schedule to zero, DARTS' weight optimiser (SPOS uses the
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,11 +36,11 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.data.datasets import ImageData
+from nas_lab.oneshot.contract import Supernet, check_supernet
 
-#: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets)
+#: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
+#: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
 VERSION = 1
-#: images per forward pass when only evaluating (no activations are kept)
-EVAL_BATCH = 512
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -117,11 +117,12 @@ def torch_generator(rng: np.random.Generator) -> torch.Generator:
     return torch.Generator().manual_seed(int(rng.integers(2**62)))
 
 
-def new_supernet(space: Space, num_classes: int, rng: np.random.Generator, device: torch.device):
-    """The space's supernet with initial weights drawn under a seed from ``rng`` (global torch state restored)."""
+def new_supernet(space: Space, num_classes: int, rng: np.random.Generator, device: torch.device) -> Supernet:
+    """The space's supernet with initial weights drawn under a seed from ``rng`` (global torch state restored),
+    checked to offer the ``Supernet`` contract."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(rng.integers(2**62)))
-        net = space.supernet(num_classes=num_classes)
+        net = check_supernet(space.supernet(num_classes=num_classes), space)
     return net.to(device)
 
 
@@ -164,7 +165,7 @@ def progress(total: int, desc: str, show: bool, unit: str = "it", postfix: str |
                 dynamic_ncols=True, mininterval=0.5, leave=False, postfix=postfix)
 
 
-def train_weights(net, train: Split, settings: Settings, generator: torch.Generator, desc: str,
+def train_weights(net: Supernet, train: Split, settings: Settings, generator: torch.Generator, desc: str,
                   loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], show: bool = False) -> Throughput:
     """Train ``net``'s weights in place: every batch of every epoch, one SGD step on ``loss_of(x, y)``.
 
@@ -196,45 +197,8 @@ def train_weights(net, train: Split, settings: Settings, generator: torch.Genera
     return Throughput(images, time.perf_counter() - start)
 
 
-def train_single_path(net, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
+def train_single_path(net: Supernet, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
                       desc: str, show: bool = False) -> Throughput:
     """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch."""
     return train_weights(net, train, settings, torch_generator(rng), desc,
                          lambda x, y: F.cross_entropy(net(x, space.sample(rng, 1)[0]), y), show)
-
-
-@torch.no_grad()
-def accuracy(net, split: Split, arch=None, weights: Sequence[torch.Tensor] | None = None) -> float:
-    """Top-1 accuracy (%) of the single path ``arch`` or the mixture ``weights`` on a split, in eval mode."""
-    was_training = net.training
-    net.eval()
-    correct = 0
-    for x, y in minibatches(split, EVAL_BATCH):
-        logits = net(x, arch) if weights is None else net(x, weights=weights)
-        correct += int((logits.argmax(1) == y).sum())
-    net.train(was_training)
-    return 100.0 * correct / len(split[1])
-
-
-class PathEvaluator:
-    """Accuracies of single paths with inherited weights, BN re-estimated for each arch on fixed batches.
-
-    The recalibration batches are ``settings.recalibration`` train batches
-    drawn once, so every arch is scored on the same data and the same arch
-    always gets the same score; the supernet is re-estimated only when the arch
-    changes.
-    """
-
-    def __init__(self, net, space: Space, train: Split, settings: Settings, rng: np.random.Generator):
-        self.net, self.space = net, space
-        generator = torch_generator(rng)
-        self.batches = [x for x, _ in minibatches(train, settings.batch_size, generator, settings.recalibration)]
-        self._current: int | None = None  # index of the arch the BN statistics are estimated for
-
-    def accuracy(self, arch, split: Split) -> float:
-        """Top-1 accuracy (%) of ``arch`` on ``split`` after its BN recalibration."""
-        index = int(self.space.index(arch))
-        if index != self._current:
-            self.net.recalibrate(arch, self.batches)
-            self._current = index
-        return accuracy(self.net, split, arch)

@@ -3,8 +3,10 @@
 HyViTas-Bench (section IV-C) gives each of the space's decisions a vector of
 learnable logits alpha, one per option, and relaxes the network to the mixture
 they weigh: the supernet's mixture forward with ``softmax(alpha)`` per decision
-(masked widths, mixed kernels; see ``spaces/hyvitas/supernet.py``). On its
-first ask DARTS
+(``oneshot.contract.Supernet.forward`` with ``weights=``; on HyViTas masked
+widths and mixed kernels, see ``spaces/hyvitas/supernet.py``). A space whose
+supernet runs single paths only (``mixture`` not set, e.g. ViTAS) is refused
+when the run starts, before anything is trained. On its first ask DARTS
 
 1. alternates, batch by batch, the two levels of its bilevel problem: one Adam
    step on alpha against the loss of a val batch (betas (0.5, 0.999) and weight
@@ -12,7 +14,7 @@ first ask DARTS
    3e-4, because a CPU-sized run takes about 60 alpha steps, not tens of
    thousands, and alpha would hardly leave uniform), then one SGD step on the
    weights against the loss of a train batch (the shared weight optimiser of
-   ``supernet_training``). The alpha gradient is first order: taken at the
+   ``oneshot.training``). The alpha gradient is first order: taken at the
    current weights, not through a virtual weight step (the paper's cheaper
    variant; its second-order one is not implemented);
 2. discretises by taking each decision's most likely option (argmax of alpha)
@@ -21,9 +23,10 @@ first ask DARTS
 
 ``report()`` has the final ``softmax(alpha)`` of each decision, the val accuracy
 of the mixture and of the derived arch as a single path of the supernet after
-BN recalibration (and that path's OoD metrics, as ``objective=supernet.*`` has them), the training throughput (train images of the weight steps
-per second of the whole loop, whose every step also pushes a val batch for
-alpha) and the seconds spent.
+BN recalibration (and that path's OoD metrics, as ``objective=supernet.*`` has
+them), the training throughput (train images of the weight steps per second of
+the whole loop, whose every step also pushes a val batch for alpha) and the
+seconds spent.
 
 At 32x32 inputs the attention stages see 2x2 and 1x1 maps, which every
 ``attn.kernel`` option covers whole, so that decision's alpha would get no
@@ -56,7 +59,7 @@ class Darts(OneShotSearcher):
     def __init__(self, task: Task | None = None, epochs: int = 3, batch_size: int = 64, learning_rate: float = 0.05,
                  arch_learning_rate: float = 0.01, max_batches: int | None = None, recalibration: int = 4,
                  second_order: bool = False):
-        from nas_lab.searchers.supernet_training import Settings
+        from nas_lab.oneshot.training import Settings
 
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
         if not arch_learning_rate > 0:
@@ -71,7 +74,13 @@ class Darts(OneShotSearcher):
         self.second_order = second_order
 
     def reset(self, space, objective, rng):
+        from nas_lab.oneshot.contract import supports_mixture
+
         super().reset(space, objective, rng)
+        if "supernet" in space.capabilities() and not supports_mixture(space):
+            raise UserError(f"searcher 'darts' needs a supernet that runs a mixture of every decision, but the "
+                            f"supernet of space {space.name!r} runs single paths only; use searcher=spos, or "
+                            "objective=supernet.id with another searcher")
         self.alphas: list = []  # one tensor of logits per decision, once the search has run
 
     def probabilities(self) -> list[np.ndarray]:
@@ -82,8 +91,8 @@ class Darts(OneShotSearcher):
         import torch
         import torch.nn.functional as F
 
-        from nas_lab.objectives.supernet import derived_arch_report
-        from nas_lab.searchers import supernet_training as st
+        from nas_lab.oneshot import training as st
+        from nas_lab.oneshot.evaluation import PathEvaluator, accuracy, derived_arch_report
 
         start = time.perf_counter()
         data = st.TaskTensors(self.task.for_space(self.space))
@@ -106,8 +115,8 @@ class Darts(OneShotSearcher):
                                    self.task.progress)
 
         derived = np.array([int(a.argmax()) for a in self.alphas], dtype=np.int64)
-        mixture = st.accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas])
-        evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, self.rng)
+        mixture = accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas])
+        evaluator = PathEvaluator(net, self.space, data.train, self.settings, self.rng)
         self._report = {
             **{f"softmax(alpha) {name}": [round(float(p), 3) for p in probs]
                for name, probs in zip(self.space.names, self.probabilities())},
@@ -123,7 +132,7 @@ class Darts(OneShotSearcher):
 
 def _endless(split, batch_size: int, generator) -> Iterator:
     """Shuffled batches of ``split``, reshuffled at the end of each pass, forever (val batches for alpha)."""
-    from nas_lab.searchers.supernet_training import minibatches
+    from nas_lab.oneshot.training import minibatches
 
     while True:
         yield from minibatches(split, batch_size, generator)

@@ -4,12 +4,12 @@ On its first ask, SPOS
 
 1. trains the space's supernet on the task's train split by uniform single-path
    sampling: one arch drawn uniformly per batch, only its slice of the weights
-   updated (``supernet_training.train_single_path``);
+   updated (``oneshot.training.train_single_path``);
 2. runs an evolutionary search over archs, each scored by its val accuracy with
-   the weights it inherits from the supernet, after re-estimating BatchNorm
-   statistics for it on a few train batches: a first generation of
-   ``population`` random archs, then ``generations`` more, each of
-   ``population`` new archs, half one-decision mutants and half uniform
+   the weights it inherits from the supernet, after re-estimating its
+   normalisation statistics on a few train batches (``oneshot.evaluation``):
+   a first generation of ``population`` random archs, then ``generations``
+   more, each of ``population`` new archs, half one-decision mutants and half uniform
    crossovers of parents drawn from the ``parents`` best archs scored so far
    (SPOS: population 50, 20 iterations, top 10, 25 mutants + 25 crossovers;
    the defaults here, population 20, 8 generations, top 5, are sized for a CPU);
@@ -47,7 +47,7 @@ class SinglePathOneShot(OneShotSearcher):
     def __init__(self, task: Task | None = None, epochs: int = 5, batch_size: int = 64, learning_rate: float = 0.1,
                  max_batches: int | None = None, recalibration: int = 4, population: int = 20, generations: int = 8,
                  parents: int = 5):
-        from nas_lab.searchers.supernet_training import Settings
+        from nas_lab.oneshot.training import Settings
 
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
         if population < 2:
@@ -69,8 +69,8 @@ class SinglePathOneShot(OneShotSearcher):
                             f"{space.name!r}), got {self.population:,}")
 
     def _search(self) -> np.ndarray:
-        from nas_lab.objectives.supernet import derived_arch_report
-        from nas_lab.searchers import supernet_training as st
+        from nas_lab.oneshot import training as st
+        from nas_lab.oneshot.evaluation import PathEvaluator, derived_arch_report
 
         start = time.perf_counter()
         data = st.TaskTensors(self.task.for_space(self.space))
@@ -78,7 +78,7 @@ class SinglePathOneShot(OneShotSearcher):
         show = self.task.progress
         trained = st.train_single_path(net, self.space, data.train, self.settings, self.rng, "SPOS supernet training",
                                        show)
-        evaluator = st.PathEvaluator(net, self.space, data.train, self.settings, self.rng)
+        evaluator = PathEvaluator(net, self.space, data.train, self.settings, self.rng)
         searched = time.perf_counter()
 
         seen: set[int] = set()

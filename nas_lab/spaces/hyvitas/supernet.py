@@ -37,6 +37,10 @@ full-width network with:
 With one-hot weights every mask is the hard mask of the chosen option and the
 mixture equals the single path. BatchNorm running statistics are shared by
 every path (see ``recalibrate``).
+
+It implements the one-shot layer's supernet contract
+(``nas_lab.oneshot.contract.Supernet``, with ``mixture = True``) structurally:
+spaces sit above the one-shot layer and do not import it.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ from nas_lab.spaces.hyvitas.space import HyViTasSpace
 class HyViTasSupernet(nn.Module):
     """Weight-sharing supernet of a HyViTas space; ``(B, 3, H, W)`` -> ``(B, num_classes)`` logits.
 
+    A ``nas_lab.oneshot.contract.Supernet`` that also runs DARTS mixtures.
+
     Fully convolutional like the standalone models, so any input side divisible
     by 32 works. At 32x32 the stages are 8, 4, 2 and 1 pixels wide: the 1-token
     attention of stage 4 is then a plain projection of v, and every
@@ -70,6 +76,9 @@ class HyViTasSupernet(nn.Module):
     gradient for that decision); 64x64 inputs (stage 3 at 4x4, stage 4 at 2x2)
     avoid both.
     """
+
+    #: ``forward`` also takes a mixture (``weights=``): DARTS can search this space
+    mixture = True
 
     def __init__(self, space: HyViTasSpace, num_classes: int = 500):
         super().__init__()

@@ -1,0 +1,13 @@
+"""One-shot layer, shared by every supernet: below spaces and data, above objectives and searchers.
+
+- ``contract``: the ``Supernet`` protocol every space's supernet offers (single
+  path forward, optional DARTS mixture, ``extract``, ``recalibrate``);
+- ``training``: training settings, the task's tensors, seeded supernets, the
+  weight-step loop and uniform single-path (SPOS) training;
+- ``evaluation``: accuracies of paths with inherited weights after
+  recalibration, and the supernet metrics (val, OoD) of archs.
+
+SPOS, DARTS and ``objective=supernet.*`` import from here, never from each
+other. Nothing is imported here, so naming a module of this package does not
+import torch.
+"""
