@@ -43,7 +43,7 @@ class Supernet(Protocol):
     num_classes: int
 
     def forward(self, x: torch.Tensor, arch=None, *, weights: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` of images ``x`` ``(B, 3, H, W)``, called as ``net(x, arch)`` or ``net(x, weights=ws)``.
+        """Logits ``(B, num_classes)`` of images ``x`` ``(B, 3, H, W)``: ``net(x, arch)`` or ``net(x, weights=ws)``.
 
         Exactly one of:
 

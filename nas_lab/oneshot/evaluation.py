@@ -1,4 +1,4 @@
-"""Scoring archs as paths of a trained supernet, with inherited weights: what SPOS, DARTS and the supernet objective share.
+"""Scoring archs as paths of a trained supernet (inherited weights): what SPOS, DARTS and the supernet objective share.
 
 - ``accuracy``: top-1 accuracy of a single path or a mixture on a split;
 - ``PathEvaluator``: an arch's accuracy with inherited weights after
