@@ -235,16 +235,20 @@ def _search_bar(budget: int, show: bool):
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=budget, unit="arch", desc="search", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bars = []  # opened at the first step, so a run refused before it starts prints only its sentence
 
     def hook(evaluated: int, _budget: int, best: float) -> None:
-        bar.update(evaluated - bar.n)
-        bar.set_postfix_str(f"best {best:.4g}", refresh=False)
+        if not bars:
+            bars.append(tqdm(total=budget, unit="arch", desc="search", file=sys.stderr, dynamic_ncols=True,
+                             mininterval=0.5))
+        bars[0].update(evaluated - bars[0].n)
+        bars[0].set_postfix_str(f"best {best:.4g}", refresh=False)
 
     try:
         yield hook
     finally:
-        bar.close()
+        for bar in bars:
+            bar.close()
 
 
 def _save(result: RunResult, out: Path) -> Path:
