@@ -1,7 +1,7 @@
 """Study workers and numpy's BLAS threads: a 2-worker NB201 study of BANANAS with the limits on, and off.
 
 Each study worker limits its BLAS and OpenMP pools (threadpoolctl) and torch to its
-share of the cores (``study.engine.limit_threads``). Without that, numpy's OpenBLAS in
+share of the cores (``core.parallel.limit_threads``). Without that, numpy's OpenBLAS in
 every worker starts one thread per core, and BANANAS (numpy least squares in its
 predictor) slows by an order of magnitude on a 2-core machine: issue 11 measured a
 2-worker study at budget 1000 at 198 s instead of 14.6 s. "off" reproduces the
@@ -18,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from nas_lab.core import parallel
 from nas_lab.study import engine
 from nas_lab.study.config import StudyConfig
 
@@ -35,8 +36,8 @@ def without_blas_limits(threads: int) -> None:
 
 def timed(study: StudyConfig, workers: int, limits: bool) -> tuple[float, float]:
     """Seconds for the whole study, and the mean seconds of one run, with the workers' limits on or off."""
-    real = engine.limit_threads
-    engine.limit_threads = real if limits else without_blas_limits  # forked workers see the module as it is here
+    real = parallel.limit_threads
+    parallel.limit_threads = real if limits else without_blas_limits  # forked workers see the module as it is here
     try:
         with tempfile.TemporaryDirectory() as tmp:
             t = time.perf_counter()
@@ -44,7 +45,7 @@ def timed(study: StudyConfig, workers: int, limits: bool) -> tuple[float, float]
             total = time.perf_counter() - t
             runs = [json.loads(line)["wall_time"] for line in (Path(tmp) / "runs.jsonl").read_text().splitlines()]
     finally:
-        engine.limit_threads = real
+        parallel.limit_threads = real
     return total, sum(runs) / len(runs)
 
 
@@ -60,7 +61,7 @@ def main() -> int:
         "table": args.data, "searchers": "bananas", "objectives": "test.cifar10", "budget": str(args.budget),
         "repeats": str(args.repeats)})
     print(f"BANANAS on NB201, budget {args.budget}, {args.repeats} runs, {args.workers} workers, "
-          f"{len(os.sched_getaffinity(0))} cores; {engine.threads_per_worker(args.workers)} thread(s) per worker")
+          f"{len(os.sched_getaffinity(0))} cores; {parallel.threads_per_worker(args.workers)} thread(s) per worker")
     print(f"{'worker thread limits':<22} {'study s':>8} {'s per run':>10}")
     results = {}
     for limits in (True, False)[: 1 if args.skip_off else 2]:

@@ -1,7 +1,5 @@
 """HyViTas models: size calibration, closed-form cost vs. torch, import hygiene."""
 
-import subprocess
-import sys
 
 import numpy as np
 import torch

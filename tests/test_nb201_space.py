@@ -6,8 +6,6 @@ The checks marked ``shared_data`` compare with the released benchmark data in
 
 import csv
 import itertools
-import subprocess
-import sys
 
 import numpy as np
 import pytest

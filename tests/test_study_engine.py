@@ -13,7 +13,8 @@ import yaml
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
 from nas_lab.study.config import StudyConfig
-from nas_lab.study.engine import chunks, parallel_map, run_study, threads_per_worker
+from nas_lab.core.parallel import parallel_map, threads_per_worker
+from nas_lab.study.engine import chunks, run_study
 from nas_lab.study.store import Store
 
 SMALL = {

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from nas_lab.core import registry
-from nas_lab.core.config import PLUGIN_KINDS, RunConfig, build, check_seed
+from nas_lab.core.config import RunConfig, build, check_seed
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
 from nas_lab.core.results import RunResult

@@ -72,6 +72,10 @@ def run(
     """
     check_compatible(space, objective, searcher)
     check_budget(space, budget)
+    if len(objective.targets) > 1:  # a tabulated space's true front, now: an impossible bound fails before the search
+        from nas_lab.core.fronts import true_front
+
+        true_front(objective)
     searcher_rng, objective_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     searcher.reset(space, objective, searcher_rng)
 

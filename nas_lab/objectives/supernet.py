@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import time
 import uuid
 from pathlib import Path
 

@@ -22,7 +22,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
 from nas_lab.objectives.zero_cost.objective import check_device, check_positive, check_proxy, compute, proxy_key
-from nas_lab.study.engine import check_execution, parallel_map
+from nas_lab.core.parallel import check_execution, parallel_map
 
 #: at most this many archs per work item: small enough for a lively progress bar and little lost on a kill
 MAX_ITEM = 32
