@@ -33,7 +33,7 @@ import numpy as np
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
-from nas_lab.searchers.predictors import MLPEnsemble
+from nas_lab.searchers.predictors import MLPEnsemble, one_blas_thread
 
 
 #: a predictor ensemble larger than this (weights in all) is refused: it is a typo, not a search setting
@@ -114,6 +114,10 @@ class Bananas(Searcher):
         self._trained = 0  # archs the ensemble has been trained on so far (the first rows of the told ones)
 
     def ask(self, n: int) -> np.ndarray:
+        with one_blas_thread():
+            return self._ask(n)
+
+    def _ask(self, n: int) -> np.ndarray:
         told = sum(len(a) for a in self._archs)
         if told < self.initial:
             return sample_distinct(self.space, self.rng, min(n, self.initial - told), self._proposed)

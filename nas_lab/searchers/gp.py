@@ -44,6 +44,7 @@ from scipy.special import ndtr, ndtri
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.searchers.predictors import one_blas_thread
 
 #: bounds of the fitted hyper-parameters: per-decision relevance theta and noise share g
 THETA_BOUNDS = (1e-3, 20.0)
@@ -247,6 +248,10 @@ class GPSearch(Searcher):
         self._gp = GaussianProcess(groups_of(space), self.kernel, self.prior, self.max_iter)
 
     def ask(self, n: int) -> np.ndarray:
+        with one_blas_thread():
+            return self._ask(n)
+
+    def _ask(self, n: int) -> np.ndarray:
         told = sum(len(a) for a in self._archs)
         if told < self.initial:
             return sample_distinct(self.space, self.rng, min(n, self.initial - told), self._proposed)
