@@ -266,3 +266,14 @@ def test_supernet_objective_says_what_it_measures_without_training(space):
     assert not objective.can_measure("latency.nowhere")
     assert objective._ready is None  # nothing was trained to answer
 
+
+
+def test_a_searcher_may_run_at_some_budgets_only():
+    study = StudyConfig.from_dict({"name": "t", "budget": [10, 20], "repeats": 2, "objectives": ["id"],
+                                   "searchers": {"random": {}, "rea": {"budgets": [20], "repeats": 1}}}, {})
+    cells = [(s.searcher, s.budget) for s in study.runs()]
+    assert cells.count(("random", 10)) == cells.count(("random", 20)) == 2 and cells.count(("rea", 20)) == 1
+    assert ("rea", 10) not in cells and study.size() == len(cells) == 5
+    assert all("budgets" not in dict(s.searcher_params) for s in study.runs())
+    with pytest.raises(UserError, match="whole number"):
+        StudyConfig.from_dict({"name": "t", "objectives": ["id"], "searchers": {"rea": {"budgets": ["x"]}}}, {})

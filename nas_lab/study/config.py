@@ -12,7 +12,7 @@ constraints: []             # optional bounds for every run, e.g. [latency.pixel
 searchers:                  # label: parameters (``searcher:`` picks another registered name)
   random: {}
   rea: {population: 50, tournament: 10}
-  spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's) and objectives
+  spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's), objectives and budgets (budgets: [100])
 ```
 
 An objective with several metrics (a multi-objective search) is a list inside the
@@ -212,10 +212,9 @@ class StudyConfig:
     def size(self) -> int:
         """The number of runs in the grid, counted without listing them."""
         total = 0
-        for objective, _ in self.settings():
+        for objective, budget in self.settings():
             for label, params in self.searchers.items():
-                own = params.get("objectives")
-                if own is None or objective in [objective_spec(o, f"searcher {label}") for o in _as_list(own)]:
+                if _in_cell(label, params, objective, budget):
                     total += min(int(params.get("repeats", self.repeats)), self.repeats)
         return total
 
@@ -227,9 +226,9 @@ class StudyConfig:
                 params = dict(params)
                 name = str(params.pop("searcher", label))
                 own_repeats = int(params.pop("repeats", self.repeats))
-                own = params.pop("objectives", None)
-                if own is not None and objective not in [objective_spec(o, f"searcher {label}") for o in _as_list(own)]:
+                if not _in_cell(label, params, objective, budget):
                     continue
+                params.pop("objectives", None), params.pop("budgets", None)
                 for repeat in range(min(own_repeats, self.repeats) if repeats is None else repeats):
                     out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, budget, repeat, self))
         return out
@@ -271,8 +270,18 @@ def _mapping(value, key: str, source: str, example: str) -> dict:
     return {str(k): v for k, v in value.items()}
 
 
+def _in_cell(label: str, params: dict, objective: str, budget: int) -> bool:
+    """Whether a searcher runs at this setting: its own ``objectives:`` and ``budgets:`` (default: all) include it."""
+    own = params.get("objectives")
+    if own is not None and objective not in [objective_spec(o, f"searcher {label}") for o in _as_list(own)]:
+        return False
+    budgets = params.get("budgets")
+    return budgets is None or budget in _as_list(budgets)
+
+
 def _searcher_params(label: str, params, source: str) -> dict:
-    """A searcher's entry of ``searchers:``: its parameters, with ``repeats``, ``objectives`` and ``searcher`` checked."""
+    """A searcher's entry of ``searchers:``: its parameters, with ``repeats``, ``objectives``, ``budgets`` and
+    ``searcher`` checked."""
     params = _mapping(params, f"searchers.{label}", source, f"{label}: {{}} or rea: {{population: 50}}")
     if "repeats" in params:
         params["repeats"] = Param("repeats", 0, int).coerce(params["repeats"], f"searchers.{label}")
@@ -280,6 +289,8 @@ def _searcher_params(label: str, params, source: str) -> dict:
             raise UserError(f"searchers.{label}.repeats must be at least 1, got {params['repeats']}")
     if "searcher" in params and not isinstance(params["searcher"], str):
         raise UserError(f"searchers.{label}.searcher must be a registered searcher name, got {shorten(params['searcher'])}")
+    if "budgets" in params:
+        params["budgets"] = [Param("budgets", 0, int).coerce(b, f"searchers.{label}") for b in _as_list(params["budgets"])]
     own = params.get("objectives")
     if own is not None and not (isinstance(own, str) or isinstance(own, list) and own):
         raise UserError(f"searchers.{label}.objectives must list objectives of the study, e.g. objectives: [id], "
