@@ -15,8 +15,9 @@ children are new (small budgets) that is one child per ask, as in sequential
 REA; once the population has converged most children repeat archs evaluated
 before, which the runner answers free, and a batch holds dozens of them, so
 large budgets do not pay the runner's per-ask overhead per child (NB201, 50/10,
-budget 1,000: ~20,000 children in ~900 asks, against ~18,000 asks of one child). Repeats still join the population
-and age it, as in sequential REA; ``batch=1`` is sequential REA exactly.
+budget 1,000: ~20,000 children in ~900 asks, against ~18,000 asks of one
+child). Repeats still join the population and age it, as in sequential REA;
+``batch=1`` is sequential REA exactly.
 
 Mean best at 100 archs on NB201 CIFAR-10 over 6,000 seeds (0..1999,
 10000..11999, 20000..21999), sequential vs batched: 10/3 94.176 vs 94.176,
