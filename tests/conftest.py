@@ -44,6 +44,20 @@ class SumObjective(Objective):
         return {"sum": archs.sum(axis=1).astype(float)}
 
 
+class Counting:
+    """An objective wrapper counting the archs it is asked to evaluate."""
+
+    def __init__(self, inner):
+        self.inner, self.evaluated = inner, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def evaluate(self, archs, rng):
+        self.evaluated.extend(self.inner.space.index(archs).tolist())
+        return self.inner.evaluate(archs, rng)
+
+
 @pytest.fixture(scope="session")
 def space():
     return HyViTasSpace()

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import Counting
 
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
@@ -37,20 +38,6 @@ class Recording(NSGA2):
     def tell(self, archs, evaluation):
         self.sources.append(evaluation.source.copy())
         super().tell(archs, evaluation)
-
-
-class Counting:
-    """An objective wrapper counting the archs it is asked to evaluate."""
-
-    def __init__(self, inner):
-        self.inner, self.evaluated = inner, []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def evaluate(self, archs, rng):
-        self.evaluated.extend(self.inner.space.index(archs).tolist())
-        return self.inner.evaluate(archs, rng)
 
 
 def test_same_seed_same_run_and_another_seed_another(two_targets):

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import optuna
 import pytest
+from conftest import Counting
 
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
@@ -23,20 +24,6 @@ def single():
 def two_targets():
     space, objective, _ = build(RunConfig(objective="id,params"))
     return space, objective
-
-
-class Counting:
-    """An objective wrapper counting the archs it is asked to evaluate."""
-
-    def __init__(self, inner):
-        self.inner, self.evaluated = inner, []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def evaluate(self, archs, rng):
-        self.evaluated.extend(self.inner.space.index(archs).tolist())
-        return self.inner.evaluate(archs, rng)
 
 
 def drive_directly(space, sampler, directions, value_of, budget):
