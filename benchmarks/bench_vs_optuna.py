@@ -203,6 +203,12 @@ def main() -> int:
             b = r100[label]["best"]
             print(f"  {label} mean best at 100 {b.mean():.3f} vs {mean:.3f} ± {se:.3f} before (issue 15), "
                   f"within 1 SE or better: {verdict(b.mean() >= mean - se)}")
+    for now, before in (("BANANAS", "BANANAS from scratch"), ("REA 10/3", "REA 10/3 sequential"),
+                        ("REA 50/10", "REA 50/10 sequential")):
+        if now in r100 and before in r100:  # the same seeds: the paired difference is the sharper comparison
+            d = r100[now]["best"] - r100[before]["best"]
+            print(f"  ({now} - {before} at 100, paired over {len(d)} seeds: {d.mean():+.3f} ± "
+                  f"{d.std(ddof=1) / np.sqrt(len(d)):.3f})")
     return 0
 
 
