@@ -18,7 +18,7 @@ SNIPPETS = {
     "searches on hyvitas-sim with every built-in searcher": (
         "from nas_lab.core.config import RunConfig, build\n"
         "from nas_lab.core.runner import run\n"
-        "for name in ('random', 'rea', 'reinforce', 'bananas'):\n"
+        "for name in ('random', 'rea', 'reinforce', 'bananas', 'gp'):\n"
         "    s, o, r = build(RunConfig(searcher=name, objective='id+ood', constraints=['latency.rtx4090<=1.1']))\n"
         "    run(s, o, r, budget=30, seed=0)\n"
     ),
