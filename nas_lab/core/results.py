@@ -25,6 +25,7 @@ class RunResult:
     the best feasible arch (``None`` when no evaluated arch was feasible with a finite
     value); with several, ``best`` is ``None`` and ``front`` holds the feasible
     non-dominated archs with their hypervolume (see ``core.fronts.summarise``).
+    A searcher that hands in its own answer (``Searcher.pick``) sets ``best`` either way.
     """
 
     space: str

@@ -133,13 +133,18 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         feasible=history["feasible"],
     ).fitness[:, 0]
     best_index = best_arch = best_metrics = front = None
-    if len(objective.targets) > 1:  # several targets: the result is a front, not one best arch
+    pick = searcher.pick()
+    if pick is not None and pick not in set(history["index"].tolist()):
+        raise ValueError(f"searcher {searcher.name!r} picked architecture {pick}, which the run never evaluated")
+    if len(objective.targets) > 1:  # several targets: the result is a front, not one best arch (unless picked)
         from nas_lab.core.fronts import summarise
 
         front = summarise(history, objective)
         front["archs"] = [space.describe(a) for a in space.arch(np.asarray(front["index"], dtype=np.int64))]
-    elif len(fit) and np.isfinite(fit.max()):
-        best_index = int(history["index"][int(np.argmax(fit))])
+    elif pick is None and len(fit) and np.isfinite(fit.max()):
+        pick = int(history["index"][int(np.argmax(fit))])
+    if pick is not None:
+        best_index = pick
         arch = space.arch(best_index)
         best_arch = space.describe(arch)
         best_metrics = {m: float(v[0]) for m, v in objective.report(arch[None]).items()}

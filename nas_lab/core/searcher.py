@@ -47,6 +47,12 @@ class Searcher:
         """Facts of the searcher's own worth recording with the run (e.g. a supernet's accuracy)."""
         return {}
 
+    def pick(self) -> int | None:
+        """Index of the evaluated arch the searcher hands in as its result, for searchers whose answer is not the
+        best value of the objective's first target (a decoupled search ends on its last phase's best); None (the
+        default) leaves the choice to the runner."""
+        return None
+
     def params(self) -> dict:
         """The constructor parameters of this instance, for run records."""
         from nas_lab.core.registry import parameters

@@ -187,17 +187,21 @@ class Space:
             bad[bad] = ~self.is_valid(out[bad])
         return self.representative(out)
 
-    def mutate(self, archs, rng: np.random.Generator, k: int = 1) -> np.ndarray:
+    def mutate(self, archs, rng: np.random.Generator, k: int = 1, mask=None) -> np.ndarray:
         """Copy of each arch with ``k`` distinct decisions set to a different option; only active decisions
-        move (a move on an inactive one would give back the same arch), at most as many as are active."""
+        move (a move on an inactive one would give back the same arch), at most as many as are active.
+        ``mask`` (``(d,)`` bool) limits the moves to the decisions it marks (a decoupled search's topology or
+        size phase); the others keep their options."""
         archs = self.representative(np.array(archs, dtype=np.int64, ndmin=2))
         out = archs.copy()
         n = len(out)
         rows = np.arange(n)
-        if self.conditional:  # inactive decisions sort last, so the first k picks are active ones
-            active = self.active(archs)
-            order = np.argsort(rng.random((n, self.dim)) + ~active, axis=1)[:, :k]
-            moves = np.minimum(active.sum(axis=1), k)
+        if self.conditional or mask is not None:  # decisions that may not move sort last, so the first k picks can
+            movable = self.active(archs) if self.conditional else np.ones((n, self.dim), dtype=bool)
+            if mask is not None:
+                movable &= np.asarray(mask, dtype=bool)
+            order = np.argsort(rng.random((n, self.dim)) + ~movable, axis=1)[:, :k]
+            moves = np.minimum(movable.sum(axis=1), k)
         else:
             order = np.argsort(rng.random((n, self.dim)), axis=1)[:, :k]
             moves = None
@@ -212,7 +216,7 @@ class Space:
         out = self.representative(out)
         bad = ~self.is_valid(out)
         if bad.any():
-            out[bad] = self.mutate(archs[bad], rng, k)
+            out[bad] = self.mutate(archs[bad], rng, k, mask)
         return out
 
     def crossover(self, a, b, rng: np.random.Generator) -> np.ndarray:
