@@ -45,22 +45,22 @@ keeps 5 of the 16 transformer width combinations of a 4-stage arch.
   transformer stages run on 32², 16², 8² and 8² maps (MobileViT's 32², 16², 8², and
   an optional fourth stage that keeps the 8² map, so the head sees 8 x 8 with 3 or 4
   stages); 1,000 classes. ``cpu`` (**ours**, for 32 x 32 images, 10 classes): strides
-  1, 1, 2, 1, 1, 2, 2, 1, so the transformer stages see 16², 8², 4², 4² (half the
-  paper's grids). Patches are 2 x 2 (``space.patch``), so inputs are multiples of 64
-  (paper) or 16 (cpu).
+  2, 1, 1, 2, 1, 2, 1, 1, so the MobileNetV2 stages run on 16² and 8² maps and the
+  transformer stages on 8², 4², 4², 4² (sequences of 16 and 4 tokens: a forward pass
+  costs 15-143 M MACs, not the 0.2-1.8 G of the paper's setting). Patches are 2 x 2
+  (``space.patch``), so inputs are multiples of 64 (paper) or 16 (cpu).
 
 **Sizes.** ``cardinality`` counts every arch (conditional decisions counted once),
 ``valid_cardinality`` those the width rule keeps; the paper says 10^16, cut to 10^10
-by the rule. Ours (exact, per stage / per layer heads and ratio; rule
-``nondecreasing`` / ``increasing``):
+by the rule. Ours (exact; heads and MLP ratio per stage or per layer; all archs, and
+those each width rule keeps):
 
-======  ===============  ========================  ========================
-variant  all (per stage)  valid (nondecr. / incr.)  all (per layer)
-======  ===============  ========================  ========================
-XXS      1.39 x 10^9      1.21 x 10^9 / 3.07 x 10^8  3.10 x 10^19
-XS       1.39 x 10^9      1.39 x 10^9 / 3.53 x 10^8  3.10 x 10^19
-S        1.39 x 10^9      1.39 x 10^9 / 3.53 x 10^8  3.10 x 10^19
-======  ===============  ========================  ========================
+========  ============================================  ============================================
+variant   per stage: all / nondecreasing / increasing   per layer: all / nondecreasing / increasing
+========  ============================================  ============================================
+XXS       1.39e9 / 1.04e9 / 3.29e8                      3.10e19 / 2.32e19 / 7.26e18
+XS, S     1.39e9 / 1.39e9 / 4.39e8                      3.10e19 / 3.10e19 / 9.68e18
+========  ============================================  ============================================
 
 Neither reading gives 10^16, nor does any width rule over Table 1 remove a factor
 10^6 (``tests/test_autovit_space.py`` pins these numbers; ``README.md`` compares).
