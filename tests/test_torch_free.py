@@ -1,4 +1,4 @@
-"""The tabular hot path never imports torch: spaces, tables, searchers, runs and studies."""
+"""The tabular hot path never imports torch: spaces, tables, searchers, runs, studies and latency lookups."""
 
 import subprocess
 import sys
@@ -21,6 +21,21 @@ SNIPPETS = {
         "for name in ('random', 'rea', 'reinforce', 'bananas', 'gp'):\n"
         "    s, o, r = build(RunConfig(searcher=name, objective='id+ood', constraints=['latency.rtx4090<=1.1']))\n"
         "    run(s, o, r, budget=30, seed=0)\n"
+    ),
+    "latency look-up table: a table written, then a search on latency.lut and a bound on it": (
+        "import os, tempfile\n"
+        "os.environ['NAS_LAB_CACHE'] = tempfile.mkdtemp()\n"
+        "import numpy as np\n"
+        "from nas_lab.core.config import RunConfig, build\n"
+        "from nas_lab.core.runner import run\n"
+        "from nas_lab.objectives.latency.table import LatencyTable, TableKey, entry\n"
+        "from nas_lab.spaces.hyvitas import HyViTasSpace\n"
+        "s = HyViTasSpace(); k = TableKey.current(s); blocks = s.latency_blocks(k.resolution)\n"
+        "LatencyTable(k.default_path(), k, {entry(n, b): [1.0] for n, b in blocks}, {'indices': ['0'], 'measured': [[17.0]]},\n"
+        "             {'warmup': 0, 'repeats': 1, 'rounds': 1, 'calibrate': 1, 'seed': 0}).write()\n"
+        "for cfg in (RunConfig(objective='latency'), RunConfig(objective='id,latency.lut', searcher='random'),\n"
+        "            RunConfig(objective='id', constraints=['latency.lut<=17'])):\n"
+        "    run(*build(cfg), budget=20, seed=0)\n"
     ),
     "a study and its store": (
         "import tempfile\n"

@@ -1,5 +1,6 @@
 """The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``list`` plug-ins;
-``precompute`` zero-cost proxies into their cache and ``correlate`` them with a benchmark metric.
+``precompute`` zero-cost proxies into their cache and ``correlate`` them with a benchmark metric; ``lut`` builds
+and validates a latency look-up table (``cli/lut.py``).
 
 Bad input of any kind ends in one sentence on stderr and exit status 2; a
 traceback means a bug in nas_lab (or in a plug-in), never a user mistake.
@@ -18,6 +19,7 @@ import threading
 import time
 from pathlib import Path
 
+from nas_lab.cli import lut
 from nas_lab.core import registry
 from nas_lab.core.config import RunConfig, build, check_seed
 from nas_lab.core.errors import UserError, shorten
@@ -150,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         p_zc.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 proxies=naswot,synflow")
         p_zc.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    lut.add_parser(sub)
+
     p_report = sub.add_parser("report", help="(re)write the report and plots of a study folder")
     p_report.add_argument("directory", metavar="STUDY_DIR", help="folder a study wrote, e.g. results/studies/hyvitas_table4")
 
@@ -165,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides += extra
     try:
         return {"run": _run, "study": _study, "report": _report, "list": _list, "precompute": _precompute,
-                "correlate": _correlate}[args.command](args)
+                "correlate": _correlate, "lut": lut.command}[args.command](args)
     except UserError as err:
         print(f"nas-lab: error: {_short_words(str(err))}", file=sys.stderr)
         return 2

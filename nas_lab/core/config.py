@@ -92,11 +92,16 @@ def check_seed(seed: int, name: str = "seed") -> int:
 
 
 def split_objective(spec: str) -> tuple[str, str | None]:
-    """``(family, metric)`` of an objective spec; a bare metric belongs to the tabular family."""
+    """``(family, metric)`` of an objective spec; a bare metric belongs to the tabular family, and so does a
+    metric whose first word names a family that does not claim it (``latency.pixel3``, a device column of a
+    benchmark table, beside the latency family's ``latency.lut``): a family may say which metrics are its own
+    with a static ``claims(metric) -> bool``."""
     families = registry.names("objective")
     head, _, rest = spec.partition(".")
     if head in families:
-        return head, rest or None
+        claims = getattr(registry.load("objective", head), "claims", None)
+        if not rest or claims is None or claims(rest):
+            return head, rest or None
     return DEFAULT_OBJECTIVE_FAMILY, spec
 
 

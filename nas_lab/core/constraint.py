@@ -76,6 +76,10 @@ class Constrained(Objective):
             if not self.measurers[c.metric].can_measure(c.metric):  # unknown metric: fail now, with the reason
                 self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
                 raise UserError(f"objective {inner.name!r} cannot measure {shorten(repr(c.metric))} for a constraint")
+            span = self.measurers[c.metric].extent(c.metric)
+            if span is not None and not c.holds(np.array(span)).any():
+                raise UserError(f"constraint {c} leaves no architecture of space {inner.space.name!r}: {c.metric} "
+                                f"runs from {span[0]:.4g} to {span[1]:.4g}; choose a bound within that range")
         for attr in ("space", "name", "targets", "directions", "cost_unit", "needs", "reference"):
             setattr(self, attr, getattr(inner, attr))
         self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())
@@ -102,6 +106,9 @@ class Constrained(Objective):
 
     def can_measure(self, metric: str) -> bool:
         return metric in self.measurers or self.inner.can_measure(metric)
+
+    def extent(self, metric: str):
+        return self.measurers.get(metric, self.inner).extent(metric)
 
     def exhaustive(self):
         every = self.inner.exhaustive() if self.cheap else None

@@ -78,6 +78,9 @@ class Joint(Objective):
     def can_measure(self, metric: str) -> bool:
         return self._measurer(metric).can_measure(metric)
 
+    def extent(self, metric: str):
+        return self._measurer(metric).extent(metric)
+
     def exhaustive(self):
         every = self.primary.exhaustive() if self.cheap else None
         if every is None:

@@ -107,6 +107,11 @@ class Objective:
             return False
         return True
 
+    def extent(self, metric: str) -> tuple[float, float] | None:
+        """``(smallest, largest)`` value of ``metric`` over the space, or bounds on them, where cheaply known;
+        ``None`` otherwise. A constraint no value within it can meet is refused before a run (``Constrained``)."""
+        return None
+
     def exhaustive(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(values (N, k), feasible (N,))`` of every arch in index order, for objectives cheap enough to
         tabulate the whole space (the true front and its hypervolume come from here); ``None`` otherwise."""

@@ -40,18 +40,27 @@ def build_model(values: dict[str, Any], num_classes: int = 500) -> nn.Sequential
     and ``head``, mapping ``(B, 3, H, W)`` images to ``(B, num_classes)`` logits.
     """
     dims = [int(values[f"stage{i}.dim"]) for i in range(1, 5)]
-    patch = HyViTasSpace.patch
-    parts = OrderedDict(stem=nn.Sequential(nn.Conv2d(3, dims[0], patch, stride=patch), nn.BatchNorm2d(dims[0])))
+    parts = OrderedDict(stem=block(("stem", dims[0])))
     for i, dim in enumerate(dims):
-        layers = [] if i == 0 else [nn.BatchNorm2d(dims[i - 1]), nn.Conv2d(dims[i - 1], dim, 2, stride=2)]
-        if i < 2:
-            kernel, expansion = int(values["conv.kernel"]), int(values["conv.expansion"])
-            layers += [ConvNeXtBlock(dim, kernel, expansion) for _ in range(HyViTasSpace.depth)]
-        else:
-            kernel, expansion = int(values["attn.kernel"]), int(values["attn.expansion"])
-            layers += [HybridBlock(dim, kernel, expansion, HyViTasSpace.heads) for _ in range(HyViTasSpace.depth)]
+        layers = [] if i == 0 else list(block(("down", dims[i - 1], dim)))
+        kind, name = ("conv", "convnext") if i < 2 else ("attn", "hybrid")
+        spec = (name, dim, int(values[f"{kind}.kernel"]), int(values[f"{kind}.expansion"]))
+        layers += [block(spec) for _ in range(HyViTasSpace.depth)]
         parts[f"stage{i + 1}"] = nn.Sequential(*layers)
-    parts["head"] = nn.Sequential(
-        nn.BatchNorm2d(dims[-1]), nn.Conv2d(dims[-1], num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()
-    )
+    parts["head"] = block(("head", dims[-1], num_classes))
     return nn.Sequential(parts)
+
+
+def block(spec: tuple) -> nn.Module:
+    """One block of the model by its spec (``blocks.catalogue``): ``("stem", dim)``, ``("down", in, dim)``,
+    ``("convnext" | "hybrid", dim, kernel, expansion)`` or ``("head", dim, num_classes)``."""
+    kind, *n = spec
+    if kind == "stem":
+        return nn.Sequential(nn.Conv2d(3, n[0], HyViTasSpace.patch, stride=HyViTasSpace.patch), nn.BatchNorm2d(n[0]))
+    if kind == "down":
+        return nn.Sequential(nn.BatchNorm2d(n[0]), nn.Conv2d(n[0], n[1], 2, stride=2))
+    if kind == "convnext":
+        return ConvNeXtBlock(*n)
+    if kind == "hybrid":
+        return HybridBlock(*n, HyViTasSpace.heads)
+    return nn.Sequential(nn.BatchNorm2d(n[0]), nn.Conv2d(n[0], n[1], 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())

@@ -12,7 +12,9 @@ model has about 4.04 M parameters and the smallest about 0.50 M, as the paper
 reports. With the layer details of ``model.py`` (also our reading) the built
 models have 4,036,916 (largest) and 498,884 (smallest) parameters with 500
 classes, and 61.1 M to 766.8 M FLOPs (2 x MACs) per 160x160 image.
-``cost.py`` gives both figures in closed form without torch.
+``cost.py`` gives both figures in closed form without torch, and ``blocks.py`` the
+models as sequences of keyed blocks for a latency look-up table (the block
+contract of ``nas_lab.objectives.latency.contract``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from nas_lab.core.space import Decision, Space
-from nas_lab.spaces.hyvitas import cost
+from nas_lab.spaces.hyvitas import blocks, cost
 
 
 class HyViTasSpace(Space):
@@ -71,3 +73,18 @@ class HyViTasSpace(Space):
     def flops(self, archs, num_classes: int = 500) -> np.ndarray:
         """FLOPs (2 x MACs) of one 160x160 forward pass per arch, ``int64 (n,)`` (closed form)."""
         return cost.flops(self, archs, num_classes)
+
+    # -- the block contract of a latency look-up table (objectives/latency/contract.py) --------------
+    def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:
+        """The 141 distinct blocks (stem, downsamplings, ConvNeXt and hybrid blocks, head) with their input shapes."""
+        return blocks.blocks(self, side)
+
+    def latency_slots(self, archs) -> np.ndarray:
+        """``(n, 17)`` positions in ``latency_blocks`` of each arch's blocks, in the order the model runs them."""
+        return blocks.slots(self, archs)
+
+    def latency_module(self, name: str):
+        """The torch module of one block of ``latency_blocks``, as ``build`` builds it."""
+        from nas_lab.spaces.hyvitas.model import block
+
+        return block(next(spec for n, spec, _, _ in blocks.catalogue(self) if n == name))

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nas_lab.nn.cells import Cell, ResidualReduction
+from nas_lab.nn.cells import CELL_OPS, Cell, ResidualReduction
 from nas_lab.spaces.nb201.space import NB201Space
 
 
@@ -27,14 +27,24 @@ def build_model(ops: Sequence[str], num_classes: int = 10) -> nn.Sequential:
     images to ``(B, num_classes)`` logits.
     """
     widths = NB201Space.channels
-    parts = OrderedDict(
-        stem=nn.Sequential(nn.Conv2d(3, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]))
-    )
+    parts = OrderedDict(stem=block(("stem", widths[0])))
     for i, width in enumerate(widths):
         if i:
-            parts[f"reduce{i}"] = ResidualReduction(widths[i - 1], width)
+            parts[f"reduce{i}"] = block(("reduce", widths[i - 1], width))
         parts[f"stage{i + 1}"] = nn.Sequential(*(Cell(ops, width) for _ in range(NB201Space.cells_per_stage)))
-    parts["head"] = nn.Sequential(
-        nn.BatchNorm2d(widths[-1]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(widths[-1], num_classes)
-    )
+    parts["head"] = block(("head", widths[-1], num_classes))
     return nn.Sequential(parts)
+
+
+def block(spec: tuple) -> nn.Module:
+    """One block of the network by its spec (``blocks.catalogue``): ``("stem", width)``, ``("reduce", in,
+    out)``, ``("head", width, num_classes)``, or ``(op, width)``: one edge of a cell, an op of ``CELL_OPS``."""
+    kind, *n = spec
+    if kind == "stem":
+        return nn.Sequential(nn.Conv2d(3, n[0], 3, padding=1, bias=False), nn.BatchNorm2d(n[0]))
+    if kind == "reduce":
+        return ResidualReduction(*n)
+    if kind == "head":
+        return nn.Sequential(nn.BatchNorm2d(n[0]), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(n[0], n[1]))
+    return CELL_OPS[kind](n[0])

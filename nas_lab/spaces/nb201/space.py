@@ -6,7 +6,9 @@ NATS-Bench (Dong et al., TPAMI 2021), searches one cell: a DAG of four nodes in
 which each node j > 0 sums one op of each earlier node. The six edges are the
 decisions, in the order of the benchmark's arch string
 ``|op~0|+|op~0|op~1|+|op~0|op~1|op~2|`` (groups are nodes 1-3, ``~i`` is the
-source node). The network around the cell is fixed (see ``model.py``).
+source node). The network around the cell is fixed (see ``model.py``); ``blocks.py``
+states it as a sequence of keyed blocks for a latency look-up table (the block
+contract of ``nas_lab.objectives.latency.contract``).
 
 Arch index = NB201/NATS-Bench index. The benchmark enumerated the cells in
 mixed-radix order over the edges above (first edge most significant, ops in the
@@ -27,7 +29,7 @@ import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.space import Decision, Space
-from nas_lab.spaces.nb201 import cost
+from nas_lab.spaces.nb201 import blocks, cost
 
 OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NODES = 4  # node 0 is the cell's input, node 3 its output
@@ -178,3 +180,18 @@ class NB201Space(Space):
     def params(self, archs, num_classes: int = 10) -> np.ndarray:
         """Parameter count of each arch of a batch, ``int64 (n,)`` (closed form, no torch)."""
         return cost.param_counts(self, archs, num_classes)
+
+    # -- the block contract of a latency look-up table (objectives/latency/contract.py) --------------
+    def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:
+        """The 19 distinct blocks (stem, the 5 ops at each of the 3 widths, 2 reductions, head) with input shapes."""
+        return blocks.blocks(self, side)
+
+    def latency_slots(self, archs) -> np.ndarray:
+        """``(n, 94)`` positions in ``latency_blocks`` of each arch's blocks (a cell counts as its six edges)."""
+        return blocks.slots(self, archs)
+
+    def latency_module(self, name: str):
+        """The torch module of one block of ``latency_blocks``, as ``build`` builds it."""
+        from nas_lab.spaces.nb201.model import block
+
+        return block(next(spec for n, spec, _ in blocks.catalogue(self) if n == name))

@@ -1,0 +1,222 @@
+"""Latency look-up tables: the block contract of the spaces, the sum, the key, bad tables, resuming, the objective.
+
+Tables measured here take one untimed-free timed call per block (``warmup=0 repeats=1 rounds=1``) on NB201's
+19 blocks: what is checked is the bookkeeping, never a time.
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from nas_lab.cli.main import main
+from nas_lab.core.config import RunConfig, build
+from nas_lab.core.errors import UserError
+from nas_lab.objectives.latency import measure
+from nas_lab.objectives.latency.objective import LatencyObjective
+from nas_lab.objectives.latency.table import LatencyTable, TableKey, entry, locate
+from nas_lab.spaces.hyvitas import HyViTasSpace
+from nas_lab.spaces.nb201 import NB201Space
+
+TINY = {"warmup": 0, "repeats": 1, "rounds": 1, "calibrate": 2, "progress": False}
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
+    """Tables go to a fresh folder in every test."""
+    monkeypatch.setenv("NAS_LAB_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "latency"
+
+
+def fake_table(space, times=None, offset_models=1, **key) -> LatencyTable:
+    """A complete table of made-up times (block i takes ``i + 1`` ms unless ``times`` says) and factor 1, written
+    where a lookup looks; no torch."""
+    k = TableKey.current(space, **key)
+    blocks = space.latency_blocks(k.resolution)
+    times = np.arange(1.0, len(blocks) + 1) if times is None else times
+    archs = space.sample(np.random.default_rng(0), offset_models)
+    summed = np.append(times, 0.0)[space.latency_slots(archs)].sum(axis=1)  # measured = summed: factor 1
+    table = LatencyTable(k.default_path(), k, {entry(n, s): [float(t)] for (n, s), t in zip(blocks, times)},
+                         {"indices": [str(i) for i in space.index(archs)], "measured": [[float(t)] for t in summed]},
+                         {"warmup": 0, "repeats": 1, "rounds": 1, "calibrate": offset_models, "seed": 0})
+    table.write()
+    return table
+
+
+def refused(capsys, *args) -> str:
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nas-lab: error: ") and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    return err
+
+
+# -- the block contract ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("space", [NB201Space(), HyViTasSpace()], ids=lambda s: s.name)
+def test_blocks_cover_the_model_once(space):
+    """Chained, an arch's blocks take the input shapes the table lists and end in logits; their parameters add up
+    to the space's closed-form count, so every layer of the model is in exactly one block."""
+    import torch
+
+    side = 32 if space.name == "nb201" else 64
+    blocks = space.latency_blocks(side)
+    assert len(set(blocks)) == len(blocks)
+    for arch in space.sample(np.random.default_rng(1), 1):
+        x = torch.zeros(1, 3, side, side)
+        params = 0
+        for i in space.latency_slots(arch[None])[0]:
+            name, shape = blocks[i]
+            if space.name == "nb201" and name.split("(")[0] in ("none", "skip_connect", "nor_conv_1x1",
+                                                                 "nor_conv_3x3", "avg_pool_3x3"):
+                assert tuple(x.shape[1:]) == shape  # a cell's edges all read the stage's tensor; x moves per stage
+                params += sum(p.numel() for p in space.latency_module(name).parameters())
+                continue
+            assert tuple(x.shape[1:]) == shape, name
+            module = space.latency_module(name).eval()
+            params += sum(p.numel() for p in module.parameters())
+            with torch.no_grad():
+                x = module(x)
+        assert x.shape == space.build(arch).eval()(torch.zeros(1, 3, side, side)).shape
+        assert params == space.params(arch[None])[0]
+
+
+def test_slots_are_the_archs_decisions():
+    """HyViTas: 17 slots; the stage-1 blocks follow conv.kernel, and 141 distinct blocks are all reachable."""
+    space = HyViTasSpace()
+    slots = space.latency_slots(space.all_archs())
+    assert slots.shape == (6561, 17) and len(np.unique(slots)) == len(space.latency_blocks(160)) == 141
+    names = [n for n, _ in space.latency_blocks(160)]
+    arch = space.from_values({"conv.kernel": 5, "conv.expansion": 2, "attn.kernel": 3, "attn.expansion": 4,
+                              "stage1.dim": 32, "stage2.dim": 64, "stage3.dim": 128, "stage4.dim": 192})
+    assert [names[i] for i in space.latency_slots(arch[None])[0][:3]] == ["stem(dim=32)"] + [
+        "convnext(dim=32,kernel=5,expansion=2)"] * 2
+
+
+# -- building and the sum ---------------------------------------------------------------------------------
+
+def test_prediction_is_the_sum_of_the_measured_entries(cache):
+    space = NB201Space()
+    key = TableKey.current(space)
+    table, taken = measure.build(space, key, **TINY)
+    assert taken == 19 + 2
+    stored = json.loads(key.default_path().read_text())
+    archs = space.sample(np.random.default_rng(5), 20)
+    blocks = space.latency_blocks(32)
+    by_hand = np.array([sum(stored["entries"][entry(*blocks[i])][0] for i in row) for row in space.latency_slots(archs)])
+    np.testing.assert_allclose(table.predict(space, archs, corrected=False), by_hand, rtol=1e-12)
+    ratio = np.median([m[0] / s for m, s in zip(stored["calibration"]["measured"],
+                                                 table.predict(space, space.arch(np.array(
+                                                     [int(i) for i in stored["calibration"]["indices"]])),
+                                                     corrected=False))])
+    np.testing.assert_allclose(table.predict(space, archs), ratio * by_hand, rtol=1e-12)
+    assert locate(space).predict(space, archs) == pytest.approx(table.predict(space, archs), rel=1e-12)
+
+
+def test_build_resumes_after_an_interruption(cache, monkeypatch):
+    space = NB201Space()
+    key = TableKey.current(space)
+    real, calls = measure.time_module, []
+
+    def interrupted(*args):
+        if len(calls) == 7:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(measure, "time_module", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        measure.build(space, key, **TINY)
+    kept = json.loads(key.default_path().read_text())["entries"]
+    assert sum(len(v) for v in kept.values()) == 7
+    with pytest.raises(UserError, match="incomplete.*nas-lab lut build space=nb201"):
+        locate(space)
+    monkeypatch.setattr(measure, "time_module", real)
+    table, taken = measure.build(space, key, **TINY)
+    assert taken == 19 + 2 - 7
+    assert all(table.entries[k] == v for k, v in kept.items() if v)  # what was measured is kept, not remeasured
+    locate(space)
+
+
+def test_cli_build_and_validate(tmp_path, capsys):
+    assert main(["lut", "build", "space=nb201", "warmup=0", "repeats=1", "rounds=1", "calibrate=2",
+                 "--no-progress"]) == 0
+    assert "19 blocks and 2 whole models" in capsys.readouterr().out
+    out = tmp_path / "val"
+    assert main(["lut", "validate", "space=nb201", "sample=3", f"out={out}", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "Spearman rho" in text and "within +-10 %" in text
+    assert (out / "validate.png").stat().st_size > 0 and len((out / "validate.csv").read_text().splitlines()) == 4
+
+
+# -- bad tables and bounds ---------------------------------------------------------------------------------
+
+def test_missing_table_names_the_command(capsys):
+    err = refused(capsys, "run", "space=nb201", "objective=latency", "--no-save")
+    assert "no latency table for space 'nb201'" in err and "nas-lab lut build space=nb201" in err
+
+
+def test_stale_table_is_refused(capsys):
+    space = NB201Space()
+    fake_table(space, resolution=16)
+    err = refused(capsys, "run", "space=nb201", "objective=latency", "--no-save")
+    assert "built for other settings (resolution 16 (here 32))" in err
+    assert "nas-lab lut build space=nb201 threads=1 resolution=32" in err
+    fake_table(space)  # the right one: now it runs
+    assert main(["run", "space=nb201", "objective=latency", "budget=5", "--no-save"]) == 0
+
+
+def test_table_of_other_blocks_is_refused(cache):
+    space = NB201Space()
+    table = fake_table(space)
+    data = json.loads(table.path.read_text())
+    data["key"]["blocks"] = "0" * 16
+    table.path.write_text(json.dumps(data))
+    with pytest.raises(UserError, match="other blocks"):
+        locate(space, path=str(table.path))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "negative"])
+def test_corrupt_table_is_refused(capsys, damage):
+    table = fake_table(NB201Space())
+    text = table.path.read_text()
+    if damage == "truncate":
+        table.path.write_text(text[: len(text) // 2])
+    elif damage == "garbage":
+        table.path.write_bytes(b"\x00\xff not json")
+    else:
+        data = json.loads(text)
+        data["entries"][next(iter(data["entries"]))] = [-1.0]
+        table.path.write_text(json.dumps(data))
+    err = refused(capsys, "run", "space=nb201", "objective=latency", "--no-save")
+    assert "is not a nas_lab latency table" in err and "nas-lab lut build" in err
+
+
+def test_bound_below_the_fastest_subnet_is_refused(capsys):
+    space = NB201Space()
+    table = fake_table(space)
+    fastest = table.predict(space, space.all_archs()).min()
+    err = refused(capsys, "run", "space=nb201", "objective=latency", f"constraint=latency.lut<={fastest * 0.99}",
+                  "--no-save")
+    assert "leaves no architecture" in err and f"{fastest:.4g}" in err
+    assert main(["run", "space=nb201", "objective=latency", "searcher=random", "budget=20",
+                 f"constraint=latency.lut<={fastest * 1.5}", "--no-save"]) == 0
+
+
+# -- the objective -------------------------------------------------------------------------------------------
+
+def test_latency_is_a_target_and_a_constraint():
+    space = HyViTasSpace()
+    table = fake_table(space)
+    archs = space.all_archs()
+    lut = table.predict(space, archs)
+    bound = float(np.quantile(lut, 0.3))
+    _, objective, _ = build(RunConfig(objective="id,latency.lut", constraints=[f"latency.lut<={bound}"]))
+    assert objective.targets == ("id", "latency.lut") and objective.directions == ("max", "min")
+    ev = objective.evaluate(archs[:200], np.random.default_rng(0))
+    np.testing.assert_array_equal(ev.values[:, 1], lut[:200])
+    np.testing.assert_array_equal(ev.feasible, lut[:200] <= bound)
+    # latency.<device> stays a benchmark column of the tabular family
+    _, tabular, _ = build(RunConfig(objective="id,latency.rtx4090"))
+    assert type(tabular.extras[0][1]).__name__ == "TabularObjective"
+    with pytest.raises(UserError, match="unknown latency metric"):
+        LatencyObjective(space, "fast")
