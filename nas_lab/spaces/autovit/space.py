@@ -73,6 +73,7 @@ import functools
 import itertools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -158,7 +159,7 @@ class AutoViTSpace(Space):
 
     conditional = True
     #: the one-shot layer's training recipe (``oneshot.training``): MobileViT trains with AdamW
-    supernet_optimizer = "adamw"
+    supernet_recipe: ClassVar[dict] = {"optimizer": "adamw"}
 
     def __init__(self, variant: str | Variant = "xxs", setting: str = "paper", per_layer: bool = False,
                  width_rule: str = "nondecreasing", head_dim: int = 16, mb_expansion: int = 1, patch: int = 2,
