@@ -15,6 +15,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.objectives.latency import measure
 from nas_lab.objectives.latency.objective import LatencyObjective
 from nas_lab.objectives.latency.table import LatencyTable, TableKey, entry, locate
+from nas_lab.spaces.autovit.space import AutoViTSpace
 from nas_lab.spaces.hyvitas import HyViTasSpace
 from nas_lab.spaces.nb201 import NB201Space
 
@@ -52,19 +53,22 @@ def refused(capsys, *args) -> str:
 
 # -- the block contract ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("space", [NB201Space(), HyViTasSpace()], ids=lambda s: s.name)
+@pytest.mark.parametrize("space", [NB201Space(), HyViTasSpace(), AutoViTSpace(setting="cpu", per_layer=True)],
+                         ids=lambda s: s.name)
 def test_blocks_cover_the_model_once(space):
     """Chained, an arch's blocks take the input shapes the table lists and end in logits; their parameters add up
     to the space's closed-form count, so every layer of the model is in exactly one block."""
     import torch
 
-    side = 32 if space.name == "nb201" else 64
+    side = 64 if space.name == "hyvitas" else 32
     blocks = space.latency_blocks(side)
     assert len(set(blocks)) == len(blocks)
     for arch in space.sample(np.random.default_rng(1), 1):
         x = torch.zeros(1, 3, side, side)
         params = 0
         for i in space.latency_slots(arch[None])[0]:
+            if i < 0:  # a layer or stage the arch skips
+                continue
             name, shape = blocks[i]
             if space.name == "nb201" and name.split("(")[0] in ("none", "skip_connect", "nor_conv_1x1",
                                                                  "nor_conv_3x3", "avg_pool_3x3"):
@@ -78,6 +82,21 @@ def test_blocks_cover_the_model_once(space):
                 x = module(x)
         assert x.shape == space.build(arch).eval()(torch.zeros(1, 3, side, side)).shape
         assert params == space.params(arch[None])[0]
+
+
+def test_autovit_blocks_follow_depth_and_stages():
+    """AutoViT: 42 slots, a transformer layer's slot empty beyond its stage's depth and all of T-4's with 3 stages;
+    every listed block is reachable."""
+    space = AutoViTSpace()
+    archs = space.sample(np.random.default_rng(2), 3000)
+    slots = space.latency_slots(archs)
+    plan = space.plan(archs)
+    assert slots.shape == (3000, 42)
+    layers = slots[:, 9:41].reshape(3000, 4, 8)[:, :, 2:7]  # after stem and 8 MBConvs, per stage: down, enter,
+    # 5 layers, leave
+    np.testing.assert_array_equal(layers >= 0, plan["hidden"] > 0)
+    np.testing.assert_array_equal(slots[:, 33:35] >= 0, (plan["t_depth"][:, 3] > 0)[:, None].repeat(2, axis=1))
+    assert len(np.unique(slots[slots >= 0])) == len(space.latency_blocks(256))
 
 
 def test_slots_are_the_archs_decisions():

@@ -41,7 +41,8 @@ MEMBERS = ("latency_blocks", "latency_slots", "latency_module")
 
 @runtime_checkable
 class BlockSequence(Protocol):
-    """A space whose models are a sequence of keyed blocks (implemented by ``HyViTasSpace``, ``NB201Space``)."""
+    """A space whose models are a sequence of keyed blocks (implemented by ``HyViTasSpace``, ``NB201Space``,
+    ``AutoViTSpace``)."""
 
     def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:
         """Every distinct block its archs' models can run, as ``(name, input shape)`` at ``side x side`` images.

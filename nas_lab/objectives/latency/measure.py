@@ -133,7 +133,7 @@ def build(space: Space, key: TableKey, path: Path | None = None, warmup: int | N
     limit_threads(key.threads)
     torch.manual_seed(settings["seed"])
     jobs = [(table.entries.setdefault(entry(n, s), []), space.latency_module(n), s)
-            for n, s in space.latency_blocks(key.resolution)]
+            for n, s in dict.fromkeys(space.latency_blocks(key.resolution))]
     archs = _sample(space, settings["calibrate"], settings["seed"])
     cal = table.calibration
     cal["indices"] = [str(space.index(a)) for a in archs]

@@ -98,6 +98,11 @@ def space_params(space: Space) -> dict[str, str]:
     return out
 
 
+def registered_name(space: Space) -> str:
+    """The name ``space=`` takes for this space's class (``autovit`` for ``autovit-xs``), else its own name."""
+    return next((n for n in registry.names("space") if registry.load("space", n) is type(space)), space.name)
+
+
 def entry(name: str, shape: tuple[int, ...]) -> str:
     """A table entry's key: block name and input shape, ``convnext(dim=48,...) @ 48x40x40``."""
     return f"{name} @ {'x'.join(map(str, shape))}"
@@ -130,7 +135,7 @@ class TableKey:
         side = default_side(space) if resolution is None else resolution
         space.check_side(side)
         listed = json.dumps(space.latency_blocks(side)).encode()
-        return cls(space.name, space_params(space), hashlib.sha256(listed).hexdigest()[:16], device_name(),
+        return cls(registered_name(space), space_params(space), hashlib.sha256(listed).hexdigest()[:16], device_name(),
                    torch_version(), threads, side, clock)
 
     def digest(self) -> str:
@@ -278,7 +283,7 @@ def locate(space: Space, threads: int = 1, resolution: int | None = None, path: 
     if not file.is_file():
         if path:
             raise UserError(f"no latency table at {file}; build it with `{key.command(file)}`")
-        others = [t for t in _tables(space.name) if t.key != key]
+        others = [t for t in _tables(key.space) if t.key != key]
         if others:
             best = min(others, key=lambda t: len(key.differences(t.key)))
             raise UserError(f"the latency tables of space {space.name!r} in {file.parent} were built for other "

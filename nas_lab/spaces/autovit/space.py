@@ -79,7 +79,7 @@ import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.space import Decision, Space
-from nas_lab.spaces.autovit import cost
+from nas_lab.spaces.autovit import blocks, cost
 
 
 @dataclass(frozen=True)
@@ -363,6 +363,22 @@ class AutoViTSpace(Space):
         from nas_lab.spaces.autovit.supernet import AutoViTSupernet
 
         return AutoViTSupernet(self, num_classes or self.num_classes)
+
+    # -- the block contract of a latency look-up table (objectives/latency/contract.py) --------------
+    def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:
+        """Every distinct block (stem, MBConvs, MobileViT enter / layer / leave, head) with its input shape."""
+        return blocks.blocks(self, side)
+
+    def latency_slots(self, archs) -> np.ndarray:
+        """``(n, 42)`` positions in ``latency_blocks`` of each arch's blocks in the order the model runs them,
+        -1 where the arch skips one."""
+        return blocks.slots(self, archs)
+
+    def latency_module(self, name: str):
+        """The torch module of one block of ``latency_blocks`` (``parts.block``)."""
+        from nas_lab.spaces.autovit.parts import block
+
+        return block(next(spec for n, spec, _ in blocks.catalogue(self) if n == name), self.skeleton)
 
     def __eq__(self, other) -> bool:
         """Spaces are values: the same parameters (hence name) and decisions."""
