@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from conftest import SumObjective
+from test_autovit_model import one_thread  # noqa: F401 (an autouse fixture: torch on one thread here too)
 
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
@@ -33,15 +34,6 @@ TINY = Variant("tiny", (8, 12), ((8, 12), (12, 16), (16, 24)), ((1, 2), (1, 2), 
                ((16, 24), (24, 32), (32, 40), (40, 48)), (1, 2), (1, 2), (1.5, 2.0), (3, 4), (16, 32))
 SPACE = AutoViTSpace(TINY, setting="cpu", head_dim=4)
 RTOL = ATOL = 1e-5
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids thread hand-off stalls on a busy shared CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def archs_of(space, n=4, seed=0) -> np.ndarray:
