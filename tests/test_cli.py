@@ -58,7 +58,7 @@ def test_list_shows_every_registered_name_with_parameters(capsys):
 
 @pytest.mark.parametrize("args, message", [
     (["searcher=nope"], "unknown searcher 'nope'; valid: "),
-    (["space=nope"], "unknown space 'nope'; valid: hyvitas"),
+    (["space=nope"], "unknown space 'nope'; valid: autovit, hyvitas"),
     (["objective=accuracy"], "has no metric 'accuracy'; valid: id,"),
     (["searcher.population=abc"], "searcher.population must be a whole number, got 'abc'"),
     (["searcher.popsize=5"], "searcher 'rea' has no parameter popsize; valid: searcher.population"),
