@@ -239,3 +239,15 @@ def test_latency_is_a_target_and_a_constraint():
     assert type(tabular.extras[0][1]).__name__ == "TabularObjective"
     with pytest.raises(UserError, match="unknown latency metric"):
         LatencyObjective(space, "fast")
+
+
+def test_extent_of_a_space_too_large_to_enumerate():
+    """AutoViT (10^9 archs): the extent is per-slot bounds, outside every sampled arch's prediction."""
+    space = AutoViTSpace(setting="cpu")
+    table = fake_table(space)
+    low, high = LatencyObjective(space).extent("latency.lut")
+    predicted = table.predict(space, space.sample(np.random.default_rng(9), 2000))
+    assert low <= predicted.min() and predicted.max() <= high
+    with pytest.raises(UserError, match="leaves no architecture"):
+        build(RunConfig(space="autovit", objective="latency", constraints=[f"latency.lut<={low * 0.99}"],
+                        params={"space": {"setting": "cpu"}, "searcher": {}, "objective": {}, "dataset": {}}))

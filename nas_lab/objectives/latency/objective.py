@@ -23,7 +23,7 @@ from nas_lab.objectives.latency.table import locate
 #: the family's metrics (``latency.lut``)
 METRICS = ("lut",)
 #: archs sampled for the per-slot bounds of ``extent`` on spaces too large to enumerate
-EXTENT_SAMPLE = 20_000
+EXTENT_SAMPLE = 5_000
 
 
 class LatencyObjective(Objective):
