@@ -5,8 +5,8 @@ import warnings
 
 import numpy as np
 import pytest
+from test_cli_bad_input import refused  # the CLI's one-sentence, exit-2 check
 
-from nas_lab.cli.main import main
 from nas_lab.core.constraint import Constrained, Constraint
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.objective import Evaluation, Objective
@@ -165,17 +165,6 @@ def test_widening_grows_logsynflow_and_leaves_the_entropic_score_nearly_flat(spa
 
 
 # -- bad input through the CLI --------------------------------------------------------------------------------------
-
-
-def refused(capsys, *args: str, valid: tuple[str, ...] = ()) -> str:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    assert code == 2, (out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("nas-lab: error: ") and "Traceback" not in err, err
-    for text in valid:
-        assert text in err, (text, err)
-    return err
 
 
 @pytest.fixture

@@ -384,8 +384,10 @@ class DecoupledSearch(Searcher):
         stage = self._last()
         if stage is None:
             return {}
+        pick = self.pick()
         out = {"final stage": f"{stage.name} of {len(self._stages)}, {stage.new} new archs",
-               "pick": f"its fittest by {self._metric(stage.fitness)}"}
+               "pick": f"architecture {pick}, the stage's fittest by {self._metric(stage.fitness)}"
+               if pick is not None else "none: the stage held no feasible architecture"}
         if self._note:
             out["note"] = self._note
         return out
