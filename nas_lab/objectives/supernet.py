@@ -49,10 +49,12 @@ TABLE = "table."
 
 
 class SupernetObjective(Objective):
-    """Accuracy of an arch with weights inherited from a cached SPOS-trained supernet, BN recalibrated.
+    """Accuracy of an arch with weights inherited from a cached SPOS-trained supernet, BN recalibrated if any.
 
-    ``epochs``, ``batch_size``, ``learning_rate``, ``max_batches`` train the
-    supernet (as ``searcher=spos`` does), ``recalibration`` train batches
+    ``epochs``, ``batch_size``, ``learning_rate``, ``max_batches``, ``optimizer`` train the
+    supernet (as ``searcher=spos`` does; ``optimizer=auto`` and ``epochs=none`` are the
+    space's recipe: SGD for 5 epochs, or for ViTAS' transformers AdamW with warm-up for
+    30; ``learning_rate=none`` is the optimiser's peak rate, 0.1 or 1e-3), ``recalibration`` train batches
     re-estimate BN per arch, ``seed`` fixes everything random (initial weights,
     training, recalibration batches, corruptions) so every run searches the same
     supernet; ``cache`` is the folder of trained supernets; ``table`` the
@@ -63,9 +65,10 @@ class SupernetObjective(Objective):
     needs = ("supernet",)
     directions = ("max",)
 
-    def __init__(self, space: Space, metric: str = "id", task: Task | None = None, epochs: int = 5,
-                 batch_size: int = 64, learning_rate: float = 0.1, max_batches: int | None = None,
-                 recalibration: int = 4, seed: int = 0, cache: str | None = None, table: str | None = None):
+    def __init__(self, space: Space, metric: str = "id", task: Task | None = None, epochs: int | None = None,
+                 batch_size: int = 64, learning_rate: float | None = None, max_batches: int | None = None,
+                 recalibration: int = 4, seed: int = 0, cache: str | None = None, table: str | None = None,
+                 optimizer: str = "auto"):
         from nas_lab.oneshot.training import Settings
 
         if metric not in METRICS:
@@ -73,7 +76,8 @@ class SupernetObjective(Objective):
         self.space = space
         self.metric = metric
         self.task = (task or Task()).for_space(space)
-        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("objective")
+        self.settings = Settings.resolve(space, epochs, batch_size, learning_rate, max_batches, recalibration, optimizer,
+                                         "objective")
         self.seed = seed
         self.folder = Path(cache).expanduser().resolve() if cache else cache_path().parent / "supernets"
         self.reference = reference_table(space, table)
@@ -199,6 +203,6 @@ class SupernetObjective(Objective):
     def describe(self) -> str:
         s = self.settings
         return (f"maximise {self.metric} with weights inherited from a supernet trained by uniform single-path "
-                f"sampling ({self.task.dataset}, {s.epochs} epochs, batch {s.batch_size}, seed {self.seed}, "
-                f"on {self.device}), BN recalibrated on {s.recalibration} train batches per arch")
-
+                f"sampling ({self.task.dataset}, {s.epochs} epochs, batch {s.batch_size}, {s.optimizer} at "
+                f"{s.learning_rate:g}, seed {self.seed}, on {self.device}), batch-norm statistics (where the models "
+                f"have any) re-estimated on {s.recalibration} train batches per arch")

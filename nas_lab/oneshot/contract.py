@@ -12,6 +12,12 @@ and the supernet objective caches and restores it with ``state_dict()`` /
 ``load_state_dict()``, so every weight and statistic it uses must be in its
 state dict. Its initial weights are drawn from torch's global generator while
 it is constructed (``training.new_supernet`` seeds and restores that generator).
+
+A space may name the training recipe its supernet wants as the attribute
+``supernet_recipe``, a dict with ``optimizer`` (``"sgd"``, the default, or
+``"adamw"``, which ViTAS' plain transformers need) and ``epochs`` (default 5);
+SPOS and the supernet objective use it where their ``optimizer=auto`` and
+``epochs=none`` leave the choice open (``training.Settings.resolve``).
 """
 
 from __future__ import annotations

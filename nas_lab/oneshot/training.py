@@ -14,7 +14,14 @@ Scoring paths with the trained weights is ``evaluation.py``'s.
 
 Weights are trained with SGD (momentum 0.9, Nesterov, weight decay 5e-4) under a
 cosine learning-rate schedule to zero, DARTS' weight optimiser (SPOS uses the
-same SGD with a linear decay); no data augmentation. Torch's randomness (initial weights, shuffling) is drawn from
+same SGD with a linear decay); no data augmentation. Vision transformers do not
+learn under that recipe in a few epochs (the ViTAS super-transformer stays near
+chance on digits), so ``optimizer="adamw"`` is the transformer recipe of DeiT and
+ViTAS: AdamW (weight decay 0.05 on tensors of two or more dimensions, none on biases and norm
+scales)
+with a linear warm-up over the first tenth of the steps, then the cosine decay.
+A space names the recipe its supernet wants as ``supernet_recipe`` (see
+``contract.py``); ``Settings.resolve`` fills the unset settings from it. Torch's randomness (initial weights, shuffling) is drawn from
 generators seeded by the caller's ``np.random.Generator`` or seed, never from
 global state.
 """
@@ -42,6 +49,10 @@ from nas_lab.oneshot.contract import Supernet, check_supernet
 #: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
 VERSION = 1
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
+#: optimiser recipes and their default peak learning rates
+LEARNING_RATES = {"sgd": 0.1, "adamw": 1e-3}
+EPOCHS = 5  # the default training length, sized for the HyViTas supernet on a CPU
+ADAMW_WEIGHT_DECAY, WARMUP_SHARE = 0.05, 0.1
 
 Split = tuple[torch.Tensor, torch.Tensor]
 
@@ -56,6 +67,7 @@ class Settings:
     learning_rate: float
     max_batches: int | None
     recalibration: int
+    optimizer: str = "sgd"
 
     def check(self, owner: str) -> Settings:
         """``self``, or ``UserError`` naming the first bad value as ``<owner>.<param>``."""
@@ -65,6 +77,8 @@ class Settings:
         if self.max_batches is not None and self.max_batches < 1:
             raise UserError(f"{owner}.max_batches must be a positive whole number or none (whole epochs), "
                             f"got {self.max_batches}")
+        if self.optimizer not in LEARNING_RATES:
+            raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, got {self.optimizer!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
         return self
@@ -75,9 +89,25 @@ class Settings:
         return full if self.max_batches is None else min(full, self.max_batches)
 
     def training(self) -> dict:
-        """The settings the trained weights depend on (recalibration does not change them)."""
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
-                "max_batches": self.max_batches}
+        """The settings the trained weights depend on (recalibration does not change them); the optimiser only
+        when it is not SGD, so supernets cached before there was a choice keep their keys."""
+        out = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+               "max_batches": self.max_batches}
+        return out if self.optimizer == "sgd" else {**out, "optimizer": self.optimizer}
+
+    @classmethod
+    def resolve(cls, space: Space | None, epochs: int | None, batch_size: int, learning_rate: float | None,
+                max_batches: int | None, recalibration: int, optimizer: str, owner: str) -> Settings:
+        """Checked settings where ``optimizer="auto"`` and ``epochs=None`` take the space's recipe
+        (``space.supernet_recipe``, see ``contract.py``; else SGD and 5 epochs) and ``learning_rate=None`` the
+        optimiser's default peak rate."""
+        recipe = getattr(space, "supernet_recipe", {})
+        if optimizer == "auto":
+            optimizer = recipe.get("optimizer", "sgd")
+        if epochs is None:
+            epochs = recipe.get("epochs", EPOCHS)
+        rate = LEARNING_RATES.get(optimizer, 1.0) if learning_rate is None else learning_rate
+        return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer).check(owner)
 
 
 @dataclass(frozen=True)
@@ -152,10 +182,25 @@ def epochs(split: Split, settings: Settings, generator: torch.Generator) -> Iter
 
 
 def weight_optimizer(params, settings: Settings, steps: int):
-    """SGD with Nesterov momentum and weight decay, and its cosine schedule from ``learning_rate`` to 0 over ``steps``."""
-    optimizer = torch.optim.SGD(params, lr=settings.learning_rate, momentum=MOMENTUM, nesterov=True,
-                                weight_decay=WEIGHT_DECAY)
-    return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, max(1, steps))
+    """The optimiser of ``settings`` and its schedule over ``steps``: SGD with Nesterov momentum and weight decay,
+    cosine from ``learning_rate`` to 0; or AdamW, linear warm-up then the same cosine."""
+    steps = max(1, steps)
+    if settings.optimizer == "sgd":
+        optimizer = torch.optim.SGD(params, lr=settings.learning_rate, momentum=MOMENTUM, nesterov=True,
+                                    weight_decay=WEIGHT_DECAY)
+        return optimizer, torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+    params = list(params)
+    groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": ADAMW_WEIGHT_DECAY},
+              {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate)
+    warmup = max(1, round(WARMUP_SHARE * steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def progress(total: int, desc: str, show: bool, unit: str = "it", postfix: str | None = None):

@@ -44,12 +44,13 @@ class SinglePathOneShot(OneShotSearcher):
     title = "SPOS"
     needs = ("supernet", "sample", "mutate", "crossover")
 
-    def __init__(self, task: Task | None = None, epochs: int = 5, batch_size: int = 64, learning_rate: float = 0.1,
-                 max_batches: int | None = None, recalibration: int = 4, population: int = 20, generations: int = 8,
-                 parents: int = 5):
+    def __init__(self, task: Task | None = None, epochs: int | None = None, batch_size: int = 64,
+                 learning_rate: float | None = None, max_batches: int | None = None, recalibration: int = 4,
+                 population: int = 20, generations: int = 8, parents: int = 5, optimizer: str = "auto"):
         from nas_lab.oneshot.training import Settings
 
-        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
+        self._recipe = (epochs, batch_size, learning_rate, max_batches, recalibration, optimizer)
+        self.settings = Settings.resolve(None, *self._recipe, "searcher")  # checked now; ``auto`` resolved in reset
         if population < 2:
             raise UserError(f"searcher.population must be at least 2, got {population}")
         if generations < 0:
@@ -59,11 +60,14 @@ class SinglePathOneShot(OneShotSearcher):
         self.task = task or Task()
         self.task.torch_device()  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
-        self.max_batches, self.recalibration = max_batches, recalibration
+        self.max_batches, self.recalibration, self.optimizer = max_batches, recalibration, optimizer
         self.population, self.generations, self.parents = population, generations, parents
 
     def reset(self, space, objective, rng):
+        from nas_lab.oneshot.training import Settings
+
         super().reset(space, objective, rng)
+        self.settings = Settings.resolve(space, *self._recipe, "searcher")
         if self.population > space.cardinality:
             raise UserError(f"searcher.population must lie in 2..{space.cardinality:,} (the architectures of space "
                             f"{space.name!r}), got {self.population:,}")

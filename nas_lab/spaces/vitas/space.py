@@ -19,8 +19,8 @@ the paper's Table 8. Input 224 × 224, 1,000 classes. Other settings
 
 - ``large``: Table 9's maxima 768 / 2880 / 2880, the rest as ``paper``;
 - ``cpu`` (**ours**, not the paper's): for 32 × 32 images and 10 classes, patch
-  sizes {2, 4, 8} (16 × 16, 8 × 8 and 4 × 4 patch grids, as 14, 16 and 32 give
-  at 224 px), every width maximum divided by 6 (embedding 64, q-k-v 240, MLP
+  sizes {4, 8, 16} (8 × 8, 4 × 4 and 2 × 2 patch grids: fewer tokens than the
+  paper's 16 × 16, 14 × 14 and 7 × 7, so a subnet's forward stays in milliseconds), every width maximum divided by 6 (embedding 64, q-k-v 240, MLP
   240: the paper's width proportions), head counts {1, 2, 4, 8} so that every
   per-q width ``8 i`` splits evenly, and 8 positions instead of 16
   (``space.positions=16`` gives the paper's depth).
@@ -54,6 +54,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 
@@ -110,6 +111,9 @@ class ViTASSpace(Space):
     """ViTAS: patch size, embedding width, and 16 positions of identity or a searched transformer block (seed 004)."""
 
     conditional = True
+    #: the one-shot layer's training recipe for this supernet (``oneshot.training``): transformers want AdamW and
+    #: more epochs than a CNN to learn anything on a small dataset
+    supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "epochs": 30}
 
     def __init__(self, setting: str = "paper", block_level: bool = False, positions: int | None = None,
                  image_size: int | None = None, num_classes: int | None = None, patch_sizes: str | None = None,
