@@ -189,3 +189,24 @@ def test_store_lines_are_strict_json_even_with_nan_metrics(tmp_path):
     text = (tmp_path / "runs.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
     assert next(Store(tmp_path).records())["best"] == {"id": None, "params": None}
+
+
+def test_a_row_may_set_its_own_space_and_objective_params_and_seed_by_repeat():
+    rows = {"shared": {"searcher": "random", "space_params": {"setting": "cpu", "private_class_token": False}},
+            "private": {"searcher": "random", "objective_params": {"seed": "${repeat}"}}}
+    study = StudyConfig.from_dict({"name": "ablation", "space": "vitas", "space_params": {"setting": "cpu"},
+                                   "objective_params": {"seed": 7}, "objectives": ["zc.params"], "budget": 5,
+                                   "repeats": 3, "searchers": rows}, {})
+    specs = {(s.searcher, s.repeat): s.run_config() for s in study.runs()}
+    assert specs["shared", 2].params["space"] == {"setting": "cpu", "private_class_token": False}
+    assert specs["shared", 2].params["objective"] == {"seed": 7}
+    assert [specs["private", r].params["objective"]["seed"] for r in range(3)] == [0, 1, 2]
+    assert specs["private", 1].params["space"] == {"setting": "cpu"}
+    assert specs["shared", 0].params["searcher"] == {}  # the row's own params are not the searcher's
+    bad = {**rows, "broken": {"searcher": "random", "space_params": {"setting": "tiny"}}}
+    with pytest.raises(UserError, match="space.setting"):
+        StudyConfig.from_dict({"name": "ablation", "space": "vitas", "objectives": ["zc.params"], "budget": 5,
+                               "searchers": bad}, {})
+    with pytest.raises(UserError, match="space_params"):
+        StudyConfig.from_dict({"name": "ablation", "space": "vitas", "objectives": ["zc.params"], "budget": 5,
+                               "searchers": {"random": {"space_params": [1]}}}, {})

@@ -13,7 +13,14 @@ searchers:                  # label: parameters (``searcher:`` picks another reg
   random: {}
   rea: {population: 50, tournament: 10}
   spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's), objectives and budgets (budgets: [100])
+  rea_small: {searcher: rea, space_params: {setting: cpu}}   # a row's own space and objective parameters
 ```
+
+A row's ``space_params`` and ``objective_params`` override the study's for that
+row only, so one study can compare variants of a space (an ablation) under the
+same searcher. A parameter value ``${repeat}`` is the run's repeat number:
+``objective_params: {seed: "${repeat}"}`` (quoted in braces) trains one supernet per repeat, so the
+spread over repeats includes the supernet's training seed.
 
 An objective with several metrics (a multi-objective search) is a list inside the
 list, ``[[test.cifar10, latency.pixel3]]``, and ``[a,b]`` in brackets on the command
@@ -45,6 +52,8 @@ _INTS = ("repeats", "seed")
 #: a grid larger than this is refused (Table 4 of HyViTas-Bench is 4,010 runs): it is a typo, and listing it would
 #: exhaust memory before the first run
 MAX_RUNS = 1_000_000
+#: a parameter value that stands for the run's repeat number
+REPEAT = "${repeat}"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class RunSpec:
     budget: int
     repeat: int
     study: "StudyConfig"
+    #: the row's own space and objective parameters (over the study's)
+    space_params: tuple = ()
+    objective_params: tuple = ()
 
     @property
     def key(self) -> str:
@@ -71,9 +83,14 @@ class RunSpec:
         cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.budget,
                         constraints=list(self.study.constraints))
         cfg.params["searcher"] = dict(self.searcher_params)
-        cfg.params["space"] = dict(self.study.space_params)
-        cfg.params["objective"] = {**self.study.objective_params, **({"table": self.study.table} if self.study.table else {})}
+        cfg.params["space"] = self.merged("space")
+        cfg.params["objective"] = {**self.merged("objective"), **({"table": self.study.table} if self.study.table else {})}
         return cfg
+
+    def merged(self, kind: str) -> dict[str, Any]:
+        """The study's ``<kind>_params`` with this row's over them, ``${repeat}`` replaced by the repeat number."""
+        params = {**getattr(self.study, f"{kind}_params"), **dict(getattr(self, f"{kind}_params"))}
+        return {k: self.repeat if v == REPEAT else v for k, v in params.items()}
 
     def describe(self) -> dict[str, Any]:
         """The run's config as stored beside its result."""
@@ -83,7 +100,8 @@ class RunSpec:
             "searcher": self.searcher_name,
             "searcher_params": dict(self.searcher_params),
             "objective": self.objective,
-            "objective_params": dict(self.study.objective_params),
+            "space_params": self.merged("space"),
+            "objective_params": self.merged("objective"),
             "constraints": list(self.study.constraints),
             "budget": self.budget,
             "seed": self.seed,
@@ -229,8 +247,10 @@ class StudyConfig:
                 if not _in_cell(label, params, objective, budget):
                     continue
                 params.pop("objectives", None), params.pop("budgets", None)
+                own = {k: tuple(sorted(params.pop(f"{k}_params", {}).items())) for k in ("space", "objective")}
                 for repeat in range(min(own_repeats, self.repeats) if repeats is None else repeats):
-                    out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, budget, repeat, self))
+                    out.append(RunSpec(label, name, tuple(sorted(params.items())), objective, budget, repeat, self,
+                                       own["space"], own["objective"]))
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,9 +300,12 @@ def _in_cell(label: str, params: dict, objective: str, budget: int) -> bool:
 
 
 def _searcher_params(label: str, params, source: str) -> dict:
-    """A searcher's entry of ``searchers:``: its parameters, with ``repeats``, ``objectives``, ``budgets`` and
-    ``searcher`` checked."""
+    """A searcher's entry of ``searchers:``: its parameters, with ``repeats``, ``objectives``, ``budgets``,
+    ``searcher``, ``space_params`` and ``objective_params`` checked."""
     params = _mapping(params, f"searchers.{label}", source, f"{label}: {{}} or rea: {{population: 50}}")
+    for key in ("space_params", "objective_params"):
+        if key in params:
+            params[key] = _mapping(params[key], f"searchers.{label}.{key}", source, f"{key}: {{seed: 1}}")
     if "repeats" in params:
         params["repeats"] = Param("repeats", 0, int).coerce(params["repeats"], f"searchers.{label}")
         if params["repeats"] < 1:
