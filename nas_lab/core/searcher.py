@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nas_lab.core.constraint import Constrained, Constraint
+from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
 
@@ -115,6 +117,30 @@ def sample_distinct(space: Space, rng: np.random.Generator, n: int, exclude: set
         return out
     exclude.update(space.index(out).tolist())
     return out
+
+
+def cheap_bounds(space: Space, objective: Objective) -> list[tuple[Constraint, Objective]]:
+    """The run's constraints a searcher can check before proposing an arch, each with the objective that measures
+    it: those the space knows in closed form (``params``: ``SpaceMetrics``), or whose measuring objective is cheap
+    (a latency look-up table). They come from the ``Constrained`` wrapper's ``measurers``; measuring through them
+    charges no budget (the runner charges ``objective.evaluate`` only)."""
+    if not isinstance(objective, Constrained):
+        return []
+    closed = SpaceMetrics(space)
+    out = []
+    for c in objective.constraints:
+        measurer = closed if closed.can_measure(c.metric) else objective.measurers[c.metric]
+        if measurer.cheap:
+            out.append((c, measurer))
+    return out
+
+
+def within(bounds: list[tuple[Constraint, Objective]], archs: np.ndarray) -> np.ndarray:
+    """``(n,)`` bool: which archs meet every bound of ``cheap_bounds``."""
+    ok = np.ones(len(archs), dtype=bool)
+    for c, measurer in bounds:
+        ok &= c.holds(measurer.measure(c.metric, archs))
+    return ok
 
 
 #: spaces at most this large may be enumerated to draw their last unseen archs

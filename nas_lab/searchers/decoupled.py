@@ -70,11 +70,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from nas_lab.core.constraint import Constrained
 from nas_lab.core.errors import UserError
-from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation, default_direction
-from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.core.searcher import Searcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.space import TAGS
 
 FITNESS = ("decoupled", "combined", "topology", "size")
@@ -179,7 +177,7 @@ class DecoupledSearch(Searcher):
             if metric not in objective.targets:  # the objective's own sentence for a metric it cannot give
                 objective.measure(metric, np.empty((0, space.dim), dtype=np.int64))
         self._needed = needed
-        self._bounds = self._cheap_bounds(objective)
+        self._bounds = cheap_bounds(space, objective)
         share = np.inf if self.time_limit is None else self.time_limit / self.planned
         start = self._mode_fitness(mode, "topology")
         self._stages = [_Stage(f"subpopulation {i + 1}", start, None, self.subpopulation_size,
@@ -198,19 +196,6 @@ class DecoupledSearch(Searcher):
         self._handed: list[int] = []
         self._proposed: set[int] = set()
         self._checked = False
-
-    def _cheap_bounds(self, objective) -> list:
-        """The constraints checked before proposing, so no proxy is spent on archs beyond them: those the space
-        knows in closed form (``params``), or whose measuring objective is cheap."""
-        if not isinstance(objective, Constrained):
-            return []
-        closed = SpaceMetrics(self.space)
-        out = []
-        for c in objective.constraints:
-            measurer = closed if closed.can_measure(c.metric) else objective.measurers[c.metric]
-            if measurer.cheap:
-                out.append((c, measurer))
-        return out
 
     @staticmethod
     def _mode_fitness(mode: str, tag: str) -> str:
@@ -275,7 +260,7 @@ class DecoupledSearch(Searcher):
         for _ in range(DRAW_ROUNDS):
             cand = sample_distinct(self.space, self.rng, DRAW_ROUNDS, self._proposed)
             drawn += len(cand)
-            out += list(cand[self._within(cand)])
+            out += list(cand[within(self._bounds, cand)])
             if len(out) >= size or not len(cand):
                 break
         if not out and not any(np.isfinite(v).any() for v in self._values.values()):
@@ -298,16 +283,10 @@ class DecoupledSearch(Searcher):
             m = DRAW_ROUNDS if self._bounds else 1
             mutants = self.space.mutate(np.repeat(first[None], m, 0), self.rng, k, stage.mask)
             crossed = self.space.crossover(np.repeat(first[None], m, 0), np.repeat(second[None], m, 0), self.rng)
-            kids = np.concatenate([c[self._within(c)][:1] for c in (mutants, crossed)])
+            kids = np.concatenate([c[within(self._bounds, c)][:1] for c in (mutants, crossed)])
             if len(kids):
                 break
         return kids
-
-    def _within(self, archs: np.ndarray) -> np.ndarray:
-        ok = np.ones(len(archs), dtype=bool)
-        for c, measurer in self._bounds:
-            ok &= c.holds(measurer.measure(c.metric, archs))
-        return ok
 
     # -- tell --------------------------------------------------------------------------------------------
     def tell(self, archs: np.ndarray, evaluation: Evaluation) -> None:
