@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from nas_lab.core import registry
-from nas_lab.core.constraint import Constrained, Constraint
+from nas_lab.core.constraint import Constrained, run_constraints
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.joint import Joint, SpaceMetrics
 from nas_lab.core.objective import DIRECTIONS, Objective, default_direction
@@ -110,8 +110,8 @@ def build(cfg: RunConfig):
     space = registry.create("space", cfg.space, cfg.params["space"])
     task = cfg.task()
     objective = build_objective(space, cfg.objective, dict(cfg.params["objective"]), task)
-    if cfg.constraints:
-        constraints = [Constraint.parse(c) for c in cfg.constraints]
+    constraints = run_constraints(space, cfg.constraints)
+    if constraints:
         measurers = {c.metric: _measurer(c.metric, objective, space, cfg.params["objective"], task) for c in constraints}
         objective = Constrained(objective, constraints, measurers)
     searcher = registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=task)

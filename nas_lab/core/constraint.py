@@ -61,6 +61,22 @@ class Constraint:
         return f"{self.metric}{self.op}{self.bound:g}"
 
 
+def run_constraints(space, given: list[str]) -> list[Constraint]:
+    """A run's constraints: the ``given`` ones, and each of ``space.default_constraints`` whose metric they leave
+    unbounded on that side (``params<=2e5`` replaces a default ``params<=100000``, ``params>=1e4`` keeps it);
+    ``UserError`` for an upper bound below the smallest value the space holds (``space.lowest``)."""
+    parsed = [Constraint.parse(c) for c in given]
+    bounded = {(c.metric, c.op in ("<=", "<")) for c in parsed}
+    defaults = [Constraint.parse(c) for c in space.default_constraints]
+    out = [c for c in defaults if (c.metric, c.op in ("<=", "<")) not in bounded] + parsed
+    for c in out:
+        low = space.lowest(c.metric) if c.op in ("<=", "<") else None
+        if low is not None and not c.holds(low):
+            raise UserError(f"no arch of space {space.name!r} meets the constraint {c}: the smallest has {c.metric} "
+                            f"{low:g}; give a bound above it")
+    return out
+
+
 class Constrained(Objective):
     """Any objective, with archs breaking a bound marked infeasible and their violation sized.
 

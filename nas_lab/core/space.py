@@ -74,6 +74,8 @@ class Space:
     default_table: str | None = None
     #: True when some decisions can be inactive (the space overrides ``active``)
     conditional: bool = False
+    #: constraints every run on the space gets unless it bounds the same metric itself (e.g. ``("params<=100000",)``)
+    default_constraints: tuple[str, ...] = ()
     #: input sides (px) the space's models take: ``min_side`` to ``max_side``, a multiple of ``side_step``
     min_side: int = 1
     side_step: int = 1
@@ -305,6 +307,11 @@ class Space:
     def supernet(self, **task):
         """One weight-sharing module for every arch (spaces with one override)."""
         raise NotImplementedError(f"space {self.name!r} has no supernet")
+
+    def lowest(self, metric: str) -> float | None:
+        """The smallest value of the closed-form ``metric`` over valid archs, where the space knows it exactly (None
+        otherwise), so that an upper bound no arch meets is refused before a run starts."""
+        return None
 
     def capabilities(self) -> frozenset[str]:
         """What this space offers: the base operators plus any overridden extras."""
