@@ -279,3 +279,26 @@ def copy_slices(dynamic: nn.Module, static: nn.Module) -> None:
     for name, child in static.named_children():
         if child.state_dict():
             copy_slices(getattr(dynamic, name), child)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(net: nn.Module, arch, batches) -> nn.Module:
+    """Re-estimate every BatchNorm's running statistics of supernet ``net`` for the path ``arch``; returns ``net``.
+
+    The running statistics are shared by all paths but each path's activations
+    have their own, so after (SPOS) training they fit no single arch. They are
+    reset and set to the cumulative average (``momentum=None``) of the path's
+    batch statistics over ``batches`` (image tensors or ``(images, labels)``),
+    computed in train mode without gradients; train or eval mode is left as it was.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+    momenta, was_training = [m.momentum for m in norms], net.training
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    net.train()
+    for batch in batches:
+        net(batch[0] if isinstance(batch, (tuple, list)) else batch, arch)
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return net.train(was_training)

@@ -59,6 +59,7 @@ from nas_lab.nn.dynamic import (
     copy_slices,
     kernel_mask,
     prefix_mask,
+    recalibrate_batchnorm,
 )
 from nas_lab.spaces.hyvitas.space import HyViTasSpace
 
@@ -157,24 +158,6 @@ class HyViTasSupernet(nn.Module):
         copy_slices(self, model)
         return model.to(self.head[1].weight.device)
 
-    @torch.no_grad()
     def recalibrate(self, arch, batches: Iterable) -> HyViTasSupernet:
-        """Re-estimate BatchNorm running stats for ``arch`` on ``batches`` (image tensors or ``(images, labels)``).
-
-        The running stats are shared by all paths but each path's activations
-        have their own statistics, so after (SPOS) training they fit no single
-        arch. This resets them and accumulates the cumulative average
-        (``momentum=None``) of the path's batch statistics in train mode, without
-        gradients, before evaluating the arch; the model is left as it was (train or eval).
-        """
-        norms = [m for m in self.modules() if isinstance(m, nn.BatchNorm2d)]
-        momenta, was_training = [m.momentum for m in norms], self.training
-        for m in norms:
-            m.reset_running_stats()
-            m.momentum = None
-        self.train()
-        for batch in batches:
-            self(batch[0] if isinstance(batch, (tuple, list)) else batch, arch)
-        for m, momentum in zip(norms, momenta):
-            m.momentum = momentum
-        return self.train(was_training)
+        """Re-estimate BN running stats for ``arch`` on ``batches`` before evaluating it (``recalibrate_batchnorm``)."""
+        return recalibrate_batchnorm(self, arch, batches)
