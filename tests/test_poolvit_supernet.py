@@ -14,7 +14,9 @@ import torch
 import torch.nn.functional as F
 from test_poolvit_model import every_kind
 
+from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
+from nas_lab.core.runner import run
 from nas_lab.oneshot import training as st
 from nas_lab.oneshot.contract import Supernet, check_supernet, runs_mixtures
 from nas_lab.oneshot.evaluation import PathEvaluator
@@ -123,3 +125,18 @@ def test_one_shot_training_and_path_evaluation_run_on_it():
         scores.append([evaluator.accuracy(a, (x, y)) for a in space.sample(np.random.default_rng(8), 2)])
     assert scores[0] == scores[1] and all(0 <= a <= 100 for a in scores[0])
     assert any(not torch.equal(start[k], v) for k, v in net.state_dict().items())
+
+
+def test_spos_keeps_its_evolution_within_the_parameter_cap(monkeypatch, tmp_path):
+    """SPOS draws and breeds only archs within the run's closed-form bounds, so the arch it derives meets the cap
+    (5,000 parameters: about 7 % of uniformly drawn archs of this variant)."""
+    monkeypatch.setenv("NAS_LAB_CACHE", str(tmp_path))
+    cfg = RunConfig(space="poolvit", searcher="spos", objective="zc.params", constraints=["params<=5000"]).apply([
+        "space.cnn_blocks=1", "space.vit_blocks=1", "searcher.epochs=1", "searcher.max_batches=1",
+        "searcher.batch_size=8", "searcher.recalibration=1", "searcher.population=3", "searcher.generations=1",
+        "searcher.parents=2"])
+    space, objective, searcher = build(cfg)
+    result = run(space, objective, searcher, budget=1, seed=0)
+    assert result.searcher_report["archs scored"] == 6
+    derived = space.arch(result.searcher_report["derived arch"])
+    assert space.params(derived[None])[0] <= 5000 and result.history["feasible"].all()

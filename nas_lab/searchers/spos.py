@@ -10,7 +10,10 @@ On its first ask, SPOS
    normalisation statistics on a few train batches (``oneshot.evaluation``):
    a first generation of ``population`` random archs, then ``generations``
    more, each of ``population`` new archs, half one-decision mutants and half uniform
-   crossovers of parents drawn from the ``parents`` best archs scored so far
+   crossovers of parents drawn from the ``parents`` best archs scored so far; with
+   constraints the run can check cheaply (closed-form ``params``, a latency table:
+   ``core.searcher.cheap_bounds``), only archs within them are drawn and bred, the
+   paper's constrained evolution, so the derived arch meets them
    (SPOS: population 50, 20 iterations, top 10, 25 mutants + 25 crossovers;
    the defaults here, population 20, 8 generations, top 5, are sized for a CPU);
 3. proposes the best-scoring arch. The run's objective evaluates it (on the
@@ -30,7 +33,7 @@ import time
 import numpy as np
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.searcher import OneShotSearcher, sample_distinct
+from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.task import Task
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
@@ -67,6 +70,7 @@ class SinglePathOneShot(OneShotSearcher):
         from nas_lab.oneshot.training import Settings
 
         super().reset(space, objective, rng)
+        self._bounds = cheap_bounds(space, objective)
         self.settings = Settings.resolve(space, *self._recipe, "searcher")
         if self.population > space.cardinality:
             raise UserError(f"searcher.population must lie in 2..{space.cardinality:,} (the architectures of space "
@@ -91,7 +95,7 @@ class SinglePathOneShot(OneShotSearcher):
                          postfix=f"generation 0/{self.generations}") as bar:
             for generation in range(self.generations + 1):
                 if generation == 0:
-                    children = sample_distinct(self.space, self.rng, self.population, seen)
+                    children = self._first(seen)
                 else:
                     best = np.argsort(scores, kind="stable")[::-1][: self.parents]
                     children = self._children(np.array(archs)[best], seen)
@@ -102,6 +106,9 @@ class SinglePathOneShot(OneShotSearcher):
                                         refresh=False)
                     bar.update()
 
+        if not archs:
+            raise UserError(f"SPOS drew no arch within the run's bounds ({', '.join(str(c) for c, _ in self._bounds)}) "
+                            f"in {TRIES} rounds of {4 * self.population} archs; loosen the constraints")
         derived = archs[int(np.argmax(scores))]  # the first-scored arch among equals
         end = time.perf_counter()
         self._report = {
@@ -116,6 +123,23 @@ class SinglePathOneShot(OneShotSearcher):
         }
         return derived
 
+    def _first(self, seen: set[int]) -> np.ndarray:
+        """The first generation: ``population`` random archs, within the run's cheap bounds (closed-form
+        ``params``, a latency table) where it has any: SPOS' constrained evolution."""
+        if not self._bounds:
+            return sample_distinct(self.space, self.rng, self.population, seen)
+        out: list[np.ndarray] = []
+        for _ in range(TRIES):
+            drawn = sample_distinct(self.space, self.rng, 4 * self.population, set(seen))
+            drawn = drawn[within(self._bounds, drawn)]
+            for arch, index in zip(drawn, self.space.index(drawn).tolist()):
+                if len(out) < self.population and index not in seen:
+                    seen.add(index)
+                    out.append(arch)
+            if len(out) == self.population:
+                break
+        return np.array(out, dtype=np.int64).reshape(-1, self.space.dim)
+
     def _children(self, parents: np.ndarray, seen: set[int]) -> np.ndarray:
         """Up to ``population`` archs not scored yet: half mutants of, half crossovers between, random parents."""
         out: list[np.ndarray] = []
@@ -127,6 +151,7 @@ class SinglePathOneShot(OneShotSearcher):
             mutants = (k + 1) // 2
             candidates = np.concatenate([self.space.mutate(pick[:mutants, 0], self.rng),
                                          self.space.crossover(pick[mutants:, 0], pick[mutants:, 1], self.rng)])
+            candidates = candidates[within(self._bounds, candidates)]
             for arch, index in zip(candidates, self.space.index(candidates).tolist()):
                 if index not in seen:
                     seen.add(index)
