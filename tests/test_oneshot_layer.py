@@ -20,6 +20,7 @@ from nas_lab.core.space import Decision, Space
 from nas_lab.oneshot.contract import Supernet, check_supernet, runs_mixtures, supports_mixture
 from nas_lab.oneshot.training import new_supernet
 from nas_lab.spaces.hyvitas import HyViTasSpace
+from nas_lab.spaces.poolvit import PoolViTSpace
 from nas_lab.spaces.vitas import ViTASSpace
 
 PACKAGE = Path(nas_lab.__file__).parent
@@ -73,8 +74,9 @@ def test_layering_holds():
     assert not (PACKAGE / "searchers" / "supernet_training.py").exists()  # moved to oneshot/training.py, no shim
 
 
-@pytest.mark.parametrize("space, mixture", [(HyViTasSpace(), True), (ViTASSpace(setting="cpu", positions=2), False)],
-                         ids=["hyvitas", "vitas"])
+@pytest.mark.parametrize("space, mixture", [(HyViTasSpace(), True), (ViTASSpace(setting="cpu", positions=2), False),
+                                            (PoolViTSpace(cnn_blocks=1, vit_blocks=1), False)],
+                         ids=["hyvitas", "vitas", "poolvit"])
 def test_built_in_supernets_offer_the_contract(space, mixture):
     torch.manual_seed(0)
     net = space.supernet(num_classes=10)

@@ -147,7 +147,7 @@ class SuperInverted(nn.Module):
 
 
 class SuperCnn(nn.Module):
-    """One CNN position: a block of each kind (``model.BLOCKS``) at its largest."""
+    """One CNN position: a block of each kind (``cost.BLOCKS``) at its largest."""
 
     def __init__(self, max_in: int, max_c: int):
         super().__init__()
