@@ -211,14 +211,14 @@ class PoolViTSpace(Space):
         for kind, channels, kernel, stride, groups, ratio in lay["cnn"]:
             p, m, side = cost.cnn_block(kind, width, channels, kernel, stride, groups, ratio, side)
             params, macs = params + p, macs + m
-            ok &= (kind != cost.BOTTLENECK) | ((channels // ratio) % groups == 0)
+            ok &= _groups_fit(kind, channels, ratio, groups)
             width = np.where(kind == cost.IDENTITY, width, channels)
         side = cost.out_side(side, 2)  # the pooling block
         for kind, block, channels, kernel, stride, groups, ratio, _, heads, head_dim in lay["vit"]:
             p, m, side = cost.vit_pattern(kind, width, channels, block, kernel, stride, groups, ratio, heads,
                                           head_dim, side)
             params, macs = params + p, macs + m
-            ok &= (kind != cost.MHSA) | (block != cost.BOTTLENECK) | ((channels // ratio) % groups == 0)
+            ok &= _groups_fit(np.where(kind == cost.MHSA, block, cost.IDENTITY), channels, ratio, groups)
             width = np.where(kind == cost.IDENTITY, width, channels)
         p, m = cost.head(width, num_classes or self.num_classes)
         return params + p, macs + m, side, ok
@@ -278,12 +278,12 @@ class PoolViTSpace(Space):
             if stage == "cnn":
                 kind, channels, kernel, stride, groups, ratio = lay
                 p, _, after = cost.cnn_block(kind, width, channels, kernel, stride, groups, ratio, side)
-                ok = (kind != cost.BOTTLENECK) | ((channels // ratio) % groups == 0)
+                ok = _groups_fit(kind, channels, ratio, groups)
             else:
                 kind, block, channels, kernel, stride, groups, ratio, _, heads, head_dim = lay
                 p, _, after = cost.vit_pattern(kind, width, channels, block, kernel, stride, groups, ratio, heads,
                                                head_dim, side)
-                ok = (kind != cost.MHSA) | (block != cost.BOTTLENECK) | ((channels // ratio) % groups == 0)
+                ok = _groups_fit(np.where(kind == cost.MHSA, block, cost.IDENTITY), channels, ratio, groups)
             new_width = np.where(kind == cost.IDENTITY, width, channels)
             results.append((new_width[ok], after[ok], lo + p[ok], hi + p[ok]))
         return _reduce(*(np.concatenate(parts) for parts in zip(*results)))
@@ -340,6 +340,11 @@ def _cnn_decisions(prefix: str, channels: tuple[int, ...]) -> list[Decision]:
     return [Decision(prefix + "channels", channels, "size"), Decision(prefix + "kernel", KERNELS, "topology"),
             Decision(prefix + "stride", STRIDES, "topology"), Decision(prefix + "groups", GROUPS, "topology"),
             Decision(prefix + "ratio", RATIOS, "size")]
+
+
+def _groups_fit(block, channels, ratio, groups) -> np.ndarray:
+    """Whether a CNN block of each ``block`` code (0 where there is none) has a bottleneck width its groups divide."""
+    return (np.asarray(block) != cost.BOTTLENECK) | ((channels // ratio) % groups == 0)
 
 
 def _grid(space: PoolViTSpace, prefix: str) -> np.ndarray:
