@@ -70,7 +70,7 @@ def test_no_proposed_arch_breaks_a_bound(space):
     assert (space.params(archs) <= limits["params"]).all()
     assert space.is_valid(archs).all()
     assert result.history["feasible"].all()
-    assert searcher.report()["fine"] == "6 of 6 generations"
+    assert searcher.report()["fine"] == "6 of 6 generations" and "note" not in searcher.report()
 
 
 @pytest.mark.parametrize("key", ["params", "latency", "eq3", "random"])
@@ -117,6 +117,7 @@ def test_depth_and_block_mutation_rates():
     three = space.from_values({**space.describe(parent), "stages": 3})
     t4 = [space.names.index(f"t4.{d}") for d in ("width", "depth", "heads", "mlp_ratio")]
     assert not (searcher.mutate(np.repeat(three[None], 2000, axis=0))[:, t4] != three[t4]).any()
+    assert "no latency bound" in searcher.report()["note"]  # the run here has no bound at all
 
 
 def test_same_seed_same_run():

@@ -224,6 +224,9 @@ class CoarseToFine(Searcher):
         drawn, fit = self._coarse
         out = {"coarse": f"{drawn} drawn, {fit} within the bounds, {len(self._seeds)} kept by {self.key}",
                "fine": f"{min(self._generation, self.generations)} of {self.generations} generations"}
-        if self._short:
-            out["note"] = self._short
+        notes = [self._short] if self._short else []
+        if self._latency is None:
+            notes.append("the run has no latency bound (constraint=latency.lut<=X), so none was enforced")
+        if notes:
+            out["note"] = "; ".join(notes)
         return out
