@@ -114,6 +114,7 @@ class PoolViTSpace(Space):
         self.col = {n: i for i, n in enumerate(self.names)}
         # the one input side validity and MACs are stated at (what default_image_size and check_side see)
         self.resolution = self.min_side = self.max_side = self.side_step = self.image_size
+        # ``build``'s default class count is the space's (the zero-cost proxies read it from the signature)
         self.build = functools.partial(self._build, num_classes=self.num_classes)
         self._params_range = None
 
