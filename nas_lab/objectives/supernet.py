@@ -54,7 +54,7 @@ class SupernetObjective(Objective):
     ``epochs``, ``batch_size``, ``learning_rate``, ``max_batches``, ``optimizer`` train the
     supernet (as ``searcher=spos`` does; ``optimizer=auto`` and ``epochs=none`` are the
     space's recipe: SGD for 5 epochs, or for ViTAS' transformers AdamW with warm-up for
-    30; ``learning_rate=none`` is the optimiser's peak rate, 0.1 or 1e-3), ``recalibration`` train batches
+    60; ``learning_rate=none`` is the optimiser's peak rate, 0.1 or 1e-3), ``recalibration`` train batches
     re-estimate BN per arch, ``seed`` fixes everything random (initial weights,
     training, recalibration batches, corruptions) so every run searches the same
     supernet; ``cache`` is the folder of trained supernets; ``table`` the

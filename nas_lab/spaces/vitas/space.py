@@ -113,7 +113,7 @@ class ViTASSpace(Space):
     conditional = True
     #: the one-shot layer's training recipe for this supernet (``oneshot.training``): transformers want AdamW and
     #: more epochs than a CNN to learn anything on a small dataset
-    supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "epochs": 30}
+    supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "epochs": 60}
 
     def __init__(self, setting: str = "paper", block_level: bool = False, positions: int | None = None,
                  image_size: int | None = None, num_classes: int | None = None, patch_sizes: str | None = None,

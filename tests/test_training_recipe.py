@@ -1,0 +1,41 @@
+"""One-shot training recipes: the space names its supernet's, SGD settings keep their cache keys, AdamW warms up."""
+
+import pytest
+import torch
+
+from nas_lab.core.errors import UserError
+from nas_lab.oneshot.training import Settings, weight_optimizer
+from nas_lab.spaces.hyvitas import HyViTasSpace
+from nas_lab.spaces.vitas import ViTASSpace
+
+
+def test_auto_takes_the_space_recipe_and_unset_rates_the_optimisers():
+    vit = Settings.resolve(ViTASSpace(setting="cpu"), None, 64, None, None, 4, "auto", "objective")
+    assert (vit.optimizer, vit.epochs, vit.learning_rate) == ("adamw", 60, 1e-3)
+    cnn = Settings.resolve(HyViTasSpace(), None, 64, None, None, 4, "auto", "objective")
+    assert (cnn.optimizer, cnn.epochs, cnn.learning_rate) == ("sgd", 5, 0.1)
+    # SGD's key is what it was before there was a choice, so supernets cached then are still found
+    assert cnn.training() == {"epochs": 5, "batch_size": 64, "learning_rate": 0.1, "max_batches": None}
+    assert vit.training()["optimizer"] == "adamw"
+    mine = Settings.resolve(ViTASSpace(setting="cpu"), 3, 64, 0.01, None, 4, "sgd", "objective")
+    assert (mine.optimizer, mine.epochs, mine.learning_rate) == ("sgd", 3, 0.01)
+    with pytest.raises(UserError, match="objective.optimizer must be one of auto, sgd, adamw"):
+        Settings.resolve(None, None, 64, None, None, 4, "adam", "objective")
+
+
+def test_adamw_warms_up_linearly_then_decays_to_zero_and_spares_biases_and_norms():
+    net = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    settings = Settings(1, 8, 1e-3, None, 1, "adamw")
+    optimizer, schedule = weight_optimizer(net.parameters(), settings, steps=100)
+    decays = sorted((g["weight_decay"], sum(p.numel() for p in g["params"])) for g in optimizer.param_groups)
+    assert decays == [(0.0, 4 + 4 + 4), (0.05, 16)]  # biases and LayerNorm scale/shift: no decay
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    # warm-up over the first 10 steps: 1/10, 2/10 ... of the peak, exactly by construction (float tolerance 1e-12)
+    assert rates[:10] == pytest.approx([1e-4 * (i + 1) for i in range(10)], abs=1e-12)
+    assert rates[10] == pytest.approx(1e-3, abs=1e-12)
+    assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
+    assert rates[-1] < 1e-6
