@@ -55,7 +55,7 @@ from nas_lab.core import registry
 from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import CIFAR_SIDE
-from nas_lab.objectives.latency.contract import offers_blocks
+from nas_lab.objectives.latency.contract import MEMBERS, offers_blocks
 from nas_lab.objectives.zero_cost.cache import cache_path
 
 #: ``format`` of a table file; another value is another layout
@@ -174,8 +174,7 @@ def _show(value) -> str:
 
 
 def _block_spaces() -> list[str]:
-    return [n for n in registry.names("space") if all(hasattr(registry.load("space", n), m)
-                                                      for m in ("latency_blocks", "latency_slots", "latency_module"))]
+    return [n for n in registry.names("space") if all(hasattr(registry.load("space", n), m) for m in MEMBERS)]
 
 
 def folder() -> Path:
