@@ -144,3 +144,27 @@ def test_one_shot_training_and_path_evaluation_run_on_it():
     assert trained[0] == trained[1]  # same seed, same weights and scores
     assert any(not torch.equal(start[k], v) for k, v in net.state_dict().items())
     assert all(0 <= a <= 100 for a in trained[0])
+
+
+@pytest.mark.parametrize("searcher", [
+    ["searcher=nsga2", "searcher.population=4", "constraint=macs<=2e5", "budget=6"],
+    ["searcher=spos", "searcher.epochs=1", "searcher.max_batches=2", "searcher.population=4",
+     "searcher.generations=1", "searcher.parents=2", "budget=1"],
+    ["searcher=random", "budget=3"],
+])
+def test_searches_run_on_vitas_with_the_supernet_objective(tmp_path, capsys, searcher):
+    """NSGA-II within a MACs budget, SPOS and random search, end to end on a tiny CPU setting (2 positions)."""
+    import json
+
+    from nas_lab.cli.main import main
+
+    code = main(["run", "space=vitas", "space.setting=cpu", "space.positions=2", "space.budget_macs=2e5",
+                 "objective=supernet.id", "objective.epochs=1", "objective.max_batches=2",
+                 f"objective.cache={tmp_path}", "--no-save", "--json", "--no-progress", *searcher])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    best = result["best"]
+    assert 0 <= best["metrics"]["id"] <= 100
+    assert result["objective_info"]["optimizer"] == "adamw"
+    if "constraint=macs<=2e5" in searcher:
+        assert best["metrics"]["macs"] <= 2e5
