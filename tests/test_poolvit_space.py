@@ -160,3 +160,16 @@ def test_a_search_reports_an_arch_under_the_cap(capsys, monkeypatch, tmp_path):
     space = PoolViTSpace(vit_blocks=2)
     best = space.from_values(record["best"]["arch"])
     assert space.params(best[None])[0] <= 100_000 < space.params(space.sample(np.random.default_rng(0), 50)).max()
+
+
+def test_a_multi_objective_run_reports_its_front(capsys, monkeypatch, tmp_path):
+    """The space's indices exceed int64 (Python ints): the front of a two-metric run is described all the same."""
+    monkeypatch.setenv("NAS_LAB_CACHE", str(tmp_path))
+    code = main(["run", "space=poolvit", "objective=zc.params,macs", "searcher=random", "budget=4", "--no-save",
+                 "--no-progress", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    front = json.loads(out)["front"]
+    assert SPACE.big and len(front) >= 1 and all(member["index"] > 2**63 for member in front)
+    for member in front:
+        assert SPACE.index(SPACE.from_values(member["arch"])) == member["index"]

@@ -140,7 +140,7 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         from nas_lab.core.fronts import summarise
 
         front = summarise(history, objective)
-        front["archs"] = [space.describe(a) for a in space.arch(np.asarray(front["index"], dtype=np.int64))]
+        front["archs"] = [space.describe(a) for a in space.arch(front["index"])]  # Python ints for a big space
     elif pick is None and len(fit) and np.isfinite(fit.max()):
         pick = int(history["index"][int(np.argmax(fit))])
     if pick is not None:
