@@ -1,4 +1,5 @@
-"""Reusable blocks of hybrid CNN-ViT models, all on ``(B, C, H, W)`` feature maps.
+"""Reusable blocks of hybrid CNN-ViT models, all on ``(B, C, H, W)`` feature maps, and the attention and
+initialisation every transformer space shares (``attend``, ``init_weights``: ViTAS, AutoViT).
 
 Every block keeps the shape of its input, so a stage is a plain stack of them.
 Normalisation is BatchNorm throughout: HyViTas-Bench uses it instead of
@@ -77,3 +78,26 @@ class HybridBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(self.attn(x))
+
+
+#: standard deviation of the truncated-normal initialisation of tokens, embeddings and linear weights (DeiT's)
+INIT_STD = 0.02
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Scaled dot-product attention over ``(b, heads, tokens, head_dim)`` tensors, as two counted matmuls."""
+    weights = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
+    return weights @ v
+
+
+@torch.no_grad()
+def init_weights(module: nn.Module) -> None:
+    """DeiT's initialisation: truncated normal (std 0.02) for class tokens, position embeddings and linear
+    weights, zero linear biases; LayerNorms at (1, 0) and the patch-embedding conv keep torch's defaults."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.trunc_normal_(m.weight, std=INIT_STD)
+            nn.init.zeros_(m.bias)
+    for name, p in module.named_parameters():
+        if "cls_token" in name or "pos_embed" in name:
+            nn.init.trunc_normal_(p, std=INIT_STD)

@@ -25,7 +25,7 @@ The block keeps its input's side: downsampling happens in the stem, in the first
 block of a MobileNetV2 stage and in a transformer stage's ``down`` (strides in
 ``space.py``).
 
-Attention is written as explicit matmuls (``vitas.model.attend``) so that torch's
+Attention is written as explicit matmuls (``nn.blocks.attend``) so that torch's
 FLOP counter counts it on every device. Linear layers carry biases and start from
 DeiT's truncated normal; convs have no bias (a BatchNorm follows) and keep torch's
 initialisation.
@@ -38,8 +38,8 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from nas_lab.nn.blocks import attend, init_weights
 from nas_lab.spaces.autovit.cost import IN_CHANNELS, KERNEL, POOL_EXPANSION
-from nas_lab.spaces.vitas.model import attend, init_weights
 
 
 class ConvBN(nn.Module):

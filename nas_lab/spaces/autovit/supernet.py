@@ -21,22 +21,24 @@ Found subnets keep the inherited weights (the paper does not retrain).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nas_lab.core.errors import UserError
+from nas_lab.nn.blocks import init_weights
 from nas_lab.nn.dynamic import (
     DynamicBatchNorm2d,
     DynamicConv2d,
     DynamicLayerNorm,
     DynamicLinear,
     copy_slices,
+    recalibrate_batchnorm,
 )
 from nas_lab.spaces.autovit.cost import IN_CHANNELS, KERNEL, POOL_EXPANSION
 from nas_lab.spaces.autovit.model import fold, multi_head, unfold
-from nas_lab.spaces.hyvitas.supernet import HyViTasSupernet
-from nas_lab.spaces.vitas.model import init_weights
 
 
 class DepthwiseSlice(nn.Conv2d):
@@ -205,5 +207,6 @@ class AutoViTSupernet(nn.Module):
         copy_slices(self, model)
         return model.to(self.head.classifier.weight.device)
 
-    # the path's BatchNorm statistics re-estimated on its own batches, as for HyViTas (shared code, not a copy)
-    recalibrate = HyViTasSupernet.recalibrate
+    def recalibrate(self, arch, batches: Iterable) -> AutoViTSupernet:
+        """Re-estimate the path's BatchNorm statistics on ``batches`` (``nn.dynamic.recalibrate_batchnorm``)."""
+        return recalibrate_batchnorm(self, arch, batches)

@@ -23,18 +23,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nas_lab.nn.blocks import attend, init_weights
 from nas_lab.spaces.vitas.cost import IN_CHANNELS, ViTShape
 
 #: LayerNorm epsilon (DeiT's)
 EPS = 1e-6
-#: standard deviation of the truncated-normal initialisation of tokens, embeddings and linear weights (DeiT's)
-INIT_STD = 0.02
-
-
-def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Scaled dot-product attention over ``(b, heads, tokens, head_dim)`` tensors, as two counted matmuls."""
-    weights = ((q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)).softmax(dim=-1)
-    return weights @ v
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -130,16 +123,3 @@ class ViT(nn.Module):
         for block in self.blocks:
             x = block(x)
         return self.head(self.norm(x)[:, 0])
-
-
-@torch.no_grad()
-def init_weights(module: nn.Module) -> None:
-    """DeiT's initialisation: truncated normal (std 0.02) for class tokens, position embeddings and linear
-    weights, zero linear biases; LayerNorms at (1, 0) and the patch-embedding conv keep torch's defaults."""
-    for m in module.modules():
-        if isinstance(m, nn.Linear):
-            nn.init.trunc_normal_(m.weight, std=INIT_STD)
-            nn.init.zeros_(m.bias)
-    for name, p in module.named_parameters():
-        if "cls_token" in name or "pos_embed" in name:
-            nn.init.trunc_normal_(p, std=INIT_STD)

@@ -42,8 +42,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_lab.core.errors import UserError
+from nas_lab.nn.blocks import attend, init_weights
 from nas_lab.nn.dynamic import DynamicConv2d, DynamicLayerNorm, DynamicLinear
-from nas_lab.spaces.vitas.model import EPS, ViT, attend, embed_tokens, init_weights, merge_heads, split_heads
+from nas_lab.spaces.vitas.model import EPS, ViT, embed_tokens, merge_heads, split_heads
 
 
 class SuperBlock(nn.Module):
