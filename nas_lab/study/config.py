@@ -305,7 +305,8 @@ def _searcher_params(label: str, params, source: str) -> dict:
     params = _mapping(params, f"searchers.{label}", source, f"{label}: {{}} or rea: {{population: 50}}")
     for key in ("space_params", "objective_params"):
         if key in params:
-            params[key] = _mapping(params[key], f"searchers.{label}.{key}", source, f"{key}: {{seed: 1}}")
+            example = "space_params: {setting: cpu}" if key == "space_params" else "objective_params: {seed: 1}"
+            params[key] = _mapping(params[key], f"searchers.{label}.{key}", source, example)
     if "repeats" in params:
         params["repeats"] = Param("repeats", 0, int).coerce(params["repeats"], f"searchers.{label}")
         if params["repeats"] < 1:
