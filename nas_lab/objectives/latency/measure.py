@@ -6,8 +6,8 @@ the network, and ``calibrate`` random whole models (for the per-model factor,
 contention): batch 1, eval mode, ``torch.inference_mode``, random inputs,
 ``warmup`` untimed calls then the median of ``repeats`` timed ones (the
 thread's CPU time, or wall time with ``clock=wall``: see ``table.py``), torch,
-OpenMP and BLAS held to ``threads`` threads (``core.parallel.limit_threads``);
-all of it ``rounds`` times over, the fastest round kept. The file is rewritten
+OpenMP and BLAS held to ``threads`` threads (``core.parallel.limit_threads``),
+the allocator held steady (``allocator.py``); all of it ``rounds`` times over, the fastest round kept. The file is rewritten
 as times come in, so a killed build resumes where it stopped.
 
 ``validate``: ``sample`` other random archs (none of the calibration's) measured
@@ -30,6 +30,7 @@ import numpy as np
 from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.space import Space
+from nas_lab.objectives.latency import allocator
 from nas_lab.objectives.latency.table import LatencyTable, TableKey, entry
 
 #: timing defaults: untimed warm-up calls and timed calls (median) per round, rounds (fastest kept), calibration archs
@@ -131,6 +132,7 @@ def build(space: Space, key: TableKey, path: Path | None = None, warmup: int | N
                         f"{settings['calibrate']}")
     table = table or LatencyTable(path, key, settings=settings)
     limit_threads(key.threads)
+    allocator.hold_steady()
     torch.manual_seed(settings["seed"])
     jobs = [(table.entries.setdefault(entry(n, s), []), space.latency_module(n), s)
             for n, s in dict.fromkeys(space.latency_blocks(key.resolution))]
@@ -206,6 +208,7 @@ def validate(space: Space, table: LatencyTable, sample: int = 50, seed: int = 1,
     if sample < 2:
         raise UserError(f"sample must be at least 2 (a rank correlation needs two archs), got {sample}")
     limit_threads(table.key.threads)
+    allocator.hold_steady()
     torch.manual_seed(seed)
     archs = _sample(space, sample, seed, exclude=[int(i) for i in table.calibration["indices"]])
     side = table.key.resolution

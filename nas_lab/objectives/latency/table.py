@@ -6,7 +6,9 @@ No torch on this path: the table is JSON, the lookup is numpy indexing.
 constructor parameters), a digest of its block list at the input side (a space
 whose code or parameters change its blocks gets a new digest), the device name
 (CPU model from ``/proc/cpuinfo``), the torch version, the thread count, the
-input side and the clock.
+input side, the clock and the allocator policy (``allocator.py``: freed memory
+kept, so page faults do not add to some models' times; a table from before the
+policy was recorded is stale).
 
 **Clock** (ours). ``cpu`` (default, one thread): the measuring thread's CPU time
 (``time.thread_time_ns``). On an idle machine it equals the wall time of a
@@ -55,6 +57,7 @@ from nas_lab.core import registry
 from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import CIFAR_SIDE
+from nas_lab.objectives.latency import allocator
 from nas_lab.objectives.latency.contract import MEMBERS, offers_blocks
 from nas_lab.objectives.zero_cost.cache import cache_path
 
@@ -62,6 +65,8 @@ from nas_lab.objectives.zero_cost.cache import cache_path
 FORMAT = 1
 #: what a time is: the measuring thread's CPU time, or wall time
 CLOCKS = ("cpu", "wall")
+#: the allocator a table's key names when its file names none (built before the policy was recorded)
+UNRECORDED = "not recorded"
 
 
 def default_side(space: Space) -> int:
@@ -120,6 +125,7 @@ class TableKey:
     threads: int
     resolution: int
     clock: str
+    allocator: str
 
     @classmethod
     def current(cls, space: Space, threads: int = 1, resolution: int | None = None, clock: str = "cpu") -> TableKey:
@@ -136,7 +142,7 @@ class TableKey:
         space.check_side(side)
         listed = json.dumps(space.latency_blocks(side)).encode()
         return cls(registered_name(space), space_params(space), hashlib.sha256(listed).hexdigest()[:16], device_name(),
-                   torch_version(), threads, side, clock)
+                   torch_version(), threads, side, clock, allocator.policy())
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
@@ -202,7 +208,7 @@ class LatencyTable:
             data = json.loads(path.read_text())
             if data.get("format") != FORMAT:
                 raise ValueError("another format")
-            key = TableKey(**data["key"])
+            key = TableKey(**{"allocator": UNRECORDED, **data["key"]})
             entries = {str(k): [float(t) for t in v] for k, v in data["entries"].items()}
             calibration = {f: list(data["calibration"][f]) for f in ("indices", "measured")}
             calibration["measured"] = [[float(t) for t in v] for v in calibration["measured"]]
