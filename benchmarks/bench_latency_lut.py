@@ -3,8 +3,8 @@
 Prints, per space, what `nas-lab lut build` and `nas-lab lut validate` print (the
 table is built or finished first, in the usual cache unless --cache says
 otherwise): Spearman rho, MAPE and the share of models within +-10 % of their
-measured latency, for the plain sum of block entries and with the per-model
-factor; then, on NB201, the Spearman rho between our CPU latencies of a sample of
+measured latency, for the plain sum of block entries and with the correction
+(a line through the calibration models); then, on NB201, the Spearman rho between our CPU latencies of a sample of
 cells (measured end to end, and predicted by the table) and HELP's measurements
 on two Intel CPUs (gold_6226, silver_4114; ../shared/data/help_nasbench201_latency),
 beside the rho between the two Intel CPUs themselves.
@@ -35,7 +35,7 @@ def table_for(space, args):
     t0 = time.perf_counter()
     table, taken = measure.build(space, key, progress=not args.quiet)
     print(f"{key.space}: table {key.default_path()} ({taken} times taken now, {time.perf_counter() - t0:.0f} s), "
-          f"{len(dict.fromkeys(space.latency_blocks(key.resolution)))} blocks, factor {table.factor(space):.3f}")
+          f"{len(dict.fromkeys(space.latency_blocks(key.resolution)))} blocks, correction {table.correction(space)}")
     return table
 
 

@@ -134,6 +134,22 @@ def test_prediction_is_the_sum_of_the_measured_entries(cache):
     assert locate(space).predict(space, archs) == pytest.approx(table.predict(space, archs), rel=1e-12)
 
 
+def test_correction_is_the_line_through_the_calibration_models(cache):
+    """From three calibration models on, the correction is the least-squares line (non-negative scale and offset)
+    through their summed and measured latencies: exact when they lie on one."""
+    space = NB201Space()
+    table = fake_table(space, offset_models=6)
+    summed = table.predict(space, space.arch(np.array([int(i) for i in table.calibration["indices"]])),
+                           corrected=False)
+    table.calibration["measured"] = [[1.25 * t + 1.5] for t in summed]  # a per-model constant of 1.5 ms
+    table.write()
+    correction = LatencyTable.read(table.path).correction(space)
+    assert (correction.scale, correction.offset) == pytest.approx((1.25, 1.5), rel=1e-9)
+    archs = space.sample(np.random.default_rng(1), 10)
+    assert LatencyTable.read(table.path).predict(space, archs) == pytest.approx(
+        1.25 * table.predict(space, archs, corrected=False) + 1.5, rel=1e-9)
+
+
 def test_build_resumes_after_an_interruption(cache, monkeypatch):
     space = NB201Space()
     key = TableKey.current(space)

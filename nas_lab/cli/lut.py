@@ -18,7 +18,7 @@ from nas_lab.core.registry import Param
 HELP = """\
 Build a latency look-up table by measuring every distinct block of a space's models with torch on
 this machine (batch 1, warm-up, median of repeated runs, fixed thread count), then a few whole models
-for a per-model factor; or validate a table against whole models measured end to end.
+for the correction (a line through their summed and measured latency); or validate a table against whole models measured end to end.
 A build is resumable: what was measured is kept, so run the same command again after an interruption.
 
 Settings (key=value):
@@ -27,7 +27,7 @@ Settings (key=value):
   clock=cpu|wall                      time the thread's CPU time (threads=1; robust on a shared machine) or wall time
   warmup=5 repeats=20 rounds=5        per round: untimed calls, then timed calls (median); rounds over all
                                       blocks (or models) in turn, the fastest round kept (validate: the table's)
-  calibrate=10 seed=0                 (build) whole models measured for the per-model factor, drawn with seed
+  calibrate=10 seed=0                 (build) whole models measured for the correction, drawn with seed
   sample=50 seed=1                    (validate) random models measured end to end, drawn with seed
   out=PATH                            build: the table file (default: in $NAS_LAB_CACHE/latency);
                                       validate: folder for validate.csv / validate.png (default results/lut/<space>)
@@ -95,8 +95,8 @@ def command(args) -> int:
             return 130
         n = len(space.latency_blocks(key.resolution))
         print(f"lut build {space.name}: {measured} times taken now; {n} blocks and "
-              f"{len(table.calibration['measured'])} whole models x {table.rounds} rounds in the table, per-model "
-              f"factor {table.factor(space):.3f}\n  {key.device}, torch {key.torch}, {key.threads} thread(s), "
+              f"{len(table.calibration['measured'])} whole models x {table.rounds} rounds in the table, correction "
+              f"{table.correction(space)}\n  {key.device}, torch {key.torch}, {key.threads} thread(s), "
               f"{key.resolution}x{key.resolution} inputs, batch 1, {key.clock} clock\ntable {path}")
         return 0
     table = locate(space, s["threads"], s["resolution"], s["lut"], s["clock"])

@@ -17,7 +17,7 @@ ends one stage and starts the next): those are two entries. A model's predicted
 latency is the sum of its slots' entries, so the blocks must cover every
 operation the model runs (stem and head too) and nothing twice; what they cannot
 cover (glue such as a cell's node sums, Python call overhead, colder caches than
-a block timed alone sees) is the per-model factor that ``nas-lab lut build`` calibrates (see ``objectives/latency/table.py``).
+a block timed alone sees) is the correction that ``nas-lab lut build`` calibrates (see ``objectives/latency/table.py``).
 
 A space's constructor parameters should be readable as attributes of the same
 name (``space.variant``): the table's key records them and the command that

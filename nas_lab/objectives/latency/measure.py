@@ -1,8 +1,7 @@
 """Measure a latency look-up table with torch on this machine, and validate it against whole models.
 
 ``build``: every block of ``space.latency_blocks`` at the input shape it meets in
-the network, and ``calibrate`` random whole models (for the per-model factor,
-``table.py``), one after another in this process (parallel timing would measure
+the network, and ``calibrate`` random whole models (for the correction, ``table.py``), one after another in this process (parallel timing would measure
 contention): batch 1, eval mode, ``torch.inference_mode``, random inputs,
 ``warmup`` untimed calls then the median of ``repeats`` timed ones (the
 thread's CPU time, or wall time with ``clock=wall``: see ``table.py``), torch,
@@ -13,7 +12,7 @@ as times come in, so a killed build resumes where it stopped.
 ``validate``: ``sample`` other random archs (none of the calibration's) measured
 end to end in the same way (rounds over all of them), against the table's
 prediction: Spearman rho (scipy), mean absolute percentage error and the share
-within +-10 % (nn-Meter's accuracy measure), with and without the factor, and a
+within +-10 % (nn-Meter's accuracy measure), with and without the correction, and a
 scatter plot.
 """
 
@@ -31,7 +30,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.space import Space
 from nas_lab.objectives.latency import allocator
-from nas_lab.objectives.latency.table import LatencyTable, TableKey, entry
+from nas_lab.objectives.latency.table import Correction, LatencyTable, TableKey, entry
 
 #: timing defaults: untimed warm-up calls and timed calls (median) per round, rounds (fastest kept), calibration archs
 WARMUP, REPEATS, ROUNDS, CALIBRATE = 5, 20, 5, 10
@@ -128,7 +127,7 @@ def build(space: Space, key: TableKey, path: Path | None = None, warmup: int | N
                         "finish it with the same settings (leave them out), or delete it to start afresh")
     settings.update(stored or {"calibrate": CALIBRATE if calibrate is None else calibrate, "seed": seed or 0})
     if settings["calibrate"] < 1:
-        raise UserError(f"calibrate must be at least 1 (whole models measured for the per-model factor), got "
+        raise UserError(f"calibrate must be at least 1 (whole models measured for the correction), got "
                         f"{settings['calibrate']}")
     table = table or LatencyTable(path, key, settings=settings)
     limit_threads(key.threads)
@@ -167,7 +166,7 @@ class Validation:
     predicted: np.ndarray
     summed: np.ndarray
     measured: np.ndarray
-    factor: float
+    correction: Correction
     load: tuple[float, float]
     paths: list[Path] = field(default_factory=list)
 
@@ -188,7 +187,7 @@ class Validation:
                  f"  load average (1 min) {self.load[0]:.2f} before, {self.load[1]:.2f} after, on {os.cpu_count()} cores",
                  (f"  measured {self.measured.min():.3f} .. {self.measured.max():.3f} ms (median "
                   f"{np.median(self.measured):.3f})")]
-        for label, pred in (("sum of blocks", self.summed), (f"sum x factor {self.factor:.3f}", self.predicted)):
+        for label, pred in (("sum of blocks", self.summed), (f"{self.correction}", self.predicted)):
             f = self.figures(pred, self.measured)
             lines.append(f"  {label:<28} Spearman rho {f['rho']:.3f}  MAPE {f['mape']:.1f} %  "
                          f"within +-10 %: {f['within10']:.0f} %")
@@ -219,7 +218,7 @@ def validate(space: Space, table: LatencyTable, sample: int = 50, seed: int = 1,
         _rounds(jobs, settings["rounds"], settings, table.key.clock, bar, lambda: None)
     measured = np.array([min(times) for times, _, _ in jobs])
     result = Validation([str(i) for i in np.atleast_1d(space.index(archs))], table.predict(space, archs),
-                        table.predict(space, archs, corrected=False), measured, table.factor(space),
+                        table.predict(space, archs, corrected=False), measured, table.correction(space),
                         (load, os.getloadavg()[0]))
     if out is not None:
         result.paths = _write(result, table, out)

@@ -2,8 +2,8 @@
 
 ``objective=latency`` minimises it; ``objective=supernet.id,latency.lut`` searches
 accuracy against it; ``constraint=latency.lut<=12`` bounds any objective by it.
-The prediction is the sum of the arch's block entries times the table's per-model
-factor (``table.py``), vectorised numpy on a table measured on this machine by
+The prediction is the sum of the arch's block entries, corrected by the table's
+line ``scale x sum + offset`` (``table.py``), vectorised numpy on a table measured on this machine by
 ``nas-lab lut build``: no torch here. The table must exist for the settings
 asked (``threads``, ``resolution``; ``lut=PATH`` to name a file) when the
 objective is built, so a run without one stops before it starts, saying which
@@ -75,8 +75,8 @@ class LatencyObjective(Objective):
             return float(every.min()), float(every.max())
         archs = self.space.sample(np.random.default_rng(0), EXTENT_SAMPLE)
         times = self.table.slot_times(self.space, archs)
-        factor = self.table.factor(self.space)
-        return float(times.min(axis=0).sum() * factor), float(times.max(axis=0).sum() * factor)
+        correct = self.table.correction(self.space)
+        return float(correct(times.min(axis=0).sum())), float(correct(times.max(axis=0).sum()))
 
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:
         return {self.name: self.table.predict(self.space, archs)}
@@ -88,7 +88,7 @@ class LatencyObjective(Objective):
         k = self.table.key
         return {**super().info(), "family": "latency", "metric": self.name, "lut": str(self.table.path),
                 "device": k.device, "torch": k.torch, "threads": k.threads, "resolution": k.resolution, "clock": k.clock,
-                "factor": self.table.factor(self.space)}
+                "correction": str(self.table.correction(self.space))}
 
     def describe(self) -> str:
         k = self.table.key

@@ -30,14 +30,18 @@ build keeps what it measured and resumes; a lookup refuses an incomplete table.
 
 **Correction** (ours; the paper states none, and its entries' measurement is
 garbled, see the notes): the plain sum misses what no block holds (the
-containers' call overhead, glue such as NB201's node sums) and, above all,
-that a block timed alone, its weights and input hot in the caches, runs faster
-than inside a whole model. On NB201 the miss was proportional (measured ~ 1.6 x
-sum + 0.6 ms on 30 models), so the correction is one factor per model:
-``nas-lab lut build`` measures a few random archs end to end in the same rounds
-as the blocks (``calibrate=``, default 10), and predictions are the sum times the
-median of their measured / summed latency. Being one factor, it changes no
-ranking (Spearman rho), only the absolute error.
+containers' call overhead, glue such as NB201's node sums) and that a block
+timed alone, its weights and input hot in the caches, runs faster than inside a
+whole model. ``nas-lab lut build`` measures a few random archs end to end in the
+same rounds as the blocks (``calibrate=``, default 10), and predictions are
+``scale x sum + offset``, the line through their (summed, measured) latencies
+fitted by least squares with both terms non-negative (scipy's ``nnls``); with
+fewer than three of them, ``offset`` is 0 and ``scale`` the median of measured /
+summed. The offset is the per-model constant: on NB201 a model's Python calls
+and node sums cost ~1.5 ms whatever its cells (measured 1.13 x sum + 1.6 ms),
+which one factor alone gets wrong for the smallest models; on AutoViT the fit
+gives offset 0. Being increasing, the correction changes no ranking (Spearman
+rho), only the absolute error.
 """
 
 from __future__ import annotations
@@ -67,6 +71,8 @@ FORMAT = 1
 CLOCKS = ("cpu", "wall")
 #: the allocator a table's key names when its file names none (built before the policy was recorded)
 UNRECORDED = "not recorded"
+#: calibration archs from which the correction is a fitted line (fewer: a factor)
+MIN_LINE = 3
 
 
 def default_side(space: Space) -> int:
@@ -198,7 +204,7 @@ class LatencyTable:
         self.entries = dict(entries or {})
         self.calibration = dict(calibration or {"indices": [], "measured": []})
         self.settings = dict(settings or {})
-        self._vector = self._factor = None  # block times in ``latency_blocks`` order and the factor, on first use
+        self._vector = self._correction = None  # block times in ``latency_blocks`` order, the correction: on first use
 
     # -- file --------------------------------------------------------------------------
     @classmethod
@@ -265,18 +271,39 @@ class LatencyTable:
         return self._vector[space.latency_slots(archs)]
 
     def predict(self, space: Space, archs, corrected: bool = True) -> np.ndarray:
-        """``(n,)`` predicted latency (ms): each arch's slot entries summed, times the factor if ``corrected``."""
+        """``(n,)`` predicted latency (ms): each arch's slot entries summed, then corrected if ``corrected``."""
         total = self.slot_times(space, archs).sum(axis=1)
-        return total * self.factor(space) if corrected else total
+        return self.correction(space)(total) if corrected else total
 
-    def factor(self, space: Space) -> float:
-        """The per-model factor: median of measured / summed latency over the calibration archs."""
-        if self._factor is None:
+    def correction(self, space: Space) -> Correction:
+        """``scale x sum + offset`` fitted on the calibration archs (see the module docstring)."""
+        if self._correction is None:
             c = self.calibration
             archs = space.arch(np.array([int(i) for i in c["indices"]], dtype=object if space.big else np.int64))
             measured = np.array([min(v) for v in c["measured"]])
-            self._factor = float(np.median(measured / self.predict(space, archs, corrected=False)))
-        return self._factor
+            summed = self.predict(space, archs, corrected=False)
+            if len(summed) >= MIN_LINE:
+                from scipy.optimize import nnls
+
+                (scale, offset), _ = nnls(np.c_[summed, np.ones_like(summed)], measured)
+            else:
+                scale, offset = float(np.median(measured / summed)), 0.0
+            self._correction = Correction(float(scale), float(offset))
+        return self._correction
+
+
+@dataclass(frozen=True)
+class Correction:
+    """Predicted latency from summed block entries: ``scale x sum + offset`` (ms)."""
+
+    scale: float
+    offset: float
+
+    def __call__(self, summed):
+        return self.scale * summed + self.offset
+
+    def __str__(self) -> str:
+        return f"{self.scale:.3f} x sum + {self.offset:.3f} ms"
 
 
 def locate(space: Space, threads: int = 1, resolution: int | None = None, path: str | None = None,
