@@ -40,7 +40,8 @@ def main() -> int:
     parser.add_argument("--generations", type=int, default=20)
     parser.add_argument("--parents", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded machine)")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                        help="torch threads (default: torch's, as `nas-lab run` uses; 1 is faster on a loaded machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 

@@ -5,6 +5,7 @@ import torch
 
 from nas_lab.core.errors import UserError
 from nas_lab.oneshot.training import Settings, weight_optimizer
+from nas_lab.spaces.autovit.space import AutoViTSpace
 from nas_lab.spaces.hyvitas import HyViTasSpace
 from nas_lab.spaces.vitas import ViTASSpace
 
@@ -21,6 +22,18 @@ def test_auto_takes_the_space_recipe_and_unset_rates_the_optimisers():
     assert (mine.optimizer, mine.epochs, mine.learning_rate) == ("sgd", 3, 0.01)
     with pytest.raises(UserError, match="objective.optimizer must be one of auto, sgd, adamw"):
         Settings.resolve(None, None, 64, None, None, 4, "adam", "objective")
+
+
+def test_unset_recalibration_takes_the_space_recipe():
+    """AutoViT re-estimates BN on 2 batches (its CPU schedule), HyViTas on the default 4; a given number wins,
+    and recalibration is not part of the trained weights' key."""
+    def batches(space, given):
+        return Settings.resolve(space, None, 64, None, None, given, "auto", "objective")
+
+    assert batches(AutoViTSpace(setting="cpu"), None).recalibration == 2
+    assert batches(HyViTasSpace(), None).recalibration == 4
+    assert batches(AutoViTSpace(setting="cpu"), 4).recalibration == 4
+    assert batches(AutoViTSpace(setting="cpu"), None).training() == batches(AutoViTSpace(setting="cpu"), 4).training()
 
 
 def test_adamw_warms_up_linearly_then_decays_to_zero_and_spares_biases_and_norms():

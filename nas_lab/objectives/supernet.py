@@ -55,7 +55,7 @@ class SupernetObjective(Objective):
     supernet (as ``searcher=spos`` does; ``optimizer=auto`` and ``epochs=none`` are the
     space's recipe: SGD for 5 epochs, or for ViTAS' transformers AdamW with warm-up for
     60; ``learning_rate=none`` is the optimiser's peak rate, 0.1 or 1e-3), ``recalibration`` train batches
-    re-estimate BN per arch, ``seed`` fixes everything random (initial weights,
+    re-estimate BN per arch (``none``: the space's recipe, 4 unless it says; AutoViT 2), ``seed`` fixes everything random (initial weights,
     training, recalibration batches, corruptions) so every run searches the same
     supernet; ``cache`` is the folder of trained supernets; ``table`` the
     benchmark table reports compare with (default: the space's own, when it opens).
@@ -67,7 +67,7 @@ class SupernetObjective(Objective):
 
     def __init__(self, space: Space, metric: str = "id", task: Task | None = None, epochs: int | None = None,
                  batch_size: int = 64, learning_rate: float | None = None, max_batches: int | None = None,
-                 recalibration: int = 4, seed: int = 0, cache: str | None = None, table: str | None = None,
+                 recalibration: int | None = None, seed: int = 0, cache: str | None = None, table: str | None = None,
                  optimizer: str = "auto"):
         from nas_lab.oneshot.training import Settings
 

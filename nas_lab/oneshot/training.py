@@ -52,6 +52,7 @@ MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
 #: optimiser recipes and their default peak learning rates
 LEARNING_RATES = {"sgd": 0.1, "adamw": 1e-3}
 EPOCHS = 5  # the default training length, sized for the HyViTas supernet on a CPU
+RECALIBRATION = 4  # the default number of train batches that re-estimate BN per arch
 ADAMW_WEIGHT_DECAY, WARMUP_SHARE = 0.05, 0.1
 
 Split = tuple[torch.Tensor, torch.Tensor]
@@ -97,15 +98,17 @@ class Settings:
 
     @classmethod
     def resolve(cls, space: Space | None, epochs: int | None, batch_size: int, learning_rate: float | None,
-                max_batches: int | None, recalibration: int, optimizer: str, owner: str) -> Settings:
-        """Checked settings where ``optimizer="auto"`` and ``epochs=None`` take the space's recipe
-        (``space.supernet_recipe``, see ``contract.py``; else SGD and 5 epochs) and ``learning_rate=None`` the
-        optimiser's default peak rate."""
+                max_batches: int | None, recalibration: int | None, optimizer: str, owner: str) -> Settings:
+        """Checked settings where ``optimizer="auto"``, ``epochs=None`` and ``recalibration=None`` take the space's
+        recipe (``space.supernet_recipe``, see ``contract.py``; else SGD, 5 epochs, 4 batches) and
+        ``learning_rate=None`` the optimiser's default peak rate."""
         recipe = getattr(space, "supernet_recipe", {})
         if optimizer == "auto":
             optimizer = recipe.get("optimizer", "sgd")
         if epochs is None:
             epochs = recipe.get("epochs", EPOCHS)
+        if recalibration is None:
+            recalibration = recipe.get("recalibration", RECALIBRATION)
         rate = LEARNING_RATES.get(optimizer, 1.0) if learning_rate is None else learning_rate
         return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer).check(owner)
 

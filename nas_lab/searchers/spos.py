@@ -48,7 +48,7 @@ class SinglePathOneShot(OneShotSearcher):
     needs = ("supernet", "sample", "mutate", "crossover")
 
     def __init__(self, task: Task | None = None, epochs: int | None = None, batch_size: int = 64,
-                 learning_rate: float | None = None, max_batches: int | None = None, recalibration: int = 4,
+                 learning_rate: float | None = None, max_batches: int | None = None, recalibration: int | None = None,
                  population: int = 20, generations: int = 8, parents: int = 5, optimizer: str = "auto"):
         from nas_lab.oneshot.training import Settings
 
