@@ -13,8 +13,11 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.task import default_image_size
 from nas_lab.objectives.zero_cost import activations, entropic, gradients, inputs, size, synflow
 from nas_lab.objectives.zero_cost.proxies import Proxy, evaluate_proxies, evaluate_proxy
+from nas_lab.spaces.autovit.space import AutoViTSpace
 from nas_lab.spaces.hyvitas import HyViTasSpace
 from nas_lab.spaces.nb201 import NB201Space
+from nas_lab.spaces.poolvit import PoolViTSpace
+from nas_lab.spaces.vitas import ViTASSpace
 
 PROXIES = ("params", "flops", "naswot", "snip", "grad_norm", "jacob_cov", "synflow", "logsynflow", "entropic")
 SEED_DEPENDENT = ("naswot", "snip", "grad_norm", "jacob_cov", "synflow", "logsynflow", "entropic")
@@ -111,6 +114,22 @@ def test_synflow_and_logsynflow_of_a_two_layer_linear_net():
     assert w1.weight[0, 1] == -2 and isinstance(model[1], nn.BatchNorm1d)  # the model itself is unchanged
 
 
+class Quotient(nn.Module):
+    """R = (w1 x) / (w2 x): the denominator's weight gets a negative gradient, as in a linear attention."""
+
+    def __init__(self, w1: float, w2: float):
+        super().__init__()
+        self.num, self.den = linear([[w1]]), linear([[w2]])
+
+    def forward(self, x):
+        return self.num(x) / self.den(x)
+
+
+def test_logsynflow_takes_the_gradients_magnitude_where_it_is_negative():
+    # ones input, |w1| = 3, |w2| = 1: R = 3, dR/dw1 = 1, dR/dw2 = -3 (below -1, where log(g + 1) is undefined)
+    assert synflow.logsynflow(Quotient(3.0, -1.0), torch.ones(1, 1), None) == pytest.approx(3 * math.log(2) + math.log(4))
+
+
 def test_synflow_is_the_depth_times_the_path_sum_of_a_deeper_positive_chain():
     # bias-free linear chain, |weights|: every layer's sum of |w * dR/dw| equals R = 1^T |W3||W2||W1| 1
     rng = np.random.default_rng(0)
@@ -148,6 +167,30 @@ def test_entropic_is_the_entropy_of_max_normalised_relu_maps():
     assert entropic.entropic(two, x, None) == pytest.approx(2 * math.log(2) / 4, abs=1e-7)
     assert entropic.entropic(two, torch.cat([x, 3 * x]), None) == pytest.approx(2 * math.log(2) / 4, abs=1e-7)
     assert isinstance(model[2], nn.GELU) and conv.weight.item() == 7.0  # only a copy was changed
+
+
+class FunctionalReLU(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 1, 1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+def test_entropic_refuses_a_network_without_activation_modules():
+    """Functional activations are invisible to the hooks: refused, not scored 0 (Pool-ViT once was)."""
+    with pytest.raises(ValueError, match="entropic needs activation modules"):
+        entropic.entropic(FunctionalReLU(), torch.rand(2, 1, 4, 4), None)
+
+
+@pytest.mark.parametrize("space", [HyViTasSpace(), NB201Space(), ViTASSpace(setting="cpu"), AutoViTSpace(setting="cpu"),
+                                   PoolViTSpace()], ids=lambda s: s.name)
+def test_the_decoupled_searchers_proxies_are_positive_and_finite_on_every_space(space):
+    """The Entropic Score and LogSynflow on three archs of each space that builds models (tiny inputs)."""
+    for arch in space.sample(np.random.default_rng(0), 3):
+        values = evaluate_proxies(space, arch, ["entropic", "logsynflow"], resolution=32, batch_size=2)
+        assert all(math.isfinite(v) and v > 0 for v in values.values()), (space.name, values)
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------

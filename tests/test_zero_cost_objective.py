@@ -180,6 +180,18 @@ def test_the_objective_declares_what_it_is(cache_file):
     assert "maximise zc.naswot" in objective.describe() and "64x64" in objective.describe()
 
 
+def test_the_batch_is_the_spaces_unless_given(cache_file):
+    """Pool-ViT's proxies default to batch 8 (its ``zero_cost_batch``), the other spaces to 64; a given batch wins."""
+    def batch(space, *params):
+        cfg = RunConfig(space=space, objective="zc.entropic")
+        for p in params:
+            cfg.set(*p.split("="))
+        objective = build(cfg)[1]
+        return getattr(objective, "inner", objective).key("entropic").batch_size  # poolvit's cap wraps it
+
+    assert (batch("poolvit"), batch("hyvitas"), batch("poolvit", "objective.batch_size=16")) == (8, 64, 16)
+
+
 def test_building_the_objective_imports_no_torch(cache_file):
     code = ("import sys; from nas_lab.core.config import RunConfig, build; "
             "build(RunConfig(objective='zc.naswot')); build(RunConfig(objective='zc.params', constraints=['params<=2e6'])); "

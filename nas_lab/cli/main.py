@@ -86,7 +86,7 @@ values already cached are skipped, so an interrupted precompute resumes when run
 Settings (key=value):
   space=hyvitas proxies=a,b        required: the proxies, e.g. naswot,synflow (`nas-lab list proxy`)
   sample=N seed=0                  N random archs drawn with seed (default: the whole space)
-  resolution=PX batch_size=64      input side (default: the proxies' for the space) and batch; seed fixes weights too
+  resolution=PX batch_size=N      input side and batch (default: the space's, e.g. 64 px and 64); seed fixes weights too
   device=cpu|cuda                  where models run
   workers=N executor=local|ray executor.address=auto   parallelism (default: every core)
   cache=PATH                       cache file (default $NAS_LAB_CACHE/zero_cost.sqlite, else ~/.cache/nas_lab/)
@@ -118,7 +118,7 @@ examples:
 #: settings of `nas-lab precompute` and their defaults; `correlate` adds CORRELATE_SETTINGS
 PRECOMPUTE_SETTINGS = {p.name: p for p in (
     Param("space", "hyvitas", str), Param("proxies", "", str), Param("sample", None, int), Param("seed", 0, int),
-    Param("resolution", None, int), Param("batch_size", 64, int), Param("device", "cpu", str),
+    Param("resolution", None, int), Param("batch_size", None, int), Param("device", "cpu", str),
     Param("workers", None, int), Param("executor", "local", str), Param("executor.address", None, str),
     Param("cache", None, str),
 )}

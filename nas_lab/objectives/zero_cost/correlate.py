@@ -102,7 +102,7 @@ def reference_values(folder: str | Path, proxy: str, indices: np.ndarray) -> np.
 
 
 def correlate(space: Space, proxies: list[str], metric: str, indices: np.ndarray, out: str | Path, *,
-              table: str | None = None, reference: str | None = None, seed: int = 0, resolution: int | None = None, batch_size: int = 64,
+              table: str | None = None, reference: str | None = None, seed: int = 0, resolution: int | None = None, batch_size: int | None = None,
               device: str = "cpu", cache: str | None = None, workers: int | None = None, executor: str = "local",
               address: str | None = None, progress: bool = True) -> Correlation:
     """Correlate each proxy with ``metric`` over the archs of ``indices``; write the CSVs and plots into ``out``.

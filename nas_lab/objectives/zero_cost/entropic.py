@@ -25,7 +25,8 @@ def entropic(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
     the layer's score is the mean of -a log(a + eps) over all its elements.
     The copy runs in float64: without normalisation the activations grow with
     depth. The paper averages three network and input draws; ``evaluate_proxy``
-    does that (``Proxy.repeats``).
+    does that (``Proxy.repeats``). Only activation *modules* are seen: a network
+    without any is refused (``ValueError``) rather than scored 0.
     """
     net = replaced(model, {NORMS: nn.Identity, ACTIVATIONS: nn.ReLU}).double()
     with torch.no_grad():
@@ -38,9 +39,10 @@ def entropic(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
         a = maps / maps.amax(dim=-1, keepdim=True).clamp_min(torch.finfo(maps.dtype).tiny)
         layers.append(-(a * torch.log(a + EPS)).mean())
 
-    for m in net.modules():
-        if isinstance(m, nn.ReLU):
-            m.register_forward_hook(entropy)  # on the throw-away copy only
+    hooked = [m.register_forward_hook(entropy) for m in net.modules() if isinstance(m, nn.ReLU)]  # the copy only
+    if not hooked:
+        raise ValueError("entropic needs activation modules (nn.ReLU, nn.GELU, ...), and this network has none; "
+                         "a model that calls torch.nn.functional activations must use modules instead")
     with torch.no_grad():
         net(inputs.double())
     return float(sum(layers))

@@ -87,7 +87,7 @@ def _fill(item: tuple) -> tuple[str, int, int, float]:
 
 
 def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: int = 0, resolution: int | None = None,
-               batch_size: int = 64, device: str = "cpu", cache: str | None = None, workers: int | None = None,
+               batch_size: int | None = None, device: str = "cpu", cache: str | None = None, workers: int | None = None,
                executor: str = "local", address: str | None = None, progress: bool = True) -> Precomputed:
     """Make sure the cache holds every proxy's value for every arch of ``indices``; compute what is missing."""
     from tqdm import tqdm

@@ -52,7 +52,7 @@ JACOB_COV = Proxy("jacob_cov", 1, False, gradients.jacob_cov,
                   "spectrum of the correlation of input Jacobians across a batch (Mellor et al., arXiv 2020 v1)")
 SYNFLOW = Proxy("synflow", 1, False, synflow.synflow,
                 "synaptic flow with |weights|, all-ones input, no BatchNorm (Tanaka et al., NeurIPS 2020)")
-LOGSYNFLOW = Proxy("logsynflow", 1, False, synflow.logsynflow,
+LOGSYNFLOW = Proxy("logsynflow", 2, False, synflow.logsynflow,
                    "Synflow with log-scaled gradients (Cavagnero et al., FreeREA, WACV 2023)")
 ENTROPIC = Proxy("entropic", 1, False, entropic.entropic,
                  "entropy of normalised activations of the non-negative, norm-free, ReLU network (Entropic Score, seed 002)",

@@ -40,12 +40,17 @@ def synflow(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
 
 
 def logsynflow(model: nn.Module, inputs: Tensor, targets: Tensor) -> float:
-    """Sum over conv/linear weights of |w * log(dR/dw + 1)|: Synflow with log-scaled gradients.
+    """Sum over conv/linear weights of |w * log(|dR/dw| + 1)|: Synflow with log-scaled gradients.
 
     Cavagnero, Robbiano, Caputo & Averta, "FreeREA: Training-Free
     Evolution-based Architecture Search", WACV 2023 (cited as LogSynflow in
     seed 002): the logarithm scales down the gradients, which explode with
-    depth. Normalisation is removed as in Synflow.
+    depth. Normalisation is removed as in Synflow. FreeREA writes log(dR/dw +
+    1) for convolutional nets, where every gradient is non-negative; a softmax
+    or the division of a linear attention makes some negative, and below -1
+    the logarithm is undefined (every Pool-ViT arch scored NaN), so ours takes
+    the gradient's magnitude (version 2; the same value where no gradient is
+    negative, as on NB201).
     """
     ws, grads = _synaptic_flow(model, inputs)
-    return float(sum((w * g.log1p()).abs().sum() for w, g in zip(ws, grads)))
+    return float(sum((w * g.abs().log1p()).abs().sum() for w, g in zip(ws, grads)))

@@ -25,7 +25,11 @@ Layers, in the order ``cost.py`` counts them (our reading; see ``space.py``):
   ViT stage of MHSA (CNN block, then attention) and Pool-ViT (pooling, then
   attention) patterns, global average pooling and a linear classifier.
 
-All attention matmuls are explicit so that ``FlopCounterMode`` counts them.
+All attention matmuls are explicit so that ``FlopCounterMode`` counts them. The
+activations are ``nn.ReLU`` modules (one per block, called at each of its ReLUs)
+so that activation-based proxies (the Entropic Score, NASWOT) see them; the ReLU
+feature map on q and k stays functional: like a softmax, it is part of the
+attention, not an activation layer.
 """
 
 from __future__ import annotations
@@ -65,10 +69,11 @@ class ResidualBlock(nn.Module):
         self.conv1 = ConvBN(cin, channels, kernel, stride, groups)
         self.conv2 = ConvBN(channels, channels, kernel, 1, groups)
         self.shortcut = shortcut(cin, channels, stride)
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv2(F.relu(self.conv1(x)))
-        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        y = self.conv2(self.act(self.conv1(x)))
+        return self.act(y + (x if self.shortcut is None else self.shortcut(x)))
 
 
 class BottleneckBlock(nn.Module):
@@ -79,10 +84,11 @@ class BottleneckBlock(nn.Module):
         self.conv = ConvBN(mid, mid, kernel, stride, groups)
         self.expand = ConvBN(mid, channels)
         self.shortcut = shortcut(cin, channels, stride)
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.expand(F.relu(self.conv(F.relu(self.reduce(x)))))
-        return F.relu(y + (x if self.shortcut is None else self.shortcut(x)))
+        y = self.expand(self.act(self.conv(self.act(self.reduce(x)))))
+        return self.act(y + (x if self.shortcut is None else self.shortcut(x)))
 
 
 class InvertedBottleneck(nn.Module):
@@ -93,9 +99,10 @@ class InvertedBottleneck(nn.Module):
         self.depthwise = ConvBN(hidden, hidden, kernel, stride, hidden)
         self.project = ConvBN(hidden, channels)
         self.skip = stride == 1 and cin == channels
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.project(F.relu(self.depthwise(F.relu(self.expand(x)))))
+        y = self.project(self.act(self.depthwise(self.act(self.expand(x)))))
         return x + y if self.skip else y
 
 
@@ -135,9 +142,10 @@ class LinearAttention(nn.Module):
         self.heads = heads
         self.q, self.k, self.v = (nn.Conv2d(dim, heads * head_dim, 1) for _ in range(3))
         self.proj = ConvBN(heads * head_dim, dim)
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + F.relu(self.proj(linear_attention(self.q(x), self.k(x), self.v(x), self.heads)))
+        return x + self.act(self.proj(linear_attention(self.q(x), self.k(x), self.v(x), self.heads)))
 
 
 class AttentionBlock(nn.Module):
@@ -146,10 +154,11 @@ class AttentionBlock(nn.Module):
         self.attn = LinearAttention(cin, heads, head_dim)
         self.ffn = ConvBN(cin, cout)
         self.shortcut = nn.Conv2d(cin, cout, 1) if cin != cout else None
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.attn(x)
-        return F.relu(self.ffn(y)) + (y if self.shortcut is None else self.shortcut(y))
+        return self.act(self.ffn(y)) + (y if self.shortcut is None else self.shortcut(y))
 
 
 class Pattern(nn.Module):
@@ -230,9 +239,10 @@ class PoolViTNet(nn.Module):
             width = pattern.channels
         self.vit = nn.ModuleList(patterns)
         self.head = nn.Linear(width, shape.num_classes)
+        self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.relu(self.stem(x))
+        x = self.act(self.stem(x))
         for block in self.cnn:
             x = block(x)
         if self.pool is not None:
