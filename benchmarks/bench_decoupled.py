@@ -28,7 +28,7 @@ PROXIES = ("zc.entropic", "zc.logsynflow")
 def search(args, cache: Path):
     cfg = RunConfig(space=args.space, searcher="decoupled", objective="zc.logsynflow", seed=args.seed,
                     constraints=[f"params<={args.cap}"])
-    cfg.params["objective"] = {"cache": str(cache), "batch_size": args.batch_size,
+    cfg.params["objective"] = {"cache": str(cache), **({"batch_size": args.batch_size} if args.batch_size else {}),
                                **({"resolution": args.resolution} if args.resolution else {})}
     cfg.params["searcher"] = dict(item.split("=", 1) for item in args.set)
     space, objective, searcher = build(cfg)
@@ -54,11 +54,11 @@ def main():
     parser.add_argument("--cap", type=float, default=3.5e6, help="parameter cap (seed 002's S0 budget)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=None, help="proxy input side (default: the space's)")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="proxy batch (default: the space's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="PARAM=VALUE", help="decoupled searcher parameters")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores; decoupled on {args.space}, params<={args.cap:g}, proxy inputs "
-          f"{args.resolution or 'default'} px, batch {args.batch_size}, searcher {' '.join(args.set) or 'defaults'}")
+          f"{args.resolution or 'default'} px, batch {args.batch_size or 'default'}, searcher {' '.join(args.set) or 'defaults'}")
     with tempfile.TemporaryDirectory() as tmp:
         cache = Path(tmp) / "zero_cost.sqlite"
         cold, cold_wall, objective = search(args, cache)

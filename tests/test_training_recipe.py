@@ -52,3 +52,28 @@ def test_adamw_warms_up_linearly_then_decays_to_zero_and_spares_biases_and_norms
     assert rates[10] == pytest.approx(1e-3, abs=1e-12)
     assert all(a >= b for a, b in zip(rates[10:], rates[11:]))
     assert rates[-1] < 1e-6
+
+
+def test_grad_clip_bounds_each_step_and_joins_the_key_only_when_set():
+    """``grad_clip`` caps the gradient norm of every step (a from-scratch recipe that keeps hot hybrids finite)."""
+    import numpy as np
+
+    from nas_lab.oneshot.training import torch_generator, train_weights
+
+    x, y = torch.randn(64, 8) * 100, torch.randint(0, 3, (64,))  # large inputs: large gradients
+
+    def moved(clip):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 3)
+        before = torch.cat([p.detach().flatten().clone() for p in net.parameters()])
+        settings = Settings(1, 64, 0.1, None, 1, grad_clip=clip)
+        train_weights(net, (x, y), settings, torch_generator(np.random.default_rng(0)), "t",
+                      lambda a, b: torch.nn.functional.cross_entropy(net(a), b))
+        return float((torch.cat([p.detach().flatten() for p in net.parameters()]) - before).norm())
+
+    # one Nesterov step moves by lr x (1 + momentum) x |g| at most (plus a weight decay of 5e-4 x |w|)
+    assert moved(1.0) <= 0.1 * 1.9 * 1.0 + 1e-3 < moved(None)
+    assert "grad_clip" not in Settings(1, 64, 0.1, None, 1).training()
+    assert Settings(1, 64, 0.1, None, 1, grad_clip=5.0).training()["grad_clip"] == 5.0
+    with pytest.raises(UserError, match="objective.grad_clip must be a positive number or none"):
+        Settings(1, 64, 0.1, None, 1, grad_clip=0.0).check("objective")

@@ -69,6 +69,8 @@ class Settings:
     max_batches: int | None
     recalibration: int
     optimizer: str = "sgd"
+    #: largest gradient norm a step may take (``clip_grad_norm_``); None: no clipping
+    grad_clip: float | None = None
 
     def check(self, owner: str) -> Settings:
         """``self``, or ``UserError`` naming the first bad value as ``<owner>.<param>``."""
@@ -82,6 +84,8 @@ class Settings:
             raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, got {self.optimizer!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
+        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
+            raise UserError(f"{owner}.grad_clip must be a positive number or none, got {self.grad_clip}")
         return self
 
     def batches_per_epoch(self, images: int) -> int:
@@ -91,10 +95,15 @@ class Settings:
 
     def training(self) -> dict:
         """The settings the trained weights depend on (recalibration does not change them); the optimiser only
-        when it is not SGD, so supernets cached before there was a choice keep their keys."""
+        when it is not SGD and the clipping only when set, so supernets cached before there was a choice keep
+        their keys."""
         out = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                "max_batches": self.max_batches}
-        return out if self.optimizer == "sgd" else {**out, "optimizer": self.optimizer}
+        if self.optimizer != "sgd":
+            out["optimizer"] = self.optimizer
+        if self.grad_clip is not None:
+            out["grad_clip"] = self.grad_clip
+        return out
 
     @classmethod
     def resolve(cls, space: Space | None, epochs: int | None, batch_size: int, learning_rate: float | None,
@@ -235,6 +244,8 @@ def train_weights(net: Supernet, train: Split, settings: Settings, generator: to
             loss = loss_of(x, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if settings.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
             optimizer.step()
             schedule.step()
             images += len(y)
