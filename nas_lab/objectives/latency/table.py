@@ -36,8 +36,8 @@ whole model. ``nas-lab lut build`` measures a few random archs end to end in the
 same rounds as the blocks (``calibrate=``, default 10), and predictions are
 ``scale x sum + offset``, the line through their (summed, measured) latencies
 fitted by least squares with both terms non-negative (scipy's ``nnls``); with
-fewer than three of them, ``offset`` is 0 and ``scale`` the median of measured /
-summed. The offset is the per-model constant: on NB201 a model's Python calls
+fewer than three of them (or a fit without slope), ``offset`` is 0 and ``scale``
+the median of measured / summed. The offset is the per-model constant: on NB201 a model's Python calls
 and node sums cost ~1.5 ms whatever its cells (measured 1.13 x sum + 1.6 ms),
 which one factor alone gets wrong for the smallest models; on AutoViT the fit
 gives offset 0. Being increasing, the correction changes no ranking (Spearman
@@ -282,11 +282,12 @@ class LatencyTable:
             archs = space.arch(np.array([int(i) for i in c["indices"]], dtype=object if space.big else np.int64))
             measured = np.array([min(v) for v in c["measured"]])
             summed = self.predict(space, archs, corrected=False)
+            scale = offset = 0.0
             if len(summed) >= MIN_LINE:
                 from scipy.optimize import nnls
 
                 (scale, offset), _ = nnls(np.c_[summed, np.ones_like(summed)], measured)
-            else:
+            if scale <= 0:  # too few models, or a line that would rank every arch alike: the median ratio
                 scale, offset = float(np.median(measured / summed)), 0.0
             self._correction = Correction(float(scale), float(offset))
         return self._correction
