@@ -57,13 +57,5 @@ class Task:
         """The ``ImageData`` of this task (loaders cache their arrays per process)."""
         return registry.create("dataset", self.dataset, dict(self.params))
 
-    def torch_device(self):
-        """The torch device, refusing ``cuda`` on a machine without a GPU."""
-        import torch
-
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise UserError("device=cuda was asked for but torch finds no CUDA GPU here; use device=cpu")
-        return torch.device(self.device)
-
     def describe(self) -> dict[str, Any]:
         return {"dataset": self.dataset, **dict(self.params), "device": self.device}

@@ -69,7 +69,7 @@ class SupernetObjective(Objective):
                  batch_size: int = 64, learning_rate: float | None = None, max_batches: int | None = None,
                  recalibration: int | None = None, seed: int = 0, cache: str | None = None, table: str | None = None,
                  optimizer: str = "auto"):
-        from nas_lab.oneshot.training import Settings
+        from nas_lab.oneshot.training import Settings, torch_device
 
         if metric not in METRICS:
             raise UserError(f"unknown supernet metric {metric!r}; valid: {', '.join(METRICS)}")
@@ -81,7 +81,7 @@ class SupernetObjective(Objective):
         self.seed = seed
         self.folder = Path(cache).expanduser().resolve() if cache else cache_path().parent / "supernets"
         self.reference = reference_table(space, table)
-        self.device = self.task.torch_device().type  # refuse a missing GPU before anything runs
+        self.device = torch_device(self.task).type  # refuse a missing GPU before anything runs
         self.name = f"supernet.{metric}"
         self.targets = (self.name,)
         self.cost_unit = "CPU-seconds" if self.device == "cpu" else "GPU-seconds"

@@ -134,11 +134,18 @@ class Throughput:
         return self.images / self.seconds if self.seconds > 0 else float("nan")
 
 
+def torch_device(task: Task) -> torch.device:
+    """The task's torch device, refusing ``cuda`` on a machine without a GPU."""
+    if task.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError("device=cuda was asked for but torch finds no CUDA GPU here; use device=cpu")
+    return torch.device(task.device)
+
+
 class TaskTensors:
     """A task's train and val splits as tensors on its device (``cuda`` refused without a GPU); ``data`` has them all."""
 
     def __init__(self, task: Task):
-        self.device = task.torch_device()
+        self.device = torch_device(task)
         self.data: ImageData = task.data()
         if self.data.shape[0] != 3:
             raise UserError(f"supernets take RGB images, but dataset {self.data.name!r} has {self.data.shape[0]} "

@@ -59,7 +59,7 @@ class Darts(OneShotSearcher):
     def __init__(self, task: Task | None = None, epochs: int = 3, batch_size: int = 64, learning_rate: float = 0.05,
                  arch_learning_rate: float = 0.01, max_batches: int | None = None, recalibration: int = 4,
                  second_order: bool = False):
-        from nas_lab.oneshot.training import Settings
+        from nas_lab.oneshot.training import Settings, torch_device
 
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
         if not arch_learning_rate > 0:
@@ -68,7 +68,7 @@ class Darts(OneShotSearcher):
             raise UserError("searcher.second_order=true (DARTS' unrolled second-order alpha gradient) is not "
                             "implemented; valid: false, the first-order alternating updates")
         self.task = task or Task()
-        self.task.torch_device()  # refuse a missing GPU before anything runs
+        torch_device(self.task)  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.arch_learning_rate, self.max_batches, self.recalibration = arch_learning_rate, max_batches, recalibration
         self.second_order = second_order

@@ -50,7 +50,7 @@ class SinglePathOneShot(OneShotSearcher):
     def __init__(self, task: Task | None = None, epochs: int | None = None, batch_size: int = 64,
                  learning_rate: float | None = None, max_batches: int | None = None, recalibration: int | None = None,
                  population: int = 20, generations: int = 8, parents: int = 5, optimizer: str = "auto"):
-        from nas_lab.oneshot.training import Settings
+        from nas_lab.oneshot.training import Settings, torch_device
 
         self._recipe = (epochs, batch_size, learning_rate, max_batches, recalibration, optimizer)
         self.settings = Settings.resolve(None, *self._recipe, "searcher")  # checked now; ``auto`` resolved in reset
@@ -61,7 +61,7 @@ class SinglePathOneShot(OneShotSearcher):
         if not 1 <= parents <= population:
             raise UserError(f"searcher.parents must lie in 1..population ({population}), got {parents}")
         self.task = task or Task()
-        self.task.torch_device()  # refuse a missing GPU before anything runs
+        torch_device(self.task)  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.max_batches, self.recalibration, self.optimizer = max_batches, recalibration, optimizer
         self.population, self.generations, self.parents = population, generations, parents
