@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from nas_lab.core.config import build
+from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.registry import create
 from nas_lab.core.runner import run
@@ -23,11 +23,15 @@ LABELS = ("ID top-1", "RedIN-C 1", "RedIN-C 5", "RedIN-Sketch", "RedStylized-IN"
 
 
 def make_study(directory, repeats=5):
-    config = StudyConfig.from_dict({
+    return run_grid(directory, StudyConfig.from_dict({
         "name": "mini", "space": "hyvitas", "budget": 30, "repeats": repeats, "seed": 7,
         "objectives": ["id", "id+ood"],
         "searchers": {"random": {}, "rea": {"population": 10, "tournament": 3}},
-    }, {})
+    }, {}))
+
+
+def run_grid(directory, config):
+    """Every run of ``config``, recorded in the study folder ``directory`` as ``nas-lab study`` would (in one process)."""
     directory.mkdir(parents=True)
     (directory / "study.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     with Store(directory) as store:
@@ -157,3 +161,59 @@ def test_incumbent_is_the_first_to_reach_the_best_value():
     maximised = incumbent_curves(records, "max", metric, 6)  # budget 6: a run that stopped early keeps its incumbent
     np.testing.assert_array_equal(maximised, [[np.nan, 11, 12, 12, 12, 12], [20, 20, 20, 20, 24, 24]])
     np.testing.assert_array_equal(incumbent_curves(records, "min", metric, 5), [[np.nan, 11, 11, 11, 11], [20, 20, 22, 22, 22]])
+
+
+def _small_study(directory, data):
+    """Run a small study config (a dict) into ``directory`` and report it."""
+    config = StudyConfig.from_dict({"name": "cols", "space": "hyvitas", "budget": 8, "repeats": 2, "seed": 3, **data}, {})
+    return write_report(run_grid(directory, config))
+
+
+def test_report_key_chooses_the_columns_and_their_order(tmp_path, every_arch):
+    space = create("space", "hyvitas", {})
+    report = _small_study(tmp_path / "s", {"objectives": ["id"], "searchers": {"random": {}},
+                                           "constraints": ["params<=3e6"], "report": ["ood.c5", "params", "id"]})
+    csv = pd.read_csv(tmp_path / "s" / "report.csv").set_index("row")
+    assert [c for c in csv.columns if c.endswith("_mean")] == ["ood.c5_mean", "params_mean", "id_mean"]
+    assert "| Method | RedIN-C 5 | params | ID top-1 | runs |" in report.markdown
+    records = list(Store(tmp_path / "s").records())
+    assert csv.loc["Random search (ID top-1)", "params_mean"] == pytest.approx(
+        np.mean([r["best"]["params"] for r in records]), rel=1e-12)  # the recorded values, averaged
+    assert csv.loc["Optimum", "id_mean"] == pytest.approx(every_arch["id"].max())
+    all_params = TabularObjective(space, "params").values()
+    assert csv.loc["Optimum", "params_mean"] == pytest.approx(all_params.min())  # a metric to minimise: its least
+
+
+def test_report_column_the_runs_lack_is_measured_by_their_objective(tmp_path):
+    cache = str(tmp_path / "zc.sqlite")
+    params = {"cache": cache, "resolution": 32, "batch_size": 2}
+    report = _small_study(tmp_path / "s", {"budget": 3, "repeats": 1, "objectives": ["zc.params"], "searchers": {"random": {}},
+                                           "objective_params": params, "report": ["zc.params", "zc.synflow"]})
+    (record,) = Store(tmp_path / "s").records()
+    assert "zc.synflow" not in record["best"]  # the run searched zc.params only
+    cfg = RunConfig(space="hyvitas", objective="zc.synflow")
+    for key, value in params.items():
+        cfg.set(f"objective.{key}", str(value))
+    space, objective, _ = build(cfg)
+    expected = objective.measure("zc.synflow", space.from_values(record["best_arch"])[None])[0]
+    csv = pd.read_csv(tmp_path / "s" / "report.csv")
+    assert csv.loc[0, "zc.synflow_mean"] == pytest.approx(expected, rel=1e-9)  # read back from the same cache
+    assert "no benchmark table holds the reported columns" in report.markdown
+
+
+def test_report_column_no_one_gives_is_one_sentence(tmp_path):
+    with pytest.raises(UserError, match="report column 'test.cifar10' was not recorded by the random runs"):
+        _small_study(tmp_path / "s", {"objectives": ["id"], "searchers": {"random": {}}, "report": ["id", "test.cifar10"]})
+
+
+@pytest.mark.parametrize("value, match", [(7, "must list the metrics"), ([], "must list the metrics"),
+                                          (["id", "id"], "lists id more than once")])
+def test_bad_report_key_is_refused(value, match):
+    with pytest.raises(UserError, match=match):
+        StudyConfig.from_dict({"name": "x", "objectives": ["id"], "searchers": {"random": {}}, "report": value}, {})
+
+
+def test_report_key_does_not_change_the_grid():
+    base = {"name": "x", "objectives": ["id"], "searchers": {"random": {}}}
+    assert StudyConfig.from_dict(base, {}).same_grid(StudyConfig.from_dict({**base, "report": ["id"]}, {}))
+    assert StudyConfig.from_dict(base, {"report": "id,ood.c1"}).report == ["id", "ood.c1"]

@@ -65,6 +65,7 @@ Overrides (key=value):
   repeats=N budget=N seed=N space=NAME table=NAME|PATH   change the study
   searchers=a,b objectives=x,y                          run a subset
   objectives=[a,b],[c,d]                                 several-metric objectives, in brackets
+  report=params,test.cifar10                            the report's columns (default: the table's accuracies)
   out=DIR            study folder (default results/studies/<name>)
   workers=N          parallel workers (default: number of cores)
   executor=local|ray executor.address=auto              Ray: local, or join a cluster

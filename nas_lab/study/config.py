@@ -14,6 +14,7 @@ searchers:                  # label: parameters (``searcher:`` picks another reg
   rea: {population: 50, tournament: 10}
   spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's), objectives and budgets (budgets: [100])
   rea_small: {searcher: rea, space_params: {setting: cpu}}   # a row's own space and objective parameters
+report: [params, test.cifar10]   # optional: the report's columns (default: the benchmark table's accuracies)
 ```
 
 A row's ``space_params`` and ``objective_params`` override the study's for that
@@ -47,7 +48,7 @@ from nas_lab.core.registry import Param
 from nas_lab.study.store import run_key
 
 _KEYS = ("name", "space", "table", "budget", "repeats", "seed", "objectives", "constraints", "searchers",
-         "space_params", "objective_params")
+         "space_params", "objective_params", "report")
 _INTS = ("repeats", "seed")
 #: a grid larger than this is refused (Table 4 of HyViTas-Bench is 4,010 runs): it is a typo, and listing it would
 #: exhaust memory before the first run
@@ -123,6 +124,8 @@ class StudyConfig:
     constraints: list[str] = field(default_factory=list)
     space_params: dict[str, Any] = field(default_factory=dict)
     objective_params: dict[str, Any] = field(default_factory=dict)
+    #: the report's columns, metrics of each run's found arch; None: the benchmark table's accuracies the runs reported
+    report: list[str] | None = None
 
     @classmethod
     def load(cls, path: str | Path, overrides: dict[str, str] | None = None) -> "StudyConfig":
@@ -189,6 +192,7 @@ class StudyConfig:
             raise UserError(f"{source}: 'constraints' must be a list of bounds, e.g. constraints: [latency.pixel3<=5], "
                             f"got {shorten(constraints)}")
         data["constraints"] = constraints
+        data["report"] = _report_columns(data.get("report"), source)
         for key in ("space_params", "objective_params"):
             data[key] = _mapping(data.get(key), key, source, f"{key}: {{table: hyvitas-sim}}" if key == "objective_params"
                                  else f"{key}: {{}}")
@@ -262,7 +266,8 @@ class StudyConfig:
     def same_grid(self, other: "StudyConfig") -> bool:
         """True if ``other`` is this study with possibly another number of repeats (so it may resume it)."""
         mine, theirs = self.to_dict(), other.to_dict()
-        mine.pop("repeats"), theirs.pop("repeats")
+        for key in ("repeats", "report"):  # neither changes what a run is
+            mine.pop(key), theirs.pop(key)
         return mine == theirs
 
 
@@ -279,6 +284,21 @@ def _no_repeats(key: str, values: list) -> None:
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
         raise UserError(f"{key} lists {repeated[0]} more than once; each {key.rstrip('s')} may appear once in the grid")
+
+
+def _report_columns(value, source: str) -> list[str] | None:
+    """The ``report:`` key as a list of metric names (a comma-separated string from the command line too)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise UserError(f"{source}: 'report' must list the metrics to report, e.g. report: [params, test.cifar10], "
+                        f"got {shorten(value)}")
+    repeated = sorted({v for v in value if value.count(v) > 1})
+    if repeated:
+        raise UserError(f"{source}: 'report' lists {shorten(repeated[0])} more than once; name each column once")
+    return value
 
 
 def _mapping(value, key: str, source: str, example: str) -> dict:

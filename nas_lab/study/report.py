@@ -60,8 +60,9 @@ class StudyResults:
         return len(self.records) < self.expected
 
     def label(self, metric: str) -> str:
-        """Human name of a metric: the table's objective knows them; without a table, the study's first objective."""
-        return (self.reference or next(iter(self.objectives.values()))).label(metric)
+        """Human name of a metric: the table's objective knows its columns; the study's first objective the rest."""
+        known = self.reference if self.reference is not None and metric in self.values else None
+        return (known or next(iter(self.objectives.values()))).label(metric)
 
     @staticmethod
     def searcher_title(searcher: str) -> str:
@@ -131,14 +132,45 @@ def load_study(directory: str | Path) -> StudyResults:
     space = next(iter(built.values()))[0]
     objectives = {name: objective for name, (_, objective, _) in built.items()}
 
-    reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
-    columns = [m for m in reported if m not in COMPOSITES and default_direction(m) == "max"]
     targets = [t for o in objectives.values() for t in o.targets]  # a multi-objective study's table is its targets'
-    reference, values = _table_values(space, config.table, columns + ["ood"] + targets)
-    if values:  # with a benchmark table, report its accuracies (not e.g. a zero-cost proxy's raw score)
-        columns = [m for m in columns if m in values]
+    if config.report:
+        columns = list(config.report)
+        records = _fill_columns(config, records, columns)
+        reference, values = _table_values(space, config.table, columns)
+    else:
+        reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
+        columns = [m for m in reported if m not in COMPOSITES and default_direction(m) == "max"]
+        reference, values = _table_values(space, config.table, columns + ["ood"] + targets)
+        if values:  # with a benchmark table, report its accuracies (not e.g. a zero-cost proxy's raw score)
+            columns = [m for m in columns if m in values]
     return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), space, objectives,
                         columns, reference, values)
+
+
+def _fill_columns(config: StudyConfig, records: list[dict], columns: list[str]) -> list[dict]:
+    """Records whose found arch lacks a ``report:`` column get it from the run's own objective (a zero-cost
+    proxy through its cache, say), so every row reports the same columns; a metric no one gives is refused."""
+    specs = {(spec.searcher, spec.objective): spec for spec in config.runs(repeats=1)}
+    built: dict[tuple[str, str], tuple[Space, Objective]] = {}
+    out = []
+    for record in records:
+        best = record["best"]
+        missing = [m for m in columns if best is not None and m not in best]
+        if missing:
+            cell = (record["searcher"], record["objective"])
+            if cell not in built:  # the row's own space and objective parameters
+                space, objective, _ = build(specs[cell].run_config())
+                built[cell] = space, objective
+            space, objective = built[cell]
+            unknown = [m for m in missing if not objective.can_measure(m)]
+            if unknown:
+                raise UserError(f"report column {unknown[0]!r} was not recorded by the {record['searcher']} runs and "
+                                f"objective {objective.name!r} cannot measure it; report a metric the runs record "
+                                f"({', '.join(best)}) or one the objective measures")
+            arch = space.from_values(record["best_arch"])[None]
+            best = {**best, **{m: float(objective.measure(m, arch)[0]) for m in missing}}
+        out.append({**record, "best": best})
+    return out
 
 
 def _table_values(space: Space, table_name: str | None, names: list[str]) -> tuple[TabularObjective | None, dict[str, np.ndarray]]:
@@ -162,7 +194,8 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
         reference = [{"row": OPTIMUM}, {"row": SPACE_MEAN}]
         for m in (m for m in cols if m in study.values):  # a metric the table lacks stays blank
             v = study.values[m]
-            reference[0].update({f"{m}_mean": np.nanmax(v), f"{m}_std": np.nan})
+            best = np.nanmax(v) if default_direction(m) == "max" else np.nanmin(v)  # e.g. params: the smallest
+            reference[0].update({f"{m}_mean": best, f"{m}_std": np.nan})
             reference[1].update({f"{m}_mean": np.nanmean(v), f"{m}_std": np.nanstd(v)})
         frame = pd.concat([frame, pd.DataFrame(reference)], ignore_index=True)
     return frame
@@ -195,7 +228,8 @@ def _notes(study: StudyResults) -> list[str]:
     if empty:
         notes.append(f"{empty} run(s) found no architecture with a finite value: they count in `runs`, not in the means")
     if study.reference is None:
-        notes.append("no benchmark table for this space: no Optimum and Search space mean rows")
+        notes.append("no benchmark table for this space: no Optimum and Search space mean rows" if not study.config.report
+                     else "no benchmark table holds the reported columns: no Optimum and Search space mean rows")
     return notes
 
 
