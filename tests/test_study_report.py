@@ -179,6 +179,8 @@ def test_report_key_chooses_the_columns_and_their_order(tmp_path, every_arch):
     records = list(Store(tmp_path / "s").records())
     assert csv.loc["Random search (ID top-1)", "params_mean"] == pytest.approx(
         np.mean([r["best"]["params"] for r in records]), rel=1e-12)  # the recorded values, averaged
+    found = [r["best"]["params"] for r in records]
+    assert f"| {np.mean(found):,.0f} ± {np.std(found, ddof=1):,.0f} |" in report.markdown  # counts, not decimals
     assert csv.loc["Optimum", "id_mean"] == pytest.approx(every_arch["id"].max())
     all_params = TabularObjective(space, "params").values()
     assert csv.loc["Optimum", "params_mean"] == pytest.approx(all_params.min())  # a metric to minimise: its least

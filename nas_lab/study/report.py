@@ -202,9 +202,12 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
 
 
 def _cell(mean: float, std: float, pm: str) -> str:
+    """``mean ± std``: two decimals, as accuracies in %; whole numbers with thousands separators from 10,000 on
+    (parameter counts, raw proxy scores), where decimals are noise."""
     if np.isnan(mean):
         return "—"
-    return f"{mean:.2f}" if np.isnan(std) else f"{mean:.2f}{pm}{std:.2f}"
+    form = "{:,.0f}" if abs(mean) >= 1e4 else "{:.2f}"
+    return form.format(mean) if np.isnan(std) else form.format(mean) + pm + form.format(std)
 
 
 def _cells(study: StudyResults, frame: pd.DataFrame, pm: str) -> list[list[str]]:
@@ -234,8 +237,8 @@ def _notes(study: StudyResults) -> list[str]:
 
 
 def _caption(study: StudyResults) -> str:
-    text = ("Metrics (accuracies in %) of the architecture each run found: mean ± standard deviation over "
-            "the finished repeats (`runs`).")
+    what = "Metrics" if study.config.report else "Metrics (accuracies in %)"
+    text = f"{what} of the architecture each run found: mean ± standard deviation over the finished repeats (`runs`)."
     if study.reference is not None:
         text += (f" {OPTIMUM}: the table's best value in each column, each column on its own."
                  f" {SPACE_MEAN}: mean ± standard deviation over all {study.space.cardinality:,} architectures.")
