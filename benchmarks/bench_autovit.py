@@ -20,11 +20,11 @@ Prints, per variant (XXS, XS, S of Table 1, our reading of the layers; ``space.s
 """
 
 import argparse
-import time
 
 import numpy as np
 import torch
 
+from nas_lab.objectives.latency.measure import time_module
 from nas_lab.spaces.autovit import VARIANTS, AutoViTSpace
 
 TABLE5_XXS = {"stem.width": 16, "mb1.width": 16, "mb1.depth": 1, "mb2.width": 24, "mb2.depth": 2, "mb3.width": 32,
@@ -32,18 +32,6 @@ TABLE5_XXS = {"stem.width": 16, "mb1.width": 16, "mb1.depth": 1, "mb2.width": 24
               **{f"t{j}.{k}": v for j, row in enumerate([(48, 4, 3, 1.5), (64, 3, 3, 1.5), (80, 3, 3, 2.0),
                                                          (96, 2, 4, 2.0)], 1)
                  for k, v in zip(("width", "depth", "heads", "mlp_ratio"), row)}}
-
-
-def forward_ms(model, x, repeats: int) -> float:
-    """Median wall time (ms) of ``repeats`` forward passes after one warm-up."""
-    with torch.no_grad():
-        model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return 1e3 * float(np.median(times))
 
 
 def main() -> int:
@@ -85,7 +73,7 @@ def main() -> int:
     print(f"\nTable 5's XXS arch (T-1 ratio 1 -> 1.5): {xxs.params(arch)[0] / 1e6:.2f} M params, "
           f"{xxs.macs(arch)[0] / 1e9:.3f} G MACs (Table 2: 1.8 M, 0.3 G)")
 
-    x = torch.randn(1, 3, 256, 256, generator=torch.Generator().manual_seed(0))
+    shape = (3, 256, 256)
     print(f"\nforward of one 256 x 256 image, batch 1, {args.threads} thread(s), median of {args.repeats} runs; "
           f"{args.archs} sampled archs + the smallest and largest")
     print(f"{'variant':<8} {'smallest ms':>11} {'largest ms':>10} {'median ms':>9} {'p90 ms':>7} {'G MACs median':>13}")
@@ -94,8 +82,8 @@ def main() -> int:
         space = AutoViTSpace(name)
         archs = space.sample(np.random.default_rng(1), args.archs)
         bounds = [np.zeros(space.dim, np.int64), space.sizes - 1]
-        low, high = (forward_ms(space.build(a).eval(), x, args.repeats) for a in bounds)
-        times = np.array([forward_ms(space.build(a).eval(), x, args.repeats) for a in archs])
+        low, high = (time_module(space.build(a), shape, 1, args.repeats, clock="wall") for a in bounds)
+        times = np.array([time_module(space.build(a), shape, 1, args.repeats, clock="wall") for a in archs])
         print(f"{name:<8} {low:>11.1f} {high:>10.1f} {np.median(times):>9.1f} {np.percentile(times, 90):>7.1f} "
               f"{np.median(space.macs(archs)) / 1e9:>13.3f}")
     return 0

@@ -20,7 +20,6 @@ The dataset is the task's (default digits at 32 x 32; ``--dataset cifar10
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from nas_lab.core.config import build
 from nas_lab.core.runner import run
 from nas_lab.core.task import Task
+from nas_lab.objectives.latency.measure import time_module
 from nas_lab.oneshot.training import (
     Settings,
     TaskTensors,
@@ -51,18 +51,8 @@ GRAD_CLIP = 5.0
 
 
 def latency_ms(model: torch.nn.Module, repeats: int, side: int = 32) -> float:
-    """Median wall time (ms) of one forward pass of one image, in eval mode without gradients."""
-    model.eval()
-    x = torch.rand(1, 3, side, side)
-    with torch.no_grad():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    """Median wall time (ms) of one forward pass of one image, in eval mode, after 3 warm-up passes."""
+    return time_module(model, (3, side, side), warmup=3, repeats=repeats, clock="wall")
 
 
 def counted_macs(model: torch.nn.Module, side: int = 32) -> int:
