@@ -186,6 +186,28 @@ def test_cli_build_and_validate(tmp_path, capsys):
     assert (out / "validate.png").stat().st_size > 0 and len((out / "validate.csv").read_text().splitlines()) == 4
 
 
+def test_one_process_at_a_time_measures_a_table(capsys):
+    """A second build or validation of a table being measured would time the first one's load: refused, naming
+    the holder; once the holder is gone (killed, so its lock file stays), the build goes ahead."""
+    space = NB201Space()
+    path = TableKey.current(space).default_path()
+    fake_table(space, offset_models=3)
+    code = (f"from nas_lab.core.lock import ExclusiveLock; ExclusiveLock({str(path) + '.lock'!r}).acquire(); "
+            "print('locked', flush=True); import time; time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        for command in (["lut", "build", "space=nb201"], ["lut", "validate", "space=nb201", "sample=3"]):
+            err = refused(capsys, *command, "--no-progress")
+            assert f"latency table {path} is being measured by process {proc.pid} on host" in err
+    finally:
+        proc.kill()
+        proc.wait()
+    path.unlink()
+    assert main(["lut", "build", "space=nb201", "warmup=0", "repeats=1", "rounds=1", "calibrate=2",
+                 "--no-progress"]) == 0
+
+
 # -- bad tables and bounds ---------------------------------------------------------------------------------
 
 def test_missing_table_names_the_command(capsys):

@@ -21,16 +21,14 @@ keeps its front (``front_index``, ``front_values``), ``hypervolume``,
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
-import socket
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.lock import ExclusiveLock, LockHeld
 from nas_lab.core.results import RunResult, finite_or_none, json_safe
 
 RUNS_FILE = "runs.jsonl"
@@ -199,82 +197,23 @@ class Store:
         self.close()
 
 
-#: descriptors of the folder locks this process holds; a forked child closes its copies (see ``FolderLock``)
-_HELD: set[int] = set()
-
-
-def _drop_inherited_locks() -> None:
-    for fd in _HELD:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _HELD.clear()
-
-
-os.register_at_fork(after_in_child=_drop_inherited_locks)
-
-
-class FolderLock:
-    """One writer per study folder: an exclusive ``fcntl.flock`` on ``directory/study.lock``, held while in use.
-
-    The OS releases the lock when its process ends, however it ends, so the
-    lock of a killed study is simply taken by the next one: there is no stale
-    lock to clean up. The holder writes its pid and host into the file, so a
-    refused writer can say who holds it. Processes forked while it is held
-    (pool workers) close their copy of the descriptor: only the study's main
-    process holds the lock, and it is free once that process is gone. Reading
-    the folder (``nas-lab report``) takes no lock.
-    """
+class FolderLock(ExclusiveLock):
+    """One writer per study folder: ``core.lock.ExclusiveLock`` on ``directory/study.lock``, with the study's
+    sentences. The lock of a killed study is simply taken by the next one. Reading the folder (``nas-lab
+    report``) takes no lock."""
 
     def __init__(self, directory: str | Path):
+        super().__init__(Path(directory) / LOCK_FILE)
         self.directory = Path(directory)
-        self.path = self.directory / LOCK_FILE
-        self.fd: int | None = None
 
     def acquire(self) -> "FolderLock":
         """Take the lock; ``UserError`` naming the holder if another process has it."""
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            super().acquire()
+        except LockHeld as held:
+            raise UserError(f"study folder {self.directory} is in use by {held.holder}, which is running a study in "
+                            "it; wait for it to finish or stop it, or choose another out=DIR") from None
         except OSError as err:
             raise UserError(f"cannot write to the study folder {self.directory}: {err.strerror}; "
                             "choose another out=DIR") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            if err.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                os.close(fd)  # a file system without locks: go on unlocked, as before locks existed
-                return self
-            holder = self._holder(fd)
-            os.close(fd)
-            raise UserError(f"study folder {self.directory} is in use by {holder}, which is running a study in it; "
-                            "wait for it to finish or stop it, or choose another out=DIR") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        self.fd = fd
-        _HELD.add(fd)
         return self
-
-    @staticmethod
-    def _holder(fd: int) -> str:
-        """``process PID on host HOST`` as the holder wrote it (it may be writing it at this moment)."""
-        for _ in range(10):
-            pid, _, host = os.pread(fd, 512, 0).decode(errors="replace").strip().partition(" ")
-            if pid:
-                return f"process {pid} on host {host or 'unknown'}"
-            time.sleep(0.05)
-        return "another process"
-
-    def release(self) -> None:
-        if self.fd is not None:
-            _HELD.discard(self.fd)
-            os.ftruncate(self.fd, 0)  # the file stays (deleting a lock file races with its next user); empty = free
-            os.close(self.fd)  # closing releases the flock
-            self.fd = None
-
-    def __enter__(self) -> "FolderLock":
-        return self.acquire()
-
-    def __exit__(self, *exc) -> None:
-        self.release()

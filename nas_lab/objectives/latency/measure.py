@@ -7,7 +7,8 @@ contention): batch 1, eval mode, ``torch.inference_mode``, random inputs,
 thread's CPU time, or wall time with ``clock=wall``: see ``table.py``), torch,
 OpenMP and BLAS held to ``threads`` threads (``core.parallel.limit_threads``),
 the allocator held steady (``allocator.py``); all of it ``rounds`` times over, the fastest round kept. The file is rewritten
-as times come in, so a killed build resumes where it stopped.
+as times come in, so a killed build resumes where it stopped. One process at a time measures a table
+(``measuring``: a second build or validation of it exits 2, naming the first).
 
 ``validate``: ``sample`` other random archs (none of the calibration's) measured
 end to end in the same way (rounds over all of them), against the table's
@@ -21,12 +22,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.lock import ExclusiveLock, LockHeld
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.space import Space
 from nas_lab.objectives.latency import allocator
@@ -72,6 +75,26 @@ def timing(warmup: int | None, repeats: int | None, rounds: int | None, stored: 
     return out
 
 
+@contextmanager
+def measuring(path: Path):
+    """Held while this process times models for the table at ``path`` (``PATH.lock`` beside it): a second build
+    or validation of the same table would time the first one's load, and a build rewrites its file, so it is
+    refused, naming the holder."""
+    lock = ExclusiveLock(path.with_name(path.name + ".lock"))
+    try:
+        lock.acquire()
+    except LockHeld as held:
+        raise UserError(f"latency table {path} is being measured by {held.holder}; two measurements at once would "
+                        "each time the other's load, so wait for it to finish or stop it") from None
+    except OSError:  # a folder we may not write (a table copied read-only): validating it needs no lock file
+        lock = None
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def _sample(space: Space, n: int, seed: int, exclude=()) -> np.ndarray:
     """``n`` distinct random archs (by index) drawn with ``seed``, none of whose index is in ``exclude``."""
     rng = np.random.default_rng(seed)
@@ -107,11 +130,18 @@ def _rounds(jobs: list, rounds: int, settings: dict, clock: str, bar, record) ->
 def build(space: Space, key: TableKey, path: Path | None = None, warmup: int | None = None,
           repeats: int | None = None, rounds: int | None = None, calibrate: int | None = None, seed: int | None = None,
           progress: bool = True) -> tuple[LatencyTable, int]:
-    """Measure what the table at ``path`` (default: the key's file) lacks; returns it and how many times it took."""
+    """Measure what the table at ``path`` (default: the key's file) lacks; returns it and how many times it took.
+    One process at a time measures a table (``measuring``)."""
+    path = path or key.default_path()
+    with measuring(path):
+        return _build(space, key, path, warmup, repeats, rounds, calibrate, seed, progress)
+
+
+def _build(space: Space, key: TableKey, path: Path, warmup: int | None, repeats: int | None, rounds: int | None,
+           calibrate: int | None, seed: int | None, progress: bool) -> tuple[LatencyTable, int]:
     import torch
     from tqdm import tqdm
 
-    path = path or key.default_path()
     if path.exists():
         table = LatencyTable.read(path)
         if table.key != key:
@@ -198,7 +228,8 @@ def validate(space: Space, table: LatencyTable, sample: int = 50, seed: int = 1,
              repeats: int | None = None, rounds: int | None = None, out: Path | None = None,
              progress: bool = True) -> Validation:
     """Measure ``sample`` random archs (not the calibration's) end to end, as the table's blocks were measured
-    (rounds over all archs, fastest round kept), and compare with the table's predictions."""
+    (rounds over all archs, fastest round kept), and compare with the table's predictions; not while another
+    process measures for the same table (``measuring``)."""
     import torch
     from tqdm import tqdm
 
@@ -212,10 +243,11 @@ def validate(space: Space, table: LatencyTable, sample: int = 50, seed: int = 1,
     archs = _sample(space, sample, seed, exclude=[int(i) for i in table.calibration["indices"]])
     side = table.key.resolution
     jobs = [([], space.build(a), (3, side, side)) for a in archs]
-    load = os.getloadavg()[0]
-    with tqdm(total=len(jobs) * settings["rounds"], unit="time", file=sys.stderr, disable=not progress,
-              mininterval=0.5, dynamic_ncols=True, desc=f"validate {space.name}") as bar:
-        _rounds(jobs, settings["rounds"], settings, table.key.clock, bar, lambda: None)
+    with measuring(table.path):
+        load = os.getloadavg()[0]
+        with tqdm(total=len(jobs) * settings["rounds"], unit="time", file=sys.stderr, disable=not progress,
+                  mininterval=0.5, dynamic_ncols=True, desc=f"validate {space.name}") as bar:
+            _rounds(jobs, settings["rounds"], settings, table.key.clock, bar, lambda: None)
     measured = np.array([min(times) for times, _, _ in jobs])
     result = Validation([str(i) for i in np.atleast_1d(space.index(archs))], table.predict(space, archs),
                         table.predict(space, archs, corrected=False), measured, table.correction(space),
