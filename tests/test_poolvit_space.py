@@ -10,6 +10,7 @@ from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.constraint import Constrained, Constraint, run_constraints
 from nas_lab.core.errors import UserError
+from nas_lab.core.objective import Objective
 from nas_lab.core.space import Decision, Space
 from nas_lab.spaces.poolvit import PoolViTSpace
 
@@ -127,16 +128,33 @@ class Tiny(Space):
         return 3.0 if metric == "params" else None
 
 
-def test_run_constraints_refuses_a_cap_below_the_smallest_arch():
-    with pytest.raises(UserError, match=r"no arch of space 'tiny' meets the constraint params<2: the smallest has "
-                                        r"params 3; give a bound above it"):
-        run_constraints(Tiny(), ["params<2"])
+class TinyParams(Objective):
+    """Any objective measuring ``params`` on Tiny: 3 or 4 by width."""
+
+    targets, directions = ("params",), ("min",)
+
+    def __init__(self, space):
+        self.space, self.name = space, "params"
+
+    def measure(self, metric, archs):
+        return 3.0 + np.asarray(archs)[:, 0]
+
+
+def test_a_cap_below_the_smallest_arch_is_refused_by_the_objectives_extent():
+    """``Space.lowest`` reaches every objective through ``Objective.extent``: one check, in ``Constrained``."""
+    objective = TinyParams(Tiny())
+    assert objective.extent("params") == (3.0, float("inf")) and objective.extent("macs") is None
+    with pytest.raises(UserError, match=r"^constraint params<2 leaves no architecture of space 'tiny': the smallest "
+                                        r"has params 3; give a bound above it$"):
+        Constrained(objective, [Constraint("params", "<", 2)])
+    kept = Constrained(objective, [Constraint("params", "<", 4)])
+    assert kept.extent("params") == (3.0, float("inf"))
     assert run_constraints(Tiny(), ["params>=9"]) == [Constraint("params", "<=", 5), Constraint("params", ">=", 9)]
-    assert run_constraints(Tiny(), ["params<4"]) == [Constraint("params", "<", 4)]
+    assert run_constraints(Tiny(), ["params<2"]) == [Constraint("params", "<", 2)]  # merging only; judged above
 
 
 @pytest.mark.parametrize("args, text", [
-    (["constraint=params<=1000"], "no arch of space 'poolvit' meets the constraint params<=1000: the smallest has"),
+    (["constraint=params<=1000"], "constraint params<=1000 leaves no architecture of space 'poolvit': the smallest has"),
     (["space.vit_blocks=0"], "space.vit_blocks must be a whole number from 1 to 4, got 0"),
     (["space.image_size=big"], "space.image_size must be a whole number, got 'big'"),
     (["objective=supernet.id", "dataset.image_size=64"], "dataset.image_size must be 32 px for space 'poolvit'"),

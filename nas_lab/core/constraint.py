@@ -63,18 +63,22 @@ class Constraint:
 
 def run_constraints(space, given: list[str]) -> list[Constraint]:
     """A run's constraints: the ``given`` ones, and each of ``space.default_constraints`` whose metric they leave
-    unbounded on that side (``params<=2e5`` replaces a default ``params<=100000``, ``params>=1e4`` keeps it);
-    ``UserError`` for an upper bound below the smallest value the space holds (``space.lowest``)."""
+    unbounded on that side (``params<=2e5`` replaces a default ``params<=100000``, ``params>=1e4`` keeps it)."""
     parsed = [Constraint.parse(c) for c in given]
     bounded = {(c.metric, c.op in ("<=", "<")) for c in parsed}
     defaults = [Constraint.parse(c) for c in space.default_constraints]
-    out = [c for c in defaults if (c.metric, c.op in ("<=", "<")) not in bounded] + parsed
-    for c in out:
-        low = space.lowest(c.metric) if c.op in ("<=", "<") else None
-        if low is not None and not c.holds(low):
-            raise UserError(f"no arch of space {space.name!r} meets the constraint {c}: the smallest has {c.metric} "
-                            f"{low:g}; give a bound above it")
-    return out
+    return [c for c in defaults if (c.metric, c.op in ("<=", "<")) not in bounded] + parsed
+
+
+def check_reachable(c: Constraint, span: tuple[float, float] | None, space_name: str) -> None:
+    """``UserError`` if no value within ``span`` (a metric's ``Objective.extent``) meets ``c``."""
+    if span is None or c.holds(np.array(span)).any():
+        return
+    if span[1] == np.inf:  # only the smallest is known (``Space.lowest``)
+        raise UserError(f"constraint {c} leaves no architecture of space {space_name!r}: the smallest has "
+                        f"{c.metric} {span[0]:g}; give a bound above it")
+    raise UserError(f"constraint {c} leaves no architecture of space {space_name!r}: {c.metric} runs from "
+                    f"{span[0]:.4g} to {span[1]:.4g}; choose a bound within that range")
 
 
 class Constrained(Objective):
@@ -92,10 +96,7 @@ class Constrained(Objective):
             if not self.measurers[c.metric].can_measure(c.metric):  # unknown metric: fail now, with the reason
                 self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
                 raise UserError(f"objective {inner.name!r} cannot measure {shorten(repr(c.metric))} for a constraint")
-            span = self.measurers[c.metric].extent(c.metric)
-            if span is not None and not c.holds(np.array(span)).any():
-                raise UserError(f"constraint {c} leaves no architecture of space {inner.space.name!r}: {c.metric} "
-                                f"runs from {span[0]:.4g} to {span[1]:.4g}; choose a bound within that range")
+            check_reachable(c, self.measurers[c.metric].extent(c.metric), inner.space.name)
         for attr in ("space", "name", "targets", "directions", "cost_unit", "needs", "reference"):
             setattr(self, attr, getattr(inner, attr))
         self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())

@@ -109,8 +109,11 @@ class Objective:
 
     def extent(self, metric: str) -> tuple[float, float] | None:
         """``(smallest, largest)`` value of ``metric`` over the space, or bounds on them, where cheaply known;
-        ``None`` otherwise. A constraint no value within it can meet is refused before a run (``Constrained``)."""
-        return None
+        ``None`` otherwise. A constraint no value within it can meet is refused before a run (``Constrained``).
+        By default: what the space knows exactly (``Space.lowest``, e.g. poolvit's smallest ``params``), with no
+        upper end."""
+        low = self.space.lowest(metric)
+        return None if low is None else (float(low), float("inf"))
 
     def exhaustive(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(values (N, k), feasible (N,))`` of every arch in index order, for objectives cheap enough to

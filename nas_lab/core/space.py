@@ -310,7 +310,8 @@ class Space:
 
     def lowest(self, metric: str) -> float | None:
         """The smallest value of the closed-form ``metric`` over valid archs, where the space knows it exactly (None
-        otherwise), so that an upper bound no arch meets is refused before a run starts."""
+        otherwise); every objective's ``extent`` reports it, so an upper bound no arch meets is refused before a run
+        starts (``Constrained``)."""
         return None
 
     def capabilities(self) -> frozenset[str]:
