@@ -280,10 +280,11 @@ def check_name(name, source: str) -> str:
     return text
 
 
-def _no_repeats(key: str, values: list) -> None:
+def _no_repeats(key: str, values: list, noun: str | None = None, place: str = "the grid") -> None:
     repeated = sorted({str(v) for v in values if values.count(v) > 1})
     if repeated:
-        raise UserError(f"{key} lists {repeated[0]} more than once; each {key.rstrip('s')} may appear once in the grid")
+        raise UserError(f"{key} lists {shorten(repeated[0])} more than once; each {noun or key.rstrip('s')} may "
+                        f"appear once in {place}")
 
 
 def _report_columns(value, source: str) -> list[str] | None:
@@ -295,9 +296,7 @@ def _report_columns(value, source: str) -> list[str] | None:
     if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
         raise UserError(f"{source}: 'report' must list the metrics to report, e.g. report: [params, test.cifar10], "
                         f"got {shorten(value)}")
-    repeated = sorted({v for v in value if value.count(v) > 1})
-    if repeated:
-        raise UserError(f"{source}: 'report' lists {shorten(repeated[0])} more than once; name each column once")
+    _no_repeats("report", value, "metric", "the report")
     return value
 
 
