@@ -203,9 +203,19 @@ def test_report_column_the_runs_lack_is_measured_by_their_objective(tmp_path):
     assert "no benchmark table holds the reported columns" in report.markdown
 
 
-def test_report_column_no_one_gives_is_one_sentence(tmp_path):
-    with pytest.raises(UserError, match="report column 'test.cifar10' was not recorded by the random runs"):
-        _small_study(tmp_path / "s", {"objectives": ["id"], "searchers": {"random": {}}, "report": ["id", "test.cifar10"]})
+def test_report_column_no_one_gives_is_refused_before_any_run(tmp_path, study):
+    """Refused when the config is read, not after a long study; a finished study's edited study.yaml too."""
+    data = {"name": "x", "objectives": ["id"], "searchers": {"random": {}}, "report": ["id", "test.cifar10"]}
+    with pytest.raises(UserError, match=r"^report column 'test.cifar10' cannot be given for the random runs: objective "
+                                        r"'id' neither records nor measures it"):
+        StudyConfig.from_dict(data, {})
+    directory, _ = study
+    edited = tmp_path / "edited"
+    shutil.copytree(directory, edited)
+    config = yaml.safe_load((edited / "study.yaml").read_text())
+    (edited / "study.yaml").write_text(yaml.safe_dump({**config, "report": ["test.cifar10"]}))
+    with pytest.raises(UserError, match="report column 'test.cifar10' cannot be given for the random runs"):
+        write_report(edited)
 
 
 @pytest.mark.parametrize("value, match", [(7, "must list the metrics"), ([], "must list the metrics"),

@@ -219,9 +219,16 @@ class StudyConfig:
         return study
 
     def validate(self) -> None:
-        """Build every searcher and objective once, so a bad name or value fails before any run."""
+        """Build every searcher and objective once, so a bad name or value fails before any run; so does a
+        ``report:`` column some row's objective can neither record nor measure (what a run records of its arch
+        is what its objective measures: ``Objective.report``)."""
         for spec in self.runs(repeats=1):
-            build(spec.run_config())
+            _, objective, _ = build(spec.run_config())
+            for metric in self.report or ():
+                if not objective.can_measure(metric):
+                    raise UserError(f"report column {shorten(repr(metric))} cannot be given for the {spec.searcher} "
+                                    f"runs: objective {objective.name!r} neither records nor measures it; report "
+                                    f"metrics it measures, such as {', '.join(objective.targets)}")
 
     @property
     def budgets(self) -> list[int]:
