@@ -9,6 +9,12 @@ stores with each value) and their share of the wall time.
     python benchmarks/bench_decoupled.py                                     # the default run (900 archs)
     python benchmarks/bench_decoupled.py --resolution 32 --batch-size 2 \\
         --set phases=2 phase_budget=20 subpopulation_budget=12 subpopulation_size=8 handover=2 population=10
+    python benchmarks/bench_decoupled.py --ablation ../shared/data   # Table 5 study on NB201, from the proxy cache
+
+``--ablation TABLE`` times instead experiments/decoupled_ablation.yaml end to end (400 runs and the report) into
+a fresh folder, reading the machine's proxy cache (fill it first with the `nas-lab precompute` line in that file);
+it prints how many of the space's proxy values were cached beforehand, so a time with values still to compute is
+not mistaken for the cached one.
 """
 
 import argparse
@@ -21,8 +27,12 @@ import numpy as np
 
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.runner import run
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import run_study
+from nas_lab.study.report import write_report
 
 PROXIES = ("zc.entropic", "zc.logsynflow")
+ABLATION = Path(__file__).resolve().parents[1] / "experiments" / "decoupled_ablation.yaml"
 
 
 def search(args, cache: Path):
@@ -48,6 +58,24 @@ def proxy_seconds(result, objective) -> float:
     return total
 
 
+def ablation(table: str, workers: int | None) -> None:
+    """Time the Table 5 study (all its runs and its report) and print what it took."""
+    study = StudyConfig.load(ABLATION, {"table": table})
+    spec = study.runs(repeats=1)[0]
+    space, objective, _ = build(spec.run_config())
+    zc = objective.inner
+    indices = np.arange(space.cardinality)
+    cached = {p: int(zc.cache.lookup(zc.key(p.removeprefix("zc.")), indices)[2].sum()) for p in PROXIES}
+    print(f"{os.cpu_count()} cores; {ABLATION.name}: {study.size()} runs; proxy values cached beforehand: "
+          + ", ".join(f"{p} {n:,} of {len(indices):,}" for p, n in cached.items()))
+    with tempfile.TemporaryDirectory() as tmp:
+        t = time.perf_counter()
+        outcome = run_study(study, tmp, workers=workers)
+        write_report(tmp)
+        wall = time.perf_counter() - t
+    print(f"study: {outcome.ran} runs and the report in {wall:.1f} s wall ({wall / 60:.1f} min)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--space", default="hyvitas")
@@ -56,7 +84,12 @@ def main():
     parser.add_argument("--resolution", type=int, default=None, help="proxy input side (default: the space's)")
     parser.add_argument("--batch-size", type=int, default=None, help="proxy batch (default: the space's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="PARAM=VALUE", help="decoupled searcher parameters")
+    parser.add_argument("--ablation", metavar="TABLE", help="time experiments/decoupled_ablation.yaml instead (NB201 table)")
+    parser.add_argument("--workers", type=int, default=None, help="study workers with --ablation (default: every core)")
     args = parser.parse_args()
+    if args.ablation:
+        ablation(args.ablation, args.workers)
+        return
     print(f"{os.cpu_count()} cores; decoupled on {args.space}, params<={args.cap:g}, proxy inputs "
           f"{args.resolution or 'default'} px, batch {args.batch_size or 'default'}, searcher {' '.join(args.set) or 'defaults'}")
     with tempfile.TemporaryDirectory() as tmp:
