@@ -150,9 +150,9 @@ def test_best_so_far_is_monotone(space, sum_objective):
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(population=0), "population must be at least 1"),
+    (dict(population=0), "population must lie in 1..space.cardinality"),
     (dict(population=5, tournament=6), "tournament must lie in 1..population"),
-    (dict(mutations=0), "mutations must be at least 1"),
+    (dict(mutations=0), "mutations must lie in 1..space.dim"),
 ])
 def test_rea_rejects_bad_parameters(kwargs, message):
     with pytest.raises(UserError, match=message):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError, shorten
-from nas_lab.core.registry import Param
+from nas_lab.core.settings import Setting
 
 HELP = """\
 Build a latency look-up table by measuring every distinct block of a space's models with torch on
@@ -40,10 +40,10 @@ examples:
 """
 
 SETTINGS = {p.name: p for p in (
-    Param("space", "hyvitas", str), Param("threads", 1, int), Param("resolution", None, int), Param("clock", "cpu", str),
-    Param("warmup", None, int), Param("repeats", None, int), Param("rounds", None, int), Param("calibrate", None, int),
-    Param("seed", None, int),
-    Param("sample", 50, int), Param("out", None, str), Param("lut", None, str),
+    Setting("space", str, "hyvitas"), Setting("threads", int, 1), Setting("resolution", int, None), Setting("clock", str, "cpu"),
+    Setting("warmup", int, None), Setting("repeats", int, None), Setting("rounds", int, None), Setting("calibrate", int, None),
+    Setting("seed", int, None),
+    Setting("sample", int, 50), Setting("out", str, None), Setting("lut", str, None),
 )}
 #: settings that only one action takes
 ONLY = {"build": ("calibrate",), "validate": ("sample", "lut")}

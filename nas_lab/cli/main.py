@@ -23,7 +23,7 @@ from nas_lab.cli import lut
 from nas_lab.core import registry
 from nas_lab.core.config import RunConfig, build, check_seed
 from nas_lab.core.errors import UserError, shorten
-from nas_lab.core.registry import Param
+from nas_lab.core.settings import Setting
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.study.config import StudyConfig
@@ -118,14 +118,14 @@ examples:
 
 #: settings of `nas-lab precompute` and their defaults; `correlate` adds CORRELATE_SETTINGS
 PRECOMPUTE_SETTINGS = {p.name: p for p in (
-    Param("space", "hyvitas", str), Param("proxies", "", str), Param("sample", None, int), Param("seed", 0, int),
-    Param("resolution", None, int), Param("batch_size", None, int), Param("device", "cpu", str),
-    Param("workers", None, int), Param("executor", "local", str), Param("executor.address", None, str),
-    Param("cache", None, str),
+    Setting("space", str, "hyvitas"), Setting("proxies", str, ""), Setting("sample", int, None), Setting("seed", int, 0),
+    Setting("resolution", int, None), Setting("batch_size", int, None), Setting("device", str, "cpu"),
+    Setting("workers", int, None), Setting("executor", str, "local"), Setting("executor.address", str, None),
+    Setting("cache", str, None),
 )}
-CORRELATE_SETTINGS = {**PRECOMPUTE_SETTINGS, "sample": Param("sample", 1000, int), **{p.name: p for p in (
-    Param("metric", None, str), Param("table", None, str), Param("out", None, str), Param("stratify", False, bool),
-    Param("reference", None, str),
+CORRELATE_SETTINGS = {**PRECOMPUTE_SETTINGS, "sample": Setting("sample", int, 1000), **{p.name: p for p in (
+    Setting("metric", str, None), Setting("table", str, None), Setting("out", str, None), Setting("stratify", bool, False),
+    Setting("reference", str, None),
 )}}
 
 
@@ -360,7 +360,7 @@ def _study(args) -> int:
         (settings if key.strip() in EXECUTION_DEFAULTS else overrides)[key.strip()] = value.strip()
     study = StudyConfig.load(args.config, overrides)
     directory = Path(settings["out"] or Path("results/studies") / study.name)
-    workers = Param("workers", 0, int).coerce(settings["workers"], "") if settings["workers"] else None
+    workers = Setting("workers", int, 0).coerce(settings["workers"], "") if settings["workers"] else None
     keys = {spec.key for spec in study.runs()}
     FolderLock(directory).acquire().release()  # a folder in use is refused before any bar is drawn (run_study locks it)
     already = [r for r in Store(directory).records() if r["key"] in keys]
@@ -401,7 +401,7 @@ def _print_report(directory: Path) -> int:
     return 0
 
 
-def _settings(overrides: list[str], known: dict[str, Param], command: str) -> dict:
+def _settings(overrides: list[str], known: dict[str, Setting], command: str) -> dict:
     """``key=value`` overrides over the defaults of ``known``, each coerced to its type."""
     values = {name: p.default for name, p in known.items()}
     for item in overrides:
@@ -415,7 +415,7 @@ def _settings(overrides: list[str], known: dict[str, Param], command: str) -> di
     return values
 
 
-def _zero_cost_job(args, known: dict[str, Param]):
+def _zero_cost_job(args, known: dict[str, Setting]):
     """The space, proxies, archs and compute options shared by ``precompute`` and ``correlate``."""
     from nas_lab.objectives.zero_cost.precompute import sample_indices
 

@@ -22,6 +22,7 @@ from nas_lab.core.constraint import Constrained, run_constraints
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.joint import Joint, SpaceMetrics
 from nas_lab.core.objective import DIRECTIONS, Objective, default_direction
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 
@@ -69,7 +70,7 @@ class RunConfig:
         elif key == "constraint":
             self.constraints += [c for c in str(value).split(",") if c.strip()]
         elif key in ("seed", "budget"):
-            setattr(self, key, registry.Param(key, 0, int).coerce(value, ""))
+            setattr(self, key, Setting(key, int, 0).coerce(value, ""))
             if key == "seed":
                 check_seed(self.seed)
         else:

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass, field
 
 import numpy as np
+from nas_lab.core.settings import Declared
 
 DIRECTIONS = ("max", "min")
 
@@ -68,13 +69,14 @@ class Evaluation:
         return out
 
 
-class Objective:
+class Objective(Declared):
     """Base class: subclasses set the attributes below and implement ``evaluate``.
 
     Objectives are built by the registry as ``cls(space, metric, **params)`` and
     keep that space as ``self.space``.
     """
 
+    owner = "objective"
     name: str = ""
     #: optimised metric names and their directions ("max" or "min")
     targets: tuple[str, ...] = ()

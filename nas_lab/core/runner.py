@@ -19,6 +19,7 @@ from nas_lab.core.history import History
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.results import RunResult
 from nas_lab.core.searcher import Searcher
+from nas_lab.core.settings import check_all, current, declared, space_bounds
 from nas_lab.core.space import Space
 
 #: a searcher that proposes only already-evaluated archs this many times in a row is stopped
@@ -28,7 +29,9 @@ Progress = Callable[[int, int, float], None]
 
 
 def check_compatible(space: Space, objective: Objective, searcher: Searcher) -> None:
-    """Refuse, before anything is spent, a combination that cannot run."""
+    """Refuse, before anything is spent, a combination that cannot run: what the searcher and the objective need
+    of the space, and searcher settings bounded by the space (``le="space.dim"``)."""
+    check_all(declared(type(searcher)), current(searcher), "searcher", space_bounds(space))
     caps = space.capabilities()
     for who, needs in ((f"searcher {searcher.name!r}", searcher.needs), (f"objective {objective.name!r}", objective.needs)):
         missing = sorted(set(needs) - caps)

@@ -14,12 +14,15 @@ import numpy as np
 from nas_lab.core.constraint import Constrained, Constraint
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.settings import current
 from nas_lab.core.space import Space
+from nas_lab.core.settings import Declared
 
 
-class Searcher:
+class Searcher(Declared):
     """Base class of every searcher."""
 
+    owner = "searcher"
     name: str = ""
     #: how reports print the searcher (papers write "REA", "Random search"); defaults to ``name``
     title: str = ""
@@ -57,9 +60,7 @@ class Searcher:
 
     def params(self) -> dict:
         """The constructor parameters of this instance, for run records."""
-        from nas_lab.core.registry import parameters
-
-        return {p.name: getattr(self, p.name) for p in parameters(type(self))}
+        return current(self)
 
 
 class OneShotSearcher(Searcher):

@@ -30,6 +30,7 @@ import math
 import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.settings import Declared
 
 #: indices of spaces with more archs than this are Python ints (object arrays), not int64
 INT64_LIMIT = 2**62
@@ -58,7 +59,7 @@ class Decision:
             raise ValueError(f"decision {self.name!r} needs at least two options")
 
 
-class Space:
+class Space(Declared):
     """Base class of every search space.
 
     A subclass sets ``name`` and ``decisions``; it inherits sampling, mutation,
@@ -68,6 +69,7 @@ class Space:
     ``capabilities()`` says which ones a space provides.
     """
 
+    owner = "space"
     name: str = ""
     decisions: tuple[Decision, ...] = ()
     #: name of the built-in table a tabular objective uses when none is given

@@ -13,6 +13,7 @@ from typing import Any
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
+from nas_lab.core.settings import Setting
 
 DEVICES = ("cpu", "cuda")
 #: input side for spaces that declare no training resolution (CIFAR-sized spaces such as NB201)
@@ -49,7 +50,7 @@ class Task:
         """This task with ``image_size`` set to the space's ``default_image_size`` unless the user chose one."""
         params = dict(self.params)
         params.setdefault("image_size", str(default_image_size(space)))
-        side = registry.Param("image_size", 0, int).coerce(params["image_size"], "dataset")
+        side = Setting("image_size", int, 0).coerce(params["image_size"], "dataset")
         space.check_side(side, "dataset.image_size")  # before any data loads or network trains
         return Task(self.dataset, tuple(sorted(params.items())), self.device, self.progress)
 

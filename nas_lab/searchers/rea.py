@@ -27,11 +27,13 @@ two new archs per ask halves the asks again but costs 50/10 0.010 ± 0.003.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.core.settings import Setting
 
 #: weight kept by the counts of children and of new archs at each ask (their ratio sets the batch size)
 DECAY = 0.9
@@ -46,15 +48,13 @@ class RegularizedEvolution(Searcher):
     title = "REA"
     needs = ("sample", "mutate")
 
-    def __init__(self, population: int = 50, tournament: int = 10, mutations: int = 1, batch: int = 64):
-        if population < 1:
-            raise UserError(f"searcher.population must be at least 1, got {population}")
-        if not 1 <= tournament <= population:
-            raise UserError(f"searcher.tournament must lie in 1..population ({population}), got {tournament}")
-        if mutations < 1:
-            raise UserError(f"searcher.mutations must be at least 1, got {mutations}")
-        if batch < 1:
-            raise UserError(f"searcher.batch must be at least 1, got {batch}")
+    def __init__(
+        self,
+        population: Annotated[int, Setting(ge=1, le="space.cardinality", help="members kept alive")] = 50,
+        tournament: Annotated[int, Setting(ge=1, le="population", help="members drawn to pick each parent")] = 10,
+        mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per child")] = 1,
+        batch: Annotated[int, Setting(ge=1, le=100_000, help="most children asked at once (1: sequential REA)")] = 64,
+    ):
         self.population = population
         self.tournament = tournament
         self.mutations = mutations
@@ -62,11 +62,6 @@ class RegularizedEvolution(Searcher):
 
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
-        if self.mutations > space.dim:
-            raise UserError(f"searcher.mutations must lie in 1..{space.dim} for space {space.name!r}, got {self.mutations}")
-        if self.population > space.cardinality:
-            raise UserError(f"searcher.population must lie in 1..{space.cardinality:,} (the architectures of space "
-                            f"{space.name!r}), got {self.population:,}")
         # grown as members arrive: memory follows the archs told, not the population asked for
         self._archs = np.empty((min(self.population, 1024), space.dim), dtype=np.int64)
         self._fitness = np.empty(len(self._archs))

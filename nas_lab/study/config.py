@@ -44,7 +44,7 @@ import yaml
 
 from nas_lab.core.config import RunConfig, build, check_seed
 from nas_lab.core.errors import UserError, shorten
-from nas_lab.core.registry import Param
+from nas_lab.core.settings import Setting
 from nas_lab.study.store import run_key
 
 _KEYS = ("name", "space", "table", "budget", "repeats", "seed", "objectives", "constraints", "searchers",
@@ -172,13 +172,13 @@ class StudyConfig:
         data["name"] = check_name(data.get("name", "study"), source)
         for key in _INTS:
             if key in data:
-                data[key] = Param(key, 0, int).coerce(data[key], "")
+                data[key] = Setting(key, int, 0).coerce(data[key], "")
         check_seed(data.get("seed", 0))
         if "budget" in data:
             budgets = data["budget"]
             if isinstance(budgets, str):
                 budgets = budgets.strip("[]").split(",")
-            budgets = [Param("budget", 0, int).coerce(b, "") for b in (budgets if isinstance(budgets, list) else [budgets])]
+            budgets = [Setting("budget", int, 0).coerce(b, "") for b in (budgets if isinstance(budgets, list) else [budgets])]
             data["budget"] = budgets[0] if len(budgets) == 1 else budgets
             _no_repeats("budget", budgets)
         for key, values in (("budget", _as_list(data.get("budget", 1))), ("repeats", [data.get("repeats", 1)])):
@@ -334,13 +334,13 @@ def _searcher_params(label: str, params, source: str) -> dict:
             example = "space_params: {setting: cpu}" if key == "space_params" else "objective_params: {seed: 1}"
             params[key] = _mapping(params[key], f"searchers.{label}.{key}", source, example)
     if "repeats" in params:
-        params["repeats"] = Param("repeats", 0, int).coerce(params["repeats"], f"searchers.{label}")
+        params["repeats"] = Setting("repeats", int, 0).coerce(params["repeats"], f"searchers.{label}")
         if params["repeats"] < 1:
             raise UserError(f"searchers.{label}.repeats must be at least 1, got {params['repeats']}")
     if "searcher" in params and not isinstance(params["searcher"], str):
         raise UserError(f"searchers.{label}.searcher must be a registered searcher name, got {shorten(params['searcher'])}")
     if "budgets" in params:
-        params["budgets"] = [Param("budgets", 0, int).coerce(b, f"searchers.{label}") for b in _as_list(params["budgets"])]
+        params["budgets"] = [Setting("budgets", int, 0).coerce(b, f"searchers.{label}") for b in _as_list(params["budgets"])]
     own = params.get("objectives")
     if own is not None and not (isinstance(own, str) or isinstance(own, list) and own):
         raise UserError(f"searchers.{label}.objectives must list objectives of the study, e.g. objectives: [id], "

@@ -1,0 +1,345 @@
+"""Settings: every user-settable parameter is declared once, and one parser reads them all.
+
+A plug-in (space, objective, searcher, dataset) declares its parameters in its constructor signature: the default
+is the signature's, the type and the rest come from an ``Annotated`` hint::
+
+    def __init__(self, population: Annotated[int, Setting(ge=1, le="space.cardinality",
+                                                       help="members kept alive")] = 50): ...
+
+A command declares its settings as a tuple of ``Setting`` objects with names. Bounds are numbers or the name of
+another setting of the same owner (``le="population"``) or a property of the space the plug-in meets
+(``"space.dim"``, ``"space.cardinality"``); they are checked as soon as the value they refer to is known.
+Validation, ``nas-lab list``, ``--help`` and the docs all read these declarations, so none of them can drift.
+
+The same text means the same thing wherever it is written (command line, study YAML, Python): a list is
+``a,b`` or ``[a,b]`` (brackets nest: ``[a,b],[c]`` is a list of two lists), a mapping is ``k=v,k=v``, and
+``none`` or ``null`` clears a setting whose default is none.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import types
+import typing
+from dataclasses import dataclass, replace
+from typing import Any
+
+import yaml
+
+from nas_lab.core.errors import UserError, shorten
+
+#: properties of a space that a bound may name; they are known once the plug-in meets its space
+SPACE_BOUNDS = ("space.dim", "space.cardinality")
+
+_WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}
+_TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One declared parameter: its name, type, default, bounds or choices, whether it is a list, and one line of
+    help. ``ge``/``gt``/``le``/``lt`` bound numbers (a number or the name of what the bound depends on);
+    ``choices`` lists the valid values of a string; ``many`` makes the setting a tuple of ``type``."""
+
+    name: str = ""
+    type: type = str
+    default: Any = None
+    ge: float | str | None = None
+    gt: float | str | None = None
+    le: float | str | None = None
+    lt: float | str | None = None
+    choices: tuple | None = None
+    many: bool = False
+    help: str = ""
+
+    # --- reading a value -------------------------------------------------------------------------------------
+    def coerce(self, value: Any, owner: str = "", context: dict[str, Any] | None = None) -> Any:
+        """``value`` (command-line text, a YAML or Python value) as this setting's type, checked against its
+        choices and every bound whose reference ``context`` (or a plain number) gives; ``UserError`` if not."""
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+            if self.default is None:
+                return None
+            raise UserError(f"{self.label(owner)} needs a value ({self.describe()}); it has no 'none'")
+        if self.many:
+            items = split_list(value) if isinstance(value, str) else value
+            if not isinstance(items, (list, tuple)):
+                items = [items]
+            out = tuple(self._one(v, owner) for v in items)
+            if not out:
+                raise UserError(f"{self.label(owner)} needs at least one entry ({self.describe()})")
+        else:
+            out = self._one(value, owner)
+        self.check(out, owner, context or {})
+        return out
+
+    def _one(self, value: Any, owner: str) -> Any:
+        try:
+            out = _convert(value, self.type)
+        except (TypeError, ValueError):
+            raise UserError(f"{self.label(owner)} must be {self.describe()}, got {shorten(repr(value))}") from None
+        if self.choices is not None and out not in self.choices:
+            raise UserError(f"{self.label(owner)} must be one of {', '.join(map(str, self.choices))}, "
+                            f"got {shorten(repr(value))}")
+        return out
+
+    def check(self, value: Any, owner: str, context: dict[str, Any]) -> None:
+        """``UserError`` if ``value`` breaks a bound that is a number or whose reference ``context`` holds."""
+        if value is None or self.type not in (int, float):
+            return
+        for v in value if self.many else (value,):
+            for op, bound in (("ge", self.ge), ("gt", self.gt), ("le", self.le), ("lt", self.lt)):
+                limit = context.get(bound) if isinstance(bound, str) else bound
+                if limit is not None and not _holds(op, v, limit):
+                    raise UserError(f"{self.label(owner)} must {self.requirement(context)}, got {shorten(repr(v))}")
+
+    # --- describing it ---------------------------------------------------------------------------------------
+    def label(self, owner: str = "") -> str:
+        return f"{owner}.{self.name}" if owner else self.name
+
+    def describe(self) -> str:
+        """What a valid value is, in words: 'a whole number in 1..space.cardinality', 'one of a, b'."""
+        noun = _WORDS.get(self.type, self.type.__name__)
+        if self.choices is not None:
+            noun = f"one of {', '.join(map(str, self.choices))}"
+        elif self.type in (int, float) and self.bounds():
+            noun = f"{noun} ({self.bounds()})"
+        if self.many:
+            noun = f"a list of {noun.replace('a whole number', 'whole numbers').replace('a number', 'numbers')}"
+        return noun + (" or none" if self.default is None else "")
+
+    def bounds(self, context: dict[str, Any] | None = None) -> str:
+        """The bounds in words ('>= 1', 'in 1..50', '> 0', 'in [0, 1)'), references resolved where known."""
+        def show(b):
+            value = (context or {}).get(b) if isinstance(b, str) else None
+            if isinstance(b, str):
+                return f"{b} ({_number(value)})" if value is not None else b
+            return _number(b)
+
+        low, low_op = (self.ge, ">=") if self.ge is not None else (self.gt, ">")
+        high, high_op = (self.le, "<=") if self.le is not None else (self.lt, "<")
+        if low is not None and high is not None:
+            if low_op == ">=" and high_op == "<=" and self.type is int:
+                return f"in {show(low)}..{show(high)}"
+            return f"in {'[' if low_op == '>=' else '('}{show(low)}, {show(high)}{']' if high_op == '<=' else ')'}"
+        if low is not None:
+            return f"{low_op} {show(low)}"
+        if high is not None:
+            return f"{high_op} {show(high)}"
+        return ""
+
+    def requirement(self, context: dict[str, Any] | None = None) -> str:
+        """The bounds as a sentence's predicate: 'be at least 1', 'lie in 1..population (5)', 'be > 0'."""
+        text = self.bounds(context)
+        if text.startswith("in "):
+            return "lie " + text
+        return {">=": "be at least", "<=": "be at most"}.get(text.split()[0], "be " + text.split()[0]) + \
+            text[len(text.split()[0]):]
+
+    def type_name(self) -> str:
+        """The type as ``nas-lab list`` prints it: ``int``, ``float?`` (may be none), ``[str]`` (a list)."""
+        name = self.type.__name__
+        return f"[{name}]" if self.many else name + ("?" if self.default is None else "")
+
+
+def _holds(op: str, value: float, limit: float) -> bool:
+    return {"ge": value >= limit, "gt": value > limit, "le": value <= limit, "lt": value < limit}[op]
+
+
+def _number(x) -> str:
+    if isinstance(x, float) and x.is_integer() and abs(x) >= 1e6:
+        return f"{x:.0e}".replace("e+0", "e").replace("e+", "e")
+    return f"{x:,}" if isinstance(x, int) and abs(x) >= 10_000 else str(x)
+
+
+def _convert(value: Any, kind: type) -> Any:
+    """One value as ``kind``: text is parsed, YAML and Python values are checked (a float is no whole number
+    unless it is one; a bool is no number)."""
+    if kind is dict:
+        return parse_mapping(value) if isinstance(value, str) else _as_mapping(value)
+    if isinstance(value, (list, tuple, dict)):
+        raise ValueError
+    if isinstance(value, bool) and kind is not bool:
+        raise ValueError
+    text = str(value).strip()
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        raise ValueError
+    if kind is int:
+        number = float(text) if not isinstance(value, int) else value
+        if isinstance(number, float) and not (math.isfinite(number) and number.is_integer()):
+            raise ValueError
+        return int(number)
+    if kind is float:
+        number = float(text)
+        if not math.isfinite(number):
+            raise ValueError
+        return number
+    return kind(text)
+
+
+def _as_mapping(value: Any) -> dict:
+    if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+        raise ValueError
+    return dict(value)
+
+
+def split_list(text: str) -> list:
+    """``a,b`` or ``[a,b]`` as ``['a', 'b']``; brackets nest (``[a,b],[c]`` → ``[['a', 'b'], ['c']]``);
+    empty entries are refused."""
+    text = text.strip()
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(text + ","):
+        if ch == "[":
+            depth += 1
+        elif ch == "]":
+            depth -= 1
+            if depth < 0:
+                raise UserError(f"{shorten(text)} has a ']' without its '['")
+        elif ch == "," and depth == 0:
+            items.append(text[start:i].strip())
+            start = i + 1
+    if depth:
+        raise UserError(f"{shorten(text)} has a '[' without its ']'")
+    if len(items) == 1 and items[0].startswith("[") and items[0].endswith("]"):
+        return split_list(items[0][1:-1])  # one bracketed list is that list
+    if any(not item for item in items):
+        raise UserError(f"{shorten(text)} has an empty entry; separate entries by single commas, e.g. a,b")
+    return [split_list(item[1:-1]) if item.startswith("[") and item.endswith("]") else item for item in items]
+
+
+def parse_mapping(text: str) -> dict:
+    """``k=v,k=v`` (or ``{k: v}`` in YAML flow style) as a dict; values are YAML scalars (numbers, true/false,
+    none, text)."""
+    text = text.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        try:
+            return _as_mapping(yaml.safe_load(text))
+        except (yaml.YAMLError, ValueError):
+            raise UserError(f"{shorten(text)} is not a mapping; write key=value,key=value") from None
+    out = {}
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not key.isidentifier():
+            raise UserError(f"{shorten(text)} is not key=value,key=value (e.g. n_startup_trials=10,multivariate=true)")
+        if key in out:
+            raise UserError(f"{shorten(text)} gives {key!r} twice; give each key once")
+        out[key] = yaml.safe_load(value) if value else None
+    return out
+
+
+def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
+    """``key=value`` texts as ``(key, value)`` pairs, in order (the value is everything after the first ``=``,
+    so ``constraint=params<=1e6`` is fine); ``UserError`` for anything else."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not all(part.isidentifier() for part in key.strip().split(".")):
+            raise UserError(f"override {shorten(repr(item))} is not key=value; e.g. searcher=rea budget=100 "
+                            "searcher.population=50 (quote bounds in bash: 'constraint=params<=1e6')")
+        out.append((key.strip(), value.strip()))
+    return out
+
+
+def read(settings: dict[str, Setting], values: dict[str, Any], owner: str,
+         context: dict[str, Any] | None = None, who: str = "") -> dict[str, Any]:
+    """``values`` coerced and checked against ``settings`` (names unknown to them refused, listing the valid
+    ones); a bound may name another setting of the same owner, whose value (given or default) is used.
+    ``owner`` prefixes names in messages (``searcher.population``); ``who`` names the owner (``searcher 'rea'``)."""
+    unknown = sorted(set(values) - set(settings))
+    if unknown:
+        valid = ", ".join(f"{owner}.{n}" if owner else n for n in settings) or "none"
+        raise UserError(f"{who or owner or 'the command'} has no parameter {shorten(', '.join(unknown))}; "
+                        f"valid: {valid}")
+    out = {k: settings[k].coerce(v, owner) for k, v in values.items()}
+    check_all(settings, {**{n: s.default for n, s in settings.items()}, **out}, owner, context)
+    return out
+
+
+def check_all(settings: dict[str, Setting], values: dict[str, Any], owner: str,
+              context: dict[str, Any] | None = None) -> None:
+    """Check every bound of ``settings`` on ``values`` with references to ``values`` and ``context`` resolved."""
+    known = {**values, **(context or {})}
+    for name, s in settings.items():
+        s.check(values.get(name), owner, known)
+
+
+# --- declarations in signatures --------------------------------------------------------------------------------
+#: constructor arguments supplied by the framework, not by the user
+PROVIDED = {"self", "space", "metric", "task"}
+
+
+@functools.lru_cache(maxsize=None)
+def declared(cls) -> dict[str, Setting]:
+    """The settings a plug-in class (or factory function) declares in its signature, by name: every parameter
+    with a default that the framework does not supply itself."""
+    target = cls.__init__ if inspect.isclass(cls) else cls
+    hints = typing.get_type_hints(target, include_extras=True)
+    out = {}
+    for p in inspect.signature(cls).parameters.values():
+        if p.name in PROVIDED or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty:
+            continue
+        out[p.name] = from_hint(p.name, hints.get(p.name, type(p.default)), p.default)
+    return out
+
+
+class Declared:
+    """Base of the plug-in classes (spaces, objectives, searchers): constructing one, from the command line or
+    from Python, checks its declared bounds, bounds between its settings included (``owner`` prefixes the
+    names in messages); bounds on the space are checked when the plug-in meets it."""
+
+    owner: str = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        init = cls.__init__
+
+        @functools.wraps(init)
+        def checked(self, *args, **kw):
+            bound = inspect.signature(init).bind(self, *args, **kw)
+            bound.apply_defaults()
+            check_all(declared(cls), bound.arguments, cls.owner)
+            init(self, *args, **kw)
+
+        cls.__init__ = checked
+
+
+def from_hint(name: str, hint: Any, default: Any) -> Setting:
+    """The ``Setting`` of one annotated parameter: ``Annotated[T, Setting(...)]`` gives bounds and help; ``T`` may
+    be ``X | None``, ``tuple[X, ...]`` (a list) or ``dict[str, Any]`` (a mapping)."""
+    spec = Setting()
+    if typing.get_origin(hint) is typing.Annotated:
+        hint, *extras = typing.get_args(hint)
+        spec = next((e for e in extras if isinstance(e, Setting)), spec)
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        hint = args[0]
+    many = typing.get_origin(hint) in (tuple, list)
+    if many:
+        hint = typing.get_args(hint)[0]
+    if typing.get_origin(hint) is dict:
+        hint = dict
+    kind = hint if isinstance(hint, type) else str
+    if default is not None and not many:
+        default = _convert(default, kind) if kind is not dict else default
+    return replace(spec, name=name, type=kind, default=default, many=many)
+
+
+def space_bounds(space) -> dict[str, Any]:
+    """The values of ``SPACE_BOUNDS`` for ``space``, for ``check_all``'s context."""
+    return {"space.dim": space.dim, "space.cardinality": space.cardinality}
+
+
+def current(obj) -> dict[str, Any]:
+    """The values of a plug-in instance's settings (kept as attributes of the same names), for records."""
+    return {name: getattr(obj, name) for name in declared(type(obj))}
