@@ -168,7 +168,7 @@ def test_ray_address_that_is_no_address(capsys, study, out, monkeypatch):
 
 @pytest.mark.parametrize("args, valid", [
     (["searcher=rea", "searcher.population=1e9"],
-     ("searcher.population must lie in 1..6,561 (the architectures of space 'hyvitas'), got 1,000,000,000",)),
+     ("searcher.population must lie in 1..6,561 (space.cardinality), got 1,000,000,000",)),
     (["space=nb201", "objective=zc.params", "searcher=rea", "searcher.population=20000"], ("1..15,625",)),
     (["searcher=spos", "searcher.population=1e9"], ("searcher.population must lie in 2..6,561",)),
     (["searcher=bananas", "searcher.hidden=100000"], ("make a predictor of", "at most 10,000,000")),

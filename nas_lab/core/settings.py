@@ -78,7 +78,8 @@ class Setting:
         try:
             out = _convert(value, self.type)
         except (TypeError, ValueError):
-            raise UserError(f"{self.label(owner)} must be {self.describe()}, got {shorten(repr(value))}") from None
+            raise UserError(f"{self.label(owner)} must be {_WORDS.get(self.type, self.type.__name__)}, "
+                            f"got {shorten(repr(value))}") from None
         if self.choices is not None and out not in self.choices:
             raise UserError(f"{self.label(owner)} must be one of {', '.join(map(str, self.choices))}, "
                             f"got {shorten(repr(value))}")
@@ -92,7 +93,8 @@ class Setting:
             for op, bound in (("ge", self.ge), ("gt", self.gt), ("le", self.le), ("lt", self.lt)):
                 limit = context.get(bound) if isinstance(bound, str) else bound
                 if limit is not None and not _holds(op, v, limit):
-                    raise UserError(f"{self.label(owner)} must {self.requirement(context)}, got {shorten(repr(v))}")
+                    raise UserError(f"{self.label(owner)} must {self.requirement(context)}{self._resolved(context)}, "
+                                    f"got {shorten(_number(v))}")
 
     # --- describing it ---------------------------------------------------------------------------------------
     def label(self, owner: str = "") -> str:
@@ -112,10 +114,8 @@ class Setting:
     def bounds(self, context: dict[str, Any] | None = None) -> str:
         """The bounds in words ('>= 1', 'in 1..50', '> 0', 'in [0, 1)'), references resolved where known."""
         def show(b):
-            value = (context or {}).get(b) if isinstance(b, str) else None
-            if isinstance(b, str):
-                return f"{b} ({_number(value)})" if value is not None else b
-            return _number(b)
+            value = (context or {}).get(b) if isinstance(b, str) else b
+            return b if value is None else _number(value)
 
         low, low_op = (self.ge, ">=") if self.ge is not None else (self.gt, ">")
         high, high_op = (self.le, "<=") if self.le is not None else (self.lt, "<")
@@ -128,6 +128,11 @@ class Setting:
         if high is not None:
             return f"{high_op} {show(high)}"
         return ""
+
+    def _resolved(self, context: dict[str, Any]) -> str:
+        """' (population)': the names of the bounds ``context`` resolved to numbers, for messages."""
+        names = [b for b in (self.ge, self.gt, self.le, self.lt) if isinstance(b, str) and b in context]
+        return f" ({', '.join(names)})" if names else ""
 
     def requirement(self, context: dict[str, Any] | None = None) -> str:
         """The bounds as a sentence's predicate: 'be at least 1', 'lie in 1..population (5)', 'be > 0'."""
@@ -148,9 +153,12 @@ def _holds(op: str, value: float, limit: float) -> bool:
 
 
 def _number(x) -> str:
-    if isinstance(x, float) and x.is_integer() and abs(x) >= 1e6:
-        return f"{x:.0e}".replace("e+0", "e").replace("e+", "e")
-    return f"{x:,}" if isinstance(x, int) and abs(x) >= 10_000 else str(x)
+    """A number as messages print it: whole numbers with thousands separators, others as Python writes them."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return repr(x)
+    if isinstance(x, int) or (x.is_integer() and abs(x) < 1e15):
+        return f"{int(x):,}"
+    return repr(x)
 
 
 def _convert(value: Any, kind: type) -> Any:
@@ -330,8 +338,6 @@ def from_hint(name: str, hint: Any, default: Any) -> Setting:
     if typing.get_origin(hint) is dict:
         hint = dict
     kind = hint if isinstance(hint, type) else str
-    if default is not None and not many:
-        default = _convert(default, kind) if kind is not dict else default
     return replace(spec, name=name, type=kind, default=default, many=many)
 
 
