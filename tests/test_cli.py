@@ -62,7 +62,7 @@ def test_list_shows_every_registered_name_with_parameters(capsys):
     (["objective=accuracy"], "has no metric 'accuracy'; valid: id,"),
     (["searcher.population=abc"], "searcher.population must be a whole number, got 'abc'"),
     (["searcher.popsize=5"], "searcher 'rea' has no parameter popsize; valid: searcher.population"),
-    (["searcher.tournament=80"], "tournament must lie in 1..population (50), got 80"),
+    (["searcher.tournament=80"], "tournament must lie in 1..50 (population), got 80"),
     (["budget=0"], "budget must be a positive whole number"),
     (["budget=7000"], "exceeds the 6,561 architectures of space 'hyvitas'; valid budgets are 1..6561"),
     (["seed=x"], "seed must be a whole number, got 'x'"),

@@ -151,7 +151,7 @@ def test_best_so_far_is_monotone(space, sum_objective):
 
 @pytest.mark.parametrize("kwargs, message", [
     (dict(population=0), "population must lie in 1..space.cardinality"),
-    (dict(population=5, tournament=6), "tournament must lie in 1..population"),
+    (dict(population=5, tournament=6), r"tournament must lie in 1..5 \(population\)"),
     (dict(mutations=0), "mutations must lie in 1..space.dim"),
 ])
 def test_rea_rejects_bad_parameters(kwargs, message):
