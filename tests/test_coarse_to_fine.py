@@ -152,5 +152,5 @@ def test_cli_other_bad_input(capsys):
     with_table(AutoViTSpace(setting="cpu"))
     refused(capsys, *RUN, "searcher.key=latency", valid=("has none", "constraint=latency.lut<=X"))
     refused(capsys, *RUN, "searcher.key=accuracy", valid=("params, latency, eq3, random",))
-    refused(capsys, *RUN, "searcher.keep=20", "searcher.samples=10", valid=("keep must lie in 1..samples (10)",))
-    refused(capsys, *RUN, "searcher.depth_prob=1.5", valid=("probability in [0, 1]",))
+    refused(capsys, *RUN, "searcher.keep=20", "searcher.samples=10", valid=("keep must lie in 1..10 (samples)",))
+    refused(capsys, *RUN, "searcher.depth_prob=1.5", valid=("depth_prob must lie in [0, 1], got 1.5",))

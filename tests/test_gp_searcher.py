@@ -142,10 +142,10 @@ def test_overrides_reach_the_gp_with_their_types():
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"batch": "0"}, "searcher.batch must be at least 1, got 0"),
-    ({"initial": "1"}, "searcher.initial must be at least 2"),
-    ({"random": "-1"}, "searcher.random must be at least 0"),
-    ({"xi": "-0.5"}, "searcher.xi must be a number >= 0"),
+    ({"batch": "0"}, "searcher.batch must lie in 1..10,000, got 0"),
+    ({"initial": "1"}, "searcher.initial must lie in 2..space.cardinality"),
+    ({"random": "-1"}, "searcher.random must lie in 0..1,000,000"),
+    ({"xi": "-0.5"}, r"searcher.xi must lie in \[0, 100\]"),
     ({"kernel": "rbf"}, "searcher.kernel must be one of exp, matern, got 'rbf'"),
     ({"transform": "log"}, "searcher.transform must be one of copula, standard"),
 ])
@@ -155,5 +155,5 @@ def test_bad_parameters_are_refused_in_one_sentence(params, message):
 
 
 def test_mutations_beyond_the_space_are_refused(space):
-    with pytest.raises(UserError, match=r"searcher.mutations must lie in 1..3 for space 'tiny'"):
+    with pytest.raises(UserError, match=r"searcher.mutations must lie in 1..3 \(space.dim\)"):
         run(Tiny(), SumObjective(Tiny()), GPSearch(mutations=4), budget=5)

@@ -89,9 +89,9 @@ def test_renew_reinitialises_one_member_only(space):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"warm_steps": -1}, "searcher.warm_steps must be at least 0"),
-    ({"replay": -5}, "searcher.replay must be at least 0"),
-    ({"renew": 6}, r"searcher.renew must lie in 0..ensemble \(5\), got 6"),
+    ({"warm_steps": -1}, "searcher.warm_steps must lie in 0..100,000"),
+    ({"replay": -5}, "searcher.replay must lie in 0..1,000,000"),
+    ({"renew": 6}, r"searcher.renew must lie in 0..5 \(ensemble\), got 6"),
 ])
 def test_bananas_refuses_bad_warm_start_parameters(params, message):
     with pytest.raises(UserError, match=message):
@@ -186,5 +186,5 @@ def test_archs_cut_by_the_budget_join_no_population(space):
 
 
 def test_rea_refuses_a_batch_below_1():
-    with pytest.raises(UserError, match="searcher.batch must be at least 1, got 0"):
+    with pytest.raises(UserError, match="searcher.batch must lie in 1..100,000, got 0"):
         RegularizedEvolution(batch=0)

@@ -154,18 +154,18 @@ def test_population_larger_than_the_space_is_refused(capsys):
     code = main(["run", "searcher=nsga2", "searcher.population=7000", "objective=id,params", "--no-save"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "searcher.population (7000) exceeds the 6,561 architectures of space 'hyvitas'; valid: 2..6561" in err
+    assert "searcher.population must lie in 2..6,561 (space.cardinality), got 7,000" in err
     assert len(err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("override, message", [
-    ("searcher.population=1", "searcher.population must be at least 2"),
+    ("searcher.population=1", "searcher.population must lie in 2..space.cardinality"),
     ("searcher.crossover=pmx", "searcher.crossover must be one of sbx, ux, got 'pmx'"),
     ("searcher.mutation=flip", "searcher.mutation must be one of pm, reset, got 'flip'"),
-    ("searcher.crossover_prob=1.5", "searcher.crossover_prob must lie in 0..1"),
+    ("searcher.crossover_prob=1.5", "searcher.crossover_prob must lie in [0, 1]"),
     ("searcher.mutation_rate=0", "searcher.mutation_rate must lie in (0, 1]"),
     ("searcher.duplicates=all", "searcher.duplicates must be one of population, run, got 'all'"),
-    ("searcher.patience=0", "searcher.patience must be at least 1 generation"),
+    ("searcher.patience=0", "searcher.patience must lie in 1..1,000,000"),
 ])
 def test_bad_parameters_are_one_sentence_and_exit_2(capsys, override, message):
     code = main(["run", "searcher=nsga2", override, "objective=id,params", "--no-save"])

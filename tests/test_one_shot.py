@@ -216,8 +216,8 @@ def test_a_damaged_cache_file_is_named(space, tmp_path):
     (["searcher=darts", "space=nb201", "objective=zc.params"], "searcher 'darts' needs a space that can supernet"),
     (["searcher=rea", "space=nb201", "objective=supernet.id"], "objective 'supernet.id' needs a space that can supernet"),
     (["searcher=darts", "searcher.second_order=true"], "searcher.second_order=true"),
-    (["searcher=spos", "searcher.epochs=0"], "searcher.epochs must be a positive whole number"),
-    (["searcher=spos", "searcher.parents=30"], "searcher.parents must lie in 1..population"),
+    (["searcher=spos", "searcher.epochs=0"], "searcher.epochs must lie in 1..100,000, got 0"),
+    (["searcher=spos", "searcher.parents=30"], "searcher.parents must lie in 1..20 (population), got 30"),
     (["objective=supernet.latency"], "unknown supernet metric 'latency'; valid: id, ood.c1"),
     (["searcher=spos", "dataset.channels=1"], "supernets take RGB images"),
 ])

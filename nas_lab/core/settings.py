@@ -77,6 +77,8 @@ class Setting:
     def _one(self, value: Any, owner: str) -> Any:
         try:
             out = _convert(value, self.type)
+        except UserError as err:  # a mapping's own sentence
+            raise UserError(f"{self.label(owner)}={shorten(value)}: {err}") from None
         except (TypeError, ValueError):
             raise UserError(f"{self.label(owner)} must be {_WORDS.get(self.type, self.type.__name__)}, "
                             f"got {shorten(repr(value))}") from None
@@ -232,15 +234,18 @@ def parse_mapping(text: str) -> dict:
         try:
             return _as_mapping(yaml.safe_load(text))
         except (yaml.YAMLError, ValueError):
-            raise UserError(f"{shorten(text)} is not a mapping; write key=value,key=value") from None
+            raise UserError("not a mapping; write key=value,key=value") from None
     out = {}
     for item in text.split(","):
         key, sep, value = (part.strip() for part in item.partition("="))
         if not sep or not key.isidentifier():
-            raise UserError(f"{shorten(text)} is not key=value,key=value (e.g. n_startup_trials=10,multivariate=true)")
+            raise UserError("not key=value,key=value (e.g. n_startup_trials=10,multivariate=true)")
         if key in out:
-            raise UserError(f"{shorten(text)} gives {key!r} twice; give each key once")
-        out[key] = yaml.safe_load(value) if value else None
+            raise UserError(f"{key!r} is given twice; give each key once")
+        try:
+            out[key] = yaml.safe_load(value) if value else None
+        except yaml.YAMLError:
+            out[key] = value
     return out
 
 

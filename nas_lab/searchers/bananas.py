@@ -28,11 +28,14 @@ finite fitness seen so far, so the predictor learns to steer away from them.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.core.settings import Setting
 from nas_lab.searchers.predictors import MLPEnsemble, one_blas_thread
 
 
@@ -49,20 +52,20 @@ class Bananas(Searcher):
 
     def __init__(
         self,
-        initial: int = 10,
-        pool: int = 512,
-        top_k: int = 10,
-        parents: int = 10,
-        mutations: int = 2,
-        ensemble: int = 5,
-        hidden: int = 32,
-        layers: int = 2,
-        steps: int = 100,
-        learning_rate: float = 0.01,
-        weight_decay: float = 1e-4,
-        warm_steps: int = 30,
-        replay: int = 100,
-        renew: int = 1,
+        initial: Annotated[int, Setting(ge=1, le="space.cardinality", help="random archs before the first fit")] = 10,
+        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="mutated candidates the ensemble scores per round")] = 512,
+        top_k: Annotated[int, Setting(ge=1, le="pool", help="best-scored candidates proposed per round")] = 10,
+        parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs whose mutations fill the pool")] = 10,
+        mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per candidate")] = 2,
+        ensemble: Annotated[int, Setting(ge=2, le=100, help="networks in the predictor (their spread is the uncertainty)")] = 5,
+        hidden: Annotated[int, Setting(ge=1, le=4096, help="units per hidden layer")] = 32,
+        layers: Annotated[int, Setting(ge=1, le=32, help="hidden layers per network")] = 2,
+        steps: Annotated[int, Setting(ge=1, le=100_000, help="full-batch Adam steps of a fit from scratch")] = 100,
+        learning_rate: Annotated[float, Setting(gt=0, le=10, help="Adam's step size")] = 0.01,
+        weight_decay: Annotated[float, Setting(ge=0, le=10, help="L2 weight decay")] = 1e-4,
+        warm_steps: Annotated[int, Setting(ge=0, le=100_000, help="steps of a warm refit (0 refits from scratch every round)")] = 30,
+        replay: Annotated[int, Setting(ge=0, le=1_000_000, help="earlier archs replayed beside the new ones in a warm refit")] = 100,
+        renew: Annotated[int, Setting(ge=0, le="ensemble", help="members re-initialised per round (round robin)")] = 1,
     ):
         self.initial = initial
         self.pool = pool
@@ -78,28 +81,9 @@ class Bananas(Searcher):
         self.warm_steps = warm_steps
         self.replay = replay
         self.renew = renew
-        for name in ("initial", "pool", "top_k", "parents", "mutations", "hidden", "layers", "steps"):
-            if getattr(self, name) < 1:
-                raise UserError(f"searcher.{name} must be at least 1, got {getattr(self, name)}")
-        if ensemble < 2:
-            raise UserError(f"searcher.ensemble must be at least 2 (its spread is the uncertainty), got {ensemble}")
-        if warm_steps < 0:
-            raise UserError(f"searcher.warm_steps must be at least 0 (0 refits from scratch every round), got {warm_steps}")
-        if replay < 0:
-            raise UserError(f"searcher.replay must be at least 0, got {replay}")
-        if not 0 <= renew <= ensemble:
-            raise UserError(f"searcher.renew must lie in 0..ensemble ({ensemble}), got {renew}")
-        if top_k > pool:
-            raise UserError(f"searcher.top_k must lie in 1..pool ({pool}), got {top_k}")
-        if not learning_rate > 0:
-            raise UserError(f"searcher.learning_rate must be a positive number, got {learning_rate}")
-        if not weight_decay >= 0:
-            raise UserError(f"searcher.weight_decay must be a number >= 0, got {weight_decay}")
 
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
-        if self.mutations > space.dim:
-            raise UserError(f"searcher.mutations must lie in 1..{space.dim} for space {space.name!r}, got {self.mutations}")
         features = space.encode(space.arch([0])).shape[1]
         weights = self.ensemble * (features * self.hidden + (self.layers - 1) * self.hidden ** 2 + 2 * self.hidden + 1)
         if weights > MAX_PREDICTOR_WEIGHTS:

@@ -51,12 +51,15 @@ archs, and a search with none left ends early, saying so in its report.
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.searcher import Searcher, cheap_bounds, sample_distinct, within
+from nas_lab.core.settings import Setting
 
 #: coarse ranking keys (see the module docstring)
 KEYS = ("params", "latency", "eq3", "random")
@@ -73,22 +76,19 @@ class CoarseToFine(Searcher):
     title = "Coarse-to-fine"
     needs = ("sample", "crossover")
 
-    def __init__(self, samples: int = 1000, keep: int = 50, key: str = "params", tradeoff: float = 1.0,
-                 population: int = 50, generations: int = 20, parents: int = 10, depth_prob: float = 0.2,
-                 block_prob: float = 0.4, crossover_prob: float = 0.5):
-        if key not in KEYS:
-            raise UserError(f"searcher.key must be one of {', '.join(KEYS)}, got {key!r}")
-        for name, value in (("samples", samples), ("keep", keep), ("population", population),
-                            ("generations", generations), ("parents", parents)):
-            if value < 1:
-                raise UserError(f"searcher.{name} must be at least 1, got {value}")
-        if keep > samples:
-            raise UserError(f"searcher.keep must lie in 1..samples ({samples}), got {keep}")
-        for name, value in (("depth_prob", depth_prob), ("block_prob", block_prob), ("crossover_prob", crossover_prob)):
-            if not 0 <= value <= 1:
-                raise UserError(f"searcher.{name} must be a probability in [0, 1], got {value}")
-        if not tradeoff >= 0:
-            raise UserError(f"searcher.tradeoff must be a number >= 0 (ms per million parameters), got {tradeoff}")
+    def __init__(
+        self,
+        samples: Annotated[int, Setting(ge=1, le=10_000_000, help="random archs of the coarse stage")] = 1000,
+        keep: Annotated[int, Setting(ge=1, le="samples", help="best-ranked coarse archs that seed the evolution")] = 50,
+        key: Annotated[str, Setting(choices=KEYS, help="coarse ranking: params, latency, eq3 (latency + tradeoff x params) or random")] = "params",
+        tradeoff: Annotated[float, Setting(ge=0, le=1e6, help="ms per million parameters in the eq3 ranking")] = 1.0,
+        population: Annotated[int, Setting(ge=1, le="space.cardinality", help="archs per generation of the fine stage")] = 50,
+        generations: Annotated[int, Setting(ge=1, le=100_000, help="generations of the fine stage")] = 20,
+        parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs kept as parents per generation")] = 10,
+        depth_prob: Annotated[float, Setting(ge=0, le=1, help="mutation probability of a depth decision")] = 0.2,
+        block_prob: Annotated[float, Setting(ge=0, le=1, help="mutation probability of any other decision")] = 0.4,
+        crossover_prob: Annotated[float, Setting(ge=0, le=1, help="probability that a child is a crossover of two parents")] = 0.5,
+    ):
         self.samples = samples
         self.keep = keep
         self.key = key

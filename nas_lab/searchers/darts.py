@@ -39,11 +39,15 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher
+from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
+from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, RECALIBRATION
 
 #: DARTS' Adam settings for alpha
 ARCH_BETAS, ARCH_WEIGHT_DECAY = (0.5, 0.999), 1e-3
@@ -56,14 +60,20 @@ class Darts(OneShotSearcher):
     title = "DARTS"
     needs = ("supernet",)
 
-    def __init__(self, task: Task | None = None, epochs: int = 3, batch_size: int = 64, learning_rate: float = 0.05,
-                 arch_learning_rate: float = 0.01, max_batches: int | None = None, recalibration: int = 4,
-                 second_order: bool = False):
+    def __init__(
+        self,
+        task: Task | None = None,
+        epochs: Annotated[int, EPOCHS] = 3,
+        batch_size: Annotated[int, BATCH_SIZE] = 64,
+        learning_rate: Annotated[float, LEARNING_RATE] = 0.05,
+        arch_learning_rate: Annotated[float, Setting(gt=0, le=100, help="Adam's step size for the architecture logits")] = 0.01,
+        max_batches: Annotated[int | None, MAX_BATCHES] = None,
+        recalibration: Annotated[int, RECALIBRATION] = 4,
+        second_order: Annotated[bool, Setting(help="DARTS' unrolled second-order alpha gradient (not implemented: false only)")] = False,
+    ):
         from nas_lab.oneshot.training import Settings, torch_device
 
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
-        if not arch_learning_rate > 0:
-            raise UserError(f"searcher.arch_learning_rate must be a positive number, got {arch_learning_rate}")
         if second_order:
             raise UserError("searcher.second_order=true (DARTS' unrolled second-order alpha gradient) is not "
                             "implemented; valid: false, the first-order alternating updates")

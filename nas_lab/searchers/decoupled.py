@@ -68,12 +68,15 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation, default_direction
 from nas_lab.core.searcher import Searcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.space import TAGS
+from nas_lab.core.settings import Setting
 
 FITNESS = ("decoupled", "combined", "topology", "size")
 #: a stage whose last this many children were all archs evaluated before has converged, and ends
@@ -109,32 +112,24 @@ class DecoupledSearch(Searcher):
     needs = ("sample", "mutate", "crossover")
     multi_objective = True  # reads its two proxies from a two-target objective as well as from one
 
-    def __init__(self, topology_metric: str = "zc.entropic", size_metric: str = "zc.logsynflow",
-                 fitness: str = "decoupled", subpopulations: int = 5, subpopulation_size: int = 25,
-                 subpopulation_tournament: int = 5, subpopulation_budget: int = 60, handover: int = 10,
-                 population: int = 50, tournament: int = 10, phases: int = 6, phase_budget: int = 100,
-                 first: str = "topology", mutations: int = 2, time_limit: float | None = None):
-        if fitness not in FITNESS:
-            raise UserError(f"searcher.fitness must be one of {', '.join(FITNESS)}, got {fitness!r}")
-        if first not in TAGS:
-            raise UserError(f"searcher.first must be one of {', '.join(TAGS)}, got {first!r}")
-        for name, value, low in (("subpopulations", subpopulations, 1), ("subpopulation_size", subpopulation_size, 1),
-                                 ("population", population, 1), ("phases", phases, 1), ("mutations", mutations, 1),
-                                 ("phase_budget", phase_budget, 1)):
-            if value < low:
-                raise UserError(f"searcher.{name} must be at least {low}, got {value}")
-        if not 1 <= subpopulation_tournament <= subpopulation_size:
-            raise UserError(f"searcher.subpopulation_tournament must lie in 1..subpopulation_size "
-                            f"({subpopulation_size}), got {subpopulation_tournament}")
-        if not 1 <= tournament <= population:
-            raise UserError(f"searcher.tournament must lie in 1..population ({population}), got {tournament}")
-        if subpopulation_budget < subpopulation_size:
-            raise UserError(f"searcher.subpopulation_budget must be at least subpopulation_size ({subpopulation_size}: "
-                            f"the random members come first), got {subpopulation_budget}")
-        if not 1 <= handover <= subpopulation_size:
-            raise UserError(f"searcher.handover must lie in 1..subpopulation_size ({subpopulation_size}), got {handover}")
-        if time_limit is not None and not time_limit > 0:
-            raise UserError(f"searcher.time_limit must be a positive number of seconds (or none), got {time_limit}")
+    def __init__(
+        self,
+        topology_metric: Annotated[str, Setting(help="metric that judges topology decisions")] = "zc.entropic",
+        size_metric: Annotated[str, Setting(help="metric that judges size decisions")] = "zc.logsynflow",
+        fitness: Annotated[str, Setting(choices=FITNESS, help="decoupled: each tag by its own metric; topology or size: that metric throughout; combined: both")] = "decoupled",
+        subpopulations: Annotated[int, Setting(ge=1, le=10_000, help="independent topology searches before the phases")] = 5,
+        subpopulation_size: Annotated[int, Setting(ge=1, le="space.cardinality", help="members of each subpopulation")] = 25,
+        subpopulation_tournament: Annotated[int, Setting(ge=1, le="subpopulation_size", help="tournament of a subpopulation")] = 5,
+        subpopulation_budget: Annotated[int, Setting(ge="subpopulation_size", le=10_000_000, help="new archs per subpopulation (its random members come first)")] = 60,
+        handover: Annotated[int, Setting(ge=1, le="subpopulation_size", help="best members each subpopulation hands to the phases")] = 10,
+        population: Annotated[int, Setting(ge=1, le="space.cardinality", help="members of the phases' population")] = 50,
+        tournament: Annotated[int, Setting(ge=1, le="population", help="tournament of the phases")] = 10,
+        phases: Annotated[int, Setting(ge=1, le=10_000, help="alternating topology and size phases")] = 6,
+        phase_budget: Annotated[int, Setting(ge=1, le=10_000_000, help="new archs per phase")] = 100,
+        first: Annotated[str, Setting(choices=TAGS, help="tag of the first phase")] = "topology",
+        mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per child")] = 2,
+        time_limit: Annotated[float | None, Setting(gt=0, le=1e9, help="seconds for the whole search, shared by its stages (none: no limit)")] = None,
+    ):
         self.topology_metric = topology_metric
         self.size_metric = size_metric
         self.fitness = fitness
@@ -159,9 +154,6 @@ class DecoupledSearch(Searcher):
     # -- setup -------------------------------------------------------------------------------------------
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
-        if self.subpopulation_size > space.cardinality or self.population > space.cardinality:
-            raise UserError(f"searcher.subpopulation_size and searcher.population must lie in 1..{space.cardinality:,} "
-                            f"(the architectures of space {space.name!r})")
         tags = np.array([d.tag for d in space.decisions])
         self._note = ""
         mode = self.fitness

@@ -36,15 +36,17 @@ Single-objective: with several targets the runner refuses it (no ParEGO).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
 from scipy.optimize import minimize
 from scipy.special import ndtr, ndtri
 
-from nas_lab.core.errors import UserError
 from nas_lab.core.objective import EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
 from nas_lab.searchers.predictors import one_blas_thread
+from nas_lab.core.settings import Setting
 
 #: bounds of the fitted hyper-parameters: per-decision relevance theta and noise share g
 THETA_BOUNDS = (1e-3, 20.0)
@@ -195,18 +197,18 @@ class GPSearch(Searcher):
 
     def __init__(
         self,
-        initial: int = 10,
-        batch: int = 10,
-        pool: int = 500,
-        parents: int = 10,
-        mutations: int = 3,
-        random: int = 100,
-        xi: float = 0.5,
-        prior: float = 0.1,
-        kernel: str = "exp",
-        transform: str = "copula",
-        fit_points: int = 200,
-        max_iter: int = 30,
+        initial: Annotated[int, Setting(ge=2, le="space.cardinality", help="random archs before the first fit (a GP needs two)")] = 10,
+        batch: Annotated[int, Setting(ge=1, le=10_000, help="archs proposed per fit")] = 10,
+        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="candidates scored by expected improvement per fit")] = 500,
+        parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs whose mutations fill the pool")] = 10,
+        mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per mutated candidate")] = 3,
+        random: Annotated[int, Setting(ge=0, le=1_000_000, help="random candidates added to the pool")] = 100,
+        xi: Annotated[float, Setting(ge=0, le=100, help="exploration margin of expected improvement (in sd)")] = 0.5,
+        prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
+        kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
+        transform: Annotated[str, Setting(choices=tuple(TRANSFORMS), help="map of values before the fit")] = "copula",
+        fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
+        max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit")] = 30,
     ):
         self.initial = initial
         self.batch = batch
@@ -220,28 +222,9 @@ class GPSearch(Searcher):
         self.transform = transform
         self.fit_points = fit_points
         self.max_iter = max_iter
-        for name in ("batch", "pool", "parents", "mutations", "max_iter"):
-            if getattr(self, name) < 1:
-                raise UserError(f"searcher.{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("initial", "fit_points"):
-            if getattr(self, name) < 2:
-                raise UserError(f"searcher.{name} must be at least 2 (a GP is fitted to two points or more), "
-                                f"got {getattr(self, name)}")
-        if random < 0:
-            raise UserError(f"searcher.random must be at least 0, got {random}")
-        if not xi >= 0:
-            raise UserError(f"searcher.xi must be a number >= 0, got {xi}")
-        if not prior >= 0:
-            raise UserError(f"searcher.prior must be a number >= 0, got {prior}")
-        if kernel not in KERNELS:
-            raise UserError(f"searcher.kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
-        if transform not in TRANSFORMS:
-            raise UserError(f"searcher.transform must be one of {', '.join(TRANSFORMS)}, got {transform!r}")
 
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
-        if self.mutations > space.dim:
-            raise UserError(f"searcher.mutations must lie in 1..{space.dim} for space {space.name!r}, got {self.mutations}")
         self._proposed: set[int] = set()
         self._archs: list[np.ndarray] = []
         self._fitness: list[np.ndarray] = []

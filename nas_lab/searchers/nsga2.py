@@ -53,13 +53,15 @@ defaults to the population size (pymoo's default).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
-from nas_lab.core.errors import UserError
 from nas_lab.core.fronts import minimisation
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher
 from nas_lab.core.space import Space
+from nas_lab.core.settings import Setting
 
 #: objectives (and constraint violation) of a failed or cut evaluation: worse than any real value, yet finite
 #: (pymoo's crowding distance subtracts objectives, and infinities would make NaNs)
@@ -79,36 +81,17 @@ class NSGA2(Searcher):
 
     def __init__(
         self,
-        population: int = 50,
-        offspring: int | None = None,
-        crossover: str = "sbx",
-        crossover_prob: float = 1.0,
-        crossover_eta: float = 3.0,
-        mutation: str = "pm",
-        mutation_rate: float | None = None,
-        mutation_eta: float = 3.0,
-        duplicates: str = "population",
-        patience: int = 10,
+        population: Annotated[int, Setting(ge=2, le="space.cardinality", help="survivors per generation (tournaments pick between two)")] = 50,
+        offspring: Annotated[int | None, Setting(ge=1, le=1_000_000, help="children per generation (none: the population size)")] = None,
+        crossover: Annotated[str, Setting(choices=CROSSOVERS, help="sbx (simulated binary on indices) or ux (uniform)")] = "sbx",
+        crossover_prob: Annotated[float, Setting(ge=0, le=1, help="probability that a pair is crossed")] = 1.0,
+        crossover_eta: Annotated[float, Setting(gt=0, le=1000, help="SBX distribution index (larger: children nearer parents)")] = 3.0,
+        mutation: Annotated[str, Setting(choices=MUTATIONS, help="pm (polynomial on indices) or reset (a random option)")] = "pm",
+        mutation_rate: Annotated[float | None, Setting(gt=0, le=1, help="per-decision mutation probability (none: 1/decisions)")] = None,
+        mutation_eta: Annotated[float, Setting(gt=0, le=1000, help="polynomial mutation's distribution index")] = 3.0,
+        duplicates: Annotated[str, Setting(choices=DUPLICATES, help="children dropped as duplicates of the population or of the whole run")] = "population",
+        patience: Annotated[int, Setting(ge=1, le=1_000_000, help="generations in a row without a new arch after which the search stops")] = 10,
     ):
-        if population < 2:
-            raise UserError(f"searcher.population must be at least 2 (tournaments pick between two), got {population}")
-        if offspring is not None and offspring < 1:
-            raise UserError(f"searcher.offspring must be at least 1 (or none for the population size), got {offspring}")
-        if crossover not in CROSSOVERS:
-            raise UserError(f"searcher.crossover must be one of {', '.join(CROSSOVERS)}, got {crossover!r}")
-        if mutation not in MUTATIONS:
-            raise UserError(f"searcher.mutation must be one of {', '.join(MUTATIONS)}, got {mutation!r}")
-        if not 0 <= crossover_prob <= 1:
-            raise UserError(f"searcher.crossover_prob must lie in 0..1, got {crossover_prob}")
-        if mutation_rate is not None and not 0 < mutation_rate <= 1:
-            raise UserError(f"searcher.mutation_rate must lie in (0, 1] (or none for 1/decisions), got {mutation_rate}")
-        if duplicates not in DUPLICATES:
-            raise UserError(f"searcher.duplicates must be one of {', '.join(DUPLICATES)}, got {duplicates!r}")
-        if patience < 1:
-            raise UserError(f"searcher.patience must be at least 1 generation, got {patience}")
-        if not crossover_eta > 0 or not mutation_eta > 0:
-            raise UserError(f"searcher.crossover_eta and searcher.mutation_eta must be positive numbers, "
-                            f"got {crossover_eta} and {mutation_eta}")
         self.population = population
         self.offspring = offspring
         self.crossover = crossover
@@ -158,9 +141,6 @@ class NSGA2(Searcher):
     # -- ask/tell ---------------------------------------------------------------------------------
     def reset(self, space, objective, rng):
         super().reset(space, objective, rng)
-        if self.population > space.cardinality:
-            raise UserError(f"searcher.population ({self.population}) exceeds the {space.cardinality:,} architectures "
-                            f"of space {space.name!r}; valid: 2..{space.cardinality}")
         from pymoo.core.evaluator import Evaluator
         from pymoo.core.termination import NoTermination
 

@@ -31,11 +31,14 @@ from __future__ import annotations
 import inspect
 import warnings
 
+from typing import Annotated, Any
+
 import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.searcher import Searcher
+from nas_lab.core.settings import Setting
 
 #: searcher.sampler name -> optuna.samplers class name
 SAMPLERS = {
@@ -45,10 +48,6 @@ SAMPLERS = {
     "nsga2": "NSGAIISampler",
     "nsga3": "NSGAIIISampler",
     "qmc": "QMCSampler",
-}
-#: Optuna samplers that exist but cannot search a space of categorical decisions, and why
-REFUSED = {
-    "cmaes": "CMA-ES models continuous parameters only and would draw every categorical decision at random",
 }
 #: typed parameters of this searcher that are passed through to the samplers taking them
 PASSED = ("n_startup_trials", "n_ei_candidates", "multivariate", "group", "population_size", "crossover_prob",
@@ -68,19 +67,20 @@ class OptunaSearch(Searcher):
 
     def __init__(
         self,
-        sampler: str = "tpe",
-        n_startup_trials: int | None = None,
-        n_ei_candidates: int | None = None,
-        multivariate: bool | None = None,
-        group: bool | None = None,
-        population_size: int | None = None,
-        crossover_prob: float | None = None,
-        mutation_prob: float | None = None,
-        swapping_prob: float | None = None,
-        deterministic_objective: bool | None = None,
-        qmc_type: str | None = None,
-        scramble: bool | None = None,
-        options: str = "",
+        sampler: Annotated[str, Setting(choices=tuple(SAMPLERS), help="Optuna sampler (cmaes is not offered: it models "
+                                        "continuous parameters only)")] = "tpe",
+        n_startup_trials: Annotated[int | None, Setting(ge=0, le=1_000_000, help="random trials before the model (TPE, GP)")] = None,
+        n_ei_candidates: Annotated[int | None, Setting(ge=1, le=1_000_000, help="candidates scored per TPE trial")] = None,
+        multivariate: Annotated[bool | None, Setting(help="TPE over the joint distribution of decisions")] = None,
+        group: Annotated[bool | None, Setting(help="multivariate TPE split by co-occurring parameters")] = None,
+        population_size: Annotated[int | None, Setting(ge=2, le=1_000_000, help="population of NSGA-II/III")] = None,
+        crossover_prob: Annotated[float | None, Setting(ge=0, le=1, help="NSGA-II/III crossover probability")] = None,
+        mutation_prob: Annotated[float | None, Setting(ge=0, le=1, help="NSGA-II/III per-parameter mutation probability")] = None,
+        swapping_prob: Annotated[float | None, Setting(ge=0, le=1, help="NSGA-II/III uniform-crossover swap probability")] = None,
+        deterministic_objective: Annotated[bool | None, Setting(help="GP sampler: the objective has no noise")] = None,
+        qmc_type: Annotated[str | None, Setting(choices=("sobol", "halton"), help="QMC sequence")] = None,
+        scramble: Annotated[bool | None, Setting(help="QMC: scramble the sequence")] = None,
+        options: Annotated[dict[str, Any] | None, Setting(help="any other keyword of the sampler, key=value,key=value")] = None,
     ):
         self.sampler = sampler
         self.n_startup_trials = n_startup_trials
@@ -94,8 +94,8 @@ class OptunaSearch(Searcher):
         self.deterministic_objective = deterministic_objective
         self.qmc_type = qmc_type
         self.scramble = scramble
-        self.options = options
-        self._class_name = _sampler_class_name(sampler)
+        self.options = Setting("options", dict, None).coerce(options, "searcher") or {}
+        self._class_name = SAMPLERS[sampler]
         self._kwargs = self._sampler_kwargs()
         self._make_sampler(seed=0)  # Optuna checks the option values now, before any run starts
 
@@ -104,7 +104,7 @@ class OptunaSearch(Searcher):
         cls = getattr(_optuna().samplers, self._class_name)
         takes = [n for n, p in inspect.signature(cls).parameters.items() if n not in _OWN and _plain(p)]
         kwargs = {p: getattr(self, p) for p in PASSED if getattr(self, p) is not None}
-        extra = parse_options(self.options)
+        extra = dict(self.options)
         both = sorted(set(kwargs) & set(extra))
         if both:
             raise UserError(f"searcher.{both[0]} is given twice, as a parameter and in searcher.options; give it once")
@@ -194,44 +194,6 @@ def _plain(param: inspect.Parameter) -> bool:
 def _violation(trial) -> tuple[float]:
     """Optuna's ``constraints_func``: the violation the adapter attached to the trial (<= 0 is feasible)."""
     return (trial.user_attrs.get("violation", 0.0),)
-
-
-def parse_options(text: str) -> dict:
-    """``key=value,key=value`` (or a YAML mapping ``{key: value}``) as a dict; values read as YAML scalars."""
-    import yaml
-
-    text = str(text or "").strip()
-    if not text:
-        return {}
-    if text.startswith("{"):
-        try:
-            out = yaml.safe_load(text)
-        except yaml.YAMLError:
-            out = None
-        if not isinstance(out, dict):
-            raise UserError(f"searcher.options={text!r} is not a mapping; write key=value,key=value")
-        return {str(k): v for k, v in out.items()}
-    out = {}
-    for item in text.split(","):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"searcher.options={text!r} is not key=value,key=value; "
-                            "e.g. searcher.options=constant_liar=false,n_ei_candidates=48")
-        try:
-            out[key.strip()] = yaml.safe_load(value.strip()) if value.strip() else ""
-        except yaml.YAMLError:
-            out[key.strip()] = value.strip()
-    return out
-
-
-def _sampler_class_name(sampler: str) -> str:
-    valid = ", ".join(sorted(SAMPLERS))
-    if sampler in REFUSED:
-        raise UserError(f"searcher.sampler={sampler} cannot search categorical decisions ({REFUSED[sampler]}); "
-                        f"valid: {valid}")
-    if sampler not in SAMPLERS:
-        raise UserError(f"unknown searcher.sampler {sampler!r}; valid: {valid}")
-    return SAMPLERS[sampler]
 
 
 def _optuna():

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 
+from typing import Annotated
+
 import numpy as np
 
-from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
 from nas_lab.searchers.predictors import Adam
+from nas_lab.core.settings import Setting
 
 #: policy draws an ask makes at most before it falls back to an unseen mutant
 DRAWS = 64
@@ -41,11 +43,11 @@ class Reinforce(Searcher):
     name = "reinforce"
     title = "REINFORCE"
 
-    def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9):
-        if not learning_rate > 0:
-            raise UserError(f"searcher.learning_rate must be a positive number, got {learning_rate}")
-        if not 0 <= momentum < 1:
-            raise UserError(f"searcher.momentum must lie in [0, 1), got {momentum}")
+    def __init__(
+        self,
+        learning_rate: Annotated[float, Setting(gt=0, le=100, help="step size of the policy gradient")] = 0.01,
+        momentum: Annotated[float, Setting(ge=0, lt=1, help="decay of the reward baseline (moving average)")] = 0.9,
+    ):
         self.learning_rate = learning_rate
         self.momentum = momentum
 

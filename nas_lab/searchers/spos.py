@@ -30,11 +30,15 @@ from __future__ import annotations
 
 import time
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
+from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
+from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER, RECALIBRATION
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10
@@ -47,19 +51,23 @@ class SinglePathOneShot(OneShotSearcher):
     title = "SPOS"
     needs = ("supernet", "sample", "mutate", "crossover")
 
-    def __init__(self, task: Task | None = None, epochs: int | None = None, batch_size: int = 64,
-                 learning_rate: float | None = None, max_batches: int | None = None, recalibration: int | None = None,
-                 population: int = 20, generations: int = 8, parents: int = 5, optimizer: str = "auto"):
+    def __init__(
+        self,
+        task: Task | None = None,
+        epochs: Annotated[int | None, EPOCHS] = None,
+        batch_size: Annotated[int, BATCH_SIZE] = 64,
+        learning_rate: Annotated[float | None, LEARNING_RATE] = None,
+        max_batches: Annotated[int | None, MAX_BATCHES] = None,
+        recalibration: Annotated[int | None, RECALIBRATION] = None,
+        population: Annotated[int, Setting(ge=2, le="space.cardinality", help="archs per generation of the evolution over paths")] = 20,
+        generations: Annotated[int, Setting(ge=0, le=100_000, help="generations of the evolution (0: the random initial population only)")] = 8,
+        parents: Annotated[int, Setting(ge=1, le="population", help="best paths kept as parents per generation")] = 5,
+        optimizer: Annotated[str, OPTIMIZER] = "auto",
+    ):
         from nas_lab.oneshot.training import Settings, torch_device
 
         self._recipe = (epochs, batch_size, learning_rate, max_batches, recalibration, optimizer)
         self.settings = Settings.resolve(None, *self._recipe, "searcher")  # checked now; ``auto`` resolved in reset
-        if population < 2:
-            raise UserError(f"searcher.population must be at least 2, got {population}")
-        if generations < 0:
-            raise UserError(f"searcher.generations must be 0 or more, got {generations}")
-        if not 1 <= parents <= population:
-            raise UserError(f"searcher.parents must lie in 1..population ({population}), got {parents}")
         self.task = task or Task()
         torch_device(self.task)  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
@@ -72,9 +80,6 @@ class SinglePathOneShot(OneShotSearcher):
         super().reset(space, objective, rng)
         self._bounds = cheap_bounds(space, objective)
         self.settings = Settings.resolve(space, *self._recipe, "searcher")
-        if self.population > space.cardinality:
-            raise UserError(f"searcher.population must lie in 2..{space.cardinality:,} (the architectures of space "
-                            f"{space.name!r}), got {self.population:,}")
 
     def _search(self) -> np.ndarray:
         from nas_lab.oneshot import training as st

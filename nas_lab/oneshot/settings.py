@@ -1,0 +1,14 @@
+"""The training settings that every one-shot user declares alike (SPOS, DARTS, ``objective=supernet.*``).
+
+Declared here once, torch-free, so a searcher or objective module can name them in its signature without
+importing torch; ``training.Settings`` turns the chosen values into a recipe.
+"""
+
+from nas_lab.core.settings import Setting
+
+EPOCHS = Setting(ge=1, le=100_000, help="training epochs of the supernet (none: the space's recipe)")
+BATCH_SIZE = Setting(ge=1, le=65_536, help="images per training batch")
+LEARNING_RATE = Setting(gt=0, le=100, help="peak learning rate of the weights (none: the optimizer's default)")
+MAX_BATCHES = Setting(ge=1, le=100_000_000, help="most batches per epoch (none: whole epochs)")
+RECALIBRATION = Setting(ge=1, le=100_000, help="train batches that re-estimate BatchNorm per arch (none: the recipe's)")
+OPTIMIZER = Setting(choices=("auto", "sgd", "adamw"), help="weight optimizer (auto: the space's recipe)")
