@@ -22,7 +22,7 @@ from nas_lab.core.objective import CACHED, CUT, EVALUATED
 from nas_lab.core.runner import run
 from nas_lab.core.searcher import Searcher
 from nas_lab.searchers.random import RandomSearch
-from nas_lab.study.config import StudyConfig, parse_objectives
+from nas_lab.study.config import StudyConfig, objective_list
 
 
 class Recorder(Searcher):
@@ -175,9 +175,9 @@ def test_given_reference_point_is_used_and_must_be_beaten():
     (["objective=id,nope"], "valid:"),
     (["objective=id,id"], "each metric may appear once"),
     (["objective=id,params", "objective.directions=max"], "one entry per metric (2)"),
-    (["objective=id,params", "objective.directions=max,up"], "max or min"),
+    (["objective=id,params", "objective.directions=max,up"], "objective.directions must be one of max, min, got 'up'"),
     (["objective=id,params", "objective.reference=1,2,3"], "one entry per metric (2)"),
-    (["objective=id,params", "objective.reference=a,b"], "numbers"),
+    (["objective=id,params", "objective.reference=a,b"], "objective.reference must be a number, got 'a'"),
     (["objective=id,params", "objective.reference=99,1"], "choose a worse point"),
     (["objective=id,params", "searcher=rea"], "single-objective"),
     (["objective=id", "objective.reference=1"], "for several metrics"),
@@ -189,11 +189,12 @@ def test_bad_multi_objective_input_is_one_sentence_and_exit_2(overrides, valid, 
 
 
 def test_study_objectives_with_several_metrics_are_lists():
-    assert parse_objectives("[a,b],[c, d ,e]") == [["a", "b"], ["c", "d", "e"]]
-    assert parse_objectives("id,id+ood") == ["id", "id+ood"]
+    assert objective_list("[a,b],[c, d ,e]", "test") == ["a,b", "c,d,e"]
+    assert objective_list("[a,b]", "test") == ["a,b"]
+    assert objective_list("id,id+ood", "test") == ["id", "id+ood"]
     for bad in ("[a,b", "a]", "[a,[b]]", "[a]x"):
-        with pytest.raises(UserError, match="not a list of objectives"):
-            parse_objectives(bad)
+        with pytest.raises(UserError, match="is not a list|each objective is a metric name or a list"):
+            objective_list(bad, "test")
     base = {"name": "t", "searchers": {"random": {}}, "repeats": 2, "budget": 10}
     study = StudyConfig.from_dict({**base, "objectives": [["id", "params"]]}, {})
     assert study.objectives == ["id,params"] and study.to_dict()["objectives"] == [["id", "params"]]

@@ -79,10 +79,10 @@ def test_no_feasible_arch_gives_no_best(space):
 
 
 @pytest.mark.parametrize("budget, message", [
-    (0, "budget must be a positive whole number"),
-    (-3, "budget must be a positive whole number"),
-    (6562, "exceeds the 6,561 architectures"),
-    (2.5, "budget must be a positive whole number"),
+    (0, r"budget must lie in 1..6,561 \(space.cardinality\), got 0"),
+    (-3, "budget must lie in 1..6,561"),
+    (6562, "budget must lie in 1..6,561"),
+    (2.5, "budget must be a whole number, got 2.5"),
 ])
 def test_bad_budgets_are_refused(space, sum_objective, budget, message):
     with pytest.raises(UserError, match=message):

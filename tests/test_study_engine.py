@@ -140,7 +140,7 @@ def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path
     (yaml.safe_dump({**SMALL, "budgte": 3}), [], "unknown key 'budgte'"),
     (yaml.safe_dump({**SMALL, "searchers": {"rae": {}}}), [], "unknown searcher 'rae'"),
     (yaml.safe_dump({**SMALL, "searchers": {"rea": {"population": "x"}}}), [], "searcher.population must be a whole number"),
-    (yaml.safe_dump(SMALL), ["repeats=0"], "repeats must be at least 1"),
+    (yaml.safe_dump(SMALL), ["repeats=0"], "repeats must lie in 1..1,000,000, got 0"),
     (yaml.safe_dump(SMALL), ["objectives=acc"], "has no metric 'acc'"),
     (yaml.safe_dump(SMALL), ["searchers=bananas"], "bananas not in the study; valid: random, rea"),
     (yaml.safe_dump(SMALL), ["executor=slurm"], "executor must be one of local, ray"),

@@ -218,7 +218,7 @@ def test_report_column_no_one_gives_is_refused_before_any_run(tmp_path, study):
         write_report(edited)
 
 
-@pytest.mark.parametrize("value, match", [(7, "must list the metrics"), ([], "must list the metrics"),
+@pytest.mark.parametrize("value, match", [(7, "report column '7' cannot be given"), ([], "'report' must list at least one value"),
                                           (["id", "id"], "lists id more than once")])
 def test_bad_report_key_is_refused(value, match):
     with pytest.raises(UserError, match=match):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from nas_lab.cli import lut
 from nas_lab.core import registry
-from nas_lab.core.config import RunConfig, build, check_seed
+from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.settings import Setting
 from nas_lab.core.results import RunResult
@@ -118,7 +118,7 @@ examples:
 
 #: settings of `nas-lab precompute` and their defaults; `correlate` adds CORRELATE_SETTINGS
 PRECOMPUTE_SETTINGS = {p.name: p for p in (
-    Setting("space", str, "hyvitas"), Setting("proxies", str, ""), Setting("sample", int, None), Setting("seed", int, 0),
+    Setting("space", str, "hyvitas"), Setting("proxies", str, ""), Setting("sample", int, None), Setting("seed", int, 0, ge=0),
     Setting("resolution", int, None), Setting("batch_size", int, None), Setting("device", str, "cpu"),
     Setting("workers", int, None), Setting("executor", str, "local"), Setting("executor.address", str, None),
     Setting("cache", str, None),
@@ -420,7 +420,6 @@ def _zero_cost_job(args, known: dict[str, Setting]):
     from nas_lab.objectives.zero_cost.precompute import sample_indices
 
     s = _settings(args.overrides, known, args.command)
-    check_seed(s["seed"])
     proxies = [p.strip() for p in s["proxies"].split(",") if p.strip()]
     space = registry.create("space", s["space"], {})
     options = {k: s[k] for k in ("seed", "resolution", "batch_size", "device", "cache", "workers", "executor")}

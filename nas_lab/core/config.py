@@ -22,20 +22,35 @@ from nas_lab.core.constraint import Constrained, run_constraints
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.joint import Joint, SpaceMetrics
 from nas_lab.core.objective import DIRECTIONS, Objective, default_direction
-from nas_lab.core.settings import Setting
+from nas_lab.core.runner import BUDGET
+from nas_lab.core.settings import Setting, parse_overrides
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 
 DEFAULT_OBJECTIVE_FAMILY = "tabular"
-SHORTHANDS = {"table": ("objective", "table")}
 PLUGIN_KINDS = ("space", "searcher", "objective")
 #: settings with their own ``<kind>.<param>=`` overrides
 PARAM_KINDS = (*PLUGIN_KINDS, "dataset")
 
+#: the settings of a run (``nas-lab run``, a study's rows, ``nas_lab.run``), declared once
+RUN_SETTINGS = {s.name: s for s in (
+    Setting("space", str, "hyvitas", help="search space (nas-lab list space)"),
+    Setting("searcher", str, "rea", help="searcher (nas-lab list searcher)"),
+    Setting("objective", str, ("id",), many=True,
+            help="metric to optimise; several (a,b or [a,b]) are searched together for a Pareto front"),
+    Setting("seed", int, 0, ge=0, le=2**32 - 1, help="run seed: the same settings and seed give the same result"),
+    BUDGET,
+    Setting("constraint", str, (), many=True,
+            help="bounds on metrics, e.g. 'params<=1e6' (<=, >=, <, >; several separated by commas, or repeated)"),
+    Setting("table", str, None, help="benchmark table, a built-in name or a file (short for objective.table)"),
+    Setting("dataset", str, "digits", help="images that one-shot searchers and supernet objectives train on"),
+    Setting("device", str, "cpu", help="torch device of training: cpu, cuda or cuda:N"),
+)}
+
 
 @dataclass
 class RunConfig:
-    """Everything that defines one run."""
+    """Everything that defines one run; ``objective`` is its metrics joined by commas (its label)."""
 
     space: str = "hyvitas"
     searcher: str = "rea"
@@ -51,45 +66,33 @@ class RunConfig:
 
     def apply(self, overrides: list[str]) -> "RunConfig":
         """Apply ``key=value`` strings in order; ``UserError`` for anything malformed or unknown."""
-        for item in overrides:
-            key, sep, value = item.partition("=")
-            key = key.strip()
-            if not sep or not key:
-                raise UserError(f"override {shorten(repr(item))} is not key=value; "
-                                "e.g. searcher=rea budget=100 searcher.population=50")
-            self.set(key, value.strip())
+        for key, value in parse_overrides(overrides):
+            self.set(key, value)
         return self
 
     def set(self, key: str, value: Any) -> None:
-        key = ".".join(SHORTHANDS.get(key, (key,)))
+        """One setting from text, YAML or Python: ``RUN_SETTINGS`` or ``<kind>.<param>`` of a plug-in."""
         kind, dot, param = key.partition(".")
         if dot and kind in PARAM_KINDS and param:
             self.params[kind][param] = value
-        elif key in ("space", "searcher", "objective", "dataset", "device"):
-            setattr(self, key, str(value))
-        elif key == "constraint":
-            self.constraints += [c for c in str(value).split(",") if c.strip()]
-        elif key in ("seed", "budget"):
-            setattr(self, key, Setting(key, int, 0).coerce(value, ""))
-            if key == "seed":
-                check_seed(self.seed)
+        elif key in RUN_SETTINGS:
+            value = RUN_SETTINGS[key].coerce(value)
+            if key == "objective":
+                self.objective = ",".join(value)
+            elif key == "constraint":
+                self.constraints += list(value)
+            elif key == "table":
+                self.params["objective"]["table"] = value
+            else:
+                setattr(self, key, value)
         else:
-            raise UserError(
-                f"unknown setting {shorten(repr(key))}; valid: space, searcher, objective, seed, budget, table, constraint, "
-                "dataset, device, space.<param>, searcher.<param>, objective.<param>, dataset.<param>"
-            )
+            raise UserError(f"unknown setting {shorten(repr(key))}; valid: {', '.join(RUN_SETTINGS)}, "
+                            f"{', '.join(f'{k}.<param>' for k in PARAM_KINDS)}")
 
     def task(self) -> Task:
         """The dataset and device one-shot searchers and supernet objectives learn on."""
         registry.check("dataset", self.dataset)  # an unknown name fails here, before any run
         return Task(self.dataset, tuple(sorted(self.params["dataset"].items())), self.device, self.progress)
-
-
-def check_seed(seed: int, name: str = "seed") -> int:
-    """``seed`` if numpy can seed with it (a whole number >= 0), else ``UserError``."""
-    if seed < 0:
-        raise UserError(f"{name} must be a whole number >= 0 (random generators take no negative seeds), got {seed}")
-    return seed
 
 
 def split_objective(spec: str) -> tuple[str, str | None]:
@@ -125,15 +128,12 @@ def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task)
     ``objective.directions=max,min`` and ``objective.reference=a,b`` apply to several metrics; every other
     ``objective.<param>`` goes to each family that takes it.
     """
-    names = [m.strip() for m in str(spec).split(",")]
-    if not all(names):
-        raise UserError(f"objective={shorten(spec)} has an empty metric; write metrics separated by commas, "
-                        "e.g. objective=test.cifar10,latency.pixel3")
+    names = list(RUN_SETTINGS["objective"].coerce(spec))
     repeated = sorted({m for m in names if names.count(m) > 1})
     if repeated:
         raise UserError(f"objective={shorten(spec)} names {repeated[0]!r} twice; each metric may appear once")
-    directions = _list_param(params.pop("directions", None), len(names), "objective.directions", str)
-    reference = _list_param(params.pop("reference", None), len(names), "objective.reference", float)
+    directions = _per_metric(JOINT_SETTINGS["directions"], params.pop("directions", None), len(names))
+    reference = _per_metric(JOINT_SETTINGS["reference"], params.pop("reference", None), len(names))
     if len(names) == 1 and (directions or reference):
         raise UserError("objective.directions and objective.reference are for several metrics "
                         "(objective=a,b); a single tabular metric takes objective.direction=max|min")
@@ -145,24 +145,21 @@ def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task)
     _check_params(params, [primary, *(o for _, o in extras)])
     extras = [(o.targets[0] if o is not primary and o.targets else name, o) for name, o in extras]
     default = tuple(primary.directions) + tuple(default_direction(m) for m, _ in extras)
-    if directions:
-        bad = [d for d in directions if d not in DIRECTIONS]
-        if bad:
-            raise UserError(f"objective.directions must list max or min for each metric, got {bad[0]!r}")
     return Joint(primary, extras, directions or default, reference)
 
 
-def _list_param(value, k: int, name: str, kind: type) -> tuple | None:
-    """A comma-separated (or YAML list) parameter with one entry per metric."""
-    if value is None:
-        return None
-    items = value if isinstance(value, (list, tuple)) else str(value).strip("[]").split(",")
-    try:
-        out = tuple(kind(str(v).strip()) for v in items)
-    except ValueError:
-        raise UserError(f"{name} must be {k} numbers separated by commas, got {shorten(value)}") from None
-    if len(out) != k:
-        raise UserError(f"{name} needs one entry per metric ({k}), got {len(out)}: {shorten(value)}")
+#: the settings of an objective of several metrics (a ``Joint``), beside those of its families
+JOINT_SETTINGS = {s.name: s for s in (
+    Setting("directions", str, None, many=True, choices=DIRECTIONS, help="max or min for each metric"),
+    Setting("reference", float, None, many=True, help="hypervolume reference point, one number per metric"),
+)}
+
+
+def _per_metric(setting: Setting, value, k: int) -> tuple | None:
+    """A ``JOINT_SETTINGS`` value with one entry per metric."""
+    out = setting.coerce(value, "objective")
+    if out is not None and len(out) != k:
+        raise UserError(f"objective.{setting.name} needs one entry per metric ({k}), got {len(out)}: {shorten(value)}")
     return out
 
 

@@ -19,7 +19,7 @@ from nas_lab.core.history import History
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.results import RunResult
 from nas_lab.core.searcher import Searcher
-from nas_lab.core.settings import check_all, current, declared, space_bounds
+from nas_lab.core.settings import Setting, check_all, current, declared, space_bounds
 from nas_lab.core.space import Space
 
 #: a searcher that proposes only already-evaluated archs this many times in a row is stopped
@@ -47,15 +47,9 @@ def check_compatible(space: Space, objective: Objective, searcher: Searcher) -> 
         )
 
 
-def check_budget(space: Space, budget: int) -> None:
-    """Budgets count distinct archs, so they lie in 1..cardinality."""
-    if not isinstance(budget, (int, np.integer)) or isinstance(budget, bool) or budget < 1:
-        raise UserError(f"budget must be a positive whole number of architectures, got {budget!r}")
-    if budget > space.cardinality:
-        raise UserError(
-            f"budget {budget} exceeds the {space.cardinality:,} architectures of space {space.name!r}; "
-            f"valid budgets are 1..{space.cardinality}"
-        )
+#: a run's budget: distinct archs, so at most the space's (declared here, where every run passes)
+BUDGET = Setting("budget", int, 100, ge=1, le="space.cardinality",
+                 help="distinct architectures to evaluate; asking again for an evaluated one is free")
 
 
 def run(
@@ -74,7 +68,7 @@ def run(
     ``progress(evaluated, budget, best_value)`` is called after every step.
     """
     check_compatible(space, objective, searcher)
-    check_budget(space, budget)
+    BUDGET.coerce(budget, "", space_bounds(space))
     if len(objective.targets) > 1:  # a tabulated space's true front, now: an impossible bound fails before the search
         from nas_lab.core.fronts import true_front
 

@@ -67,8 +67,6 @@ class Setting:
             if not isinstance(items, (list, tuple)):
                 items = [items]
             out = tuple(self._one(v, owner) for v in items)
-            if not out:
-                raise UserError(f"{self.label(owner)} needs at least one entry ({self.describe()})")
         else:
             out = self._one(value, owner)
         self.check(out, owner, context or {})
@@ -110,7 +108,9 @@ class Setting:
         elif self.type in (int, float) and self.bounds():
             noun = f"{noun} ({self.bounds()})"
         if self.many:
-            noun = f"a list of {noun.replace('a whole number', 'whole numbers').replace('a number', 'numbers')}"
+            plural = {"a whole number": "whole numbers", "a number": "numbers", "a string": "strings",
+                      "true or false": "true/false values"}
+            noun = f"a list of {plural.get(noun, noun)}"
         return noun + (" or none" if self.default is None else "")
 
     def bounds(self, context: dict[str, Any] | None = None) -> str:
@@ -200,9 +200,10 @@ def _as_mapping(value: Any) -> dict:
     return dict(value)
 
 
-def split_list(text: str) -> list:
+def split_list(text: str, unwrap: bool = True) -> list:
     """``a,b`` or ``[a,b]`` as ``['a', 'b']``; brackets nest (``[a,b],[c]`` → ``[['a', 'b'], ['c']]``);
-    empty entries are refused."""
+    empty entries are refused. ``unwrap=False`` keeps one bracketed entry as a list of one list (a study's
+    ``objectives=[a,b]`` is one objective of two metrics)."""
     text = text.strip()
     items, depth, start = [], 0, 0
     for i, ch in enumerate(text + ","):
@@ -211,17 +212,21 @@ def split_list(text: str) -> list:
         elif ch == "]":
             depth -= 1
             if depth < 0:
-                raise UserError(f"{shorten(text)} has a ']' without its '['")
+                raise UserError(f"{shorten(text)} is not a list: a ']' has no '['")
         elif ch == "," and depth == 0:
             items.append(text[start:i].strip())
             start = i + 1
     if depth:
-        raise UserError(f"{shorten(text)} has a '[' without its ']'")
-    if len(items) == 1 and items[0].startswith("[") and items[0].endswith("]"):
+        raise UserError(f"{shorten(text)} is not a list: a '[' has no ']'")
+    if unwrap and len(items) == 1 and items[0].startswith("[") and items[0].endswith("]"):
         return split_list(items[0][1:-1])  # one bracketed list is that list
     if any(not item for item in items):
-        raise UserError(f"{shorten(text)} has an empty entry; separate entries by single commas, e.g. a,b")
-    return [split_list(item[1:-1]) if item.startswith("[") and item.endswith("]") else item for item in items]
+        raise UserError(f"{shorten(text)} is not a list: it has an empty entry; separate entries by single commas, "
+                        "e.g. a,b")
+    bracketed = [item.startswith("[") and item.endswith("]") for item in items]
+    if any(("[" in item or "]" in item) and not whole for item, whole in zip(items, bracketed)):
+        raise UserError(f"{shorten(text)} is not a list: text stands outside a [...] entry; e.g. [a,b],[c]")
+    return [split_list(item[1:-1]) if whole else item for item, whole in zip(items, bracketed)]
 
 
 def parse_mapping(text: str) -> dict:
@@ -247,6 +252,33 @@ def parse_mapping(text: str) -> dict:
         except yaml.YAMLError:
             out[key] = value
     return out
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a mapping that gives a key twice (YAML would keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} is given twice",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str, source: str) -> Any:
+    """The YAML document ``text``; ``UserError`` naming ``source`` and the line for invalid YAML or a key given
+    twice in one mapping."""
+    try:
+        return yaml.load(text, Loader=_UniqueKeys)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = getattr(err, "problem", None)
+        detail = f": {problem}" if problem and "twice" in problem else ""
+        raise UserError(f"{source} is not valid YAML{where}{detail}") from None
 
 
 def parse_overrides(items: list[str]) -> list[tuple[str, str]]:

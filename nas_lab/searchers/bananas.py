@@ -53,7 +53,7 @@ class Bananas(Searcher):
     def __init__(
         self,
         initial: Annotated[int, Setting(ge=1, le="space.cardinality", help="random archs before the first fit")] = 10,
-        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="mutated candidates the ensemble scores per round")] = 512,
+        pool: Annotated[int, Setting(ge=1, le=10**12, help="mutated candidates the ensemble scores per round (at most the space)")] = 512,
         top_k: Annotated[int, Setting(ge=1, le="pool", help="best-scored candidates proposed per round")] = 10,
         parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs whose mutations fill the pool")] = 10,
         mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per candidate")] = 2,

@@ -40,19 +40,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from nas_lab.core.config import RunConfig, build, check_seed
+from nas_lab.core.config import RUN_SETTINGS, RunConfig, build
 from nas_lab.core.errors import UserError, shorten
-from nas_lab.core.settings import Setting
+from nas_lab.core.settings import Setting, read_yaml, split_list
 from nas_lab.study.store import run_key
 
-_KEYS = ("name", "space", "table", "budget", "repeats", "seed", "objectives", "constraints", "searchers",
-         "space_params", "objective_params", "report")
-_INTS = ("repeats", "seed")
 #: a grid larger than this is refused (Table 4 of HyViTas-Bench is 4,010 runs): it is a typo, and listing it would
 #: exhaust memory before the first run
 MAX_RUNS = 1_000_000
+#: the keys of a study config, declared once (``searchers`` and ``objectives`` are read by their own functions)
+STUDY_SETTINGS = {s.name: s for s in (
+    Setting("name", str, "study", help="the study's folder name under results/studies"),
+    Setting("space", str, "hyvitas", help="search space of every run"),
+    Setting("table", str, None, help="benchmark table (default: the space's own)"),
+    Setting("budget", int, (100,), many=True, ge=1, le=10**12, help="budget of every run; several make a grid axis"),
+    Setting("repeats", int, 500, ge=1, le=MAX_RUNS, help="runs per searcher and setting, seeded [seed, repeat]"),
+    Setting("seed", int, 0, ge=0, le=2**32 - 1, help="the study's seed"),
+    Setting("objectives", str, ("id",), many=True, help="objectives, each a metric or a list of metrics [a,b]"),
+    Setting("constraints", str, (), many=True, help="bounds for every run, e.g. [latency.pixel3<=5]"),
+    Setting("searchers", dict, None, help="label: parameters of each searcher row"),
+    Setting("space_params", dict, None, help="space parameters of every row"),
+    Setting("objective_params", dict, None, help="objective parameters of every row"),
+    Setting("report", str, None, many=True, help="the report's columns (default: the table's accuracies)"),
+)}
 #: a parameter value that stands for the run's repeat number
 REPEAT = "${repeat}"
 
@@ -138,74 +148,57 @@ class StudyConfig:
         if not path.is_file():
             raise UserError(f"study config {path} does not exist; give a YAML file such as experiments/hyvitas_table4.yaml")
         try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise UserError(f"study config {path} is not valid YAML{where}") from None
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as err:
+            raise UserError(f"study config {path} cannot be read as text ({err.__class__.__name__})") from None
+        data = read_yaml(text, f"study config {path}")
         if not isinstance(data, dict):
-            raise UserError(f"study config {path} must be a mapping with keys {', '.join(_KEYS)}")
+            raise UserError(f"study config {path} must be a mapping with keys {', '.join(STUDY_SETTINGS)}")
         data.setdefault("name", path.stem)
         return cls.from_dict(data, overrides or {}, str(path))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], overrides: dict[str, str], source: str = "study config") -> "StudyConfig":
+        """A study from a YAML mapping and command-line overrides, every value read by its ``STUDY_SETTINGS``
+        declaration (the same text means the same as in ``nas-lab run``)."""
         data = dict(data)
         for key, value in overrides.items():
-            if key in ("searchers", "objectives"):
-                wanted = [v.strip() for v in str(value).split(",") if v.strip()]
-                if key == "objectives":
-                    data[key] = parse_objectives(str(value))
-                else:
-                    have = data.get("searchers") if isinstance(data.get("searchers"), dict) else {}
-                    _no_repeats("searchers", wanted)
-                    missing = [w for w in wanted if w not in have]
-                    if missing:
-                        raise UserError(f"searchers={shorten(value)}: {shorten(', '.join(missing))} not in the study; "
-                                        f"valid: {', '.join(have)}")
-                    data[key] = {w: have[w] for w in wanted}
+            if key == "objective":  # one objective, written as in `nas-lab run`
+                data["objectives"] = [list(RUN_SETTINGS["objective"].coerce(value))]
+            elif key == "searchers":
+                have = data.get("searchers") if isinstance(data.get("searchers"), dict) else {}
+                wanted = list(Setting("searchers", str, (), many=True).coerce(value))
+                _no_repeats("searchers", wanted)
+                missing = [w for w in wanted if w not in have]
+                if missing:
+                    raise UserError(f"searchers={shorten(value)}: {shorten(', '.join(missing))} not in the study; "
+                                    f"valid: {', '.join(have)}")
+                data[key] = {w: have[w] for w in wanted}
             else:
                 data[key] = value
-        unknown = sorted(set(data) - set(_KEYS))
+        unknown = sorted(set(data) - set(STUDY_SETTINGS))
         if unknown:
-            raise UserError(f"{source}: unknown key {shorten(repr(unknown[0]))}; valid: {', '.join(_KEYS)}")
-        data["name"] = check_name(data.get("name", "study"), source)
-        for key in _INTS:
-            if key in data:
-                data[key] = Setting(key, int, 0).coerce(data[key], "")
-        check_seed(data.get("seed", 0))
-        if "budget" in data:
-            budgets = data["budget"]
-            if isinstance(budgets, str):
-                budgets = budgets.strip("[]").split(",")
-            budgets = [Setting("budget", int, 0).coerce(b, "") for b in (budgets if isinstance(budgets, list) else [budgets])]
-            data["budget"] = budgets[0] if len(budgets) == 1 else budgets
-            _no_repeats("budget", budgets)
-        for key, values in (("budget", _as_list(data.get("budget", 1))), ("repeats", [data.get("repeats", 1)])):
-            for value in values:
-                if value < 1:
-                    raise UserError(f"{key} must be at least 1, got {value}")
-        constraints = data.get("constraints") or []
-        if isinstance(constraints, str):
-            constraints = [c for c in constraints.split(",") if c.strip()]
-        if not isinstance(constraints, list) or not all(isinstance(c, str) for c in constraints):
-            raise UserError(f"{source}: 'constraints' must be a list of bounds, e.g. constraints: [latency.pixel3<=5], "
-                            f"got {shorten(constraints)}")
-        data["constraints"] = constraints
-        data["report"] = _report_columns(data.get("report"), source)
-        for key in ("space_params", "objective_params"):
-            data[key] = _mapping(data.get(key), key, source, f"{key}: {{table: hyvitas-sim}}" if key == "objective_params"
-                                 else f"{key}: {{}}")
-        searchers = data.get("searchers")
-        if not isinstance(searchers, dict) or not searchers:
-            raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
-        data["searchers"] = {str(k): _searcher_params(str(k), v, source) for k, v in searchers.items()}
-        objectives = data.get("objectives")
-        if isinstance(objectives, str):
-            objectives = [objectives]
-        if not isinstance(objectives, list) or not objectives:
+            raise UserError(f"{source}: unknown key {shorten(repr(unknown[0]))}; valid: {', '.join(STUDY_SETTINGS)}")
+        if "objectives" not in data:
             raise UserError(f"{source}: 'objectives' must be a list of objective names, e.g. objectives: [id, id+ood]")
-        data["objectives"] = [objective_spec(o, source) for o in objectives]
+        if not isinstance(data.get("searchers"), dict) or not data["searchers"]:
+            raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
+        data["name"] = check_name(data.get("name", "study"), source)
+        for key in ("space", "table", "repeats", "seed", "space_params", "objective_params"):
+            if key in data:
+                data[key] = STUDY_SETTINGS[key].coerce(data[key], source if data[key] is None else "")
+        for key in ("budget", "constraints", "report"):
+            if data.get(key) is not None:
+                data[key] = list(STUDY_SETTINGS[key].coerce(data[key]))
+                if not data[key] and key != "constraints":
+                    raise UserError(f"{source}: '{key}' must list at least one value ({STUDY_SETTINGS[key].help})")
+                _no_repeats(key, data[key], "metric" if key == "report" else None,
+                            "the report" if key == "report" else "the grid")
+        data["space_params"], data["objective_params"] = data.get("space_params") or {}, data.get("objective_params") or {}
+        if "budget" in data and len(data["budget"]) == 1:
+            data["budget"] = data["budget"][0]
+        data["searchers"] = {str(k): _searcher_params(str(k), v, source) for k, v in data["searchers"].items()}
+        data["objectives"] = objective_list(data["objectives"], source)
         _no_repeats("objectives", data["objectives"])
         if len({"," in o for o in data["objectives"]}) > 1:
             raise UserError(f"{source}: objectives mix single metrics and several-metric lists; a study reports one "
@@ -266,7 +259,7 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The config as YAML would write it (several-metric objectives as lists again)."""
-        out = {k: getattr(self, k) for k in _KEYS}
+        out = {k: getattr(self, k) for k in STUDY_SETTINGS}
         out["objectives"] = [o.split(",") if "," in o else o for o in self.objectives]
         return out
 
@@ -294,19 +287,6 @@ def _no_repeats(key: str, values: list, noun: str | None = None, place: str = "t
                         f"appear once in {place}")
 
 
-def _report_columns(value, source: str) -> list[str] | None:
-    """The ``report:`` key as a list of metric names (a comma-separated string from the command line too)."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        value = [v.strip() for v in value.strip("[]").split(",") if v.strip()]
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
-        raise UserError(f"{source}: 'report' must list the metrics to report, e.g. report: [params, test.cifar10], "
-                        f"got {shorten(value)}")
-    _no_repeats("report", value, "metric", "the report")
-    return value
-
-
 def _mapping(value, key: str, source: str, example: str) -> dict:
     """``value`` as a dict of parameters (None is none), else ``UserError``."""
     if value is None:
@@ -319,7 +299,7 @@ def _mapping(value, key: str, source: str, example: str) -> dict:
 def _in_cell(label: str, params: dict, objective: str, budget: int) -> bool:
     """Whether a searcher runs at this setting: its own ``objectives:`` and ``budgets:`` (default: all) include it."""
     own = params.get("objectives")
-    if own is not None and objective not in [objective_spec(o, f"searcher {label}") for o in _as_list(own)]:
+    if own is not None and objective not in objective_list(_as_list(own), f"searcher {label}"):
         return False
     budgets = params.get("budgets")
     return budgets is None or budget in _as_list(budgets)
@@ -334,13 +314,11 @@ def _searcher_params(label: str, params, source: str) -> dict:
             example = "space_params: {setting: cpu}" if key == "space_params" else "objective_params: {seed: 1}"
             params[key] = _mapping(params[key], f"searchers.{label}.{key}", source, example)
     if "repeats" in params:
-        params["repeats"] = Setting("repeats", int, 0).coerce(params["repeats"], f"searchers.{label}")
-        if params["repeats"] < 1:
-            raise UserError(f"searchers.{label}.repeats must be at least 1, got {params['repeats']}")
+        params["repeats"] = STUDY_SETTINGS["repeats"].coerce(params["repeats"], f"searchers.{label}")
     if "searcher" in params and not isinstance(params["searcher"], str):
         raise UserError(f"searchers.{label}.searcher must be a registered searcher name, got {shorten(params['searcher'])}")
     if "budgets" in params:
-        params["budgets"] = [Setting("budgets", int, 0).coerce(b, f"searchers.{label}") for b in _as_list(params["budgets"])]
+        params["budgets"] = list(STUDY_SETTINGS["budget"].coerce(params["budgets"], f"searchers.{label}"))
     own = params.get("objectives")
     if own is not None and not (isinstance(own, str) or isinstance(own, list) and own):
         raise UserError(f"searchers.{label}.objectives must list objectives of the study, e.g. objectives: [id], "
@@ -348,58 +326,24 @@ def _searcher_params(label: str, params, source: str) -> dict:
     return params
 
 
-def objective_spec(entry, source: str) -> str:
-    """One study objective as the run's ``objective=`` string: a metric, or a YAML list of metrics joined by commas."""
-    if isinstance(entry, list):
-        if not entry or not all(isinstance(m, str) and m.strip() and "," not in m for m in entry):
-            raise UserError(f"{source}: a several-metric objective is a list of metric names, e.g. "
+def objective_list(value, source: str) -> list[str]:
+    """A study's ``objectives``: a list whose entries are objectives as ``nas-lab run`` takes them (a metric, or a
+    list of metrics searched together), from YAML or from the command line (``[a,b],[c,d]``; ``a,b`` is two
+    one-metric objectives there, since the comma separates entries); each as its label, the metrics joined by
+    commas."""
+    entries = split_list(value, unwrap=False) if isinstance(value, str) else value
+    if not isinstance(entries, list) or not entries:
+        raise UserError(f"{source}: 'objectives' must be a list of objective names, e.g. objectives: [id, id+ood]")
+    out = []
+    for entry in entries:
+        if isinstance(entry, str) and "," in entry:
+            raise UserError(f"{source}: objective {shorten(entry)} is ambiguous: write several metrics as a list, "
+                            f"[{', '.join(m.strip() for m in entry.split(','))}], or separate objectives as list entries")
+        if not (isinstance(entry, str) and entry.strip() or isinstance(entry, list) and entry
+                and all(isinstance(m, str) and m.strip() for m in entry)):
+            raise UserError(f"{source}: each objective is a metric name or a list of metric names, e.g. "
                             f"[test.cifar10, latency.pixel3]; got {shorten(entry)}")
-        return ",".join(m.strip() for m in entry)
-    if not isinstance(entry, str) or not entry.strip():
-        raise UserError(f"{source}: each objective is a metric name or a list of metric names; got {shorten(entry)}")
-    if "," in entry:
-        raise UserError(f"{source}: objective {shorten(entry)} is ambiguous: write several metrics as a list, "
-                        f"[{', '.join(m.strip() for m in entry.split(','))}], or separate objectives as list entries")
-    return entry.strip()
-
-
-def parse_objectives(text: str) -> list:
-    """``objectives=`` on the command line: entries separated by commas, a bracketed ``[a,b]`` being one
-    several-metric objective."""
-    out, depth, current = [], 0, ""
-    for ch in text + ",":
-        if ch == "[":
-            depth += 1
-            if depth > 1:
-                break
-            current = current.strip()
-            if current:
-                break
-            group = []
-        elif ch == "]":
-            depth -= 1
-            if depth < 0:
-                break
-            group.append(current.strip())
-            current = None
-        elif ch == "," and depth == 1:
-            group.append(current.strip())
-            current = ""
-        elif ch == "," and depth == 0:
-            if current is None:
-                out.append(group)
-            elif current.strip():
-                out.append(current.strip())
-            current = ""
-        elif current is None:
-            if not ch.isspace():
-                depth = -1
-                break
-        else:
-            current += ch
-    if depth != 0:
-        raise UserError(f"objectives={shorten(text)} is not a list of objectives; e.g. objectives=id,id+ood or "
-                        "objectives=[test.cifar10,latency.pixel3],[test.cifar100,params]")
+        out.append(",".join(RUN_SETTINGS["objective"].coerce(entry)))
     return out
 
 

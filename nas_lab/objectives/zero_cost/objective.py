@@ -27,7 +27,6 @@ from contextlib import contextmanager
 import numpy as np
 
 from nas_lab.core import registry
-from nas_lab.core.config import check_seed
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import Space
@@ -174,7 +173,6 @@ class ZeroCostObjective(Objective):
         check_positive("objective.resolution", resolution)
         space.check_side(resolution, "objective.resolution")
         check_positive("objective.batch_size", batch_size)
-        check_seed(seed, "objective.seed")
         self.space = space
         self.proxy = check_proxy(metric)
         self.seed = seed
