@@ -174,10 +174,9 @@ class CoarseToFine(Searcher):
             out = np.concatenate([out, self._admit(kids, count - len(out))])
             if len(out) >= count:
                 return out
-        while len(out) < count and self._reserve:  # short: next-ranked coarse archs
-            need = count - len(out)
-            taken, self._reserve = self._reserve[:need], self._reserve[need:]
-            out = np.concatenate([out, self._admit(np.array(taken), need)])
+        if len(out) < count and self._reserve:  # short: next-ranked coarse archs (marked proposed when drawn)
+            taken, self._reserve = self._reserve[: count - len(out)], self._reserve[count - len(out):]
+            out = np.concatenate([out, np.array(taken, dtype=np.int64)])
         return out
 
     def mutate(self, archs: np.ndarray) -> np.ndarray:
