@@ -276,7 +276,7 @@ def test_samples_are_fixed_and_nested():
     (["precompute", "proxies=params", "space=nb201", "sample=20000"], "sample must lie in 1..15625"),
     (["precompute", "proxies=params", "sample=x"], "sample must be a whole number, got 'x'"),
     (["precompute", "proxies=params", "samples=3"], "unknown setting 'samples' of `nas-lab precompute`; valid: space, proxies"),
-    (["precompute", "proxies=params", "resolution=-1"], "resolution must lie in 1..4,096, got -1"),
+    (["precompute", "proxies=params", "resolution=-1"], "resolution must be from 32 to 2048 px for space 'hyvitas'"),
     (["precompute", "proxies=params", "executor=dask"], "executor must be one of local, ray, got 'dask'"),
     (["precompute", "proxies=params", "space=nope"], "unknown space 'nope'"),
     (["precompute", "proxies"], "override 'proxies' is not key=value"),

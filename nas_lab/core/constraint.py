@@ -129,7 +129,7 @@ class Constrained(Objective):
                           metrics={**ev.metrics, **measured}, violation=violation)
 
     def measurer(self, metric: str) -> Objective:
-        return self.measurers[metric] if metric in self.measurers else self.inner.measurer(metric)
+        return self.measurers.get(metric, self.inner).measurer(metric)
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         return self.measurer(metric).measure(metric, archs)

@@ -75,7 +75,7 @@ class Joint(Objective):
     def measurer(self, metric: str) -> Objective:
         for m, o in self.extras:
             if m == metric:
-                return o
+                return o.measurer(metric)
         return self.primary.measurer(metric)
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:

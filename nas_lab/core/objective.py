@@ -115,7 +115,8 @@ class Objective(Declared):
         raise NotImplementedError
 
     def measurer(self, metric: str) -> Objective:
-        """The objective that measures ``metric`` for this one: itself, unless it is composed of several."""
+        """The objective that measures ``metric`` for this one: itself, unless it is composed of others (then the one
+        of them that does, never a composite)."""
         return self
 
     def free(self, metric: str) -> bool:

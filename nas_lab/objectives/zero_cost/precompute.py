@@ -98,8 +98,8 @@ def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: i
         raise UserError(f"say which proxies with proxies=a,b; valid: {', '.join(registry.names('proxy'))}")
     for proxy in proxies:
         check_proxy(proxy)
+    space.check_side(resolution)  # first: the space's sentence says which sides its models take
     check_all(declared(ZeroCostObjective), {"seed": seed, "resolution": resolution, "batch_size": batch_size}, "")
-    space.check_side(resolution)
     check_device(device)
     workers = check_execution(executor, workers)
     store = ProxyCache(cache)
