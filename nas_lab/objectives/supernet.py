@@ -45,8 +45,8 @@ from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.objectives.zero_cost.cache import cache_path
 from nas_lab.objectives.zero_cost.objective import reference_table
-from nas_lab.oneshot.contract import LEARNING_RATES
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
+from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER, RECALIBRATION
 
 TABLE = "table."
 
@@ -74,24 +74,18 @@ class SupernetObjective(Objective):
         space: Space,
         metric: str = "id",
         task: Task | None = None,
-        epochs: Annotated[int | None, Setting(ge=1, le=10_000, help="training epochs (default: the space's "
-                                                                     "recipe, else 5)")] = None,
-        batch_size: Annotated[int, Setting(ge=1, le=4096, help="training batch")] = 64,
-        learning_rate: Annotated[float | None, Setting(gt=0, le=100, help="peak learning rate (default: the "
-                                                                           "optimiser's, 0.1 or 1e-3)")] = None,
-        max_batches: Annotated[int | None, Setting(ge=1, le=10**7, help="most training batches per epoch "
-                                                                         "(default: whole epochs)")] = None,
-        recalibration: Annotated[int | None, Setting(ge=1, le=10_000, help="train batches that re-estimate "
-                                                                            "batch-norm per arch (default: the "
-                                                                            "space's recipe, else 4)")] = None,
+        epochs: Annotated[int | None, EPOCHS] = None,
+        batch_size: Annotated[int, BATCH_SIZE] = 64,
+        learning_rate: Annotated[float | None, LEARNING_RATE] = None,
+        max_batches: Annotated[int | None, MAX_BATCHES] = None,
+        recalibration: Annotated[int | None, RECALIBRATION] = None,
         seed: Annotated[int, Setting(ge=0, le=2**32 - 1, help="seed of the weights, training, recalibration "
                                                                "batches and corruptions")] = 0,
         cache: Annotated[str | None, Setting(help="folder of trained supernets (default: "
                                                    "$NAS_LAB_CACHE/supernets)")] = None,
         table: Annotated[str | None, Setting(help="benchmark table reports compare with (default: the space's "
                                                    "own)")] = None,
-        optimizer: Annotated[str, Setting(choices=("auto", *LEARNING_RATES),
-                                          help="sgd or adamw (auto: the space's recipe, else sgd)")] = "auto",
+        optimizer: Annotated[str, OPTIMIZER] = "auto",
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 

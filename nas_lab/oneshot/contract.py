@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 
     from nas_lab.core.space import Space
 
-#: the optimisers a training recipe may name, with their default peak learning rates (here, free of torch, so that
-#: settings can offer them as choices before anything trains)
-LEARNING_RATES = {"sgd": 0.1, "adamw": 1e-3}
-
 
 @runtime_checkable
 class Supernet(Protocol):

@@ -43,12 +43,14 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.data.datasets import ImageData
-from nas_lab.oneshot.contract import LEARNING_RATES, Supernet, check_supernet
+from nas_lab.oneshot.contract import Supernet, check_supernet
 
 #: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
 #: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
 VERSION = 1
 MOMENTUM, WEIGHT_DECAY = 0.9, 5e-4
+#: optimiser recipes and their default peak learning rates
+LEARNING_RATES = {"sgd": 0.1, "adamw": 1e-3}
 EPOCHS = 5  # the default training length, sized for the HyViTas supernet on a CPU
 RECALIBRATION = 4  # the default number of train batches that re-estimate BN per arch
 ADAMW_WEIGHT_DECAY, WARMUP_SHARE = 0.05, 0.1
