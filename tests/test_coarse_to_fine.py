@@ -1,5 +1,5 @@
 """The coarse-to-fine searcher (seed 001, Algorithm 1): bounds never broken, the coarse stage's top K by its key,
-the depth / block mutation rates, determinism, bad input through the CLI.
+the depth / block mutation rates, determinism, bad input through the CLI, and no free reading of the target.
 
 Look-up tables here are made up (``test_latency_lut.fake_table``: random block times, nothing measured) and the
 objective is a cheap stand-in (``SumObjective``: the sum of option indices, so the search presses on the bounds);
@@ -12,10 +12,11 @@ from conftest import SumObjective
 from test_cli_bad_input import refused  # the CLI's one-sentence, exit-2 check
 from test_latency_lut import fake_table
 
+from nas_lab.core.config import RunConfig, build
 from nas_lab.core.constraint import Constrained, Constraint
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.runner import run
-from nas_lab.core.searcher import sample_distinct
+from nas_lab.core.searcher import cheap_bounds, sample_distinct
 from nas_lab.objectives.latency.objective import LatencyObjective
 from nas_lab.objectives.latency.table import default_side
 from nas_lab.searchers.coarse_to_fine import CoarseToFine
@@ -131,7 +132,9 @@ def test_same_seed_same_run():
 
 # -- bad input through the CLI --------------------------------------------------------------------------------------
 
-RUN = ["run", "--no-save", "space=autovit", "space.setting=cpu", "searcher=coarse_to_fine", "objective=latency"]
+#: the objective is a zero-cost proxy, not latency: a bound on the run's own target is no free filter (it is charged),
+#: and these refusals all come before anything is evaluated
+RUN = ["run", "--no-save", "space=autovit", "space.setting=cpu", "searcher=coarse_to_fine", "objective=zc.params"]
 
 
 def test_cli_latency_bound_below_the_fastest_subnet(capsys):
@@ -154,3 +157,33 @@ def test_cli_other_bad_input(capsys):
     refused(capsys, *RUN, "searcher.key=accuracy", valid=("params, latency, eq3, random",))
     refused(capsys, *RUN, "searcher.keep=20", "searcher.samples=10", valid=("keep must lie in 1..10 (samples)",))
     refused(capsys, *RUN, "searcher.depth_prob=1.5", valid=("depth_prob must lie in [0, 1], got 1.5",))
+
+
+# -- what the coarse stage may read for free ------------------------------------------------------------------------
+
+def test_a_bound_on_the_target_is_charged_not_read_free(shared_data):
+    """On NB201 under ``test.cifar10>=94.2``, the run's own target (an accuracy the table holds for 15,625 trainings),
+    the coarse stage filters on the closed-form ``params`` bound only: reading 300 archs' test accuracy from the table
+    before proposing them would be free knowledge of the target. The run still works: archs breaking the accuracy
+    bound are proposed, evaluated, charged and marked infeasible."""
+    cfg = RunConfig(space="nb201", searcher="coarse_to_fine", objective="test.cifar10",
+                    constraints=["test.cifar10>=94.2", "params<=1e6"])
+    cfg.params["objective"]["table"] = str(shared_data)
+    cfg.params["searcher"].update(SMALL)
+    space, objective, searcher = build(cfg)
+    assert [str(c) for c in objective.constraints] == ["test.cifar10>=94.2", "params<=1e+06"]
+    assert [str(c) for c, _ in cheap_bounds(space, objective)] == ["params<=1e+06"]
+
+    searcher.reset(space, objective, np.random.default_rng(7))
+    drawn = sample_distinct(space, np.random.default_rng(7), SMALL["samples"], set())
+    small = space.params(drawn) <= 1e6
+    assert searcher.report()["coarse"] == f"300 drawn, {small.sum()} within the bounds, 10 kept by params"
+    assert (objective.measure("test.cifar10", drawn[small]) < 94.2).sum() > 100  # so the accuracy filtered nothing
+
+    result = run(space, objective, CoarseToFine(**SMALL), budget=PLANNED, seed=0)
+    archs = space.arch(result.history["index"])
+    accuracy = objective.measure("test.cifar10", archs)
+    assert len(archs) == PLANNED  # the whole budget spent: every proposed arch evaluated and charged
+    assert (space.params(archs) <= 1e6).all()
+    np.testing.assert_array_equal(result.history["feasible"], accuracy >= 94.2)
+    assert (accuracy[: SMALL["keep"]] < 94.2).any()  # the coarse seeds were not picked by the target

@@ -5,9 +5,13 @@ import pytest
 
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
+from nas_lab.core import registry
+from nas_lab.core.config import split_objective
 from nas_lab.core.constraint import Constraint
 from nas_lab.core.errors import UserError
+from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.runner import run
+from nas_lab.core.searcher import cheap_bounds
 
 
 def constrained(*overrides):
@@ -57,3 +61,29 @@ def test_rea_under_a_constraint_reports_only_feasible_bests():
 def test_bad_constraints_on_the_command_line(capsys, value, message):
     assert main(["run", f"constraint={value}", "--no-save"]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_free_bounds_are_the_non_target_metrics_that_cost_nothing():
+    """Of a run's bounds, a searcher may check for free only those on a metric that is not a target and costs nothing
+    to measure: closed-form ``params`` and a table's measured ``latency.<device>``; never a target (even a free one),
+    never an accuracy (``ood``: what a training would tell), never a component of the target."""
+    space, objective, _ = constrained("objective=id+ood,latency.rtx4090", "constraint=latency.rtx4090<=1.1,"
+                                      "latency.rpi5<=60,params<=2e6,ood>=20,id>=50")
+    assert [str(c) for c in objective.constraints] == ["latency.rtx4090<=1.1", "latency.rpi5<=60", "params<=2e+06",
+                                                       "ood>=20", "id>=50"]
+    free = cheap_bounds(space, objective)
+    assert [str(c) for c, _ in free] == ["latency.rpi5<=60", "params<=2e+06"]
+    assert isinstance(free[1][1], SpaceMetrics) and free[0][1].family == "tabular"
+    assert objective.family == "tabular"
+    _, plain, _ = constrained("objective=id")
+    assert plain.constraints == () and cheap_bounds(space, plain) == []
+
+
+def test_each_family_names_itself_and_claims_its_metrics():
+    """A registered objective's ``family`` is its registered name; ``claims`` splits ``latency.lut`` (the latency
+    family's) from ``latency.pixel3`` (a benchmark table's column)."""
+    for name in registry.names("objective"):
+        assert registry.load("objective", name).family == name
+    assert split_objective("latency.lut") == ("latency", "lut")
+    assert split_objective("latency.pixel3") == ("tabular", "latency.pixel3")
+    assert split_objective("zc.naswot") == ("zc", "naswot") and split_objective("id") == ("tabular", "id")

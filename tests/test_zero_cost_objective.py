@@ -266,7 +266,7 @@ def test_samples_are_fixed_and_nested():
 
 @pytest.mark.parametrize("args, message", [
     (["run", "objective=zc.nope"], "unknown zero-cost proxy 'nope'; valid: entropic, flops, grad_norm, jacob_cov"),
-    (["run", "objective=zc.params", "objective.batch_size=0"], "objective.batch_size must be a positive whole number, got 0"),
+    (["run", "objective=zc.params", "objective.batch_size=0"], "objective.batch_size must lie in 1..4,096, got 0"),
     (["run", "objective=zc.params", "objective.device=tpu"], "device must be cpu, cuda or cuda:N, got 'tpu'"),
     (["run", "objective=zc.params", "objective.seeds=mean"], "objective 'zc' has no parameter seeds; valid: objective.seed"),
     (["run", "objective=zc.params", "constraint=latency.nope<=3"], "has no metric 'latency.nope'"),
@@ -276,7 +276,7 @@ def test_samples_are_fixed_and_nested():
     (["precompute", "proxies=params", "space=nb201", "sample=20000"], "sample must lie in 1..15625"),
     (["precompute", "proxies=params", "sample=x"], "sample must be a whole number, got 'x'"),
     (["precompute", "proxies=params", "samples=3"], "unknown setting 'samples' of `nas-lab precompute`; valid: space, proxies"),
-    (["precompute", "proxies=params", "resolution=-1"], "resolution must be a positive whole number, got -1"),
+    (["precompute", "proxies=params", "resolution=-1"], "resolution must be from 32 to 2048 px for space 'hyvitas'"),
     (["precompute", "proxies=params", "executor=dask"], "executor must be one of local, ray, got 'dask'"),
     (["precompute", "proxies=params", "space=nope"], "unknown space 'nope'"),
     (["precompute", "proxies"], "override 'proxies' is not key=value"),

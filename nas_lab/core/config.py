@@ -98,13 +98,11 @@ class RunConfig:
 def split_objective(spec: str) -> tuple[str, str | None]:
     """``(family, metric)`` of an objective spec; a bare metric belongs to the tabular family, and so does a
     metric whose first word names a family that does not claim it (``latency.pixel3``, a device column of a
-    benchmark table, beside the latency family's ``latency.lut``): a family may say which metrics are its own
-    with a static ``claims(metric) -> bool``."""
+    benchmark table, beside the latency family's ``latency.lut``): ``Objective.claims`` says which are a family's."""
     families = registry.names("objective")
     head, _, rest = spec.partition(".")
     if head in families:
-        claims = getattr(registry.load("objective", head), "claims", None)
-        if not rest or claims is None or claims(rest):
+        if not rest or registry.load("objective", head).claims(rest):
             return head, rest or None
     return DEFAULT_OBJECTIVE_FAMILY, spec
 
@@ -186,7 +184,7 @@ def _measurer(metric: str, primary: Objective, space: Space, params: dict[str, A
     else ``primary`` if it can, else the space's closed form, else the default (tabular) family."""
     family, _ = split_objective(metric)
     explicit = metric.partition(".")[0] == family
-    if explicit and family != primary.info().get("family"):
+    if explicit and family != primary.family:
         return _family_objective(metric, space, params, task)
     if primary.can_measure(metric):
         return primary

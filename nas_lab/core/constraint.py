@@ -9,6 +9,16 @@ clears ``Evaluation.feasible`` where a bound is broken and sets
 for a missing value), so bounds in different units add up. Infeasible archs still
 cost their evaluation (the runner charges them) and are never reported best
 (``Evaluation.fitness`` is -inf).
+
+A run's bounds have one form, ``Constraint``, and reach searchers one way,
+``Objective.constraints`` (empty unless wrapped here) with ``Objective.measurer``
+naming who measures each; the ``constraint=`` overrides and a space's
+``default_constraints`` (``run_constraints``) both end up there. Two other
+things only look like bounds: ``Space.is_valid`` says which index vectors are
+archs at all (a searcher never proposes an invalid one, nothing is measured),
+and vitas' ``space.budget_macs`` sets the identity probability of its sampler
+so that *sampled* archs have those MACs *on average*; archs above it stay
+feasible, so a MACs bound is still ``constraint=macs<=X``.
 """
 
 from __future__ import annotations
@@ -90,14 +100,14 @@ class Constrained(Objective):
 
     def __init__(self, inner: Objective, constraints: list[Constraint], measurers: dict[str, Objective] | None = None):
         self.inner = inner
-        self.constraints = list(constraints)
+        self.constraints = tuple(constraints)
         self.measurers = {c.metric: (measurers or {}).get(c.metric, inner) for c in self.constraints}
         for c in self.constraints:
             if not self.measurers[c.metric].can_measure(c.metric):  # unknown metric: fail now, with the reason
                 self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
                 raise UserError(f"objective {inner.name!r} cannot measure {shorten(repr(c.metric))} for a constraint")
             check_reachable(c, self.measurers[c.metric].extent(c.metric), inner.space.name)
-        for attr in ("space", "name", "targets", "directions", "cost_unit", "needs", "reference"):
+        for attr in ("space", "name", "family", "targets", "directions", "cost_unit", "needs", "reference"):
             setattr(self, attr, getattr(inner, attr))
         self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())
 
@@ -118,14 +128,17 @@ class Constrained(Objective):
         return Evaluation(values=ev.values, directions=ev.directions, cost=ev.cost, feasible=feasible,
                           metrics={**ev.metrics, **measured}, violation=violation)
 
+    def measurer(self, metric: str) -> Objective:
+        return self.measurers.get(metric, self.inner).measurer(metric)
+
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
-        return self.measurers.get(metric, self.inner).measure(metric, archs)
+        return self.measurer(metric).measure(metric, archs)
 
     def can_measure(self, metric: str) -> bool:
         return metric in self.measurers or self.inner.can_measure(metric)
 
     def extent(self, metric: str):
-        return self.measurers.get(metric, self.inner).extent(metric)
+        return self.measurer(metric).extent(metric)
 
     def exhaustive(self):
         every = self.inner.exhaustive() if self.cheap else None

@@ -24,6 +24,7 @@ class SpaceMetrics(Objective):
     """The cost metrics a space knows in closed form (``params``, ``flops``, ``macs``), with no model built."""
 
     cheap = True
+    family = "space"
 
     def __init__(self, space: Space):
         self.space = space
@@ -32,6 +33,10 @@ class SpaceMetrics(Objective):
 
     def can_measure(self, metric: str) -> bool:
         return metric in CLOSED_FORM and callable(getattr(self.space, metric, None))
+
+    def free(self, metric: str) -> bool:
+        """Closed-form sizes cost nothing: no model is built."""
+        return self.can_measure(metric)
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         if not self.can_measure(metric):
@@ -53,6 +58,7 @@ class Joint(Objective):
         self.directions = tuple(directions)
         self.reference = reference
         self.name = ",".join(self.targets)
+        self.family = primary.family
         self.cost_unit = primary.cost_unit
         self.cheap = primary.cheap and all(o.cheap for _, o in self.extras)
         self.needs = tuple(dict.fromkeys(primary.needs + tuple(n for _, o in self.extras for n in o.needs)))
@@ -66,20 +72,20 @@ class Joint(Objective):
         return Evaluation(values=values, directions=self.directions, cost=ev.cost, feasible=ev.feasible,
                           metrics=ev.metrics, violation=ev.violation)
 
-    def _measurer(self, metric: str) -> Objective:
+    def measurer(self, metric: str) -> Objective:
         for m, o in self.extras:
             if m == metric:
-                return o
-        return self.primary
+                return o.measurer(metric)
+        return self.primary.measurer(metric)
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
-        return self._measurer(metric).measure(metric, archs)
+        return self.measurer(metric).measure(metric, archs)
 
     def can_measure(self, metric: str) -> bool:
-        return self._measurer(metric).can_measure(metric)
+        return self.measurer(metric).can_measure(metric)
 
     def extent(self, metric: str):
-        return self._measurer(metric).extent(metric)
+        return self.measurer(metric).extent(metric)
 
     def exhaustive(self):
         every = self.primary.exhaustive() if self.cheap else None

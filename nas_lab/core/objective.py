@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
 from nas_lab.core.settings import Declared
+
+if TYPE_CHECKING:
+    from nas_lab.core.constraint import Constraint
 
 DIRECTIONS = ("max", "min")
 
@@ -73,11 +78,20 @@ class Objective(Declared):
     """Base class: subclasses set the attributes below and implement ``evaluate``.
 
     Objectives are built by the registry as ``cls(space, metric, **params)`` and
-    keep that space as ``self.space``.
+    keep that space as ``self.space``. Which family owns a metric is said here
+    once: ``family`` and ``claims``. Which bounds decide feasibility is said here
+    once too: ``constraints``, each measured by ``measurer(metric)``, which says
+    whether it measures the metric ``free``; searchers read bounds through these
+    (``core.searcher.cheap_bounds``), never by inspecting the objective's class.
     """
 
     owner = "objective"
     name: str = ""
+    #: the family that measures this objective's own metrics: ``tabular``, ``zc``, ``supernet``, ``latency`` (the
+    #: registered name), ``space`` for closed-form sizes; an objective composed of others has its primary's
+    family: str = ""
+    #: bounds on metrics that decide which archs are feasible; none unless the objective is ``Constrained``
+    constraints: tuple[Constraint, ...] = ()
     #: optimised metric names and their directions ("max" or "min")
     targets: tuple[str, ...] = ()
     directions: tuple[str, ...] = ()
@@ -90,8 +104,26 @@ class Objective(Declared):
     #: hypervolume reference point for several targets, in the metrics' own units (see ``core.fronts``)
     reference: tuple[float, ...] | None = None
 
+    @classmethod
+    def claims(cls, metric: str) -> bool:
+        """Whether ``<family>.<metric>`` names one of this family's metrics. By default every metric written after a
+        family's name is its own (an unknown one is refused by the family, listing the valid ones); a family whose
+        name is also the first word of benchmark-table columns says no to those (``latency.pixel3`` is a table's)."""
+        return True
+
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
         raise NotImplementedError
+
+    def measurer(self, metric: str) -> Objective:
+        """The objective that measures ``metric`` for this one: itself, unless it is composed of others (then the one
+        of them that does, never a composite)."""
+        return self
+
+    def free(self, metric: str) -> bool:
+        """Whether this objective measures ``metric`` at no cost a run would charge: a closed form, a look-up table of
+        measured latencies. Never an accuracy or a proxy, however cheap the lookup is here (a benchmark table
+        simulates trainings that cost hours). False by default."""
+        return False
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         """``(n,)`` values of any metric this objective can compute, e.g. for a constraint."""
@@ -132,7 +164,7 @@ class Objective(Declared):
 
     def info(self) -> dict:
         """What a run record keeps about the objective (data source, options)."""
-        return {"targets": list(self.targets), "directions": list(self.directions)}
+        return {"targets": list(self.targets), "directions": list(self.directions), "family": self.family}
 
     def describe(self) -> str:
         """One line saying what is optimised, on what data."""

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from nas_lab.core.constraint import Constrained, Constraint
+from nas_lab.core.constraint import Constraint
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.objective import Evaluation, Objective
-from nas_lab.core.settings import current
+from nas_lab.core.settings import Declared, current
 from nas_lab.core.space import Space
-from nas_lab.core.settings import Declared
 
 
 class Searcher(Declared):
@@ -121,17 +120,17 @@ def sample_distinct(space: Space, rng: np.random.Generator, n: int, exclude: set
 
 
 def cheap_bounds(space: Space, objective: Objective) -> list[tuple[Constraint, Objective]]:
-    """The run's constraints a searcher can check before proposing an arch, each with the objective that measures
-    it: those the space knows in closed form (``params``: ``SpaceMetrics``), or whose measuring objective is cheap
-    (a latency look-up table). They come from the ``Constrained`` wrapper's ``measurers``; measuring through them
-    charges no budget (the runner charges ``objective.evaluate`` only)."""
-    if not isinstance(objective, Constrained):
-        return []
+    """The bounds of ``objective.constraints`` a searcher may check for free before proposing an arch, each with the
+    objective that measures it: those on a metric that is not one of the objective's targets and that costs nothing
+    (``Objective.free``): the space's closed-form sizes (``SpaceMetrics``, preferred where the space has the metric),
+    a latency look-up table, a benchmark table's measured latencies. Any other bound (on a target, on an accuracy, on
+    a proxy) is what the searcher learns only from evaluations, which the runner charges: it is left to
+    ``Evaluation.feasible``."""
     closed = SpaceMetrics(space)
     out = []
     for c in objective.constraints:
-        measurer = closed if closed.can_measure(c.metric) else objective.measurers[c.metric]
-        if measurer.cheap:
+        measurer = closed if closed.can_measure(c.metric) else objective.measurer(c.metric)
+        if c.metric not in objective.targets and measurer.free(c.metric):
             out.append((c, measurer))
     return out
 

@@ -80,14 +80,19 @@ class Setting:
         except (TypeError, ValueError):
             raise UserError(f"{self.label(owner)} must be {_WORDS.get(self.type, self.type.__name__)}, "
                             f"got {shorten(repr(value))}") from None
-        if self.choices is not None and out not in self.choices:
-            raise UserError(f"{self.label(owner)} must be one of {', '.join(map(str, self.choices))}, "
-                            f"got {shorten(repr(value))}")
         return out
 
     def check(self, value: Any, owner: str, context: dict[str, Any]) -> None:
-        """``UserError`` if ``value`` breaks a bound that is a number or whose reference ``context`` holds."""
-        if value is None or self.type not in (int, float):
+        """``UserError`` if ``value`` is not one of the choices, or breaks a bound that is a number or whose
+        reference ``context`` holds."""
+        if value is None:
+            return
+        if self.choices is not None:
+            for v in value if self.many else (value,):
+                if v not in self.choices:
+                    raise UserError(f"{self.label(owner)} must be one of {', '.join(map(str, self.choices))}, "
+                                    f"got {shorten(repr(v))}")
+        if self.type not in (int, float):
             return
         for v in value if self.many else (value,):
             for op, bound in (("ge", self.ge), ("gt", self.gt), ("le", self.le), ("lt", self.lt)):

@@ -33,17 +33,20 @@ import json
 import os
 import uuid
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 import nas_lab
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.objectives.zero_cost.cache import cache_path
 from nas_lab.objectives.zero_cost.objective import reference_table
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
+from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER, RECALIBRATION
 
 TABLE = "table."
 
@@ -61,14 +64,29 @@ class SupernetObjective(Objective):
     benchmark table reports compare with (default: the space's own, when it opens).
     """
 
+    family = "supernet"
     cheap = False
     needs = ("supernet",)
     directions = ("max",)
 
-    def __init__(self, space: Space, metric: str = "id", task: Task | None = None, epochs: int | None = None,
-                 batch_size: int = 64, learning_rate: float | None = None, max_batches: int | None = None,
-                 recalibration: int | None = None, seed: int = 0, cache: str | None = None, table: str | None = None,
-                 optimizer: str = "auto"):
+    def __init__(
+        self,
+        space: Space,
+        metric: str = "id",
+        task: Task | None = None,
+        epochs: Annotated[int | None, EPOCHS] = None,
+        batch_size: Annotated[int, BATCH_SIZE] = 64,
+        learning_rate: Annotated[float | None, LEARNING_RATE] = None,
+        max_batches: Annotated[int | None, MAX_BATCHES] = None,
+        recalibration: Annotated[int | None, RECALIBRATION] = None,
+        seed: Annotated[int, Setting(ge=0, le=2**32 - 1, help="seed of the weights, training, recalibration "
+                                                               "batches and corruptions")] = 0,
+        cache: Annotated[str | None, Setting(help="folder of trained supernets (default: "
+                                                   "$NAS_LAB_CACHE/supernets)")] = None,
+        table: Annotated[str | None, Setting(help="benchmark table reports compare with (default: the space's "
+                                                   "own)")] = None,
+        optimizer: Annotated[str, OPTIMIZER] = "auto",
+    ):
         from nas_lab.oneshot.training import Settings, torch_device
 
         if metric not in METRICS:
@@ -190,7 +208,7 @@ class SupernetObjective(Objective):
         return LABELS.get(metric.removeprefix("supernet."), metric)
 
     def info(self) -> dict:
-        out = {**super().info(), "family": "supernet", "metric": self.metric, "task": self.task.describe(),
+        out = {**super().info(), "metric": self.metric, "task": self.task.describe(),
                **self.settings.training(), "recalibration": self.settings.recalibration, "seed": self.seed,
                "cache": str(self.path)}
         if self._ready is not None:

@@ -144,7 +144,7 @@ class NSGA2(Searcher):
         from pymoo.core.evaluator import Evaluator
         from pymoo.core.termination import NoTermination
 
-        self._constrained = bool(getattr(objective, "constraints", None))
+        self._constrained = bool(objective.constraints)
         self._problem = self.pymoo_problem(space, len(objective.targets), int(self._constrained))
         self._seed = int(rng.integers(2**31))
         self._algorithm = self.pymoo_algorithm(space, self._seed)

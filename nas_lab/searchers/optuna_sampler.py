@@ -140,7 +140,7 @@ class OptunaSearch(Searcher):
         super().reset(space, objective, rng)
         optuna = _optuna()
         self._seed = int(rng.integers(2**31))
-        self._constrained = bool(getattr(objective, "constraints", None))
+        self._constrained = bool(objective.constraints)
         self._set_constraint = hasattr(optuna.trial.Trial, "set_constraint")  # Optuna >= 5
         old_style = self._constrained and not self._set_constraint
         sampler = self._make_sampler(self._seed, _violation if old_style else None)

@@ -13,12 +13,15 @@ and stay with the tabular family (``claims``).
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import ENUMERATE_COMBINATIONS, Space
-from nas_lab.objectives.latency.table import locate
+from nas_lab.objectives.latency.table import CLOCKS, locate
 
 #: the family's metrics (``latency.lut``)
 METRICS = ("lut",)
@@ -33,12 +36,22 @@ class LatencyObjective(Objective):
     (cpu or wall, see ``table.py``) pick the table built with them; ``lut`` names a table file instead of the default one.
     """
 
+    family = "latency"
     cheap = True
     directions = ("min",)
     cost_unit = "evaluations"
 
-    def __init__(self, space: Space, metric: str = "lut", threads: int = 1, resolution: int | None = None,
-                 clock: str = "cpu", lut: str | None = None):
+    def __init__(
+        self,
+        space: Space,
+        metric: str = "lut",
+        threads: Annotated[int, Setting(ge=1, le=1024, help="torch threads the table was measured with")] = 1,
+        resolution: Annotated[int | None, Setting(ge=1, le=4096, help="input side in px the table was measured "
+                                                                        "at (default: the space's)")] = None,
+        clock: Annotated[str, Setting(choices=CLOCKS, help="cpu (one thread's CPU time) or wall (wall time, any "
+                                                           "threads)")] = "cpu",
+        lut: Annotated[str | None, Setting(help="table file (default: the one built for these settings)")] = None,
+    ):
         if metric not in METRICS:
             raise UserError(f"unknown latency metric {shorten(repr(metric))}; valid: latency.lut (a device's measured "
                             "latency.<device> comes from a benchmark table)")
@@ -47,10 +60,14 @@ class LatencyObjective(Objective):
         self.name = f"latency.{metric}"
         self.targets = (self.name,)
 
-    @staticmethod
-    def claims(metric: str) -> bool:
-        """Whether ``latency.<metric>`` belongs to this family (else it is a benchmark table's device column)."""
+    @classmethod
+    def claims(cls, metric: str) -> bool:
+        """Only ``latency.lut``: any other ``latency.<device>`` is a benchmark table's device column."""
         return metric in METRICS
+
+    def free(self, metric: str) -> bool:
+        """A look-up table's prediction costs nothing."""
+        return self.can_measure(metric)
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:
         values = self.table.predict(self.space, archs)
@@ -86,7 +103,7 @@ class LatencyObjective(Objective):
 
     def info(self) -> dict:
         k = self.table.key
-        return {**super().info(), "family": "latency", "metric": self.name, "lut": str(self.table.path),
+        return {**super().info(), "metric": self.name, "lut": str(self.table.path),
                 "device": k.device, "torch": k.torch, "threads": k.threads, "resolution": k.resolution, "clock": k.clock,
                 "correction": str(self.table.correction(self.space))}
 

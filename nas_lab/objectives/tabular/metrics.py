@@ -38,12 +38,20 @@ LABELS = {
     "train.hours": "training GPU-hours",
 }
 
+#: metrics a benchmark measured without training the arch (on a device, or by counting): free to a searcher, unlike
+#: accuracies, which stand for trainings a run is charged for
+_FREE = re.compile(r"^(latency\..+|params|flops|macs)$")
 _SEVERITY = re.compile(r"^ood\.c([1-5])$")
 _OOD_PARTS = ("ood.c1", "ood.c5", "ood.sketch", "ood.stylized")
 
 
 def label(metric: str) -> str:
     return LABELS.get(metric, metric)
+
+
+def free(metric: str) -> bool:
+    """Whether ``metric`` is a table column measured without training (a device's latency, a size)."""
+    return bool(_FREE.match(metric))
 
 
 def resolve(table: Table, metric: str) -> np.ndarray:

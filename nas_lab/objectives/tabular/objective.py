@@ -10,17 +10,17 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import DIRECTIONS, Evaluation, Objective, default_direction
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.objectives.tabular import metrics
 from nas_lab.objectives.tabular.table import Table
-
-SEED_MODES = ("mean", "random")
 
 
 def _exists(name: str) -> bool:
@@ -66,14 +66,21 @@ class TabularObjective(Objective):
     and cost metrics.
     """
 
+    family = "tabular"
     cheap = True
     needs = ("index",)
 
-    def __init__(self, space: Space, metric: str = "id", table: str | None = None, seeds: str = "mean", direction: str = "auto"):
-        if seeds not in SEED_MODES:
-            raise UserError(f"objective.seeds must be one of {', '.join(SEED_MODES)}, got {shorten(repr(seeds))}")
-        if direction not in DIRECTIONS + ("auto",):
-            raise UserError(f"objective.direction must be one of auto, max, min, got {shorten(repr(direction))}")
+    def __init__(
+        self,
+        space: Space,
+        metric: str = "id",
+        table: Annotated[str | None, Setting(help="benchmark table: a built-in name or a file (default: the "
+                                                   "space's own)")] = None,
+        seeds: Annotated[str, Setting(choices=("mean", "random"),
+                                      help="score by the mean over training seeds, or one seed drawn per query")] = "mean",
+        direction: Annotated[str, Setting(choices=("auto", *DIRECTIONS),
+                                          help="max or min the metric (auto: min for latency, size, cost)")] = "auto",
+    ):
         self.space = space
         self.table = open_table(space, table)
         self.metric = metric
@@ -104,6 +111,10 @@ class TabularObjective(Objective):
             feasible=np.ones(len(idx), dtype=bool),
         )
 
+    def free(self, metric: str) -> bool:
+        """The table's measured latencies and sizes cost nothing; its accuracies stand for trainings (``metrics.free``)."""
+        return metrics.free(metric)
+
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         """Mean over training seeds of any table metric (raw or derived) for these archs."""
         if metric not in self._means:
@@ -129,7 +140,6 @@ class TabularObjective(Objective):
     def info(self) -> dict:
         return {
             **super().info(),
-            "family": "tabular",
             "table": self.table.name,
             "table_description": self.table.description,
             "simulated": self.table.simulated,

@@ -23,12 +23,14 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Annotated
 
 import numpy as np
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import default_image_size
 from nas_lab.objectives.tabular import metrics
@@ -67,11 +69,6 @@ def check_device(device: str) -> str:
         raise UserError(f"device {shorten(repr(device))} is not available: torch sees {count} CUDA device(s) here; "
                         "use device=cpu")
     return device
-
-
-def check_positive(name: str, value: int | None) -> None:
-    if value is not None and value < 1:
-        raise UserError(f"{name} must be a positive whole number, got {value}")
 
 
 def default_batch(space: Space) -> int:
@@ -163,16 +160,26 @@ class ZeroCostObjective(Objective):
     reports take accuracies from (default: the space's own, when it opens).
     """
 
+    family = "zc"
     cheap = False
     needs = ("build",)
     directions = ("max",)
 
-    def __init__(self, space: Space, metric: str = "naswot", seed: int = 0, resolution: int | None = None,
-                 batch_size: int | None = None, device: str = "cpu", cache: str | None = None,
-                 table: str | None = None):
-        check_positive("objective.resolution", resolution)
+    def __init__(
+        self,
+        space: Space,
+        metric: str = "naswot",
+        seed: Annotated[int, Setting(ge=0, le=2**32 - 1, help="seed of the initial weights and the input batch")] = 0,
+        resolution: Annotated[int | None, Setting(ge=1, le=4096, help="input side in px (default: the "
+                                                                        "space's)")] = None,
+        batch_size: Annotated[int | None, Setting(ge=1, le=4096, help="input batch of the proxies (default: the "
+                                                                        "space's, else 64)")] = None,
+        device: Annotated[str, Setting(help="where proxies are computed: cpu, cuda or cuda:N")] = "cpu",
+        cache: Annotated[str | None, Setting(help="cache file (default: $NAS_LAB_CACHE/zero_cost.sqlite)")] = None,
+        table: Annotated[str | None, Setting(help="benchmark table reports take accuracies from (default: the "
+                                                   "space's own)")] = None,
+    ):
         space.check_side(resolution, "objective.resolution")
-        check_positive("objective.batch_size", batch_size)
         self.space = space
         self.proxy = check_proxy(metric)
         self.seed = seed
@@ -220,7 +227,6 @@ class ZeroCostObjective(Objective):
         key = self.key(self.proxy)
         out = {
             **super().info(),
-            "family": "zc",
             "proxy": self.proxy,
             "proxy_version": key.version,
             "proxy_summary": registry.load("proxy", self.proxy).summary,

@@ -19,9 +19,10 @@ import numpy as np
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
+from nas_lab.core.settings import check_all, declared
 from nas_lab.core.space import Space
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
-from nas_lab.objectives.zero_cost.objective import check_device, check_positive, check_proxy, compute, proxy_key
+from nas_lab.objectives.zero_cost.objective import ZeroCostObjective, check_device, check_proxy, compute, proxy_key
 from nas_lab.core.parallel import check_execution, parallel_map
 
 #: at most this many archs per work item: small enough for a lively progress bar and little lost on a kill
@@ -89,16 +90,16 @@ def _fill(item: tuple) -> tuple[str, int, int, float]:
 def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: int = 0, resolution: int | None = None,
                batch_size: int | None = None, device: str = "cpu", cache: str | None = None, workers: int | None = None,
                executor: str = "local", address: str | None = None, progress: bool = True) -> Precomputed:
-    """Make sure the cache holds every proxy's value for every arch of ``indices``; compute what is missing."""
+    """Make sure the cache holds every proxy's value for every arch of ``indices``; compute what is missing. ``seed``,
+    ``resolution`` and ``batch_size`` are the zero-cost objective's settings, checked against its declarations."""
     from tqdm import tqdm
 
     if not proxies:
         raise UserError(f"say which proxies with proxies=a,b; valid: {', '.join(registry.names('proxy'))}")
     for proxy in proxies:
         check_proxy(proxy)
-    check_positive("resolution", resolution)
-    space.check_side(resolution)
-    check_positive("batch_size", batch_size)
+    space.check_side(resolution)  # first: the space's sentence says which sides its models take
+    check_all(declared(ZeroCostObjective), {"seed": seed, "resolution": resolution, "batch_size": batch_size}, "")
     check_device(device)
     workers = check_execution(executor, workers)
     store = ProxyCache(cache)
