@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from nas_lab.core import registry
+from nas_lab.core import registry, settings
 from nas_lab.core.constraint import Constrained, run_constraints
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.joint import Joint, SpaceMetrics
@@ -91,7 +91,8 @@ class RunConfig:
 
     def task(self) -> Task:
         """The dataset and device one-shot searchers and supernet objectives learn on."""
-        registry.check("dataset", self.dataset)  # an unknown name fails here, before any run
+        loader = registry.load("dataset", self.dataset)  # an unknown name or a bad value fails here, before any run
+        settings.read(settings.declared(loader), self.params["dataset"], "dataset", who=f"dataset {self.dataset!r}")
         return Task(self.dataset, tuple(sorted(self.params["dataset"].items())), self.device, self.progress)
 
 
@@ -109,6 +110,13 @@ def split_objective(spec: str) -> tuple[str, str | None]:
 
 def build(cfg: RunConfig):
     """``(space, objective, searcher)`` of a config, every name and value checked."""
+    space, objective = build_problem(cfg)
+    return space, objective, build_searcher(cfg)
+
+
+def build_problem(cfg: RunConfig):
+    """``(space, objective)`` of a config, the run's constraints wrapped around the objective; a study builds them
+    once for every run of a grid cell."""
     space = registry.create("space", cfg.space, cfg.params["space"])
     task = cfg.task()
     objective = build_objective(space, cfg.objective, dict(cfg.params["objective"]), task)
@@ -116,8 +124,12 @@ def build(cfg: RunConfig):
     if constraints:
         measurers = {c.metric: _measurer(c.metric, objective, space, cfg.params["objective"], task) for c in constraints}
         objective = Constrained(objective, constraints, measurers)
-    searcher = registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=task)
-    return space, objective, searcher
+    return space, objective
+
+
+def build_searcher(cfg: RunConfig):
+    """The searcher of a config, given the task it may train on."""
+    return registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=cfg.task())
 
 
 def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task) -> Objective:

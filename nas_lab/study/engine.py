@@ -18,7 +18,7 @@ from typing import Callable
 import yaml
 
 from nas_lab.core import registry
-from nas_lab.core.config import build
+from nas_lab.core.config import build_problem, build_searcher
 from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import check_execution, parallel_map
 from nas_lab.core.runner import run
@@ -43,10 +43,10 @@ class StudyOutcome:
 
 def run_chunk(specs: list[RunSpec]) -> list[dict]:
     """Run the specs of one grid cell and return their store records (executed in a worker)."""
-    space, objective, _ = build(specs[0].run_config())
+    space, objective = build_problem(specs[0].run_config())
     records = []
     for spec in specs:
-        searcher = registry.create("searcher", spec.searcher_name, dict(spec.searcher_params))
+        searcher = build_searcher(spec.run_config())
         result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed)
         records.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
     return records
