@@ -8,9 +8,9 @@ the table that ``objective=latency.lut`` and ``constraint=latency.lut<=X`` read;
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from nas_lab.cli.common import interruptible
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
@@ -55,6 +55,7 @@ def add_parser(sub) -> None:
     p.add_argument("action", choices=("build", "validate"), help="build (or finish) a table, or validate one")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 threads=1")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=command)
 
 
 def _settings(overrides: list[str], action: str) -> tuple[dict, dict]:
@@ -86,13 +87,9 @@ def command(args) -> int:
     if args.action == "build":
         key = TableKey.current(space, s["threads"], s["resolution"], s["clock"])
         path = Path(s["out"]).expanduser().resolve() if s["out"] else key.default_path()
-        try:
+        with interruptible(f"every block measured so far is in {path}; run the same command again to finish the table"):
             table, measured = measure.build(space, key, path, calibrate=s["calibrate"], seed=s["seed"],
                                             progress=progress, **timing)
-        except KeyboardInterrupt:
-            print(f"nas-lab: interrupted; every block measured so far is in {path}; run the same command again to "
-                  "finish the table", file=sys.stderr)
-            return 130
         n = len(space.latency_blocks(key.resolution))
         print(f"lut build {space.name}: {measured} times taken now; {n} blocks and "
               f"{len(table.calibration['measured'])} whole models x {table.rounds} rounds in the table, correction "
@@ -101,13 +98,9 @@ def command(args) -> int:
         return 0
     table = locate(space, s["threads"], s["resolution"], s["lut"], s["clock"])
     out = Path(s["out"] or Path("results/lut") / space.name)
-    try:
+    with interruptible("a validation keeps nothing until it ends; run the same command again"):
         result = measure.validate(space, table, s["sample"], 1 if s["seed"] is None else s["seed"], out=out,
                                   progress=progress, **timing)
-    except KeyboardInterrupt:
-        print("nas-lab: interrupted; a validation keeps nothing until it ends; run the same command again",
-              file=sys.stderr)
-        return 130
     print(result.text(table))
     print("written: " + ", ".join(str(p) for p in result.paths))
     return 0

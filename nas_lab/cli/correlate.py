@@ -1,0 +1,68 @@
+"""``nas-lab correlate``: rank correlation of zero-cost proxies with a benchmark-table metric (HyViTas-Bench
+Table 5), printed, written as CSV and plotted."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from nas_lab.cli import precompute
+from nas_lab.cli.common import interruptible
+from nas_lab.core.errors import UserError
+from nas_lab.core.registry import Param
+
+HELP = """\
+Rank correlation (Kendall tau, Spearman rho) of zero-cost proxies with a benchmark-table metric
+over a fixed sample of archs (HyViTas-Bench Table 5): printed, written as CSV, plotted as PNG+PDF.
+Proxy values come from the cache; missing ones are computed in parallel as by `nas-lab precompute`.
+
+Settings (key=value): those of `nas-lab precompute` (sample defaults to 1000), and
+  metric=NAME                      table metric (default: the table's first accuracy: id, test.cifar10)
+  table=NAME|PATH                  benchmark table (default: the space's own)
+  stratify=true                    one arch per equal-count stratum of the metric instead of a random sample
+  reference=DIR                    also Spearman rho with published values: DIR/<proxy>.csv (index, value)
+  out=DIR                          default results/correlate/<space>_<metric>
+
+examples:
+  nas-lab correlate space=hyvitas proxies=params,naswot,synflow metric=ood.sketch
+  nas-lab correlate space=nb201 proxies=naswot,synflow metric=test.cifar10 sample=1000 table=../shared/data
+  nas-lab correlate space=nb201 proxies=naswot,synflow,logsynflow sample=200 stratify=true table=../shared/data
+      reference=../shared/data/freerea_nats/cifar10     (one command: our values against FreeREA's)
+"""
+SETTINGS = {**precompute.SETTINGS, "sample": Param("sample", 1000, int), **{p.name: p for p in (
+    Param("metric", None, str), Param("table", None, str), Param("out", None, str), Param("stratify", False, bool),
+    Param("reference", None, str),
+)}}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("correlate", help="rank-correlate zero-cost proxies with a table metric", description=HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 proxies=naswot,synflow")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(handler=command)
+
+
+def command(args) -> int:
+    from nas_lab.objectives.tabular.objective import TabularObjective
+    from nas_lab.objectives.zero_cost.correlate import correlate, stratified_indices
+    from nas_lab.objectives.zero_cost.objective import reference_table
+    from nas_lab.objectives.zero_cost.precompute import sample_indices
+
+    s, space, proxies, indices, options = precompute.zero_cost_job(args, SETTINGS)
+    metric = s["metric"]
+    if metric is None:
+        reference = reference_table(space, s["table"])
+        if reference is None:
+            raise UserError(f"space {space.name!r} has no benchmark table here; give one with table=PATH and a metric=")
+        metric = reference.metric
+    if s["stratify"]:
+        valid = sample_indices(space, None, s["seed"])
+        values = TabularObjective(space, metric, table=s["table"]).measure(metric, space.arch(valid))
+        indices = stratified_indices(values, valid, s["sample"], s["seed"])
+    out = Path(s["out"] or Path("results/correlate") / f"{space.name}_{metric}")
+    with interruptible("the proxy values computed so far are in the cache; run the same command again"):
+        result = correlate(space, proxies, metric, indices, out, table=s["table"], reference=s["reference"], **options)
+    print(result.text())
+    print("written: " + ", ".join(str(p) for p in result.paths))
+    return 0
