@@ -21,8 +21,6 @@ the proxies' module gives each proxy's version for the cache key.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import numpy as np
 
@@ -30,6 +28,7 @@ from nas_lab.core import registry
 from nas_lab.core.config import check_seed
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.parallel import limit_threads
 from nas_lab.core.space import Space
 from nas_lab.core.task import default_image_size
 from nas_lab.objectives.tabular import metrics
@@ -106,7 +105,7 @@ def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, d
         return values, seconds, fresh
     from nas_lab.objectives.zero_cost.proxies import evaluate_proxy
 
-    with _one_thread():
+    with limit_threads(1):  # CPU-seconds, comparable whoever computed them; parallel workers do not fight
         for i in np.unique(idx[~found]):
             t = time.perf_counter()
             value = evaluate_proxy(space, space.arch(i), key.proxy, seed=key.seed, resolution=key.resolution,
@@ -116,25 +115,6 @@ def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, d
             rows = idx == i
             values[rows], seconds[rows], fresh[rows] = value, took, True
     return values, seconds, fresh
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Compute on one torch thread, then restore the caller's setting.
-
-    The stored seconds are then CPU-seconds, comparable whoever computed them;
-    and the parallel processes of a study or a precompute (one per core) do
-    not fight over cores, which on small models and batches made each value
-    several times slower than on one thread.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def reference_table(space: Space, table: str | None) -> TabularObjective | None:
