@@ -44,9 +44,8 @@ def add_parser(sub) -> None:
 
 
 def command(args) -> int:
-    from nas_lab.objectives.tabular.objective import TabularObjective
+    from nas_lab.objectives.tabular.objective import TabularObjective, reference_table
     from nas_lab.objectives.zero_cost.correlate import correlate, stratified_indices
-    from nas_lab.objectives.zero_cost.objective import reference_table
     from nas_lab.objectives.zero_cost.precompute import sample_indices
 
     s, space, proxies, indices, options = precompute.zero_cost_job(args, SETTINGS)

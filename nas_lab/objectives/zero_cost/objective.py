@@ -31,8 +31,7 @@ from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.space import Space
 from nas_lab.core.task import default_image_size
-from nas_lab.objectives.tabular import metrics
-from nas_lab.objectives.tabular.objective import TabularObjective, open_table
+from nas_lab.objectives.tabular.objective import reference_table
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
 
 #: the proxies' input batch where neither the run nor the space says
@@ -115,22 +114,6 @@ def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, d
             rows = idx == i
             values[rows], seconds[rows], fresh[rows] = value, took, True
     return values, seconds, fresh
-
-
-def reference_table(space: Space, table: str | None) -> TabularObjective | None:
-    """An objective over the benchmark table whose metrics reports show, or None.
-
-    A table the user names must open; the space's default may be absent (NB201
-    without its data files), and then reports carry the proxy value alone.
-    """
-    try:
-        opened = open_table(space, table)
-    except UserError:
-        if table is not None:
-            raise
-        return None
-    shown = next((m for m in metrics.REPORTED if metrics.known(opened, m)), None)
-    return None if shown is None else TabularObjective(space, shown, table=table)
 
 
 class ZeroCostObjective(Objective):
