@@ -8,16 +8,25 @@ what it kept and how to go on, and exits as the shell reports that signal.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import re
 import signal
 import sys
 import threading
-from argparse import Namespace
 from typing import Callable
 
 from nas_lab.core.errors import UserError, shorten
+
+
+def add_command(sub, name: str, blurb: str, command: Callable[[argparse.Namespace], int],
+                description: str | None = None) -> argparse.ArgumentParser:
+    """Register the command ``name``, run by ``command``: ``blurb`` in ``nas-lab --help``, ``description`` (laid
+    out as written) in its own ``--help``."""
+    p = sub.add_parser(name, help=blurb, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.set_defaults(handler=command)
+    return p
 
 
 class Terminated(KeyboardInterrupt):
@@ -51,7 +60,7 @@ def _raise_terminated(signum, frame):
     raise Terminated()
 
 
-def run_command(command: Callable[[Namespace], int], args: Namespace) -> int:
+def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``command(args)``'s exit status; one sentence on stderr for bad input (2) or an interrupt (128 + signal)."""
     try:
         return command(args)

@@ -3,7 +3,6 @@ Table 5), printed, written as CSV and plotted."""
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from nas_lab.cli import precompute
@@ -36,11 +35,8 @@ SETTINGS = {**precompute.SETTINGS, "sample": Param("sample", 1000, int), **{p.na
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("correlate", help="rank-correlate zero-cost proxies with a table metric", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 proxies=naswot,synflow")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=command)
+    precompute.add_zero_cost_parser(sub, "correlate", "rank-correlate zero-cost proxies with a table metric", command,
+                                    HELP)
 
 
 def command(args) -> int:

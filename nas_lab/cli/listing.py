@@ -3,7 +3,7 @@ their parameters."""
 
 from __future__ import annotations
 
-from nas_lab.cli.common import format_params
+from nas_lab.cli.common import add_command, format_params
 from nas_lab.core import registry
 
 #: what `nas-lab list` shows, in this order
@@ -11,9 +11,9 @@ LISTED = ("space", "objective", "searcher", "dataset", "table", "proxy")
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("list", help="list registered spaces, objectives, searchers and tables with their parameters")
+    p = add_command(sub, "list", "list registered spaces, objectives, searchers and tables with their parameters",
+                    command)
     p.add_argument("kind", nargs="?", choices=LISTED, help="only this kind")
-    p.set_defaults(handler=command)
 
 
 def command(args) -> int:

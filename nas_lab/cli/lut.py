@@ -7,10 +7,9 @@ the table that ``objective=latency.lut`` and ``constraint=latency.lut<=X`` read;
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from nas_lab.cli.common import interruptible
+from nas_lab.cli.common import add_command, interruptible
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
@@ -50,12 +49,10 @@ ONLY = {"build": ("calibrate",), "validate": ("sample", "lut")}
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("lut", help="build or validate a latency look-up table measured on this machine",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "lut", "build or validate a latency look-up table measured on this machine", command, HELP)
     p.add_argument("action", choices=("build", "validate"), help="build (or finish) a table, or validate one")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 threads=1")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=command)
 
 
 def _settings(overrides: list[str], action: str) -> tuple[dict, dict]:

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import argparse
 
-from nas_lab.cli.common import interruptible
+from nas_lab.cli.common import add_command, interruptible
 from nas_lab.core import registry
 from nas_lab.core.config import check_seed
 from nas_lab.core.errors import UserError, shorten
@@ -38,11 +37,14 @@ SETTINGS = {p.name: p for p in (
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("precompute", help="fill the zero-cost proxy cache ahead of a zero-shot study", description=HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_zero_cost_parser(sub, "precompute", "fill the zero-cost proxy cache ahead of a zero-shot study", command, HELP)
+
+
+def add_zero_cost_parser(sub, name: str, blurb: str, command, description: str) -> None:
+    """A command over zero-cost proxies (``precompute``, ``correlate``): ``key=value`` settings and a progress bar."""
+    p = add_command(sub, name, blurb, command, description)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. space=nb201 proxies=naswot,synflow")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=command)
 
 
 def command(args) -> int:

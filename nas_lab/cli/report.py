@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nas_lab.cli.common import add_command
 from nas_lab.study.store import Store
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="(re)write the report and plots of a study folder")
+    p = add_command(sub, "report", "(re)write the report and plots of a study folder", command)
     p.add_argument("directory", metavar="STUDY_DIR", help="folder a study wrote, e.g. results/studies/hyvitas_table4")
-    p.set_defaults(handler=command)
 
 
 def command(args) -> int:

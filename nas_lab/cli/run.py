@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 
-from nas_lab.cli.common import format_params, interruptible
+from nas_lab.cli.common import add_command, format_params, interruptible
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.results import RunResult
@@ -42,14 +41,13 @@ examples:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="run one search", description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "run", "run one search", command, HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings, e.g. searcher=rea objective=id+ood")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     p.add_argument("--out", default="results/runs", metavar="DIR", help="where the run record is written (default: %(default)s)")
     p.add_argument("--no-save", action="store_true", help="do not write a run record")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (shown on stderr while a supernet trains and a one-shot search runs)")
-    p.set_defaults(handler=command)
 
 
 def command(args) -> int:

@@ -3,11 +3,10 @@ its report."""
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from nas_lab.cli.common import interruptible
+from nas_lab.cli.common import add_command, interruptible
 from nas_lab.cli.report import print_report
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.registry import Param
@@ -38,12 +37,11 @@ EXECUTION_DEFAULTS = {"out": "", "workers": "", "executor": "local", "executor.a
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("study", help="run a comparison study (searchers x objectives x repeats) and report it",
-                       description=HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = add_command(sub, "study", "run a comparison study (searchers x objectives x repeats) and report it", command,
+                    HELP)
     p.add_argument("config", metavar="CONFIG.yaml", help="study config, e.g. experiments/hyvitas_table4.yaml")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. repeats=50 workers=2 executor=ray")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(handler=command)
 
 
 def command(args) -> int:
