@@ -1,4 +1,5 @@
-"""How every ``nas-lab`` command ends: its exit status, and what it says when it fails or is interrupted.
+"""What every ``nas-lab`` command shares: how it is registered, and how it ends (its exit status, and what it
+says when it fails or is interrupted).
 
 Bad input of any kind ends in one sentence on stderr and exit status 2; a
 traceback means a bug in nas_lab (or in a plug-in), never a user mistake. An

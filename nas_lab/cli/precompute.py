@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-
 from nas_lab.cli.common import add_command, interruptible
 from nas_lab.core import registry
 from nas_lab.core.config import check_seed
