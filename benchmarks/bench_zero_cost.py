@@ -2,7 +2,7 @@
 
 Prints (1) the mean seconds per proxy evaluation (model build + proxy) on a few
 HyViTas and NB201 archs at each space's default proxy input size, on one
-thread, as nas_lab computes them (see objective._one_thread); (2) from those, the estimated
+thread, as nas_lab computes them (see core.parallel.limit_threads); (2) from those, the estimated
 wall time of precomputing the six proxies of experiments/hyvitas_zeroshot.yaml
 over all 6,561 HyViTas archs on this machine's cores; (3) the time of one
 cache lookup of 100 archs, all hits, in a cache holding every arch of both

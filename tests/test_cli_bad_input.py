@@ -78,7 +78,7 @@ def test_negative_study_seed_from_the_installed_command(study, tmp_path):
 
 def test_negative_precompute_seed(capsys):
     refused(capsys, "precompute", "space=nb201", "proxies=params", "sample=2", "seed=-1", "--no-progress",
-            valid=("seed must be at least 0, got -1",))
+            valid=("seed must lie in 0..4,294,967,295, got -1",))
 
 
 # -- study YAML of the wrong types -------------------------------------------------------------------
@@ -123,7 +123,7 @@ def test_unwritable_study_folder(capsys, study):
 @pytest.mark.parametrize("workers", ["0", "-1"])
 def test_workers_below_one(capsys, study, out, tmp_path, workers):
     refused(capsys, "study", study(), f"workers={workers}", out, "--no-progress",
-            valid=(f"workers must be at least 1 (leave it out for one per core), got {workers}",))
+            valid=(f"workers must lie in 1..1,024, got {workers}",))
     assert not (tmp_path / "out" / "runs.jsonl").exists()
 
 
@@ -186,12 +186,12 @@ def test_a_bananas_pool_larger_than_the_space_is_the_space(capsys):
 
 @pytest.mark.parametrize("space, side, valid", [
     ("nb201", "7", "resolution must be a multiple of 4 from 4 to 2048 px for space 'nb201'"),
-    ("nb201", "1e9", "resolution must be a multiple of 4 from 4 to 2048 px"),
+    ("nb201", "1e9", "resolution must lie in 1..4,096, got 1,000,000,000"),
     ("hyvitas", "16", "resolution must be from 32 to 2048 px for space 'hyvitas'"),
 ])
 def test_precompute_resolution_the_space_cannot_take(capsys, space, side, valid):
     refused(capsys, "precompute", f"space={space}", "proxies=naswot", "sample=2", f"resolution={side}",
-            "--no-progress", valid=(valid, f"got {int(float(side))}"))
+            "--no-progress", valid=(valid,))
 
 
 def test_a_supernet_image_size_the_space_cannot_take_is_refused_before_training(capsys):

@@ -8,6 +8,8 @@ thread pools to its share, and an interrupted map stops its workers at once.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
 import signal
 import socket
@@ -18,22 +20,27 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from typing import Callable, Iterator, TypeVar
 
 from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.settings import Setting
 
 EXECUTORS = ("local", "ray")
 #: seconds stopped workers get to exit on SIGTERM before they are killed
 STOP_GRACE = 3.0
+#: the variables that size the OpenMP and BLAS pools of libraries loaded later
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 T, R = TypeVar("T"), TypeVar("R")
+
+
+#: how a command spreads its work, declared once for every command that takes them (study, precompute, correlate)
+WORKERS = Setting("workers", int, None, ge=1, le=1024, help="parallel workers (none: one per core)")
+EXECUTOR = Setting("executor", str, "local", choices=EXECUTORS, help="local processes or Ray")
+ADDRESS = Setting("executor.address", str, None, help="Ray cluster to join, e.g. auto (none: a local Ray)")
 
 
 def check_execution(executor: str, workers: int | None) -> int:
     """The number of workers to use (default: every core); ``UserError`` for a bad executor or count."""
-    if executor not in EXECUTORS:
-        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}, got {shorten(repr(executor))}")
-    if workers is None:
-        return os.cpu_count() or 1
-    if workers < 1:
-        raise UserError(f"workers must be at least 1 (leave it out for one per core), got {workers}")
-    return workers
+    EXECUTOR.coerce(executor)
+    workers = WORKERS.coerce(workers)
+    return os.cpu_count() or 1 if workers is None else workers
 
 
 def parallel_map(fn: Callable[[T], R], work: list[T], workers: int, executor: str = "local",
@@ -113,25 +120,53 @@ def _init_worker(threads: int) -> None:
     limit_threads(threads)
 
 
-def limit_threads(threads: int) -> None:
-    """Limit this process's BLAS, OpenMP and torch thread pools to ``threads``.
+def limit_threads(threads: int) -> contextlib.ExitStack:
+    """Hold this process's BLAS, OpenMP and torch thread pools to ``threads`` from now on, or, as
+    ``with limit_threads(1):``, for the block only: its end restores the sizes they had.
 
     By default every process starts one thread per core in each pool: two
     workers on two cores then run four busy threads. NumPy's OpenBLAS spins
     while it waits, so a 2-worker BANANAS study (numpy least squares in its
-    predictor) ran 13x slower, and supernet training more than 5x. A forked
-    worker has numpy (and perhaps torch) loaded already with its pools sized,
-    so the environment variables alone come too late: threadpoolctl resizes
-    the loaded pools, the variables size those loaded later, and torch is told
-    directly.
+    predictor) ran 13x slower, and supernet training more than 5x; so pool
+    workers hold to their share for good. Small work is faster on one thread
+    even in a lone process: a searcher's round on small matrices (gp ran 10x
+    and BANANAS 4x slower on 2 busy cores), a zero-cost proxy of a small model
+    (whose stored seconds are then CPU-seconds, comparable whoever computed
+    them). A forked worker has numpy (and perhaps torch) loaded already with
+    its pools sized, so the environment variables alone come too late:
+    threadpoolctl resizes the loaded pools, the variables size those loaded
+    later, and torch, if loaded, is told directly (``core`` never imports it).
     """
-    from threadpoolctl import threadpool_limits
-
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    restore = contextlib.ExitStack()
+    restore.enter_context(_thread_pools().limit(limits=threads))
+    for name in THREAD_VARIABLES:
+        restore.callback(_set_variable, name, os.environ.get(name))
         os.environ[name] = str(threads)
-    threadpool_limits(limits=threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        restore.callback(torch.set_num_threads, torch.get_num_threads())
+        torch.set_num_threads(threads)
+    return restore
+
+
+def _thread_pools():
+    """threadpoolctl's handle on the loaded thread pools, found again only after an import may have loaded more
+    (finding them takes about 1 ms, and searchers limit every round of every run of a study)."""
+    return _pools_found_with(len(sys.modules))
+
+
+@functools.lru_cache(maxsize=1)
+def _pools_found_with(modules: int):
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _set_variable(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _ray_map(fn, work: list, workers: int, address: str | None) -> Iterator:

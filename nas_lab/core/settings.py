@@ -299,6 +299,36 @@ def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
     return out
 
 
+def read_overrides(settings: dict[str, Setting], overrides: list[str], command: str,
+                   passed: tuple[str, ...] = ()) -> tuple[dict[str, Any], dict[str, str]]:
+    """A command's ``key=value`` overrides: ``(values of settings, defaults filled in; texts of the keys that
+    start with a prefix in ``passed``, e.g. ``space.``, for the plug-in that reads them)``."""
+    values, rest = {}, {}
+    for key, value in parse_overrides(overrides):
+        if any(key.startswith(prefix) and len(key) > len(prefix) for prefix in passed):
+            rest[key] = value
+        elif key in settings:
+            values[key] = value
+        else:
+            valid = [*settings, *(f"{p}<param>" for p in passed)]
+            raise UserError(f"unknown setting {shorten(repr(key))} of `nas-lab {command}`; valid: {', '.join(valid)}")
+    out = read(settings, values, "")
+    return {**{n: s.default for n, s in settings.items()}, **out}, rest
+
+
+def help_text(settings: dict[str, Setting]) -> str:
+    """The settings as ``--help`` lists them: name=TYPE, help, default and bounds, one line each."""
+    rows = []
+    for s in settings.values():
+        shown = ",".join(map(str, s.default)) if isinstance(s.default, tuple) else s.default
+        facts = [f"default {shown}" if shown not in (None, "", ()) else ""]
+        facts.append(f"one of {', '.join(map(str, s.choices))}" if s.choices else s.bounds())
+        note = "; ".join(f for f in facts if f)
+        rows.append((f"{s.name}={s.type_name().upper().rstrip('?')}", s.help + (f" ({note})" if note else "")))
+    width = max(len(r[0]) for r in rows) + 2
+    return "\n".join(f"  {name:<{width}}{text}" for name, text in rows)
+
+
 def read(settings: dict[str, Setting], values: dict[str, Any], owner: str,
          context: dict[str, Any] | None = None, who: str = "") -> dict[str, Any]:
     """``values`` coerced and checked against ``settings`` (names unknown to them refused, listing the valid

@@ -38,13 +38,13 @@ from typing import Annotated
 import numpy as np
 
 import nas_lab
+from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
-from nas_lab.objectives.zero_cost.cache import cache_path
-from nas_lab.objectives.zero_cost.objective import reference_table
+from nas_lab.objectives.tabular.objective import reference_table
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
 from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER, RECALIBRATION
 
@@ -97,7 +97,7 @@ class SupernetObjective(Objective):
         self.settings = Settings.resolve(space, epochs, batch_size, learning_rate, max_batches, recalibration, optimizer,
                                          "objective")
         self.seed = seed
-        self.folder = Path(cache).expanduser().resolve() if cache else cache_path().parent / "supernets"
+        self.folder = Path(cache).expanduser().resolve() if cache else cache_root() / "supernets"
         self.reference = reference_table(space, table)
         self.device = torch_device(self.task).type  # refuse a missing GPU before anything runs
         self.name = f"supernet.{metric}"

@@ -34,9 +34,10 @@ import numpy as np
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import Evaluation
+from nas_lab.core.parallel import limit_threads
 from nas_lab.core.searcher import Searcher, sample_distinct
 from nas_lab.core.settings import Setting
-from nas_lab.searchers.predictors import MLPEnsemble, one_blas_thread
+from nas_lab.searchers.predictors import MLPEnsemble
 
 
 #: a predictor ensemble larger than this (weights in all) is refused: it is a typo, not a search setting
@@ -98,7 +99,7 @@ class Bananas(Searcher):
         self._trained = 0  # archs the ensemble has been trained on so far (the first rows of the told ones)
 
     def ask(self, n: int) -> np.ndarray:
-        with one_blas_thread():
+        with limit_threads(1):  # small matrices: more threads only slow a round down
             return self._ask(n)
 
     def _ask(self, n: int) -> np.ndarray:

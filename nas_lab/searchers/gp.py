@@ -44,8 +44,8 @@ from scipy.optimize import minimize
 from scipy.special import ndtr, ndtri
 
 from nas_lab.core.objective import EVALUATED, Evaluation
+from nas_lab.core.parallel import limit_threads
 from nas_lab.core.searcher import Searcher, sample_distinct
-from nas_lab.searchers.predictors import one_blas_thread
 from nas_lab.core.settings import Setting
 
 #: bounds of the fitted hyper-parameters: per-decision relevance theta and noise share g
@@ -231,7 +231,7 @@ class GPSearch(Searcher):
         self._gp = GaussianProcess(groups_of(space), self.kernel, self.prior, self.max_iter)
 
     def ask(self, n: int) -> np.ndarray:
-        with one_blas_thread():
+        with limit_threads(1):  # small matrices: more threads only slow a round down
             return self._ask(n)
 
     def _ask(self, n: int) -> np.ndarray:

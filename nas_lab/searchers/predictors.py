@@ -14,25 +14,10 @@ candidates needs no more.
 
 from __future__ import annotations
 
-from functools import cache
 from itertools import pairwise
 from math import prod
 
 import numpy as np
-
-
-@cache
-def _blas():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
-
-
-def one_blas_thread():
-    """A context in which BLAS runs on one thread. A searcher's round works on small matrices, which several
-    threads only slow down (thread start-up and contention: gp ran 10x and BANANAS 4x slower on 2 busy cores);
-    study workers are held to one thread anyway, a lone ``nas-lab run`` is not."""
-    return _blas().limit(limits=1, user_api="blas")
 
 
 class Adam:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pandas as pd
 
-if TYPE_CHECKING:
-    from nas_lab.study.report import StudyResults
+from nas_lab.study.results import StudyResults
 
 #: what identifies a cell of the grid, in a report's rows
 CELL_KEYS = ["objective", "budget", "searcher"]

@@ -12,7 +12,7 @@ of each target over all their fronts.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,7 @@ from matplotlib.figure import Figure
 from nas_lab.core.fronts import Scale, minimisation, true_front
 from nas_lab.study.cells import cell_statistics
 from nas_lab.study.plots import save_figures
-
-if TYPE_CHECKING:
-    from nas_lab.study.report import StudyResults
+from nas_lab.study.results import StudyResults
 
 TRUE_FRONT = "True front"
 #: columns of the table: (frame column, header, format)

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from nas_lab.study.report import StudyResults
+from nas_lab.study.results import StudyResults
 
 MARKERS = "os^DvPX*<>"
 PANEL_WIDTH, PANEL_HEIGHT = 4.6, 4.2  # inches

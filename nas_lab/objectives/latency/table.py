@@ -58,12 +58,12 @@ from pathlib import Path
 import numpy as np
 
 from nas_lab.core import registry
+from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import CIFAR_SIDE
 from nas_lab.objectives.latency import allocator
 from nas_lab.objectives.latency.contract import MEMBERS, offers_blocks
-from nas_lab.objectives.zero_cost.cache import cache_path
 
 #: ``format`` of a table file; another value is another layout
 FORMAT = 1
@@ -191,7 +191,7 @@ def _block_spaces() -> list[str]:
 
 def folder() -> Path:
     """Where tables live by default: ``latency`` beside nas_lab's other caches."""
-    return cache_path().parent / "latency"
+    return cache_root() / "latency"
 
 
 class LatencyTable:

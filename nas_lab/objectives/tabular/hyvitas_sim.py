@@ -54,6 +54,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space, option_values
 from nas_lab.objectives.tabular.table import CORRUPTIONS, SEVERITIES, Table, corruption_column
 from nas_lab.spaces.hyvitas import HyViTasSpace
+from nas_lab.spaces.hyvitas.cost import DEPTH
 
 __all__ = ["CORRUPTIONS", "DEVICES", "DEVICE_PROFILES", "build_table", "generate"]
 
@@ -283,7 +284,7 @@ def _hours(flops, rng) -> np.ndarray:
 def _latency(space, params, flops, rng) -> dict[str, np.ndarray]:
     # kernels launched per forward: stem 2, downsamplings 2 each, ConvNeXt block 6,
     # attention sub-block 6 more, head 3 (the same for every arch of this space)
-    ops = 2 + 2 * 3 + 3 + space.depth * (2 * 6 + 2 * 12)
+    ops = 2 + 2 * 3 + 3 + DEPTH * (2 * 6 + 2 * 12)
     out = {}
     for d in DEVICE_PROFILES:
         ms = d.fixed_ms + ops * d.per_op_us / 1e3 + flops / (d.gflops * 1e6) + 4.0 * params / (d.gbytes_s * 1e6)

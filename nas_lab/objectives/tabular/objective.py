@@ -150,3 +150,20 @@ class TabularObjective(Objective):
         seeds = self._per_seed.shape[1]
         how = "" if seeds == 1 else f", {'mean over' if self.seeds == 'mean' else 'one random draw of'} {seeds} training seeds"
         return f"{self.directions[0]}imise {self.metric}{how}"
+
+
+def reference_table(space: Space, table: str | None) -> TabularObjective | None:
+    """An objective over the benchmark table whose metrics the other families' reports show (zero-cost,
+    supernet), or None.
+
+    A table the user names must open; the space's default may be absent (NB201
+    without its data files), and then reports carry the objective's own metrics alone.
+    """
+    try:
+        opened = open_table(space, table)
+    except UserError:
+        if table is not None:
+            raise
+        return None
+    shown = next((m for m in metrics.REPORTED if metrics.known(opened, m)), None)
+    return None if shown is None else TabularObjective(space, shown, table=table)

@@ -32,10 +32,10 @@ from typing import Iterator
 import numpy as np
 
 import nas_lab
+from nas_lab.core.cache import ENV_DIR, cache_root
 from nas_lab.core.errors import UserError
 
-#: folder of nas_lab's caches (this file is ``zero_cost.sqlite`` in it), if set
-ENV_DIR = "NAS_LAB_CACHE"
+#: the cache file's name in nas_lab's cache folder (``core.cache``)
 FILE_NAME = "zero_cost.sqlite"
 #: a writer waits this long for another process's write transaction to end
 BUSY_SECONDS = 60.0
@@ -79,10 +79,7 @@ class CacheKey:
 
 def cache_path(path: str | os.PathLike | None = None) -> Path:
     """``path`` if given, else ``$NAS_LAB_CACHE/zero_cost.sqlite``, else ``~/.cache/nas_lab/zero_cost.sqlite``."""
-    if path:
-        return Path(path).expanduser().resolve()
-    folder = os.environ.get(ENV_DIR) or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "nas_lab"
-    return (Path(folder).expanduser() / FILE_NAME).resolve()
+    return Path(path).expanduser().resolve() if path else (cache_root() / FILE_NAME).resolve()
 
 
 class ProxyCache:

@@ -21,8 +21,6 @@ the proxies' module gives each proxy's version for the cache key.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import numpy as np
@@ -30,11 +28,11 @@ import numpy as np
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.parallel import limit_threads
 from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import default_image_size
-from nas_lab.objectives.tabular import metrics
-from nas_lab.objectives.tabular.objective import TabularObjective, open_table
+from nas_lab.objectives.tabular.objective import reference_table
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
 
 #: the proxies' input batch where neither the run nor the space says
@@ -102,7 +100,7 @@ def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, d
         return values, seconds, fresh
     from nas_lab.objectives.zero_cost.proxies import evaluate_proxy
 
-    with _one_thread():
+    with limit_threads(1):  # CPU-seconds, comparable whoever computed them; parallel workers do not fight
         for i in np.unique(idx[~found]):
             t = time.perf_counter()
             value = evaluate_proxy(space, space.arch(i), key.proxy, seed=key.seed, resolution=key.resolution,
@@ -112,41 +110,6 @@ def compute(cache: ProxyCache, key: CacheKey, space: Space, archs: np.ndarray, d
             rows = idx == i
             values[rows], seconds[rows], fresh[rows] = value, took, True
     return values, seconds, fresh
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Compute on one torch thread, then restore the caller's setting.
-
-    The stored seconds are then CPU-seconds, comparable whoever computed them;
-    and the parallel processes of a study or a precompute (one per core) do
-    not fight over cores, which on small models and batches made each value
-    several times slower than on one thread.
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def reference_table(space: Space, table: str | None) -> TabularObjective | None:
-    """An objective over the benchmark table whose metrics reports show, or None.
-
-    A table the user names must open; the space's default may be absent (NB201
-    without its data files), and then reports carry the proxy value alone.
-    """
-    try:
-        opened = open_table(space, table)
-    except UserError:
-        if table is not None:
-            raise
-        return None
-    shown = next((m for m in metrics.REPORTED if metrics.known(opened, m)), None)
-    return None if shown is None else TabularObjective(space, shown, table=table)
 
 
 class ZeroCostObjective(Objective):

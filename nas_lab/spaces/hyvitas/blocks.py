@@ -17,6 +17,7 @@ import itertools
 import numpy as np
 
 from nas_lab.core.space import Space
+from nas_lab.spaces.hyvitas.cost import DEPTH, PATCH
 
 
 def _stage_kind(i: int) -> str:
@@ -46,7 +47,7 @@ def catalogue(space: Space) -> tuple[tuple[str, tuple, str, tuple[int, ...]], ..
 
 def blocks(space: Space, side: int) -> list[tuple[str, tuple[int, ...]]]:
     """``(name, input shape)`` of every block at ``side x side`` images (the contract's ``latency_blocks``)."""
-    sides = [side // space.patch >> i for i in range(4)]
+    sides = [side // PATCH >> i for i in range(4)]
     return [(name, (3, side, side) if where < 0 else (spec[1], sides[where], sides[where]))  # spec[1]: input channels
             for name, spec, where, _ in catalogue(space)]
 
@@ -73,6 +74,6 @@ def slots(space: Space, archs) -> np.ndarray:
     for i in range(4):
         if i:
             order.append(column[("down", i - 1)])
-        order += [column[("convnext" if i < 2 else "hybrid", i)]] * space.depth
+        order += [column[("convnext" if i < 2 else "hybrid", i)]] * DEPTH
     order.append(column[("head", 3)])
     return np.stack(order, axis=1)

@@ -30,7 +30,7 @@ from typing import Any
 from torch import nn
 
 from nas_lab.nn.blocks import ConvNeXtBlock, HybridBlock
-from nas_lab.spaces.hyvitas.space import HyViTasSpace
+from nas_lab.spaces.hyvitas.cost import DEPTH, HEADS, PATCH
 
 
 def build_model(values: dict[str, Any], num_classes: int = 500) -> nn.Sequential:
@@ -45,7 +45,7 @@ def build_model(values: dict[str, Any], num_classes: int = 500) -> nn.Sequential
         layers = [] if i == 0 else list(block(("down", dims[i - 1], dim)))
         kind, name = ("conv", "convnext") if i < 2 else ("attn", "hybrid")
         spec = (name, dim, int(values[f"{kind}.kernel"]), int(values[f"{kind}.expansion"]))
-        layers += [block(spec) for _ in range(HyViTasSpace.depth)]
+        layers += [block(spec) for _ in range(DEPTH)]
         parts[f"stage{i + 1}"] = nn.Sequential(*layers)
     parts["head"] = block(("head", dims[-1], num_classes))
     return nn.Sequential(parts)
@@ -56,11 +56,11 @@ def block(spec: tuple) -> nn.Module:
     ``("convnext" | "hybrid", dim, kernel, expansion)`` or ``("head", dim, num_classes)``."""
     kind, *n = spec
     if kind == "stem":
-        return nn.Sequential(nn.Conv2d(3, n[0], HyViTasSpace.patch, stride=HyViTasSpace.patch), nn.BatchNorm2d(n[0]))
+        return nn.Sequential(nn.Conv2d(3, n[0], PATCH, stride=PATCH), nn.BatchNorm2d(n[0]))
     if kind == "down":
         return nn.Sequential(nn.BatchNorm2d(n[0]), nn.Conv2d(n[0], n[1], 2, stride=2))
     if kind == "convnext":
         return ConvNeXtBlock(*n)
     if kind == "hybrid":
-        return HybridBlock(*n, HyViTasSpace.heads)
+        return HybridBlock(*n, HEADS)
     return nn.Sequential(nn.BatchNorm2d(n[0]), nn.Conv2d(n[0], n[1], 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())

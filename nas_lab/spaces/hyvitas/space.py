@@ -40,10 +40,6 @@ class HyViTasSpace(Space):
         Decision("stage3.dim", (64, 128, 160), "size"),
         Decision("stage4.dim", (128, 192, 256), "size"),
     )
-    #: fixed skeleton shared by ``model.build_model`` and ``cost``
-    depth = 3  # blocks per stage
-    heads = 8  # attention heads in stages 3 and 4
-    patch = 4  # stem: non-overlapping patch x patch conv
     resolution = 160  # input side at which the benchmark trains and ``flops`` counts
     min_side = 32  # the 4 px stem, then three 2x2 stride-2 downsamplings: the last stage sees 1 x 1
 

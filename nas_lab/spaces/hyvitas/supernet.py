@@ -61,7 +61,7 @@ from nas_lab.nn.dynamic import (
     prefix_mask,
     recalibrate_batchnorm,
 )
-from nas_lab.spaces.hyvitas.space import HyViTasSpace
+from nas_lab.spaces.hyvitas.cost import DEPTH, HEADS, PATCH
 
 
 class HyViTasSupernet(nn.Module):
@@ -81,7 +81,7 @@ class HyViTasSupernet(nn.Module):
     #: ``forward`` also takes a mixture (``weights=``): DARTS can search this space
     mixture = True
 
-    def __init__(self, space: HyViTasSpace, num_classes: int = 500):
+    def __init__(self, space, num_classes: int = 500):
         super().__init__()
         self.space = space
         self.num_classes = num_classes
@@ -89,16 +89,16 @@ class HyViTasSupernet(nn.Module):
         dims = [max(self._options[f"stage{i}.dim"]) for i in range(1, 5)]
         # children named as in ``model.build_model`` so ``extract`` can mirror them
         self.stem = nn.ModuleList(
-            [DynamicConv2d(3, dims[0], space.patch, stride=space.patch), DynamicBatchNorm2d(dims[0])]
+            [DynamicConv2d(3, dims[0], PATCH, stride=PATCH), DynamicBatchNorm2d(dims[0])]
         )
         for i, dim in enumerate(dims):
             kind = "conv" if i < 2 else "attn"
             kernel, expansion = max(self._options[f"{kind}.kernel"]), max(self._options[f"{kind}.expansion"])
             down = [] if i == 0 else [DynamicBatchNorm2d(dims[i - 1]), DynamicConv2d(dims[i - 1], dim, 2, stride=2)]
             if i < 2:
-                blocks = [DynamicConvNeXtBlock(dim, kernel, expansion) for _ in range(space.depth)]
+                blocks = [DynamicConvNeXtBlock(dim, kernel, expansion) for _ in range(DEPTH)]
             else:
-                blocks = [DynamicHybridBlock(dim, kernel, expansion, space.heads) for _ in range(space.depth)]
+                blocks = [DynamicHybridBlock(dim, kernel, expansion, HEADS) for _ in range(DEPTH)]
             setattr(self, f"stage{i + 1}", nn.ModuleList(down + blocks))
         self.head = nn.ModuleList([DynamicBatchNorm2d(dims[-1]), DynamicConv2d(dims[-1], num_classes, 1)])
 

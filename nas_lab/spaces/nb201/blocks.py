@@ -16,13 +16,14 @@ import functools
 import numpy as np
 
 from nas_lab.core.space import Space
+from nas_lab.spaces.nb201.cost import CELLS_PER_STAGE, CHANNELS
 
 
 @functools.cache
 def catalogue(space: Space) -> tuple[tuple[str, tuple, int], ...]:
     """Every block as ``(name, spec, stage)``: ``spec`` is what ``model.block`` builds, ``stage`` the index of
     the stage whose resolution the block's input has (``-1``: the image)."""
-    ops, widths = space.decisions[0].options, space.channels
+    ops, widths = space.decisions[0].options, CHANNELS
     out = [(f"stem(width={widths[0]})", ("stem", widths[0]), -1)]
     for i, width in enumerate(widths):
         if i:
@@ -42,13 +43,13 @@ def slots(space: Space, archs) -> np.ndarray:
     """``(n, 94)`` positions in ``blocks`` of each arch's blocks, in the order the network runs them."""
     archs = space.check(archs)
     names = [name for name, _, _ in catalogue(space)]
-    n, width = len(archs), space.channels
+    n, width = len(archs), CHANNELS
     fixed = lambda name: np.full((n, 1), names.index(name), dtype=np.int64)
     parts = [fixed(f"stem(width={width[0]})")]
     for i, w in enumerate(width):
         if i:
             parts.append(fixed(f"reduce(in={width[i - 1]},out={w})"))
         first_op = names.index(f"{space.decisions[0].options[0]}(width={w})")
-        parts.append(np.tile(first_op + archs, space.cells_per_stage))  # every cell of a stage runs the same 6 edges
+        parts.append(np.tile(first_op + archs, CELLS_PER_STAGE))  # every cell of a stage runs the same 6 edges
     parts.append(fixed(f"head(width={width[-1]},classes=10)"))
     return np.concatenate(parts, axis=1)

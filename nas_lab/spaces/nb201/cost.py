@@ -18,6 +18,10 @@ import numpy as np
 
 from nas_lab.core.space import Space
 
+#: the fixed network around the cell, shared by ``model.build_model``, ``blocks`` and these formulas:
+#: the width of the three stages, and the cells in each
+CHANNELS = (16, 32, 64)
+CELLS_PER_STAGE = 5
 #: kernel size of each parametric cell op
 _KERNELS = {"nor_conv_1x1": 1, "nor_conv_3x3": 3}
 
@@ -30,12 +34,12 @@ def _conv_bn(c_in, c_out, kernel: int) -> int:
 def param_counts(space: Space, archs, num_classes: int = 10) -> np.ndarray:
     """Trainable parameters of each arch, ``int64 (n,)``."""
     archs = space.check(archs)
-    widths = space.channels
+    widths = CHANNELS
     # per option: parameters of that op on one edge of every cell of the network
     per_edge = np.zeros(len(space.decisions[0].options), dtype=np.int64)
     for i, op in enumerate(space.decisions[0].options):
         if op in _KERNELS:
-            per_edge[i] = space.cells_per_stage * sum(_conv_bn(c, c, _KERNELS[op]) for c in widths)
+            per_edge[i] = CELLS_PER_STAGE * sum(_conv_bn(c, c, _KERNELS[op]) for c in widths)
     fixed = _conv_bn(3, widths[0], 3)  # stem
     for c_in, c_out in itertools.pairwise(widths):  # residual reductions: two conv-BNs and the 1x1 shortcut
         fixed += _conv_bn(c_in, c_out, 3) + _conv_bn(c_out, c_out, 3) + c_in * c_out

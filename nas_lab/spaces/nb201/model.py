@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from nas_lab.nn.cells import CELL_OPS, Cell, ResidualReduction
-from nas_lab.spaces.nb201.space import NB201Space
+from nas_lab.spaces.nb201.cost import CELLS_PER_STAGE, CHANNELS
 
 
 def build_model(ops: Sequence[str], num_classes: int = 10) -> nn.Sequential:
@@ -26,12 +26,12 @@ def build_model(ops: Sequence[str], num_classes: int = 10) -> nn.Sequential:
     ``stage2``, ``reduce2``, ``stage3`` and ``head``, mapping ``(B, 3, H, W)``
     images to ``(B, num_classes)`` logits.
     """
-    widths = NB201Space.channels
+    widths = CHANNELS
     parts = OrderedDict(stem=block(("stem", widths[0])))
     for i, width in enumerate(widths):
         if i:
             parts[f"reduce{i}"] = block(("reduce", widths[i - 1], width))
-        parts[f"stage{i + 1}"] = nn.Sequential(*(Cell(ops, width) for _ in range(NB201Space.cells_per_stage)))
+        parts[f"stage{i + 1}"] = nn.Sequential(*(Cell(ops, width) for _ in range(CELLS_PER_STAGE)))
     parts["head"] = block(("head", widths[-1], num_classes))
     return nn.Sequential(parts)
 

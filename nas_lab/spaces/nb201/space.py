@@ -113,9 +113,6 @@ class NB201Space(Space):
     name = "nb201"
     default_table = "nb201"
     decisions = tuple(Decision(f"node{j}.in{i}", OPS, "topology") for j, i in EDGES)
-    #: fixed skeleton shared by ``model.build_model`` and ``cost``
-    channels = (16, 32, 64)  # width of the three stages
-    cells_per_stage = 5
     #: two reduction blocks halve the side; an odd side would leave the residual shortcut one pixel short
     min_side = side_step = 4
 

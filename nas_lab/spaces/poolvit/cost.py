@@ -29,6 +29,17 @@ IN_CHANNELS = 3
 #: option names of the CNN block kinds (codes 1..3) and of the pooling kinds (codes 0..2)
 BLOCKS = ("residual", "bottleneck", "mbconv")
 POOLS = ("max", "avg", "combined")
+#: option values of the space's decisions (``space.py``); the supernet is as wide as their largest
+KERNELS = (3, 5, 7)
+STRIDES = (1, 2)
+GROUPS = (1, 2, 4)
+RATIOS = (1, 2, 4)
+STEM_CHANNELS = (8, 16, 24, 32)
+CNN_CHANNELS = (8, 16, 24, 32, 48)
+POOL_KERNELS = (3, 5)
+VIT_CHANNELS = (16, 24, 32, 48, 64)
+HEADS = (1, 2, 4)
+HEAD_DIMS = (8, 16)
 
 
 def out_side(side, stride):

@@ -67,18 +67,21 @@ import numpy as np
 from nas_lab.core.errors import UserError
 from nas_lab.core.space import Decision, Space
 from nas_lab.spaces.poolvit import cost
-from nas_lab.spaces.poolvit.cost import BLOCKS, POOLS
+from nas_lab.spaces.poolvit.cost import (
+    BLOCKS,
+    CNN_CHANNELS,
+    GROUPS,
+    HEAD_DIMS,
+    HEADS,
+    KERNELS,
+    POOL_KERNELS,
+    POOLS,
+    RATIOS,
+    STEM_CHANNELS,
+    STRIDES,
+    VIT_CHANNELS,
+)
 
-KERNELS = (3, 5, 7)
-STRIDES = (1, 2)
-GROUPS = (1, 2, 4)
-RATIOS = (1, 2, 4)
-STEM_CHANNELS = (8, 16, 24, 32)
-CNN_CHANNELS = (8, 16, 24, 32, 48)
-POOL_KERNELS = (3, 5)
-VIT_CHANNELS = (16, 24, 32, 48, 64)
-HEADS = (1, 2, 4)
-HEAD_DIMS = (8, 16)
 IDENTITY = "identity"
 PATTERNS = ("mhsa", "poolvit")
 #: more than any side (``_reduce`` codes a (width, side) pair as one integer)

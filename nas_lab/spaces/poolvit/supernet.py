@@ -40,18 +40,18 @@ from nas_lab.nn.dynamic import (
     recalibrate_batchnorm,
 )
 from nas_lab.spaces.poolvit import cost
-from nas_lab.spaces.poolvit.cost import BLOCKS, POOLS
-from nas_lab.spaces.poolvit.model import PoolViTNet, linear_attention, pool
-from nas_lab.spaces.poolvit.space import (
+from nas_lab.spaces.poolvit.cost import (
+    BLOCKS,
     CNN_CHANNELS,
     HEAD_DIMS,
     HEADS,
     KERNELS,
+    POOLS,
     RATIOS,
     STEM_CHANNELS,
     VIT_CHANNELS,
-    PoolViTSpace,
 )
+from nas_lab.spaces.poolvit.model import PoolViTNet, linear_attention, pool
 
 MAX_KERNEL, MAX_RATIO = max(KERNELS), max(RATIOS)
 
@@ -220,7 +220,7 @@ class PoolViTSupernet(nn.Module):
     A single-path ``nas_lab.oneshot.contract.Supernet``; fully convolutional like the models.
     """
 
-    def __init__(self, space: PoolViTSpace, num_classes: int):
+    def __init__(self, space, num_classes: int):
         super().__init__()
         self.space, self.num_classes = space, num_classes
         widest = max(STEM_CHANNELS)
