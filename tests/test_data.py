@@ -248,9 +248,9 @@ def test_other_bad_input_is_a_user_error(tmp_path):
 def test_a_dataset_larger_than_free_memory_is_refused_before_resizing(monkeypatch):
     pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 2**18}  # 1 GiB free
     monkeypatch.setattr(datasets.os, "sysconf", pages.__getitem__)
-    # 1,797 digits x 3 channels x 4 bytes x 2 copies x 256^2 px = 5.3 GiB
-    with pytest.raises(UserError, match=r"dataset digits at dataset.image_size=256 needs 5.3 GiB for its 1,797 "
-                                        r"images, more than the 1.0 GiB free here; choose dataset.image_size <= 110"):
+    # 1,797 digits x 3 channels x 4 bytes x 2 copies x 256^2 px = 2.6 GiB
+    with pytest.raises(UserError, match=r"dataset digits at dataset.image_size=256 needs 2.6 GiB for its 1,797 "
+                                        r"images, more than the 1.0 GiB free here; choose dataset.image_size <= 157"):
         datasets.digits(image_size=256, seed=7)
     assert datasets.digits(image_size=16, seed=7).train[0].shape[1:] == (3, 16, 16)
 
