@@ -155,7 +155,7 @@ def test_a_cap_below_the_smallest_arch_is_refused_by_the_objectives_extent():
 
 @pytest.mark.parametrize("args, text", [
     (["constraint=params<=1000"], "constraint params<=1000 leaves no architecture of space 'poolvit': the smallest has"),
-    (["space.vit_blocks=0"], "space.vit_blocks must be a whole number from 1 to 4, got 0"),
+    (["space.vit_blocks=0"], "space.vit_blocks must lie in 1..4, got 0"),
     (["space.image_size=big"], "space.image_size must be a whole number, got 'big'"),
     (["objective=supernet.id", "dataset.image_size=64"], "dataset.image_size must be 32 px for space 'poolvit'"),
 ])

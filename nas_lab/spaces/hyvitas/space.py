@@ -45,6 +45,7 @@ class HyViTasSpace(Space):
     heads = 8  # attention heads in stages 3 and 4
     patch = 4  # stem: non-overlapping patch x patch conv
     resolution = 160  # input side at which the benchmark trains and ``flops`` counts
+    num_classes = 500  # the benchmark's ImageNet subset
     min_side = 32  # the 4 px stem, then three 2x2 stride-2 downsamplings: the last stage sees 1 x 1
 
     def build(self, arch, num_classes: int = 500, **task):

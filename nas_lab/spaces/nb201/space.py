@@ -118,6 +118,7 @@ class NB201Space(Space):
     cells_per_stage = 5
     #: two reduction blocks halve the side; an odd side would leave the residual shortcut one pixel short
     min_side = side_step = 4
+    num_classes = 10  # CIFAR-10's, the benchmark's first dataset
 
     def index_order(self) -> np.ndarray:
         """NATS index of each mixed-radix code (the benchmark's seeded shuffle)."""
