@@ -161,7 +161,7 @@ BAD = [
     ({"num_classes": 10**9}, "space.num_classes must lie in 2..100,000, got 1,000,000,000"),
     ({"setting": "cpu", "image_size": 1024},
      "space 'vitas-setting=cpu-image_size=1024' is too large for any machine: its largest model has 5.52e+12 "
-     "multiply-accumulates per image, over the 1e+12 a space may have; choose smaller settings"),
+     "multiply-accumulates per image, beyond the limit of 1e+12; choose smaller settings"),
     ({"budget_macs": 1e6},
      "no arch of space 'vitas-budget_macs=1e+06' meets a budget of 1e+06 MACs: the smallest has 5.758e+06"),
     ({"budget_macs": 1e7}, "identity probabilities give 3.2e+07 (all identities) to 1.833e+09 (no identity)"),

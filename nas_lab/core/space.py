@@ -384,7 +384,7 @@ class Space(Declared):
             top = self.highest(metric)
             if top is not None and top > limit:
                 raise UserError(f"space {self.name!r} is too large for any machine: its largest model has {top:.3g} "
-                                f"{what}, over the {limit:.0e} a space may have; choose smaller settings")
+                                f"{what}, beyond the limit of {limit:.0e}; choose smaller settings")
 
     def capabilities(self) -> frozenset[str]:
         """What this space offers, by name: the base operators (``sample``, ``mutate``, ``crossover``,
