@@ -133,7 +133,7 @@ def test_per_layer_heads_and_ratios_are_inactive_beyond_the_depth():
 
 
 def test_parameters_name_the_space():
-    assert XXS.name == "autovit-xxs" and AutoViTSpace("XS").name == "autovit-xs"
+    assert XXS.name == "autovit-xxs" and AutoViTSpace("xs").name == "autovit-xs"
     assert AutoViTSpace("s", setting="cpu", per_layer=True).name == "autovit-s-setting=cpu-per_layer=True"
     assert AutoViTSpace("xxs", head_dim=16).name == "autovit-xxs" and XXS == AutoViTSpace("xxs")
     assert XXS != XS and AutoViTSpace("xxs", mb_expansion=2) != XXS
@@ -144,10 +144,15 @@ def test_parameters_name_the_space():
 
 
 BAD = [
-    ({"variant": "xl"}, "unknown space.variant 'xl'; valid: xxs, xs, s"),
-    ({"setting": "tiny"}, "unknown space.setting 'tiny'; valid: paper, cpu"),
-    ({"width_rule": "strict"}, "unknown space.width_rule 'strict'; valid: nondecreasing, increasing, none"),
-    ({"head_dim": 0}, "space.head_dim must be a positive whole number, got 0"),
+    ({"variant": "xl"}, "space.variant must be one of xxs, xs, s, got 'xl'"),
+    ({"variant": "XS"}, "space.variant must be one of xxs, xs, s, got 'XS'"),
+    ({"setting": "tiny"}, "space.setting must be one of paper, cpu, got 'tiny'"),
+    ({"width_rule": "strict"}, "space.width_rule must be one of nondecreasing, increasing, none, got 'strict'"),
+    ({"head_dim": 0}, "space.head_dim must lie in 1..128, got 0"),
+    ({"mb_expansion": 1_000_000}, "space.mb_expansion must lie in 1..16, got 1,000,000"),
+    ({"num_classes": 10**9}, "space.num_classes must lie in 2..100,000, got 1,000,000,000"),
+    ({"patch": 9}, "space.patch must lie in 1..8, got 9"),
+    ({"setting": "cpu", "patch": 8}, "space.patch=8 does not divide the 4 x 4 last map of setting 'cpu'; valid: 1, 2, 4"),
 ]
 
 
@@ -159,8 +164,9 @@ def test_bad_parameters_are_refused_with_one_sentence(params, message):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["space.variant=xl"], "unknown space.variant 'xl'; valid: xxs, xs, s"),
-    (["space.width_rule=up"], "unknown space.width_rule 'up'"),
+    (["space.variant=xl"], "space.variant must be one of xxs, xs, s, got 'xl'"),
+    (["space.width_rule=up"], "space.width_rule must be one of nondecreasing, increasing, none, got 'up'"),
+    (["space.mb_expansion=1e6"], "space.mb_expansion must lie in 1..16, got 1,000,000"),
     (["space.per_layer=maybe"], "space.per_layer must be true or false"),
     (["space.setting=cpu", "objective.resolution=40"], "must be a multiple of 16 from 16 to 2048 px"),
 ])

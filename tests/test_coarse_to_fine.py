@@ -150,7 +150,7 @@ def test_cli_latency_bound_below_the_fastest_subnet(capsys):
 
 
 def test_cli_other_bad_input(capsys):
-    refused(capsys, *RUN, "space.variant=xxxl", valid=("unknown space.variant 'xxxl'", "xxs, xs, s"))
+    refused(capsys, *RUN, "space.variant=xxxl", valid=("space.variant must be one of xxs, xs, s, got 'xxxl'",))
     refused(capsys, *RUN, "constraint=latency.lut<=13", valid=("nas-lab lut build",))  # no table built
     with_table(AutoViTSpace(setting="cpu"))
     refused(capsys, *RUN, "searcher.key=latency", valid=("has none", "constraint=latency.lut<=X"))

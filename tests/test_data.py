@@ -231,14 +231,28 @@ def test_folder_errors_name_what_is_wrong(tmp_path):
 def test_other_bad_input_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="unknown dataset 'imagenet'; valid: cifar10, digits, folder, mnist"):
         registry.load("dataset", "imagenet")
-    with pytest.raises(UserError, match="dataset.channels must be 1 .* or 3"):
+    with pytest.raises(UserError, match="dataset.channels must be one of 1, 3, got 2"):
         datasets.digits(channels=2)
-    with pytest.raises(UserError, match="dataset.image_size must be"):
+    with pytest.raises(UserError, match=r"dataset.image_size must lie in 1\.\.1,024, got 0"):
         datasets.digits(image_size=0)
+    with pytest.raises(UserError, match=r"dataset.image_size must lie in 1\.\.1,024, got 1,000,000"):
+        registry.create("dataset", "digits", {"image_size": "1e6"})
+    with pytest.raises(UserError, match="dataset.seed must be at least 0, got -1"):
+        datasets.digits(seed=-1)
     with pytest.raises(UserError, match="takes no root"):
         datasets.digits(root=str(tmp_path))
     with pytest.raises(UserError, match="needs dataset.root=PATH"):
         datasets.cifar10()
+
+
+def test_a_dataset_larger_than_free_memory_is_refused_before_resizing(monkeypatch):
+    pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 2**18}  # 1 GiB free
+    monkeypatch.setattr(datasets.os, "sysconf", pages.__getitem__)
+    # 1,797 digits x 3 channels x 4 bytes x 2 copies x 256^2 px = 2.6 GiB
+    with pytest.raises(UserError, match=r"dataset digits at dataset.image_size=256 needs 2.6 GiB for its 1,797 "
+                                        r"images, more than the 1.0 GiB free here; choose dataset.image_size <= 157"):
+        datasets.digits(image_size=256, seed=7)
+    assert datasets.digits(image_size=16, seed=7).train[0].shape[1:] == (3, 16, 16)
 
 
 # ---------------------------------------------------------------- corruptions

@@ -212,9 +212,9 @@ def test_a_damaged_cache_file_is_named(space, tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     # zc.params: an objective NB201 has without its table, so that the searcher is what gets refused
-    (["searcher=spos", "space=nb201", "objective=zc.params"], "searcher 'spos' needs a space that can supernet"),
-    (["searcher=darts", "space=nb201", "objective=zc.params"], "searcher 'darts' needs a space that can supernet"),
-    (["searcher=rea", "space=nb201", "objective=supernet.id"], "objective 'supernet.id' needs a space that can supernet"),
+    (["searcher=spos", "space=nb201", "objective=zc.params"], "searcher 'spos' needs a space that offers supernet"),
+    (["searcher=darts", "space=nb201", "objective=zc.params"], "searcher 'darts' needs a space that offers supernet"),
+    (["searcher=rea", "space=nb201", "objective=supernet.id"], "objective 'supernet.id' needs a space that offers supernet"),
     (["searcher=darts", "searcher.second_order=true"], "searcher.second_order=true"),
     (["searcher=spos", "searcher.epochs=0"], "searcher.epochs must lie in 1..100,000, got 0"),
     (["searcher=spos", "searcher.parents=30"], "searcher.parents must lie in 1..20 (population), got 30"),

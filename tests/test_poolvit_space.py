@@ -104,6 +104,12 @@ def test_the_parameter_range_is_exact():
     assert min(ends) == low and SPACE.lowest("params") == low and SPACE.lowest("macs") is None
 
 
+def test_the_largest_settings_still_build_a_small_model():
+    """The declared bounds keep every model buildable: the largest has 9.0 million parameters."""
+    largest = PoolViTSpace(cnn_blocks=4, vit_blocks=4, image_size=512, num_classes=100_000)
+    assert largest.params_range() == (1_700_950, 9_036_960) and largest.highest("params") == 9_036_960
+
+
 def test_the_default_constraint_applies_unless_the_run_bounds_params():
     assert [str(c) for c in run_constraints(SPACE, [])] == ["params<=100000"]
     assert [str(c) for c in run_constraints(SPACE, ["params<=2e5", "macs<=1e7"])] == ["params<=200000",
@@ -155,8 +161,10 @@ def test_a_cap_below_the_smallest_arch_is_refused_by_the_objectives_extent():
 
 @pytest.mark.parametrize("args, text", [
     (["constraint=params<=1000"], "constraint params<=1000 leaves no architecture of space 'poolvit': the smallest has"),
-    (["space.vit_blocks=0"], "space.vit_blocks must be a whole number from 1 to 4, got 0"),
+    (["space.vit_blocks=0"], "space.vit_blocks must lie in 1..4, got 0"),
     (["space.image_size=big"], "space.image_size must be a whole number, got 'big'"),
+    (["space.image_size=1e6"], "space.image_size must lie in 8..512, got 1,000,000"),
+    (["space.num_classes=1e9"], "space.num_classes must lie in 2..100,000, got 1,000,000,000"),
     (["objective=supernet.id", "dataset.image_size=64"], "dataset.image_size must be 32 px for space 'poolvit'"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(capsys, args, text):

@@ -99,7 +99,7 @@ def test_incompatible_searcher_is_refused_before_anything_is_spent():
 
     nb201 = NB201Space()
     objective = SumObjective(nb201)
-    with pytest.raises(UserError, match="needs a space that can supernet, but space 'nb201' offers only"):
+    with pytest.raises(UserError, match="needs a space that offers supernet, but space 'nb201' offers only"):
         run(nb201, objective, NeedsSupernet(), budget=5)
     assert objective.calls == 0
 

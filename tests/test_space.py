@@ -85,11 +85,60 @@ def test_sample_distinct_never_repeats_and_can_exhaust_the_space(space):
     assert len(sample_distinct(space, rng, 5, seen)) == 0
 
 
-def test_capabilities_follow_what_a_space_overrides(space):
+def test_capabilities_follow_what_a_space_overrides_and_declares(space):
+    from nas_lab.core.space import Decision, Space
+    from nas_lab.spaces.autovit import AutoViTSpace
     from nas_lab.spaces.nb201 import NB201Space
+    from nas_lab.spaces.poolvit import PoolViTSpace
 
-    assert {"mutate", "encode", "build", "supernet"} <= space.capabilities()
-    assert "build" in NB201Space().capabilities() and "supernet" not in NB201Space().capabilities()
+    base = {"sample", "mutate", "crossover", "neighbors", "encode", "index"}
+    assert space.capabilities() == base | {"build", "supernet", "params", "flops", "latency", "resolution",
+                                           "num_classes", "rectifiers"}
+    assert NB201Space().capabilities() == base | {"build", "params", "latency", "num_classes", "rectifiers"}
+    assert PoolViTSpace().capabilities() == base | {"build", "supernet", "params", "flops", "macs", "lowest",
+                                                   "highest", "default_constraints", "resolution", "num_classes",
+                                                   "zero_cost_batch", "rectifiers"}
+    assert {"supernet_recipe", "highest", "macs"} <= AutoViTSpace().capabilities()
+    assert "rectifiers" not in AutoViTSpace().capabilities()
+
+    class Bare(Space):
+        name = "bare"
+        decisions = (Decision("a", (0, 1), "size"),)
+
+    bare = Bare()  # the base declares every optional part with a default that offers nothing
+    assert bare.capabilities() == base | {"rectifiers"}
+    assert (bare.resolution, bare.num_classes, bare.zero_cost_batch, dict(bare.supernet_recipe)) == (None, None, None, {})
+    with pytest.raises(NotImplementedError, match="space 'bare' has no closed-form params"):
+        bare.params(bare.all_archs())
+
+
+def test_spaces_are_values_named_by_their_settings_off_default():
+    from nas_lab.core import registry
+    from nas_lab.spaces.autovit import AutoViTSpace
+    from nas_lab.spaces.poolvit import PoolViTSpace
+    from nas_lab.spaces.vitas import ViTASSpace
+
+    names = {  # as before the names were built from the declarations: caches and result files are keyed by them
+        AutoViTSpace(variant="xs"): "autovit-xs",
+        AutoViTSpace("xxs", per_layer=True, width_rule="increasing", head_dim=8, mb_expansion=2, patch=1):
+            "autovit-xxs-per_layer=True-width_rule=increasing-head_dim=8-mb_expansion=2-patch=1",
+        AutoViTSpace(setting="cpu", num_classes=10): "autovit-xxs-setting=cpu-num_classes=10",
+        PoolViTSpace(cnn_blocks=1, vit_blocks=2, image_size=64, num_classes=100):
+            "poolvit-cnn_blocks=1-vit_blocks=2-image_size=64-num_classes=100",
+        PoolViTSpace(num_classes=10): "poolvit",
+        ViTASSpace(setting="cpu", positions=4, budget_macs=0.5e6): "vitas-setting=cpu-positions=4-budget_macs=500000",
+        ViTASSpace(setting="cpu", patch_sizes=(4, 8), budget_macs=1e6, positions=8):
+            "vitas-setting=cpu-positions=8-patch_sizes=4,8-budget_macs=1e+06",
+        ViTASSpace(private_qk=True): "vitas",  # the default when heads are searched
+        ViTASSpace(private_qk=False): "vitas-private_qk=False",
+        registry.create("space", "vitas", {"setting": "large", "heads": "3,6", "budget_macs": "1e9"}):
+            "vitas-setting=large-heads=3,6-budget_macs=1e+09",
+    }
+    assert {space.name: name for space, name in names.items()} == {name: name for name in names.values()}
+    assert PoolViTSpace(num_classes=10) == PoolViTSpace() and hash(PoolViTSpace(num_classes=10)) == hash(PoolViTSpace())
+    assert PoolViTSpace(image_size=64) != PoolViTSpace() and ViTASSpace(private_qk=True) == ViTASSpace()
+    assert len({AutoViTSpace(), AutoViTSpace("xxs"), AutoViTSpace(setting="cpu"), AutoViTSpace("xs")}) == 3
+    assert ViTASSpace(private_qk=False) != ViTASSpace() and ViTASSpace() != PoolViTSpace()
 
 
 def test_a_space_may_number_its_archs_in_its_own_order():

@@ -147,16 +147,21 @@ def test_runs_on_the_arch_level_space():
 
 
 BAD = [
-    ({"setting": "huge"}, "unknown space.setting 'huge'; valid: paper, large, cpu"),
+    ({"setting": "huge"}, "space.setting must be one of paper, large, cpu, got 'huge'"),
     ({"setting": "cpu", "image_size": 30}, "patch size 4 does not divide the input side 30"),
-    ({"patch_sizes": "14,15"}, "patch size 15 does not divide the input side 224"),
-    ({"patch_sizes": "a,b"}, "space.patch_sizes must be positive whole numbers"),
-    ({"heads": "4", "private_qk": True},
+    ({"patch_sizes": (14, 15)}, "patch size 15 does not divide the input side 224"),
+    ({"patch_sizes": (0, 16)}, "space.patch_sizes must lie in 1..1,024, got 0"),
+    ({"heads": (4,), "private_qk": True},
      "space.private_qk=true keeps q/k or v per head count, but this space has one head count (4)"),
-    ({"heads": "4", "private_qk": False, "private_v": True}, "space.private_v=true keeps q/k or v per head count"),
-    ({"heads": "5,10"}, "5 heads cannot split the q width 48"),
-    ({"block_level": True, "patch_sizes": "14,16"}, "the block-level space fixes one patch size"),
-    ({"positions": 0}, "space.positions must be a positive whole number"),
+    ({"heads": (4,), "private_qk": False, "private_v": True}, "space.private_v=true keeps q/k or v per head count"),
+    ({"heads": (5, 10)}, "5 heads cannot split the q width 48"),
+    ({"block_level": True, "patch_sizes": (14, 16)}, "the block-level space fixes one patch size"),
+    ({"positions": 0}, "space.positions must lie in 1..64, got 0"),
+    ({"image_size": 10**6}, "space.image_size must lie in 8..1,024, got 1,000,000"),
+    ({"num_classes": 10**9}, "space.num_classes must lie in 2..100,000, got 1,000,000,000"),
+    ({"setting": "cpu", "image_size": 1024},
+     "space 'vitas-setting=cpu-image_size=1024' is too large for any machine: its largest model has 5.52e+12 "
+     "multiply-accumulates per image, beyond the limit of 1e+12; choose smaller settings"),
     ({"budget_macs": 1e6},
      "no arch of space 'vitas-budget_macs=1e+06' meets a budget of 1e+06 MACs: the smallest has 5.758e+06"),
     ({"budget_macs": 1e7}, "identity probabilities give 3.2e+07 (all identities) to 1.833e+09 (no identity)"),
@@ -194,6 +199,8 @@ def nas_lab(*args) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize("args,message", [
     (["space.setting=cpu", "space.patch_sizes=3"], "patch size 3 does not divide the input side 32"),
+    (["space.patch_sizes=a,b"], "space.patch_sizes must be a whole number, got 'a'"),
+    (["space.image_size=1e6"], "space.image_size must lie in 8..1,024, got 1,000,000"),
     (["space.budget_macs=1e3"], "no arch of space"),
     (["space.heads=6", "space.private_qk=true"], "space.private_qk=true keeps q/k or v per head count"),
 ])

@@ -80,7 +80,7 @@ def test_switches_set_which_weights_are_private():
     assert counts(private_class_token=False, private_qk=False) == (1, 1, 1, 3)  # share all (Table 2 row 5)
     assert counts(private_qk=False, private_v=True) == (3, 1, 4, 3)  # share q, k only (row 6)
     assert counts(private_v=True) == (3, 4, 4, 3)  # nothing shared (row 4)
-    assert counts(heads="4") == (3, 1, 1, 3)  # one head count: nothing to keep per head count
+    assert counts(heads=(4,)) == (3, 1, 1, 3)  # one head count: nothing to keep per head count
 
 
 def test_paths_use_their_own_private_weights(supernet):

@@ -172,7 +172,7 @@ def test_a_second_run_computes_nothing_and_costs_the_same(cache_file, calls):
 def test_the_objective_declares_what_it_is(cache_file):
     space, objective, _ = build(RunConfig(space="hyvitas", objective="zc.naswot"))
     assert (objective.name, objective.targets, objective.directions) == ("zc.naswot", ("zc.naswot",), ("max",))
-    assert objective.cheap is False and objective.needs == ("build",) and objective.cost_unit == "CPU-seconds"
+    assert objective.cheap is False and objective.needs == ("build", "num_classes", "rectifiers") and objective.cost_unit == "CPU-seconds"
     info = objective.info()
     assert {k: info[k] for k in ("family", "proxy", "proxy_version", "seed", "resolution", "batch_size", "device")} == {
         "family": "zc", "proxy": "naswot", "proxy_version": 1, "seed": 0, "resolution": 64, "batch_size": 64, "device": "cpu"}
@@ -190,6 +190,16 @@ def test_the_batch_is_the_spaces_unless_given(cache_file):
         return getattr(objective, "inner", objective).key("entropic").batch_size  # poolvit's cap wraps it
 
     assert (batch("poolvit"), batch("hyvitas"), batch("poolvit", "objective.batch_size=16")) == (8, 64, 16)
+
+
+def test_a_proxy_the_space_cannot_serve_is_refused_before_the_run(cache_file):
+    """AutoViT's models activate with SiLU only, so NASWOT has no rectifier codes to read: refused up front."""
+    space, objective, searcher = build(RunConfig(space="autovit", objective="zc.naswot", searcher="random"))
+    assert "rectifiers" not in space.capabilities() and "rectifiers" in objective.needs
+    with pytest.raises(UserError, match=r"^objective 'zc.naswot' needs a space that offers rectifiers, but space "
+                                        r"'autovit-xxs' offers only build, crossover, "):
+        run(space, objective, searcher, budget=2, seed=0)
+    assert build(RunConfig(space="autovit", objective="zc.synflow"))[1].needs == ("build", "num_classes")
 
 
 def test_building_the_objective_imports_no_torch(cache_file):

@@ -107,9 +107,14 @@ class Constrained(Objective):
                 self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
                 raise UserError(f"objective {inner.name!r} cannot measure {shorten(repr(c.metric))} for a constraint")
             check_reachable(c, self.measurers[c.metric].extent(c.metric), inner.space.name)
-        for attr in ("space", "name", "family", "targets", "directions", "cost_unit", "needs", "reference"):
+        for attr in ("space", "name", "family", "targets", "directions", "cost_unit", "reference"):
             setattr(self, attr, getattr(inner, attr))
         self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """The wrapped objective's, read when asked (a zero-cost proxy's needs load the proxy, and torch)."""
+        return self.inner.needs
 
     def _measure_all(self, archs: np.ndarray) -> dict[str, np.ndarray]:
         return {c.metric: self.measurers[c.metric].measure(c.metric, archs) for c in self.constraints}

@@ -14,10 +14,7 @@ import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
-from nas_lab.core.space import Space
-
-#: metrics a space may compute in closed form, by the name of its method
-CLOSED_FORM = ("params", "flops", "macs")
+from nas_lab.core.space import CLOSED_FORM, Space
 
 
 class SpaceMetrics(Objective):
@@ -32,7 +29,7 @@ class SpaceMetrics(Objective):
         self.cost_unit = "evaluations"
 
     def can_measure(self, metric: str) -> bool:
-        return metric in CLOSED_FORM and callable(getattr(self.space, metric, None))
+        return metric in CLOSED_FORM and metric in self.space.capabilities()
 
     def free(self, metric: str) -> bool:
         """Closed-form sizes cost nothing: no model is built."""
@@ -61,7 +58,11 @@ class Joint(Objective):
         self.family = primary.family
         self.cost_unit = primary.cost_unit
         self.cheap = primary.cheap and all(o.cheap for _, o in self.extras)
-        self.needs = tuple(dict.fromkeys(primary.needs + tuple(n for _, o in self.extras for n in o.needs)))
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """What every objective of it needs, read when asked (a zero-cost proxy's needs load the proxy)."""
+        return tuple(dict.fromkeys(self.primary.needs + tuple(n for _, o in self.extras for n in o.needs)))
 
     def _extra_columns(self, archs: np.ndarray) -> list[np.ndarray]:
         return [np.asarray(o.measure(m, archs), dtype=float) for m, o in self.extras]

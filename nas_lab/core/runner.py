@@ -37,7 +37,7 @@ def check_compatible(space: Space, objective: Objective, searcher: Searcher) -> 
         missing = sorted(set(needs) - caps)
         if missing:
             raise UserError(
-                f"{who} needs a space that can {', '.join(missing)}, but space {space.name!r} "
+                f"{who} needs a space that offers {', '.join(missing)}, but space {space.name!r} "
                 f"offers only {', '.join(sorted(caps))}"
             )
     if len(objective.targets) > 1 and not searcher.multi_objective:

@@ -83,18 +83,20 @@ class Setting:
         return out
 
     def check(self, value: Any, owner: str, context: dict[str, Any]) -> None:
-        """``UserError`` if ``value`` is not one of the choices, or breaks a bound that is a number or whose
-        reference ``context`` holds."""
+        """``UserError`` if ``value`` is not one of the choices or breaks a bound that is a number or whose
+        reference ``context`` holds. A value of another type than the declared one (an object a plug-in also
+        takes from Python, such as AutoViT's ``Variant``) is the plug-in's to check."""
         if value is None:
             return
+        values = value if self.many else (value,)
         if self.choices is not None:
-            for v in value if self.many else (value,):
-                if v not in self.choices:
+            for v in values:
+                if isinstance(v, self.type) and v not in self.choices:
                     raise UserError(f"{self.label(owner)} must be one of {', '.join(map(str, self.choices))}, "
                                     f"got {shorten(repr(v))}")
         if self.type not in (int, float):
             return
-        for v in value if self.many else (value,):
+        for v in values:
             for op, bound in (("ge", self.ge), ("gt", self.gt), ("le", self.le), ("lt", self.lt)):
                 limit = context.get(bound) if isinstance(bound, str) else bound
                 if limit is not None and not _holds(op, v, limit):
@@ -373,10 +375,14 @@ def declared(cls) -> dict[str, Setting]:
 
 class Declared:
     """Base of the plug-in classes (spaces, objectives, searchers): constructing one, from the command line or
-    from Python, checks its declared bounds, bounds between its settings included (``owner`` prefixes the
-    names in messages); bounds on the space are checked when the plug-in meets it."""
+    from Python, checks its declared bounds and choices, bounds between its settings included (``owner``
+    prefixes the names in messages); bounds on the space are checked when the plug-in meets it.
+
+    ``given`` holds the setting values the outermost constructor was called with (defaults filled in), before
+    the plug-in resolves any (a ``None`` that means "the setting's own"): a space's name is built from them."""
 
     owner: str = ""
+    given: dict[str, Any] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -386,12 +392,35 @@ class Declared:
 
         @functools.wraps(init)
         def checked(self, *args, **kw):
-            bound = inspect.signature(init).bind(self, *args, **kw)
-            bound.apply_defaults()
-            check_all(declared(cls), bound.arguments, cls.owner)
+            values = _arguments(init, (self, *args), kw, declared(cls), cls.owner)
+            if "given" not in self.__dict__:  # a subclass's constructor was called first: its values are the ones
+                self.given = values
             init(self, *args, **kw)
 
         cls.__init__ = checked
+
+
+def checked(owner: str):
+    """Decorator of a plug-in factory function (a dataset loader): a call from Python checks its declared bounds
+    and choices, as constructing a ``Declared`` plug-in does."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def call(*args, **kw):
+            _arguments(fn, args, kw, declared(fn), owner)
+            return fn(*args, **kw)
+
+        return call
+
+    return wrap
+
+
+def _arguments(fn, args: tuple, kw: dict, settings: dict[str, Setting], owner: str) -> dict[str, Any]:
+    """The values of ``settings`` in a call of ``fn`` (defaults filled in), checked."""
+    bound = inspect.signature(fn).bind(*args, **kw)
+    bound.apply_defaults()
+    check_all(settings, bound.arguments, owner)
+    return {name: bound.arguments[name] for name in settings if name in bound.arguments}
 
 
 def from_hint(name: str, hint: Any, default: Any) -> Setting:

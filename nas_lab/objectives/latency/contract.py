@@ -1,9 +1,9 @@
 """The block contract: what a space offers so that a latency look-up table can price its archs.
 
 A space whose models run as a sequence of keyed blocks (stem, stages of blocks, head)
-offers a look-up table by three methods. Spaces sit above this layer and never import
-it: they satisfy ``BlockSequence`` structurally and say so in their docstring;
-``offers_blocks`` tells whether a space does.
+offers a look-up table by overriding three methods that ``core.space.Space`` declares
+(``core.space.LATENCY``); ``BlockSequence`` states their contract, and ``offers_blocks``
+tells whether a space offers them (its ``capabilities()`` list ``latency``).
 
 - ``latency_blocks(side)`` and ``latency_slots(archs)`` are numpy only (the lookup
   path imports no torch);
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 
     from nas_lab.core.space import Space
 
-#: the members a space needs to offer a latency look-up table
-MEMBERS = ("latency_blocks", "latency_slots", "latency_module")
-
-
 @runtime_checkable
 class BlockSequence(Protocol):
     """A space whose models are a sequence of keyed blocks (implemented by ``HyViTasSpace``, ``NB201Space``,
@@ -65,5 +61,5 @@ class BlockSequence(Protocol):
 
 def offers_blocks(space: Space) -> bool:
     """Whether ``space`` implements the block contract."""
-    return all(callable(getattr(space, m, None)) for m in MEMBERS)
+    return "latency" in space.capabilities()
 

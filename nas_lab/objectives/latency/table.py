@@ -60,10 +60,11 @@ import numpy as np
 from nas_lab.core import registry
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
-from nas_lab.core.space import Space
+from nas_lab.core.settings import current
+from nas_lab.core.space import LATENCY, Space, overrides
 from nas_lab.core.task import CIFAR_SIDE
 from nas_lab.objectives.latency import allocator
-from nas_lab.objectives.latency.contract import MEMBERS, offers_blocks
+from nas_lab.objectives.latency.contract import offers_blocks
 
 #: ``format`` of a table file; another value is another layout
 FORMAT = 1
@@ -77,7 +78,7 @@ MIN_LINE = 3
 
 def default_side(space: Space) -> int:
     """The input side a table is built at unless told: the space's ``resolution``, else 32 (CIFAR)."""
-    return int(getattr(space, "resolution", CIFAR_SIDE))
+    return space.resolution or CIFAR_SIDE
 
 
 def device_name() -> str:
@@ -101,9 +102,9 @@ def torch_version() -> str:
 
 def space_params(space: Space) -> dict[str, str]:
     """The space's constructor parameters that differ from their defaults, read as attributes (contract.py)."""
-    out = {}
+    out, values = {}, current(space)
     for p in registry.parameters(type(space)):
-        value = getattr(space, p.name, p.default)
+        value = values[p.name]
         if value != p.default:
             out[p.name] = str(value).lower() if isinstance(value, bool) else str(value)
     return out
@@ -186,7 +187,7 @@ def _show(value) -> str:
 
 
 def _block_spaces() -> list[str]:
-    return [n for n in registry.names("space") if all(hasattr(registry.load("space", n), m) for m in MEMBERS)]
+    return [n for n in registry.names("space") if all(overrides(registry.load("space", n), m) for m in LATENCY)]
 
 
 def folder() -> Path:

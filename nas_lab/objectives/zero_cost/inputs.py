@@ -16,7 +16,6 @@ dataset's. The Entropic Score defines its own input, uniform on [-0.5, 0.5]
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import torch
@@ -33,11 +32,10 @@ CHANNEL_CORRELATION = 0.9
 
 
 def num_classes(space: Space) -> int:
-    """Number of classes of the space's default task: the ``num_classes`` default of its ``build``."""
-    param = inspect.signature(space.build).parameters.get("num_classes")
-    if param is None or not isinstance(param.default, int):
+    """Number of classes of the space's default task: its declared ``num_classes``."""
+    if space.num_classes is None:
         raise UserError(f"space {space.name!r} builds no classifier with a default num_classes, so proxies cannot label a batch")
-    return param.default
+    return space.num_classes
 
 
 def natural_images(batch_size: int, resolution: int, gen: torch.Generator) -> torch.Tensor:

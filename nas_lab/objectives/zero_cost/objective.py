@@ -76,7 +76,7 @@ def default_batch(space: Space) -> int:
     0.21 s at 8, and over 16 archs the two rank at Kendall tau 0.98 (LogSynflow
     reads one all-ones image whatever the batch).
     """
-    return int(getattr(space, "zero_cost_batch", BATCH))
+    return space.zero_cost_batch or BATCH
 
 
 def proxy_key(space: Space, proxy: str, seed: int, resolution: int | None, batch_size: int | None) -> CacheKey:
@@ -125,7 +125,6 @@ class ZeroCostObjective(Objective):
 
     family = "zc"
     cheap = False
-    needs = ("build",)
     directions = ("max",)
 
     def __init__(
@@ -156,6 +155,12 @@ class ZeroCostObjective(Objective):
         # an evaluation costs the stored compute time of each value, cached or not: a run's cost never depends on the cache
         self.cost_unit = "CPU-seconds" if device == "cpu" else "GPU-seconds"
         self._keys: dict[str, CacheKey] = {}
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Models to score, classes to label their batch, and what the proxy needs of them (NASWOT: rectifier
+        units); read when a run starts, as it loads the proxy (and torch), which building the objective does not."""
+        return ("build", "num_classes", *registry.load("proxy", self.proxy).needs)
 
     def key(self, proxy: str) -> CacheKey:
         """Cache key of ``proxy`` under this objective's seed, resolution and batch size."""

@@ -38,12 +38,15 @@ class Proxy:
     input_kind: str = "data"
     #: independent draws of network and batch whose scores are averaged
     repeats: int = 1
+    #: what the proxy needs of the space beyond models (``Space.capabilities``), refused before a run starts
+    needs: tuple[str, ...] = ()
 
 
 PARAMS = Proxy("params", 1, False, size.params, "number of parameters")
 FLOPS = Proxy("flops", 1, False, size.flops, "FLOPs of one forward pass at the proxy resolution (torch FLOP counter)")
 NASWOT = Proxy("naswot", 1, False, activations.naswot,
-               "log-determinant of the agreement kernel of binary ReLU/GELU codes over a batch (Mellor et al., ICML 2021)")
+               "log-determinant of the agreement kernel of binary ReLU/GELU codes over a batch (Mellor et al., ICML 2021)",
+               needs=("rectifiers",))
 SNIP = Proxy("snip", 1, True, gradients.snip,
              "sum of |dL/dw * w| over conv/linear weights (Lee et al., ICLR 2019; Abdelfattah et al., ICLR 2021)")
 GRAD_NORM = Proxy("grad_norm", 1, True, gradients.grad_norm,

@@ -69,15 +69,15 @@ Parameter ranges against Table 1's are in ``README.md``.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 
-from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.errors import UserError
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import Decision, Space
 from nas_lab.spaces.autovit import blocks, cost
 
@@ -116,7 +116,7 @@ VARIANTS = {
 
 
 @dataclass(frozen=True)
-class Setting:
+class Preset:
     """Input side, classes and per-stage strides (stem, MB-1..3, T-1..T-4) of one setting."""
 
     image_size: int
@@ -125,8 +125,8 @@ class Setting:
 
 
 SETTINGS = {
-    "paper": Setting(256, 1000, (2, 1, 2, 2, 1, 2, 2, 1)),
-    "cpu": Setting(32, 10, (2, 1, 1, 2, 1, 2, 1, 1)),
+    "paper": Preset(256, 1000, (2, 1, 2, 2, 1, 2, 2, 1)),
+    "cpu": Preset(32, 10, (2, 1, 1, 2, 1, 2, 1, 1)),
 }
 WIDTH_RULES = ("nondecreasing", "increasing", "none")
 
@@ -158,53 +158,54 @@ class AutoViTSpace(Space):
     """AutoViT's hybrid MobileNetV2 / MobileViT space, one of its three supernets' (seed 001, Table 1)."""
 
     conditional = True
+    #: MobileNetV2 and MobileViT blocks activate with SiLU only: no ReLU or GELU unit for NASWOT to code
+    rectifiers = False
     #: the one-shot layer's recipe (``oneshot.training``): MobileViT trains with AdamW; each scored arch's BN is
     #: re-estimated on 2 train batches, not 4, which cuts a score from 0.86 to 0.58 s (cpu setting, 2 threads) so
     #: the coarse-to-fine schedule's 1,000 scores fit 10 min here; over 40 archs the two agree at Kendall tau 0.82
     #: (mean difference 0.8 points)
     supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "recalibration": 2}
 
-    def __init__(self, variant: str | Variant = "xxs", setting: str = "paper", per_layer: bool = False,
-                 width_rule: str = "nondecreasing", head_dim: int = 16, mb_expansion: int = 1, patch: int = 2,
-                 num_classes: int | None = None):
-        """``variant``: xxs | xs | s (Table 1), or a ``Variant`` (Python only); ``setting``: paper | cpu (input
-        side, strides, classes); ``per_layer``: heads and MLP ratio per transformer layer instead of per stage;
-        ``width_rule``: nondecreasing | increasing | none; ``head_dim``: q-k-v channels per head;
-        ``mb_expansion``: MBConv expansion; ``patch``: MobileViT patch side; ``num_classes``: override the
-        setting's."""
-        if isinstance(variant, Variant):
-            self.spec = variant
-        elif str(variant).lower() in VARIANTS:
-            self.spec = VARIANTS[str(variant).lower()]
-        else:
-            raise UserError(f"unknown space.variant {shorten(repr(variant))}; valid: {', '.join(VARIANTS)}")
-        if setting not in SETTINGS:
-            raise UserError(f"unknown space.setting {shorten(repr(setting))}; valid: {', '.join(SETTINGS)}")
-        if width_rule not in WIDTH_RULES:
-            raise UserError(f"unknown space.width_rule {shorten(repr(width_rule))}; valid: {', '.join(WIDTH_RULES)}")
+    def __init__(
+        self,
+        variant: Annotated[str | Variant, Setting(choices=tuple(VARIANTS), help="Table 1's supernet space (a "
+                                                   "Variant object from Python)")] = "xxs",
+        setting: Annotated[str, Setting(choices=tuple(SETTINGS), help="input side, strides and classes: paper "
+                                        "(256 px, 1,000) or cpu (32 px, 10)")] = "paper",
+        per_layer: Annotated[bool, Setting(help="heads and MLP ratio per transformer layer, not per stage")] = False,
+        width_rule: Annotated[str, Setting(choices=WIDTH_RULES, help="how stage widths must grow")] = "nondecreasing",
+        head_dim: Annotated[int, Setting(ge=1, le=128, help="q-k-v channels per attention head")] = 16,
+        mb_expansion: Annotated[int, Setting(ge=1, le=16, help="MBConv expansion ratio")] = 1,
+        patch: Annotated[int, Setting(ge=1, le=8, help="MobileViT patch side")] = 2,
+        num_classes: Annotated[int | None, Setting(ge=2, le=100_000, help="classes (default: the setting's)")] = None,
+    ):
+        """Bounds (``settings``): ``head_dim`` 1..128 (MobileViT uses 16-64, ViT-B 64); ``mb_expansion``
+        1..16 (MobileNetV2 uses 6); ``patch`` 1..8 (the paper setting's last map is 8 x 8) and it must divide the
+        setting's last map, a relation checked here; ``num_classes`` 2..100,000 (ImageNet-21k has 21,841). Within
+        them the largest model has 0.18 billion parameters and 11 G MACs (S, 100,000 classes), so ``check_fits``
+        refuses only a ``Variant`` of one's own that is too large."""
+        self.spec = variant if isinstance(variant, Variant) else VARIANTS[variant]
         base = SETTINGS[setting]
-        self.num_classes = base.num_classes if num_classes is None else int(num_classes)
-        for name, value in (("head_dim", head_dim), ("mb_expansion", mb_expansion), ("patch", patch),
-                            ("num_classes", self.num_classes)):
-            if int(value) < 1:
-                raise UserError(f"space.{name} must be a positive whole number, got {value}")
-        self.variant, self.setting, self.per_layer, self.width_rule = self.spec.name, setting, bool(per_layer), \
-            width_rule
-        self.head_dim, self.mb_expansion, self.patch = int(head_dim), int(mb_expansion), int(patch)
+        self.num_classes = base.num_classes if num_classes is None else num_classes
+        self.variant, self.setting, self.per_layer, self.width_rule = self.spec.name, setting, per_layer, width_rule
+        self.head_dim, self.mb_expansion, self.patch = head_dim, mb_expansion, patch
         self.skeleton = Skeleton(base.strides, self.head_dim, self.mb_expansion, self.patch, self.num_classes)
+        # inputs: the last map (``image / total stride``) must split into whole patches
+        self.resolution = base.image_size
+        self.min_side = self.side_step = math.prod(base.strides) * self.patch
+        if self.resolution % self.side_step:
+            last = self.resolution // math.prod(base.strides)
+            raise UserError(f"space.patch={patch} does not divide the {last} x {last} last map of setting "
+                            f"{setting!r}; valid: {', '.join(str(p) for p in range(1, last + 1) if last % p == 0)}")
         self.max_stages, self.max_depth = max(self.spec.stages), max(self.spec.t_depths)
         if self.max_stages > len(self.spec.t_widths) or len(self.spec.mb_widths) != 3:
             raise UserError(f"variant {self.variant!r} needs 3 MobileNetV2 stages and a width per transformer stage")
         self._options, self._fixed = {}, {}
         self.decisions = self._decisions()
-        self.name = self._name(setting=setting, per_layer=self.per_layer, width_rule=width_rule, head_dim=head_dim,
-                               mb_expansion=mb_expansion, patch=patch, num_classes=num_classes)
+        self.name = self.settings_name(f"autovit-{self.variant}", variant=None)
         super().__init__()
         self._col = {n: i for i, n in enumerate(self.names)}
-        # inputs: the last map (``image / total stride``) must split into whole patches
-        self.resolution = base.image_size
-        self.min_side = self.side_step = math.prod(base.strides) * self.patch
-        self.build = functools.partial(self._build, num_classes=self.num_classes)  # the setting's class count
+        self.check_fits()
 
     # -- construction -------------------------------------------------------------------------------
     def _decisions(self) -> tuple[Decision, ...]:
@@ -231,14 +232,6 @@ class AutoViTSpace(Space):
                 out.append(Decision(name, options, tag))
                 self._options[name] = np.asarray(options)
         return tuple(out)
-
-    def _name(self, **given) -> str:
-        """``autovit-<variant>``, then ``-<param>=<value>`` for each parameter off its default: caches of trained
-        supernets and proxies are keyed by the name."""
-        defaults = {"setting": "paper", "per_layer": False, "width_rule": "nondecreasing", "head_dim": 16,
-                    "mb_expansion": 1, "patch": 2}
-        parts = [f"{k}={v}" for k, v in given.items() if v is not None and v != defaults.get(k)]
-        return "-".join([f"autovit-{self.variant}", *parts])
 
     # -- values of archs ------------------------------------------------------------------------------
     def _values(self, archs: np.ndarray, name: str) -> np.ndarray:
@@ -345,21 +338,25 @@ class AutoViTSpace(Space):
         """``2 x macs``: the total of torch's ``FlopCounterMode`` for one image."""
         return 2 * self.macs(archs, num_classes, side)
 
+    def highest(self, metric: str) -> float | None:
+        """An upper bound of ``params`` and ``macs``: those of the arch with every decision at its largest option
+        (both grow with every option; the width rule may reject that arch, so it bounds rather than equals)."""
+        if metric not in ("params", "macs"):
+            return None
+        return float(getattr(self, metric)((self.sizes - 1)[None])[0])
+
     def _skeleton(self, num_classes: int | None) -> Skeleton:
         if num_classes is None or num_classes == self.num_classes:
             return self.skeleton
         return Skeleton(self.skeleton.strides, self.head_dim, self.mb_expansion, self.patch, int(num_classes))
 
     # -- models -------------------------------------------------------------------------------------------
-    def _build(self, arch, num_classes: int | None = None, **task):
-        """The model of one arch (``model.AutoViT``), ``(B, 3, S, S)`` -> ``(B, num_classes)`` logits, for any
-        side ``S`` the space takes (fully convolutional); other task keys do not change it."""
+    def build(self, arch, num_classes: int | None = None, **task):
+        """The model of one arch (``model.AutoViT``), ``(B, 3, S, S)`` -> ``(B, num_classes)`` logits (default: the
+        space's), for any side ``S`` the space takes (fully convolutional); other task keys do not change it."""
         from nas_lab.spaces.autovit.model import AutoViT
 
         return AutoViT(self.shape(arch), self._skeleton(num_classes))
-
-    def build(self, arch, num_classes: int = 1000, **task):  # replaced per instance in __init__ (setting's default)
-        return self._build(arch, num_classes, **task)
 
     def supernet(self, num_classes: int | None = None, **task):
         """The weight-sharing supernet (``supernet.AutoViTSupernet``) whose slices are the ``build`` models."""
@@ -382,13 +379,6 @@ class AutoViTSpace(Space):
         from nas_lab.spaces.autovit.parts import block
 
         return block(next(spec for n, spec, _ in blocks.catalogue(self) if n == name), self.skeleton)
-
-    def __eq__(self, other) -> bool:
-        """Spaces are values: the same parameters (hence name) and decisions."""
-        return type(other) is type(self) and other.name == self.name and other.decisions == self.decisions
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.name, self.decisions))
 
 
 def widths_ok(widths: np.ndarray, rule: str) -> np.ndarray:

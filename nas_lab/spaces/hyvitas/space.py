@@ -41,6 +41,7 @@ class HyViTasSpace(Space):
         Decision("stage4.dim", (128, 192, 256), "size"),
     )
     resolution = 160  # input side at which the benchmark trains and ``flops`` counts
+    num_classes = 500  # the benchmark's ImageNet subset
     min_side = 32  # the 4 px stem, then three 2x2 stride-2 downsamplings: the last stage sees 1 x 1
 
     def build(self, arch, num_classes: int = 500, **task):

@@ -115,6 +115,7 @@ class NB201Space(Space):
     decisions = tuple(Decision(f"node{j}.in{i}", OPS, "topology") for j, i in EDGES)
     #: two reduction blocks halve the side; an odd side would leave the residual shortcut one pixel short
     min_side = side_step = 4
+    num_classes = 10  # CIFAR-10's, the benchmark's first dataset
 
     def index_order(self) -> np.ndarray:
         """NATS index of each mixed-radix code (the benchmark's seeded shuffle)."""

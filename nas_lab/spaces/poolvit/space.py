@@ -61,10 +61,12 @@ parameter count and half of torch's FLOP count at ``image_size``.
 from __future__ import annotations
 
 import functools
+from typing import Annotated
 
 import numpy as np
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.settings import Setting
 from nas_lab.core.space import Decision, Space
 from nas_lab.spaces.poolvit import cost
 from nas_lab.spaces.poolvit.cost import (
@@ -101,27 +103,26 @@ class PoolViTSpace(Space):
     #: tenth of batch 64's and ranks archs the same (Kendall tau 0.98 over 16)
     zero_cost_batch = 8
 
-    def __init__(self, cnn_blocks: int = 2, vit_blocks: int = 3, image_size: int = 32, num_classes: int = 10):
-        """``cnn_blocks``, ``vit_blocks``: positions of the CNN and ViT stages (the first of each is never an
-        identity); ``image_size``: the input side at which validity and MACs are stated; ``num_classes``: the
-        default classes of ``build`` and ``supernet``."""
-        for name, value, low, high in (("cnn_blocks", cnn_blocks, 1, 4), ("vit_blocks", vit_blocks, 1, 4),
-                                       ("image_size", image_size, 8, 512), ("num_classes", num_classes, 2, 10_000)):
-            if not low <= value <= high:
-                raise UserError(f"space.{name} must be a whole number from {low} to {high}, got {value}")
-        self.cnn_blocks, self.vit_blocks = int(cnn_blocks), int(vit_blocks)
-        self.image_size, self.num_classes = int(image_size), int(num_classes)
+    def __init__(
+        self,
+        cnn_blocks: Annotated[int, Setting(ge=1, le=4, help="positions of the CNN stage")] = 2,
+        vit_blocks: Annotated[int, Setting(ge=1, le=4, help="positions of the ViT stage")] = 3,
+        image_size: Annotated[int, Setting(ge=8, le=512, help="input side (px) validity and MACs are stated at")] = 32,
+        num_classes: Annotated[int, Setting(ge=2, le=100_000, help="classes of build and supernet")] = 10,
+    ):
+        """The first position of each stage is never an identity. Bounds: 1..4 positions per stage (the paper's
+        code stacks up to 5 blocks of up to 3 patterns, past any 100 k-parameter model); ``image_size`` 8..512
+        (tinyML inputs are 32-96 px, and ``_reduce`` codes sides below ``SIDES``); ``num_classes`` 2..100,000
+        (ImageNet-21k has 21,841). Within them the largest model has 9.0 million parameters (6.4 million of them
+        in a 100,000-class classifier), so no combination is too large to build."""
+        self.cnn_blocks, self.vit_blocks = cnn_blocks, vit_blocks
+        self.image_size, self.num_classes = image_size, num_classes
         self.decisions = self._decisions()
-        defaults = {"cnn_blocks": 2, "vit_blocks": 3, "image_size": 32, "num_classes": 10}
-        given = {"cnn_blocks": cnn_blocks, "vit_blocks": vit_blocks, "image_size": image_size,
-                 "num_classes": num_classes}
-        self.name = "-".join(["poolvit", *(f"{k}={v}" for k, v in given.items() if v != defaults[k])])
+        self.name = self.settings_name("poolvit")
         super().__init__()
         self.col = {n: i for i, n in enumerate(self.names)}
         # the one input side validity and MACs are stated at (what default_image_size and check_side see)
         self.resolution = self.min_side = self.max_side = self.side_step = self.image_size
-        # ``build``'s default class count is the space's (the zero-cost proxies read it from the signature)
-        self.build = functools.partial(self._build, num_classes=self.num_classes)
         self._params_range = None
 
     def _decisions(self) -> tuple[Decision, ...]:
@@ -252,6 +253,10 @@ class PoolViTSpace(Space):
         """The smallest ``params`` of a valid arch (exact), for refusing a cap no arch meets; None for other metrics."""
         return float(self.params_range()[0]) if metric == "params" else None
 
+    def highest(self, metric: str) -> float | None:
+        """The largest ``params`` of a valid arch (exact); None for other metrics."""
+        return float(self.params_range()[1]) if metric == "params" else None
+
     def params_range(self) -> tuple[int, int]:
         """Exact ``(smallest, largest)`` parameter count of valid archs, by dynamic programming over positions: a
         position's parameters depend only on its own decisions and its input width, and validity on the side."""
@@ -319,28 +324,18 @@ class PoolViTSpace(Space):
         pool_kind, pool_kernel = path["pool"]
         return Shape(path["stem"], cnn, (POOLS[pool_kind], pool_kernel), tuple(vit), num_classes or self.num_classes)
 
-    def _build(self, arch, num_classes: int | None = None, **task):
-        """The plain model of one arch, ``(B, 3, H, W)`` -> ``(B, num_classes)``; fully convolutional, so other
-        task keys do not change it."""
+    def build(self, arch, num_classes: int | None = None, **task):
+        """The plain model of one arch, ``(B, 3, H, W)`` -> ``(B, num_classes)`` (default: the space's); fully
+        convolutional, so other task keys do not change it."""
         from nas_lab.spaces.poolvit.model import PoolViTNet
 
         return PoolViTNet(self.shape(arch, num_classes))
-
-    def build(self, arch, num_classes: int = 10, **task):  # replaced per instance in __init__ (the space's classes)
-        return self._build(arch, num_classes, **task)
 
     def supernet(self, num_classes: int | None = None, **task):
         """The weight-sharing supernet (``supernet.PoolViTSupernet``) whose slices are the ``build`` models."""
         from nas_lab.spaces.poolvit.supernet import PoolViTSupernet
 
         return PoolViTSupernet(self, num_classes or self.num_classes)
-
-    def __eq__(self, other) -> bool:
-        """Spaces are values: the same parameters (hence name) and decisions."""
-        return type(other) is type(self) and other.name == self.name and other.decisions == self.decisions
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.name, self.decisions))
 
 
 def _cnn_decisions(prefix: str, channels: tuple[int, ...]) -> list[Decision]:

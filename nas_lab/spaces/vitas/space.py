@@ -51,15 +51,15 @@ vary them like any other space parameter; see ``supernet.py``.
 
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 
-from nas_lab.core.errors import UserError, shorten
-from nas_lab.core.space import Decision, Space
+from nas_lab.core.errors import UserError
+from nas_lab.core.settings import Setting
+from nas_lab.core.space import MAX_MACS, Decision, Space
 from nas_lab.spaces.vitas import cost
 from nas_lab.spaces.vitas.cost import ViTShape
 
@@ -69,7 +69,7 @@ IDENTITY, TRANSFORMER = "identity", "transformer"
 
 
 @dataclass(frozen=True)
-class Setting:
+class Preset:
     """The fixed values of one named setting of the space."""
 
     patch_sizes: tuple[int, ...]
@@ -85,26 +85,15 @@ class Setting:
 
 
 SETTINGS = {
-    "paper": Setting((14, 16, 32), (3, 6, 12, 16), 384, 1440, 1440, 224, 1000, 16, 16, 12),
-    "large": Setting((14, 16, 32), (3, 6, 12, 16), 768, 2880, 2880, 224, 1000, 16, 16, 12),
-    "cpu": Setting((4, 8, 16), (1, 2, 4, 8), 64, 240, 240, 32, 10, 8, 4, 6),
+    "paper": Preset((14, 16, 32), (3, 6, 12, 16), 384, 1440, 1440, 224, 1000, 16, 16, 12),
+    "large": Preset((14, 16, 32), (3, 6, 12, 16), 768, 2880, 2880, 224, 1000, 16, 16, 12),
+    "cpu": Preset((4, 8, 16), (1, 2, 4, 8), 64, 240, 240, 32, 10, 8, 4, 6),
 }
 
 
 def ratio_width(maximum: int, ratio) -> np.ndarray:
     """``round(maximum * ratio / 10)`` (halves up), vectorised; 0 for ratio 0."""
     return (np.asarray(maximum, dtype=np.int64) * np.asarray(ratio, dtype=np.int64) * 2 + 10) // 20
-
-
-def _int_list(text: str, name: str) -> tuple[int, ...]:
-    """``"14,16,32"`` -> ``(14, 16, 32)``, sorted and distinct; ``UserError`` otherwise."""
-    try:
-        values = sorted({int(v) for v in str(text).replace(" ", "").split(",") if v != ""})
-    except ValueError:
-        values = []
-    if not values or min(values) < 1:
-        raise UserError(f"space.{name} must be positive whole numbers separated by commas, got {shorten(repr(text))}")
-    return tuple(values)
 
 
 class ViTASSpace(Space):
@@ -115,42 +104,55 @@ class ViTASSpace(Space):
     #: more epochs than a CNN to learn anything on a small dataset
     supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "epochs": 60}
 
-    def __init__(self, setting: str = "paper", block_level: bool = False, positions: int | None = None,
-                 image_size: int | None = None, num_classes: int | None = None, patch_sizes: str | None = None,
-                 heads: str | None = None, budget_macs: float | None = None, private_class_token: bool = True,
-                 private_qk: bool | None = None, private_v: bool = False):
-        """``setting``: paper | large | cpu (Tables 1 and 9, and our CPU-sized one); ``block_level``: search one
-        block stacked ``positions`` times (default 12; 6 for cpu) at a fixed patch size; ``positions``: identity-
-        or-block positions (default 16; 8 for cpu); ``image_size``, ``num_classes``: override the setting's;
-        ``patch_sizes``, ``heads``: comma-separated overrides of its options; ``budget_macs``: ``sample`` draws
-        identities with the probability that makes the expected MACs of a sampled arch equal this (default: every
-        decision uniform, identity 1/2); ``private_class_token``, ``private_qk``, ``private_v``: the
-        super-transformer's class token per patch size, q/k per head count (default: when heads are searched),
-        v per head count."""
-        if setting not in SETTINGS:
-            raise UserError(f"unknown space.setting {shorten(repr(setting))}; valid: {', '.join(SETTINGS)}")
+    def __init__(
+        self,
+        setting: Annotated[str, Setting(choices=tuple(SETTINGS), help="paper | large (Tables 1 and 9) | cpu (ours, "
+                                        "32 px)")] = "paper",
+        block_level: Annotated[bool, Setting(help="search one block, stacked positions times, at one patch "
+                                             "size")] = False,
+        positions: Annotated[int | None, Setting(ge=1, le=64, help="identity-or-block positions (default 16; "
+                                                 "cpu 8; block level 12, cpu 6)")] = None,
+        image_size: Annotated[int | None, Setting(ge=8, le=1024, help="input side (default: the setting's)")] = None,
+        num_classes: Annotated[int | None, Setting(ge=2, le=100_000, help="classes (default: the setting's)")] = None,
+        patch_sizes: Annotated[tuple[int, ...] | None, Setting(ge=1, le=1024, help="patch size options (default: "
+                                                               "the setting's)")] = None,
+        heads: Annotated[tuple[int, ...] | None, Setting(ge=1, le=128, help="head count options (default: the "
+                                                         "setting's)")] = None,
+        budget_macs: Annotated[float | None, Setting(gt=0, le=MAX_MACS, help="expected MACs of a sampled arch "
+                                                     "(default: identities drawn with probability 1/2)")] = None,
+        private_class_token: Annotated[bool, Setting(help="the super-transformer's class token per patch "
+                                                       "size")] = True,
+        private_qk: Annotated[bool | None, Setting(help="q/k per head count (default: when heads are "
+                                                     "searched)")] = None,
+        private_v: Annotated[bool, Setting(help="v per head count")] = False,
+    ):
+        """``block_level``: search one block stacked ``positions`` times at a fixed patch size; ``budget_macs``:
+        ``sample`` draws identities with the probability that makes the expected MACs of a sampled arch equal
+        this; ``private_class_token``, ``private_qk``, ``private_v``: the super-transformer's sharing switches.
+
+        Bounds: ``positions`` 1..64 (the paper's deepest has 16); ``image_size`` 8..1,024; ``num_classes``
+        2..100,000 (ImageNet-21k has 21,841); ``patch_sizes`` and ``heads`` at least 1, and the relations the
+        declaration cannot say are checked here: every patch size divides the input side, every head count the
+        q widths, a block-level space has one patch size, the private switches need searched heads. Past those,
+        ``check_fits`` refuses a space whose largest model has over 10^12 MACs per image (a 1,024 px input in
+        4 px patches: 65,536 tokens)."""
         base = SETTINGS[setting]
-        self.setting, self.block_level = setting, bool(block_level)
-        self.image_size = base.image_size if image_size is None else int(image_size)
-        self.num_classes = base.num_classes if num_classes is None else int(num_classes)
-        self.positions = (base.block_depth if block_level else base.positions) if positions is None else int(positions)
-        for name in ("image_size", "num_classes", "positions"):
-            if getattr(self, name) < 1:
-                raise UserError(f"space.{name} must be a positive whole number, got {getattr(self, name)}")
-        if self.positions > 64:
-            raise UserError(f"space.positions must lie in 1..64, got {self.positions}")
-        self.patch_sizes = _int_list(patch_sizes, "patch_sizes") if patch_sizes else base.patch_sizes
+        self.setting, self.block_level = setting, block_level
+        self.image_size = base.image_size if image_size is None else image_size
+        self.num_classes = base.num_classes if num_classes is None else num_classes
+        self.positions = (base.block_depth if block_level else base.positions) if positions is None else positions
+        self.patch_sizes = tuple(sorted(set(patch_sizes))) if patch_sizes else base.patch_sizes
         if block_level and not patch_sizes:
             self.patch_sizes = (base.block_patch,)
         if block_level and len(self.patch_sizes) > 1:
             raise UserError(f"the block-level space fixes one patch size, so space.patch_sizes must name one, "
-                            f"got {patch_sizes}")
+                            f"got {','.join(map(str, self.patch_sizes))}")
         bad = [p for p in self.patch_sizes if self.image_size % p]
         if bad:
             valid = [p for p in range(1, self.image_size + 1) if self.image_size % p == 0]
             raise UserError(f"patch size {bad[0]} does not divide the input side {self.image_size} "
                             f"(space.image_size); valid patch sizes: {', '.join(map(str, valid))}")
-        self.heads = _int_list(heads, "heads") if heads else base.heads
+        self.heads = tuple(sorted(set(heads))) if heads else base.heads
         self.max_embed, self.max_qkv, self.max_mlp = base.max_embed, base.max_qkv, base.max_mlp
         self.embed_widths = tuple(int(w) for w in ratio_width(self.max_embed, RATIOS))
         self.q_widths = tuple(int(w) for w in ratio_width(self.max_qkv // 3, RATIOS))  # q (= k = v) width
@@ -165,24 +167,19 @@ class ViTASSpace(Space):
             if value and not searched_heads:
                 raise UserError(f"space.{name}=true keeps q/k or v per head count, but this space has one head "
                                 f"count ({self.heads[0]}); give space.heads at least two or set space.{name}=false")
-        self.private_class_token = bool(private_class_token)
-        self.private_qk = searched_heads if private_qk is None else bool(private_qk)
-        self.private_v = bool(private_v)
+        self.private_class_token = private_class_token
+        self.private_qk = searched_heads if private_qk is None else private_qk
+        self.private_v = private_v
 
         self.decisions = self._decisions()
-        self.name = self._name(dict(setting=setting, block_level=self.block_level, positions=positions,
-                                    image_size=image_size, num_classes=num_classes, patch_sizes=patch_sizes,
-                                    heads=heads, budget_macs=budget_macs, private_class_token=private_class_token,
-                                    private_qk=None if private_qk == searched_heads else private_qk,
-                                    private_v=private_v))
+        self.name = self.settings_name("vitas", private_qk=None if private_qk == searched_heads else private_qk)
         self.conditional = not self.block_level
         super().__init__()
         self._columns()
         # what default_image_size, Task.for_space and check_side see: the one input side the models are sized for
         self.resolution = self.min_side = self.max_side = self.side_step = self.image_size
-        # ``build``'s default class count is this setting's (the zero-cost proxies read it from the signature)
-        self.build = functools.partial(self._build, num_classes=self.num_classes)
-        self.budget_macs = None if budget_macs is None else float(budget_macs)
+        self.budget_macs = budget_macs
+        self.check_fits()
         self._sampler = None if budget_macs is None else self.budget_sampler(self.budget_macs)
 
     # -- construction ----------------------------------------------------------------
@@ -219,18 +216,6 @@ class ViTASSpace(Space):
             self._heads = None if len(self.heads) == 1 else np.array([col[a + ".heads"] for a in at])
             self._qkv = np.array([col[a + ".qkv.ratio"] for a in at])
             self._mlp = np.array([col[a + ".mlp.ratio"] for a in at])
-
-    @staticmethod
-    def _name(given: dict) -> str:
-        """``vitas``, followed by ``-<param>=<value>`` for each parameter off its default: parameters change the
-        models or the supernet, and caches of both (zero-cost values, trained supernets) are keyed by the name."""
-        defaults = {"setting": "paper", "block_level": False, "private_class_token": True, "private_v": False}
-        parts = []
-        for key, value in given.items():
-            if value is None or value == defaults.get(key, None):
-                continue
-            parts.append(f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}")
-        return "-".join(["vitas", *parts])
 
     # -- sizes ---------------------------------------------------------------------
     @property
@@ -334,6 +319,16 @@ class ViTASSpace(Space):
         """``2 x macs``: the total of torch's ``FlopCounterMode`` for one image (2 FLOPs per MAC)."""
         return 2 * self.macs(archs, num_classes)
 
+    def highest(self, metric: str) -> float | None:
+        """An upper bound of ``params`` and ``macs``: the largest over patch sizes of the arch with every other
+        decision at its largest option (both grow with every width and with depth; heads change neither)."""
+        if metric not in ("params", "macs"):
+            return None
+        top = np.tile(self.sizes - 1, (len(self.patch_sizes), 1))
+        if self._patch is not None:
+            top[:, self._patch] = np.arange(len(self.patch_sizes))
+        return float(getattr(self, metric)(top).max())
+
     # -- sampling ---------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """``n`` archs: every decision uniform, except that with ``budget_macs`` each position is an identity
@@ -374,9 +369,9 @@ class ViTASSpace(Space):
         return BudgetSampler(self, budget, 1.0 - (budget - a) / (high - a))
 
     # -- models -----------------------------------------------------------------------------
-    def _build(self, arch, num_classes: int | None = None, **task):
-        """The plain ViT of one arch (``model.ViT``), ``(B, 3, S, S)`` -> ``(B, num_classes)`` logits; other task
-        keys do not change it."""
+    def build(self, arch, num_classes: int | None = None, **task):
+        """The plain ViT of one arch (``model.ViT``), ``(B, 3, S, S)`` -> ``(B, num_classes)`` logits (default: the
+        space's); other task keys do not change it."""
         from nas_lab.spaces.vitas.model import ViT
 
         shape = self.shape(self.check(arch)[0])
@@ -384,21 +379,11 @@ class ViTASSpace(Space):
             shape = ViTShape(shape.patch, shape.embed, shape.blocks, shape.image_size, int(num_classes))
         return ViT(shape)
 
-    def build(self, arch, num_classes: int = 1000, **task):  # replaced per instance in __init__ (setting's default)
-        return self._build(arch, num_classes, **task)
-
     def supernet(self, num_classes: int | None = None, **task):
         """The super-transformer (``supernet.ViTASSupernet``) whose slices are the ``build`` models."""
         from nas_lab.spaces.vitas.supernet import ViTASSupernet
 
         return ViTASSupernet(self, num_classes or self.num_classes)
-
-    def __eq__(self, other) -> bool:
-        """Spaces are values: the same parameters (hence name) and decisions."""
-        return type(other) is type(self) and other.name == self.name and other.decisions == self.decisions
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.name, self.decisions))
 
 
 @dataclass(frozen=True)
