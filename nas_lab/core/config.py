@@ -23,7 +23,7 @@ from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.joint import Joint, SpaceMetrics
 from nas_lab.core.objective import DIRECTIONS, Objective, default_direction
 from nas_lab.core.runner import BUDGET
-from nas_lab.core.settings import Setting, parse_overrides
+from nas_lab.core.settings import Setting, parse_overrides, space_bounds
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 
@@ -111,7 +111,7 @@ def split_objective(spec: str) -> tuple[str, str | None]:
 def build(cfg: RunConfig):
     """``(space, objective, searcher)`` of a config, every name and value checked."""
     space, objective = build_problem(cfg)
-    return space, objective, build_searcher(cfg)
+    return space, objective, build_searcher(cfg, space)
 
 
 def build_problem(cfg: RunConfig):
@@ -127,9 +127,10 @@ def build_problem(cfg: RunConfig):
     return space, objective
 
 
-def build_searcher(cfg: RunConfig):
-    """The searcher of a config, given the task it may train on."""
-    return registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=cfg.task())
+def build_searcher(cfg: RunConfig, space: Space):
+    """The searcher of a config, given the task it may train on; bounds on ``space`` are checked now."""
+    return registry.create("searcher", cfg.searcher, cfg.params["searcher"], task=cfg.task(),
+                           context=space_bounds(space))
 
 
 def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task) -> Objective:

@@ -342,15 +342,16 @@ def read(settings: dict[str, Setting], values: dict[str, Any], owner: str,
         raise UserError(f"{who or owner or 'the command'} has no parameter {shorten(', '.join(unknown))}; "
                         f"valid: {valid}")
     out = {k: settings[k].coerce(v, owner) for k, v in values.items()}
-    check_all(settings, {**{n: s.default for n, s in settings.items()}, **out}, owner, context)
+    check_all(settings, {**{n: s.default for n, s in settings.items()}, **out}, owner, context, tuple(out))
     return out
 
 
 def check_all(settings: dict[str, Setting], values: dict[str, Any], owner: str,
-              context: dict[str, Any] | None = None) -> None:
-    """Check every bound of ``settings`` on ``values`` with references to ``values`` and ``context`` resolved."""
+              context: dict[str, Any] | None = None, given: tuple[str, ...] = ()) -> None:
+    """Check every bound of ``settings`` on ``values`` with references to ``values`` and ``context`` resolved;
+    the ``given`` ones first, so a message names the value the user set rather than one it pushed out of range."""
     known = {**values, **(context or {})}
-    for name, s in settings.items():
+    for name, s in sorted(settings.items(), key=lambda item: item[0] not in given):
         s.check(values.get(name), owner, known)
 
 

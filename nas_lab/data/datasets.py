@@ -101,7 +101,7 @@ class ImageData:
 Root = Annotated[str | None, Setting(help="folder to read (cifar10, folder); digits and mnist take none")]
 ImageSize = Annotated[int, Setting(ge=1, le=1024, help="side (px) images are resized to")]
 Channels = Annotated[int, Setting(choices=(1, 3), help="1 (grey) or 3 (RGB)")]
-Seed = Annotated[int, Setting(ge=0, help="seed of the train / val / test split")]
+Seed = Annotated[int, Setting(ge=0, le=2**32 - 1, help="seed of the train / val / test split")]
 
 
 @checked("dataset")

@@ -46,7 +46,7 @@ def run_chunk(specs: list[RunSpec]) -> list[dict]:
     space, objective = build_problem(specs[0].run_config())
     records = []
     for spec in specs:
-        searcher = build_searcher(spec.run_config())
+        searcher = build_searcher(spec.run_config(), space)
         result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed)
         records.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
     return records
