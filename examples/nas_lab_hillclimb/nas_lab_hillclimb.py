@@ -5,9 +5,12 @@ It lives in its own package and reaches nas_lab only through the
 ``pip install ./examples/nas_lab_hillclimb`` it runs as ``nas-lab run searcher=hillclimb``.
 """
 
+from typing import Annotated
+
 import numpy as np
 
 from nas_lab.core.searcher import Searcher, sample_distinct
+from nas_lab.core.settings import Setting
 
 
 class HillClimb(Searcher):
@@ -16,7 +19,7 @@ class HillClimb(Searcher):
     name = "hillclimb"
     needs = ("sample", "neighbors")
 
-    def __init__(self, restarts: bool = True):
+    def __init__(self, restarts: Annotated[bool, Setting(help="restart from a random arch at a local optimum")] = True):
         self.restarts = restarts
 
     def reset(self, space, objective, rng):
