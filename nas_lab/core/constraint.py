@@ -154,6 +154,12 @@ class Constrained(Objective):
     def label(self, metric: str) -> str:
         return self.inner.label(metric)
 
+    def unit(self, metric: str) -> str:
+        return self.measurers.get(metric, self.inner).unit(metric)
+
+    def table_values(self, metric: str) -> np.ndarray | None:
+        return self.measurers.get(metric, self.inner).table_values(metric)
+
     def info(self) -> dict:
         return {**self.inner.info(), "constraints": [str(c) for c in self.constraints]}
 
