@@ -23,12 +23,13 @@ from nas_lab.cli import lut
 from nas_lab.core import registry
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.record import config_of
 from nas_lab.core.settings import Setting
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.engine import Progress, run_study
-from nas_lab.study.store import DAMAGED_FILE, RUNS_FILE, FolderLock, Store
+from nas_lab.study.store import DAMAGED_FILE, RUNS_FILE, FolderLock, Store, key_of
 
 RUN_HELP = """\
 Run one search and print what it found.
@@ -219,13 +220,14 @@ def _run(args) -> int:
             space, objective, searcher = build(cfg)
             with _search_bar(cfg.budget, show=cfg.progress and not objective.cheap) as hook:
                 result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed, progress=hook)
+            result.config = config_of(cfg)
     except KeyboardInterrupt as exc:
         print("nas-lab: interrupted; a run keeps nothing until it ends, so nothing was recorded; run the same command "
               "again to start it afresh", file=sys.stderr)
         return _interrupted_status(exc)
     saved = None if args.no_save else _save(result, Path(args.out))
     if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))  # to_dict made every NaN null
+        print(json.dumps(result.to_record(), allow_nan=False))  # the record holds no NaN (null)
     else:
         print(summary(result, space, objective, saved))
     return 0
@@ -363,7 +365,7 @@ def _study(args) -> int:
     workers = Setting("workers", int, 0).coerce(settings["workers"], "") if settings["workers"] else None
     keys = {spec.key for spec in study.runs()}
     FolderLock(directory).acquire().release()  # a folder in use is refused before any bar is drawn (run_study locks it)
-    already = [r for r in Store(directory).records() if r["key"] in keys]
+    already = [r for r in Store(directory).records() if key_of(r) in keys]
     progress = Progress(len(keys), already, enabled=not args.no_progress)
     try:
         with _terminate_as_interrupt():

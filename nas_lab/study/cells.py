@@ -7,10 +7,22 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
+    from nas_lab.core.results import RunResult
     from nas_lab.study.report import StudyResults
 
 #: what identifies a cell of the grid, in a report's rows
 CELL_KEYS = ["objective", "budget", "searcher"]
+
+
+def cell_of(result: RunResult) -> tuple[str, int, str]:
+    """The grid cell of a study's run, as in ``CELL_KEYS``: its objective (as the study names it), budget and
+    searcher label, read from its record's config."""
+    return result.config["objective"], result.config["budget"], result.config["study"]["label"]
+
+
+def first_run(records: list[RunResult], objective: str) -> RunResult | None:
+    """The first run of a study objective: its record says the targets, directions and labels (None if none ran)."""
+    return next((r for r in records if cell_of(r)[0] == objective), None)
 
 
 def cell_statistics(study: StudyResults, found: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
