@@ -62,7 +62,7 @@ class StudyResults:
 
     def tabulated(self, metric: str) -> bool:
         """Whether the records hold the benchmark table's statistics of ``metric`` over the whole space."""
-        return "mean" in self.metrics.get(metric, {})
+        return _tabulated(self.metrics, metric)
 
     def label(self, metric: str) -> str:
         """Human name of a metric, as the runs' objectives gave it."""
@@ -144,12 +144,16 @@ def read_study(directory: str | Path) -> StudyResults:
         reported = dict.fromkeys(m for r in records for m in (r.best_metrics or {}))
         columns = [m for m in reported if m not in COMPOSITES and default_direction(m) == "max"]
         shown = columns + ["ood"] + targets
-        if any("mean" in metrics.get(m, {}) for m in shown):  # with a benchmark table, report its accuracies
-            columns = [m for m in columns if "mean" in metrics.get(m, {})]  # (not e.g. a zero-cost proxy's score)
+        if any(_tabulated(metrics, m) for m in shown):  # with a benchmark table, report its accuracies
+            columns = [m for m in columns if _tabulated(metrics, m)]  # (not e.g. a zero-cost proxy's raw score)
     table = None
-    if any("mean" in metrics.get(m, {}) for m in shown):
+    if any(_tabulated(metrics, m) for m in shown):
         table = next((r.objective_info for r in records if "table" in r.objective_info), UNNAMED_TABLE)
     return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), columns, metrics, table)
+
+
+def _tabulated(metrics: dict[str, dict[str, Any]], metric: str) -> bool:
+    return "mean" in metrics.get(metric, {})
 
 
 def _check_columns(records: list[RunResult], columns: list[str]) -> None:
