@@ -155,10 +155,10 @@ class Constrained(Objective):
         return self.inner.label(metric)
 
     def unit(self, metric: str) -> str:
-        return self.measurers.get(metric, self.inner).unit(metric)
+        return self.measurer(metric).unit(metric)
 
     def table_values(self, metric: str) -> np.ndarray | None:
-        return self.measurers.get(metric, self.inner).table_values(metric)
+        return self.measurer(metric).table_values(metric)
 
     def info(self) -> dict:
         return {**self.inner.info(), "constraints": [str(c) for c in self.constraints]}

@@ -101,10 +101,10 @@ class Joint(Objective):
         return self.primary.label(metric)
 
     def unit(self, metric: str) -> str:
-        return self._measurer(metric).unit(metric)
+        return self.measurer(metric).unit(metric)
 
     def table_values(self, metric: str) -> np.ndarray | None:
-        return self._measurer(metric).table_values(metric)
+        return self.measurer(metric).table_values(metric)
 
     def info(self) -> dict:
         out = {**self.primary.info(), "targets": list(self.targets), "directions": list(self.directions)}
