@@ -1,4 +1,5 @@
-"""A study's plots: anytime curves, and ID vs OoD of the found archs over the whole space (cf. HyViTas-Bench Fig. 5).
+"""A study's plots: anytime curves, and ID vs OoD of the found archs (over the whole space when the benchmark
+table is at hand; cf. HyViTas-Bench Fig. 5).
 
 Each figure is written as PNG (to look at) and PDF (for a paper). Figures are
 built as plain ``Figure`` objects on the Agg canvas, never through pyplot, so
