@@ -44,6 +44,11 @@ class SumObjective(Objective):
         return {"sum": archs.sum(axis=1).astype(float)}
 
 
+def untimed(record: dict) -> dict:
+    """A run record without its ``timing`` (wall-clock seconds): what the config and seed fix."""
+    return {k: v for k, v in record.items() if k != "timing"}
+
+
 class Counting:
     """An objective wrapper counting the archs it is asked to evaluate."""
 

@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
+from conftest import untimed
 from nas_lab.cli.main import main
+from nas_lab.core.results import RunResult
 
 
 def nas_lab(capsys, *args):
@@ -25,8 +27,11 @@ def test_main_job_prints_a_readable_summary(capsys, tmp_path):
                    "RedStylized-IN", "params", "GPU-hours of simulated training"):
         assert needle in out
     assert len(out.splitlines()) <= 20
-    record = json.loads(next(tmp_path.glob("*.json")).read_text())
+    saved = next(tmp_path.glob("*.json"))
+    record = json.loads(saved.read_text())
     assert record["searcher"] == "rea" and record["evaluations"] == 100
+    assert record["config"]["objective"] == "id+ood" and record["config"]["params"]["searcher"] == {}
+    assert RunResult.load(saved).best_index == record["best"]["index"]  # the one loader reads what `run` wrote
 
 
 def test_json_output_has_the_promised_fields(capsys):
@@ -37,15 +42,17 @@ def test_json_output_has_the_promised_fields(capsys):
     assert d["best"]["arch"].keys() == {"conv.kernel", "conv.expansion", "attn.kernel", "attn.expansion",
                                         "stage1.dim", "stage2.dim", "stage3.dim", "stage4.dim"}
     assert {"id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized", "ood", "params"} <= d["best"]["metrics"].keys()
-    assert len(d["history"]) == 100 and {"index", "value"} <= d["history"][0].keys()
-    assert max(h["value"] for h in d["history"]) == pytest.approx(d["best"]["metrics"]["id+ood"])
+    assert len(d["history"]["index"]) == len(d["history"]["value"]) == 100 and d["targets"] == ["id+ood"]
+    assert max(v for v, in d["history"]["value"]) == pytest.approx(d["best"]["metrics"]["id+ood"])
+    assert d["metrics"]["id+ood"]["label"] == "ID+OoD" and d["metrics"]["id"]["unit"] == "%"
+    assert d["metrics"]["id"]["max"] == pytest.approx(73.66, abs=0.01)  # the table's optimum, recorded with the run
 
 
 def test_same_seed_gives_identical_json(capsys):
     args = ("run", "searcher=rea", "objective=id+ood", "seed=9", "searcher.population=20", "--json", "--no-save")
-    first, second = nas_lab(capsys, *args)[1], nas_lab(capsys, *args)[1]
-    assert first == second
-    assert first != nas_lab(capsys, *args[:3], "seed=10", *args[4:])[1]
+    first, second = (untimed(json.loads(nas_lab(capsys, *args)[1])) for _ in range(2))
+    assert first == second  # all but the wall-clock timings
+    assert first != untimed(json.loads(nas_lab(capsys, *args[:3], "seed=10", *args[4:])[1]))
 
 
 def test_list_shows_every_registered_name_with_parameters(capsys):

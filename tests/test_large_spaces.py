@@ -12,7 +12,7 @@ from nas_lab.core.runner import run
 from nas_lab.core.space import Decision, Space
 from nas_lab.searchers.random import RandomSearch
 from nas_lab.searchers.rea import RegularizedEvolution
-from nas_lab.study.store import record_of
+from nas_lab.core.results import RunResult
 
 
 class Stack(Space):
@@ -100,10 +100,16 @@ def test_runs_and_store_records_on_a_huge_space(vitas_like, searcher):
     result = run(vitas_like, SumObjective(vitas_like), searcher, budget=150, seed=0)
     assert result.evaluations == 150 and len(set(result.history["index"].tolist())) == 150
     assert isinstance(result.best_index, int)
-    record = json.loads(json.dumps(record_of(result, searcher.name, "sum", 0, {})))
-    assert record["history_index"] == result.history["index"].tolist()  # big ints survive JSON exactly
-    assert (vitas_like.arch(np.array(record["history_index"], dtype=object)) ==
-            vitas_like.arch(result.history["index"])).all()
+    record = json.loads(json.dumps(result.to_record()))
+    assert record["history"]["index"] == result.history["index"].tolist()  # big ints survive JSON exactly
+    back = RunResult.from_record(record)
+    assert back.history["index"].dtype == object and back.best_index == result.best_index
+    assert (vitas_like.arch(back.history["index"]) == vitas_like.arch(result.history["index"])).all()
+    frame = back.history_frame(vitas_like)  # the run's decisions, option by option
+    archs = vitas_like.arch(result.history["index"])
+    assert frame["index"].tolist() == result.history["index"].tolist()
+    for j, d in enumerate(vitas_like.decisions):
+        assert frame[d.name].tolist() == [d.options[i] for i in archs[:, j]]
 
 
 def test_describe_leaves_out_inactive_decisions_and_reads_back(vitas_like):

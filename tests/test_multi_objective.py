@@ -11,7 +11,7 @@ import yaml
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from conftest import SumObjective
+from conftest import SumObjective, untimed
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.constraint import Constrained, Constraint
@@ -143,15 +143,16 @@ def test_a_random_run_reports_its_front_and_quality(space):
     assert curve[-1, 0] == 300 and curve[-1, 1] == pytest.approx(f["hypervolume"], rel=1e-12)
     assert (np.diff(curve[:, 1]) >= -1e-12).all()  # a front only improves as archs are added
     again = run(space, objective, RandomSearch(), budget=300, seed=3)
-    assert again.to_dict() == result.to_dict()
+    assert untimed(again.to_record()) == untimed(result.to_record())
 
 
 def test_run_json_carries_front_hypervolume_and_reference(capsys):
     assert main(["run", "objective=id+ood,latency.agx_orin", "searcher=random", "budget=200", "--json", "--no-save"]) == 0
-    out = json.loads(capsys.readouterr().out)
-    assert {"front", "hypervolume", "igd", "reference"} <= set(out)
-    assert set(out["front"][0]) == {"index", "arch", "metrics"}
-    assert out["reference"]["source"] == "true front" and len(out["reference"]["reference"]) == 2
+    front = json.loads(capsys.readouterr().out)["front"]
+    assert {"index", "archs", "values", "hypervolume", "igd", "scale", "true_front"} <= set(front)
+    assert len(front["index"]) == len(front["archs"]) == len(front["values"]) and len(front["values"][0]) == 2
+    assert front["scale"]["source"] == "true front" and len(front["scale"]["reference"]) == 2
+    assert len(front["true_front"]) == front["true_size"] and front["hypervolume"] <= front["true_hypervolume"]
 
 
 def test_run_summary_prints_the_front_shortened(capsys):
@@ -217,11 +218,11 @@ def test_multi_objective_study_stores_every_target_and_reports_front_quality(tmp
     records = [json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()]
     assert len(records) == 3
     r = records[0]
-    assert len(r["history_value"][0]) == 2 and r["targets"] == ["id", "latency.rpi4"]
-    assert r["scale"]["source"] == "true front" and 0 < r["hypervolume"] <= r["true_hypervolume"]
+    assert len(r["history"]["value"][0]) == 2 and r["targets"] == ["id", "latency.rpi4"]
+    assert r["front"]["scale"]["source"] == "true front" and 0 < r["front"]["hypervolume"] <= r["front"]["true_hypervolume"]
     report = (out / "report.md").read_text()
     assert "Hypervolume" in report and "True front" in report and "| 3 |" in report
-    hv = np.mean([x["hypervolume"] for x in records])
+    hv = np.mean([x["front"]["hypervolume"] for x in records])
     assert f"{hv:.4f}" in report  # the table's mean is the runs' mean
     assert (out / "hypervolume.png").stat().st_size > 0 and (out / "fronts_1.png").stat().st_size > 0
 
@@ -229,16 +230,15 @@ def test_multi_objective_study_stores_every_target_and_reports_front_quality(tmp
 def test_untabulated_runs_share_one_reference_in_the_report(space):
     from nas_lab.study.pareto import _shared_hypervolumes
 
-    class Study:  # the two fields _shared_hypervolumes reads
+    def run_of(key, values):  # the fields _shared_hypervolumes reads of a recorded run
+        return type("Run", (), {"config": {"objective": "sum,params", "budget": 9, "study": {"key": key, "label": "s"}},
+                                "directions": ("max", "min"),
+                                "front": {"hypervolume": 9.0, "scale": {"source": "run"}, "values": values}})
+
+    class Study:
         class config:
             objectives = ["sum,params"]
-        objectives = {"sum,params": type("O", (), {"directions": ("max", "min")})()}
-        records = [
-            {"key": "a", "objective": "sum,params", "hypervolume": 9.0, "scale": {"source": "run"},
-             "front_values": [[10.0, 1.0], [5.0, 0.5]]},
-            {"key": "b", "objective": "sum,params", "hypervolume": 9.0, "scale": {"source": "run"},
-             "front_values": [[8.0, 2.0]]},
-        ]
+        records = [run_of("a", [[10.0, 1.0], [5.0, 0.5]]), run_of("b", [[8.0, 2.0]])]
     hv = _shared_hypervolumes(Study)
     # shared reference (-5, 2) in minimisation form: run a covers (-10..-5)x(1..2) and (-5..)x.. = 5*1 + 0; run b 0
     assert hv == {"a": pytest.approx(5.0, rel=1e-12), "b": pytest.approx(0.0, abs=1e-12)}

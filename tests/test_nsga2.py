@@ -188,4 +188,4 @@ def test_cli_run_reports_a_front_in_json(capsys):
     assert code == 0
     record = json.loads(out)
     assert record["searcher"] == "nsga2" and record["evaluations"] == 120
-    assert 0 < record["hypervolume"] <= record["true_hypervolume"]
+    assert 0 < record["front"]["hypervolume"] <= record["front"]["true_hypervolume"]

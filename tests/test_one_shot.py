@@ -181,7 +181,7 @@ def test_rea_searches_on_a_supernet_and_reports_supernet_and_table_metrics(space
     metrics = record["best"]["metrics"]
     for m in METRICS:
         assert 0 <= metrics[m] <= 100, m
-    assert max(h["value"] for h in record["history"]) == metrics["id"]
+    assert max(v for v, in record["history"]["value"]) == metrics["id"]
     assert metrics["ood"] == pytest.approx(np.mean([metrics[m] for m in ("ood.c1", "ood.c5", "ood.sketch")]))
     assert metrics["id+ood"] == pytest.approx((metrics["id"] + metrics["ood"]) / 2)
     table = TabularObjective(space, "id").report(space.arch([record["best"]["index"]]))

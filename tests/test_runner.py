@@ -179,4 +179,4 @@ def test_a_searcher_that_is_done_ends_the_run_and_its_report_is_recorded(space, 
     result = run(space, sum_objective, OneShot(), budget=100, seed=0)
     assert result.evaluations == 1 and result.best_metrics["sum"] == 16.0
     assert result.note == "searcher finished after 1 of 100 evaluations"
-    assert result.to_dict()["searcher_report"] == {"supernet.val": 0.5}
+    assert result.to_record()["searcher_report"] == {"supernet.val": 0.5}

@@ -7,15 +7,20 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 
+from conftest import SumObjective, untimed
+
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
+from nas_lab.core.runner import run
+from nas_lab.searchers.random import RandomSearch
 from nas_lab.study.config import StudyConfig
 from nas_lab.core.parallel import parallel_map, threads_per_worker
 from nas_lab.study.engine import chunks, run_study
-from nas_lab.study.store import Store
+from nas_lab.study.store import Store, key_of
 
 SMALL = {
     "name": "small",
@@ -28,8 +33,8 @@ SMALL = {
 
 
 def results(directory):
-    """Everything a run found, keyed by run, without timings."""
-    return {r["key"]: (r["best_index"], r["history_index"], r["history_value"]) for r in Store(directory).records()}
+    """Everything a run recorded, keyed by run, without timings."""
+    return {key_of(r): untimed(r.to_record()) for r in Store(directory).records()}
 
 
 def test_workers_and_ray_give_identical_runs(tmp_path):
@@ -49,8 +54,10 @@ def test_store_is_one_pandas_call_with_config_beside_each_result(tmp_path):
     frame = pd.read_json(tmp_path / "runs.jsonl", lines=True)
     assert len(frame) == 24
     row = frame.iloc[0]
-    assert row["config"]["budget"] == 20 and row["config"]["seed"] == [4, row["repeat"]]
-    assert set(row["best"]) >= {"id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized"}
+    study = row["config"]["study"]
+    assert row["config"]["budget"] == 20 and row["config"]["seed"] == [4, study["repeat"]]
+    assert study["key"] == f"{study['label']}|{row['config']['objective']}|20|{study['repeat']}"
+    assert set(row["best"]["metrics"]) >= {"id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized"}
 
 
 def test_resume_runs_only_what_is_missing(tmp_path):
@@ -130,7 +137,7 @@ def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path
     finished = subprocess.run(cmd, capture_output=True, text=True)
     assert finished.returncode == 0, finished.stderr
     records = [json.loads(line) for line in runs.read_text().splitlines()]
-    assert len(records) == 12000 and len({r["key"] for r in records}) == 12000
+    assert len(records) == 12000 and len({r["config"]["study"]["key"] for r in records}) == 12000
     assert f"{12000 - kept} runs now, {kept} already recorded" in finished.stdout
 
 
@@ -163,11 +170,11 @@ def test_budgets_are_a_grid_axis_and_constraints_apply_to_every_run(tmp_path):
     assert study.settings() == [("id", 10), ("id", 25)]
     assert run_study(study, tmp_path, workers=1).ran == 2 * 2 * 3
     records = list(Store(tmp_path).records())
-    assert sorted({r["budget"] for r in records}) == [10, 25]
-    assert all(r["evaluations"] == r["budget"] for r in records)
-    found = [r["best"] for r in records if r["best"] is not None]  # a short run may find no feasible arch
+    assert sorted({r.budget for r in records}) == [10, 25]
+    assert all(r.evaluations == r.budget for r in records)
+    found = [r.best_metrics for r in records if r.best_metrics is not None]  # a short run may find no feasible arch
     assert len(found) >= 10 and all(b["latency.rtx4090"] <= 1.0 for b in found)
-    assert all(r["config"]["constraints"] == ["latency.rtx4090<=1.0"] for r in records)
+    assert all(r.config["constraints"] == ["latency.rtx4090<=1.0"] for r in records)
     report = write_report(tmp_path)
     assert "| REA (ID top-1, 25 evals) |" in report.markdown and "budget 10 or 25 evaluations, subject to latency" in report.markdown
     assert {p.name for p in report.paths} >= {"anytime.png", "id_vs_ood.png"}
@@ -183,12 +190,17 @@ def test_a_searcher_may_run_fewer_repeats_and_fewer_objectives(tmp_path):
     assert "partial" not in report.markdown
 
 
-def test_store_lines_are_strict_json_even_with_nan_metrics(tmp_path):
+def test_store_lines_are_strict_json_even_with_nan_metrics(tmp_path, space):
+    result = run(space, SumObjective(space), RandomSearch(), budget=3, seed=0)
+    result.config = {"study": {"key": "a"}}
+    result.best_metrics = {"id": float("nan"), "params": float("inf")}
+    result.history["value"][:, 0] = np.nan
     with Store(tmp_path) as store:
-        store.append({"key": "a", "best": {"id": float("nan"), "params": float("inf")}, "history_value": [1.0]})
+        store.append(result.to_record())
     text = (tmp_path / "runs.jsonl").read_text()
     assert "NaN" not in text and "Infinity" not in text
-    assert next(Store(tmp_path).records())["best"] == {"id": None, "params": None}
+    back = next(Store(tmp_path).records())
+    assert back.best_metrics == {"id": None, "params": None} and np.isnan(back.history["value"]).all()
 
 
 def test_a_row_may_set_its_own_space_and_objective_params_and_seed_by_repeat():

@@ -1,4 +1,5 @@
-"""Study report and plots, on a small real study (random and REA, ID and ID+OoD, 5 repeats of 30 evaluations)."""
+"""Study report and plots, on a small real study (random and REA, ID and ID+OoD, 5 repeats of 30 evaluations);
+reports from run records alone (the benchmark table moved away); records of an older nas_lab refused."""
 
 import json
 import shutil
@@ -11,12 +12,15 @@ import yaml
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.registry import create
+from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.plots import incumbent_curves
 from nas_lab.study.report import write_report
-from nas_lab.study.store import RUNS_FILE, Store, record_of
+from nas_lab.study.results import cell_of
+from nas_lab.study.engine import run_chunk, run_study
+from nas_lab.study.store import RUNS_FILE, Store, key_of
 
 COLUMNS = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized")
 LABELS = ("ID top-1", "RedIN-C 1", "RedIN-C 5", "RedIN-Sketch", "RedStylized-IN")
@@ -36,9 +40,7 @@ def run_grid(directory, config):
     (directory / "study.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     with Store(directory) as store:
         for spec in config.runs():
-            space, objective, searcher = build(spec.run_config())
-            result = run(space, objective, searcher, budget=spec.study.budget, seed=spec.seed)
-            store.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
+            store.append(*run_chunk([spec]))
     return directory
 
 
@@ -64,9 +66,9 @@ def test_rows_are_mean_and_std_over_repeats_of_the_found_archs(study, every_arch
     assert list(cells["row"]) == ["Random search (ID top-1)", "REA (ID top-1)", "Random search (ID+OoD)", "REA (ID+OoD)"]
     assert list(cells["runs"]) == [5, 5, 5, 5]
     for _, row in cells.iterrows():
-        runs = [r for r in records if r["objective"] == row["objective"] and r["searcher"] == row["searcher"]]
+        runs = [r for r in records if cell_of(r) == (row["objective"], row["budget"], row["searcher"])]
         for m in COLUMNS:
-            found = np.array([r["best"][m] for r in runs])
+            found = np.array([r.best_metrics[m] for r in runs])
             assert row[f"{m}_mean"] == pytest.approx(np.mean(found), abs=1e-9)
             assert row[f"{m}_std"] == pytest.approx(np.std(found, ddof=1), abs=1e-9)
             assert f"{np.mean(found):.2f} ± {np.std(found, ddof=1):.2f}" in report.markdown
@@ -115,8 +117,8 @@ def test_partial_study_says_how_many_runs_finished(study, tmp_path):
     partial.mkdir()
     shutil.copy(directory / "study.yaml", partial / "study.yaml")
     records = list(Store(directory).records())
-    kept = [r for r in records if r["key"] != "random|id+ood|30|3" and not r["key"].startswith("rea|id+ood|30|")]
-    (partial / RUNS_FILE).write_text("".join(json.dumps(r) + "\n" for r in kept))
+    kept = [r for r in records if key_of(r) != "random|id+ood|30|3" and not key_of(r).startswith("rea|id+ood|30|")]
+    (partial / RUNS_FILE).write_text("".join(json.dumps(r.to_record()) + "\n" for r in kept))
     report = write_report(partial)
     assert "**partial: 14 of 20 runs finished" in report.markdown
     assert "partial: 14 of 20 runs finished" in (partial / "report.tex").read_text()
@@ -142,25 +144,32 @@ def test_incumbent_curves_follow_the_runs_own_objective(study, every_arch):
     directory, _ = study
     records = list(Store(directory).records())
     for objective in ("id", "id+ood"):
-        runs = [r for r in records if r["objective"] == objective]
-        curves = incumbent_curves(runs, "max", every_arch["id"], 30)
+        runs = [r for r in records if cell_of(r)[0] == objective]
+        curves = incumbent_curves(runs, "id", 30)
         assert curves.shape == (10, 30)
-        assert curves[:, -1] == pytest.approx([r["best"]["id"] for r in runs])
+        assert curves[:, -1] == pytest.approx([r.best_metrics["id"] for r in runs])
+        for r, curve in zip(runs, curves):  # the recorded incumbents' ID is the table's, after every evaluation
+            best = np.maximum.accumulate(r.history["value"][:, 0])
+            first = [int(np.flatnonzero(r.history["value"][:, 0] == b)[0]) for b in best]
+            assert curve == pytest.approx(every_arch["id"][r.history["index"][first]])
         if objective == "id":
             assert (np.diff(curves, axis=1) >= 0).all()
     # under ID+OoD the incumbent's ID can drop: a better ID+OoD arch with lower ID takes over
-    assert (np.diff(incumbent_curves([r for r in records if r["objective"] == "id+ood"], "max", every_arch["id"], 30)) < 0).any()
+    assert (np.diff(incumbent_curves([r for r in records if cell_of(r)[0] == "id+ood"], "id", 30)) < 0).any()
 
 
-def test_incumbent_is_the_first_to_reach_the_best_value():
-    metric = np.arange(100.0)
-    records = [
-        {"history_index": [10, 11, 12, 13, 14], "history_value": [None, 1.0, 3.0, 3.0, 2.0]},
-        {"history_index": [20, 21, 22, 23, 24], "history_value": [5.0, None, 2.0, 2.0, 7.0]},
-    ]
-    maximised = incumbent_curves(records, "max", metric, 6)  # budget 6: a run that stopped early keeps its incumbent
-    np.testing.assert_array_equal(maximised, [[np.nan, 11, 12, 12, 12, 12], [20, 20, 20, 20, 24, 24]])
-    np.testing.assert_array_equal(incumbent_curves(records, "min", metric, 5), [[np.nan, 11, 11, 11, 11], [20, 20, 22, 22, 22]])
+def test_incumbent_is_the_first_to_reach_the_best_value(space, sum_objective):
+    result = run(space, sum_objective, create("searcher", "random", {}), budget=5, seed=0)
+    result.history["value"][:, 0] = [np.nan, 1.0, 3.0, 3.0, 2.0]
+    assert result.incumbent_rows().tolist() == [1, 2]
+    result.history["feasible"][2] = False  # never the incumbent: the equal value after it is
+    assert result.incumbent_rows().tolist() == [1, 3]
+    result.directions = ("min",)
+    assert result.incumbent_rows().tolist() == [1] and result.best_so_far()[-1] == 1.0
+    runs = [type("R", (), {"incumbents": {"evaluation": [2, 3], "metrics": {"id": [11.0, 12.0]}}}),
+            type("R", (), {"incumbents": {"evaluation": [1, 5], "metrics": {"id": [20.0, 24.0]}}})]
+    curves = incumbent_curves(runs, "id", 6)  # budget 6: a run that stopped early keeps its incumbent
+    np.testing.assert_array_equal(curves, [[np.nan, 11, 12, 12, 12, 12], [20, 20, 20, 20, 24, 24]])
 
 
 def _small_study(directory, data):
@@ -178,28 +187,29 @@ def test_report_key_chooses_the_columns_and_their_order(tmp_path, every_arch):
     assert "| Method | RedIN-C 5 | params | ID top-1 | runs |" in report.markdown
     records = list(Store(tmp_path / "s").records())
     assert csv.loc["Random search (ID top-1)", "params_mean"] == pytest.approx(
-        np.mean([r["best"]["params"] for r in records]), rel=1e-12)  # the recorded values, averaged
-    found = [r["best"]["params"] for r in records]
+        np.mean([r.best_metrics["params"] for r in records]), rel=1e-12)  # the recorded values, averaged
+    found = [r.best_metrics["params"] for r in records]
     assert f"| {np.mean(found):,.0f} ± {np.std(found, ddof=1):,.0f} |" in report.markdown  # counts, not decimals
     assert csv.loc["Optimum", "id_mean"] == pytest.approx(every_arch["id"].max())
     all_params = TabularObjective(space, "params").values()
     assert csv.loc["Optimum", "params_mean"] == pytest.approx(all_params.min())  # a metric to minimise: its least
 
 
-def test_report_column_the_runs_lack_is_measured_by_their_objective(tmp_path):
+def test_report_column_the_runs_lack_is_measured_by_their_objective_as_they_run(tmp_path):
     cache = str(tmp_path / "zc.sqlite")
     params = {"cache": cache, "resolution": 32, "batch_size": 2}
     report = _small_study(tmp_path / "s", {"budget": 3, "repeats": 1, "objectives": ["zc.params"], "searchers": {"random": {}},
                                            "objective_params": params, "report": ["zc.params", "zc.synflow"]})
     (record,) = Store(tmp_path / "s").records()
-    assert "zc.synflow" not in record["best"]  # the run searched zc.params only
+    assert record.targets == ("zc.params",)  # the run searched zc.params only, and recorded zc.synflow too
     cfg = RunConfig(space="hyvitas", objective="zc.synflow")
     for key, value in params.items():
         cfg.set(f"objective.{key}", str(value))
     space, objective, _ = build(cfg)
-    expected = objective.measure("zc.synflow", space.from_values(record["best_arch"])[None])[0]
+    expected = objective.measure("zc.synflow", space.from_values(record.best_arch)[None])[0]
+    assert record.best_metrics["zc.synflow"] == pytest.approx(expected, rel=1e-9)  # read back from the same cache
     csv = pd.read_csv(tmp_path / "s" / "report.csv")
-    assert csv.loc[0, "zc.synflow_mean"] == pytest.approx(expected, rel=1e-9)  # read back from the same cache
+    assert csv.loc[0, "zc.synflow_mean"] == pytest.approx(expected, rel=1e-9)
     assert "no benchmark table holds the reported columns" in report.markdown
 
 
@@ -229,3 +239,50 @@ def test_report_key_does_not_change_the_grid():
     base = {"name": "x", "objectives": ["id"], "searchers": {"random": {}}}
     assert StudyConfig.from_dict(base, {}).same_grid(StudyConfig.from_dict({**base, "report": ["id"]}, {}))
     assert StudyConfig.from_dict(base, {"report": "id,ood.c1"}).report == ["id", "ood.c1"]
+
+
+def test_report_works_from_records_alone_with_the_table_gone(tmp_path, shared_data, monkeypatch):
+    """Run two small NB201 studies on a copy of the table, move the table away: the report is the same."""
+    data = tmp_path / "nb201"
+    data.mkdir()
+    shutil.copy(shared_data / "nats_bench.csv", data)
+    shutil.copytree(shared_data / "help_nasbench201_latency", data / "help_nasbench201_latency")
+    base = {"space": "nb201", "table": str(data), "budget": 30, "repeats": 2, "seed": 5}
+    studies = {
+        "one": {"objectives": ["test.cifar10", "test.cifar100"], "constraints": ["latency.pixel3<=15"],
+                "searchers": {"random": {}, "rea": {"population": 10, "tournament": 3}}},
+        "several": {"objectives": [["test.cifar10", "latency.pixel3"]], "searchers": {"random": {}}},
+    }
+    written = {}
+    for name, grid in studies.items():
+        directory = run_grid(tmp_path / name, StudyConfig.from_dict({"name": name, **base, **grid}, {}))
+        report = write_report(directory)
+        written[name] = {p.name: p.read_bytes() for p in report.paths if p.suffix in (".md", ".csv", ".tex")}
+    assert "| Optimum | 94.37 |" in written["one"]["report.md"].decode()  # from the table, recorded by the runs
+    assert "True front (CIFAR-10 test, latency.pixel3)" in written["several"]["report.md"].decode()
+
+    data.rename(tmp_path / "elsewhere")
+    with pytest.raises(UserError, match="is neither a built-in table"):  # a new run does need the table
+        StudyConfig.from_dict({"name": "x", **base, **studies["one"]}, {})
+    monkeypatch.setattr("nas_lab.study.config.build", None)  # a report builds no objective: this would fail
+    for name in studies:
+        report = write_report(tmp_path / name)
+        assert {p.name: p.read_bytes() for p in report.paths if p.suffix in (".md", ".csv", ".tex")} == written[name]
+        assert all(p.stat().st_size > 0 for p in report.paths)
+
+
+def test_records_of_an_older_nas_lab_are_refused_in_one_sentence(study, tmp_path):
+    directory, _ = study
+    old = tmp_path / "old"
+    shutil.copytree(directory, old)
+    line = {"key": "random|id|30|0", "searcher": "random", "objective": "id", "budget": 30, "repeat": 0,
+            "best": {"id": 70.0}, "history_index": [1, 2], "history_value": [69.0, 70.0]}
+    with open(old / RUNS_FILE, "a") as fh:
+        fh.write(json.dumps(line) + "\n")
+    for attempt in (lambda: write_report(old), lambda: run_study(StudyConfig.load(old / "study.yaml"), old, workers=1)):
+        with pytest.raises(UserError, match=r"line 21 of .*runs.jsonl was written by an older nas_lab, before runs "
+                                            r"had one record shape; .* run it again \(a study: into a new folder"):
+            attempt()
+    (tmp_path / "run.json").write_text(json.dumps({"space": "hyvitas", "history": [{"index": 1, "value": 70.0}]}))
+    with pytest.raises(UserError, match="run record .*run.json was written by an older nas_lab"):
+        RunResult.load(tmp_path / "run.json")

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from nas_lab.cli.main import main
-from nas_lab.study.store import DAMAGED_FILE, FolderLock, Store
+from nas_lab.study.store import DAMAGED_FILE, FolderLock, Store, key_of
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {
@@ -39,7 +39,7 @@ def small_config(tmp_path: Path) -> Path:
 
 def found(directory: Path) -> dict:
     """What each run found, keyed by run, without timings."""
-    return {r["key"]: (r["best_index"], r["history_index"]) for r in Store(directory).records()}
+    return {key_of(r): (r.best_index, r.history["index"].tolist()) for r in Store(directory).records()}
 
 
 def one_sentence(err: str) -> bool:
@@ -124,7 +124,7 @@ def test_damaged_lines_are_skipped_and_counted_by_report_and_resume_reruns_their
     runs = out / "runs.jsonl"
     lines = runs.read_bytes().split(b"\n")[:-1]
     assert len(lines) == 6
-    lost = json.loads(lines[2])["key"]
+    lost = json.loads(lines[2])["config"]["study"]["key"]
     damaged = [b"", b"   ", lines[2][: len(lines[2]) // 2], b"\xff\xfe not utf-8", b"[1, 2]"]
     runs.write_bytes(b"\n".join(lines[:2] + damaged + lines[3:]) + b"\n")
     capsys.readouterr()
@@ -139,7 +139,7 @@ def test_damaged_lines_are_skipped_and_counted_by_report_and_resume_reruns_their
     assert "1 runs now, 5 already recorded" in captured.out
     assert "5 damaged line(s)" in captured.err and DAMAGED_FILE in captured.err
     assert found(out) == complete  # the rerun finds what the lost run found
-    assert [json.loads(line)["key"] for line in runs.read_text().splitlines()].count(lost) == 1
+    assert [json.loads(line)["config"]["study"]["key"] for line in runs.read_text().splitlines()].count(lost) == 1
     assert (out / DAMAGED_FILE).read_bytes() == b"\n".join(damaged) + b"\n"
     assert main(["report", str(out)]) == 0
     assert "damaged" not in capsys.readouterr().err
@@ -181,7 +181,7 @@ def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_co
     finished = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert f"{40 - len(kept)} runs now, {len(kept)} already recorded, 40 in all" in finished.stdout
-    keys = [json.loads(line)["key"] for line in runs.read_text().splitlines()]
+    keys = [json.loads(line)["config"]["study"]["key"] for line in runs.read_text().splitlines()]
     assert len(keys) == len(set(keys)) == 40
 
 

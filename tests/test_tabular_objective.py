@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from conftest import untimed
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run
@@ -94,6 +95,6 @@ def test_rea_beats_random_search_on_mean_best_id_over_100_seeds(space, id_object
 def test_same_config_and_seed_give_identical_results(space):
     def once():
         s, o, r = build(RunConfig(objective="id+ood", seed=11))
-        return run(s, o, r, budget=100, seed=11).to_dict()
+        return untimed(run(s, o, r, budget=100, seed=11).to_record())
 
     assert once() == once()

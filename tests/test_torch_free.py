@@ -1,4 +1,5 @@
-"""The tabular hot path never imports torch: spaces, tables, searchers, runs, studies and latency lookups."""
+"""The tabular hot path never imports torch: spaces, tables, searchers, runs, studies, latency lookups and the
+Python API (``import nas_lab`` itself imports nothing heavy)."""
 
 import subprocess
 import sys
@@ -44,6 +45,21 @@ SNIPPETS = {
         "study = StudyConfig.from_dict({'name': 't', 'budget': 10, 'repeats': 2, 'objectives': ['id'],\n"
         "                               'searchers': {'rea': {}}}, {})\n"
         "run_study(study, tempfile.mkdtemp(), workers=1)\n"
+    ),
+    "the Python API: import nas_lab, nas_lab.run, its frames and record, a study read by load_study": (
+        "import tempfile\n"
+        "import nas_lab\n"
+        "assert 'pandas' not in sys.modules and 'nas_lab.core' not in sys.modules, 'import nas_lab is not cheap'\n"
+        "r = nas_lab.run(space='hyvitas', searcher='rea', objective='id+ood', budget=30, seed=0,\n"
+        "                searcher_params={'population': 10}, constraints=['latency.rtx4090<=1.1'])\n"
+        "r.history_frame(); r.front_frame(); nas_lab.RunResult.from_record(r.to_record())\n"
+        "nas_lab.run(objective='id,params', searcher='random', budget=30).front_frame()\n"
+        "from nas_lab.study.config import StudyConfig\n"
+        "from nas_lab.study.engine import run_study\n"
+        "folder = tempfile.mkdtemp()\n"
+        "run_study(StudyConfig.from_dict({'name': 't', 'budget': 10, 'repeats': 2, 'objectives': ['id'],\n"
+        "                                 'searchers': {'random': {}}}, {}), folder, workers=1)\n"
+        "nas_lab.load_study(folder); nas_lab.load_study(folder, history=True)\n"
     ),
 }
 

@@ -239,7 +239,7 @@ def test_run_on_hyvitas_reports_id_and_ood_accuracies(cache_file, capsys):
     d = json.loads(out)
     best = d["best"]["metrics"]
     assert {"zc.params", "id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized"} <= best.keys()
-    assert best["zc.params"] == best["params"] == max(h["value"] for h in d["history"])
+    assert best["zc.params"] == best["params"] == max(v for v, in d["history"]["value"])
     assert d["cost"]["unit"] == "CPU-seconds" and d["objective_info"]["table"] == "hyvitas-sim"
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from nas_lab.cli.common import add_command, format_params, interruptible
 from nas_lab.core.config import RUN_SETTINGS, RunConfig, build
 from nas_lab.core.errors import UserError
+from nas_lab.core.record import config_of
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.core.settings import help_text
@@ -58,9 +59,10 @@ def command(args) -> int:
         space, objective, searcher = build(cfg)
         with _search_bar(cfg.budget, show=cfg.progress and not objective.cheap) as hook:
             result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed, progress=hook)
+        result.config = config_of(cfg)
     saved = None if args.no_save else _save(result, Path(args.out))
     if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))  # to_dict made every NaN null
+        print(json.dumps(result.to_record(), allow_nan=False))  # the record holds no NaN (null)
     else:
         print(summary(result, space, objective, saved))
     return 0

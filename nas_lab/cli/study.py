@@ -12,7 +12,7 @@ from nas_lab.core.parallel import ADDRESS, EXECUTOR, WORKERS
 from nas_lab.core.settings import Setting, help_text, parse_overrides, read
 from nas_lab.study.config import STUDY_SETTINGS, StudyConfig
 from nas_lab.study.engine import Progress, run_study
-from nas_lab.study.store import DAMAGED_FILE, RUNS_FILE, FolderLock, Store
+from nas_lab.study.store import DAMAGED_FILE, RUNS_FILE, FolderLock, Store, key_of
 
 #: how and where a study runs (what it is comes from its config and the other overrides)
 EXECUTION = {s.name: s for s in (
@@ -57,7 +57,7 @@ def command(args) -> int:
     workers = settings["workers"]
     keys = {spec.key for spec in study.runs()}
     FolderLock(directory).acquire().release()  # a folder in use is refused before any bar is drawn (run_study locks it)
-    already = [r for r in Store(directory).records() if r["key"] in keys]
+    already = [r for r in Store(directory).records() if key_of(r) in keys]
     progress = Progress(len(keys), already, enabled=not args.no_progress)
     try:
         with interruptible(f"finished runs are kept in {directory}; run the same command again to complete the study"):

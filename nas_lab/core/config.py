@@ -114,12 +114,15 @@ def build(cfg: RunConfig):
     return space, objective, build_searcher(cfg, space)
 
 
-def build_problem(cfg: RunConfig):
+def build_problem(cfg: RunConfig, space: Space | None = None, objective: Objective | None = None):
     """``(space, objective)`` of a config, the run's constraints wrapped around the objective; a study builds them
-    once for every run of a grid cell."""
-    space = registry.create("space", cfg.space, cfg.params["space"])
+    once for every run of a grid cell. A space or objective passed ready-made (the Python API:
+    ``nas_lab.run(space=MySpace())``) replaces the one the config names; the constraints still wrap it."""
+    if space is None:
+        space = registry.create("space", cfg.space, cfg.params["space"])
     task = cfg.task()
-    objective = build_objective(space, cfg.objective, dict(cfg.params["objective"]), task)
+    if objective is None:
+        objective = build_objective(space, cfg.objective, dict(cfg.params["objective"]), task)
     constraints = run_constraints(space, cfg.constraints)
     if constraints:
         measurers = {c.metric: _measurer(c.metric, objective, space, cfg.params["objective"], task) for c in constraints}

@@ -159,6 +159,12 @@ class Constrained(Objective):
     def label(self, metric: str) -> str:
         return self.inner.label(metric)
 
+    def unit(self, metric: str) -> str:
+        return self.measurer(metric).unit(metric)
+
+    def table_values(self, metric: str) -> np.ndarray | None:
+        return self.measurer(metric).table_values(metric)
+
     def info(self) -> dict:
         return {**self.inner.info(), "constraints": [str(c) for c in self.constraints]}
 

@@ -143,7 +143,8 @@ def summarise(history: dict[str, np.ndarray], objective) -> dict:
     """The front a run found and its quality, JSON-ready: ``index`` and ``values`` of the front's archs (best
     first target first), ``rows`` in the history, ``hypervolume``, ``curve`` (evaluations, hypervolume), and
     where the space is tabulated ``igd``, ``true_hypervolume``, ``recovered`` (share of the true front's
-    archs found) and ``true_size``; ``scale`` says how it was measured."""
+    archs found), ``true_size`` and ``true_front`` (its values, best first target first); ``scale`` says how it
+    was measured."""
     directions = objective.directions
     F = minimisation(history["value"], directions)
     ok = history["feasible"] & np.isfinite(F).all(axis=1)
@@ -167,6 +168,8 @@ def summarise(history: dict[str, np.ndarray], objective) -> dict:
         out["true_hypervolume"] = truth.hypervolume
         out["recovered"] = float(np.isin(truth.index, history["index"][rows]).mean())
         out["true_size"] = len(truth.index)
+        order = np.lexsort(truth.F.T[::-1])
+        out["true_front"] = minimisation(truth.F[order], directions).tolist()  # natural units: reports draw it
     return out
 
 

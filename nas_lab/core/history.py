@@ -12,6 +12,9 @@ import numpy as np
 
 from nas_lab.core.objective import CACHED, CUT, EVALUATED, Evaluation
 
+#: what every history records per evaluated arch (``History.arrays`` adds the metrics objectives computed on the way)
+COLUMNS = ("index", "value", "feasible", "violation", "cost", "time", "step")
+
 
 class History:
     """Evaluations of up to ``budget`` distinct archs with ``k`` optimised values each; ``exact_index`` keeps

@@ -101,6 +101,12 @@ class Joint(Objective):
     def label(self, metric: str) -> str:
         return self.primary.label(metric)
 
+    def unit(self, metric: str) -> str:
+        return self.measurer(metric).unit(metric)
+
+    def table_values(self, metric: str) -> np.ndarray | None:
+        return self.measurer(metric).table_values(metric)
+
     def info(self) -> dict:
         out = {**self.primary.info(), "targets": list(self.targets), "directions": list(self.directions)}
         if self.reference is not None:

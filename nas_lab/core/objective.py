@@ -34,6 +34,18 @@ def default_direction(metric: str) -> str:
     return "min" if _MINIMISED.match(metric.removeprefix("table.")) else "max"
 
 
+#: units of metrics by name (accuracies in %, latencies in ms), unless the objective says otherwise
+_UNITS = ((re.compile(r"^(id|ood|test|valid)(\..+)?$|^id\+ood$"), "%"), (re.compile(r"^latency\..+$"), "ms"),
+          (re.compile(r"^params$"), "parameters"), (re.compile(r"^flops$"), "FLOPs"), (re.compile(r"^macs$"), "MACs"),
+          (re.compile(r"^train\.hours$"), "GPU-hours"))
+
+
+def default_unit(metric: str) -> str:
+    """The unit of a metric's values by its name; "" for a unitless score (a zero-cost proxy)."""
+    name = metric.removeprefix("table.").removeprefix("supernet.")
+    return next((unit for pattern, unit in _UNITS if pattern.match(name)), "")
+
+
 @dataclass
 class Evaluation:
     """Result of evaluating a batch of ``n`` archs.
@@ -161,6 +173,16 @@ class Objective(Declared):
     def label(self, metric: str) -> str:
         """Human-readable name of a metric, for summaries and tables."""
         return metric
+
+    def unit(self, metric: str) -> str:
+        """Unit of a metric's values ("%", "ms"; "" for a unitless score), for records, summaries and plots."""
+        return default_unit(metric)
+
+    def table_values(self, metric: str) -> np.ndarray | None:
+        """Every arch's value of ``metric`` in index order where a benchmark table holds it (a lookup, nothing
+        evaluated); None otherwise. A run records their extremes, mean and spread, so a report's reference rows
+        ("Optimum", "Search space mean") and its plots need no table."""
+        return None
 
     def info(self) -> dict:
         """What a run record keeps about the objective (data source, options)."""

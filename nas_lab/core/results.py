@@ -1,17 +1,21 @@
-"""The record of one run: what was searched, what was evaluated, what was found.
+"""The result of one run: what was searched, what was evaluated, what was found.
 
-A ``RunResult`` is plain data (numpy arrays and dicts) so it can be written as
-JSON, aggregated by a study, and compared for determinism.
+A ``RunResult`` is plain data (numpy arrays and dicts): it is written as the run's record (``core.record``),
+aggregated by a study, compared for determinism, and seen as pandas frames in a notebook.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from nas_lab.core import record, registry
+from nas_lab.core.errors import UserError
+from nas_lab.core.history import COLUMNS
+from nas_lab.core.space import Space
 
 
 @dataclass
@@ -46,6 +50,16 @@ class RunResult:
     cost_unit: str = "GPU-hours"
     wall_time: float = 0.0
     note: str = ""
+    #: what was asked (``core.record.config_of``; a study adds its ``study`` fields); empty when not told
+    config: dict[str, Any] = field(default_factory=dict)
+    cardinality: int = 0
+    searcher_title: str = ""
+    #: the objective's one line (``Objective.describe``)
+    description: str = ""
+    #: label, unit and, where a benchmark table holds the metric, its statistics over the space
+    metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: one target: evaluation counts and indices at which the best arch so far changed, with their table metrics
+    incumbents: dict[str, Any] | None = None
 
     @property
     def evaluations(self) -> int:
@@ -57,79 +71,95 @@ class RunResult:
 
     def best_so_far(self, target: int = 0) -> np.ndarray:
         """Anytime curve: best feasible value of ``target`` after each evaluation."""
+        sign = 1.0 if self.directions[target] == "max" else -1.0
+        return np.maximum.accumulate(self._score(target)) * sign
+
+    def incumbent_rows(self) -> np.ndarray:
+        """History rows where the best arch so far changed (one target): each is the first arch to beat every
+        earlier feasible, finite value, as the runner picks the best arch."""
+        score = self._score(0)
+        before = np.maximum.accumulate(np.concatenate([[-np.inf], score[:-1]]))
+        return np.flatnonzero(score > before)
+
+    def _score(self, target: int) -> np.ndarray:
+        """``target``'s values as a maximisation, -inf where infeasible or NaN."""
         v = self.history["value"][:, target].astype(float)
         sign = 1.0 if self.directions[target] == "max" else -1.0
-        v = np.where(self.history["feasible"] & ~np.isnan(v), v * sign, -np.inf)
-        return np.maximum.accumulate(v) * sign
+        return np.where(self.history["feasible"] & ~np.isnan(v), v * sign, -np.inf)
 
-    def to_dict(self, with_history: bool = True) -> dict[str, Any]:
-        """JSON-ready dict (NaN and inf become None); no timings, so equal runs give equal dicts."""
-        out = {
-            "space": self.space,
-            "objective": self.objective,
-            "searcher": self.searcher,
-            "searcher_params": self.searcher_params,
-            **({"searcher_report": self.searcher_report} if self.searcher_report else {}),
-            "objective_info": self.objective_info,
-            "seed": self.seed,
-            "budget": self.budget,
-            "evaluations": self.evaluations,
-            "targets": list(self.targets),
-            "directions": list(self.directions),
-            "cost": {"total": self.total_cost, "unit": self.cost_unit},
-            "best": {"index": self.best_index, "arch": self.best_arch, "metrics": self.best_metrics},
-        }
-        if self.front is not None:
-            f = self.front
-            out["front"] = [{"index": i, "arch": a, "metrics": dict(zip(self.targets, map(finite_or_none, v)))}
-                            for i, a, v in zip(f["index"], f["archs"], f["values"])]
-            out.update({k: f.get(k) for k in ("hypervolume", "igd", "true_hypervolume", "recovered")})
-            out["reference"] = f["scale"]
-            out["hypervolume_curve"] = f["curve"]
-        if self.note:
-            out["note"] = self.note
-        if with_history:
-            h = self.history
-            single = h["value"].shape[1] == 1
-            out["history"] = [
-                {
-                    "index": int(i),
-                    "value": finite_or_none(v[0]) if single else [finite_or_none(x) for x in v],
-                    "feasible": bool(f),
-                    "cost": finite_or_none(c),
-                }
-                for i, v, f, c in zip(h["index"], h["value"], h["feasible"], h["cost"])
-            ]
-        return json_safe(out)  # metrics, reports and info may hold NaN too: none reaches the JSON
+    def label(self, metric: str) -> str:
+        """How reports print a metric: its recorded label, else its name."""
+        return self.metrics.get(metric, {}).get("label", metric)
+
+    # -- records ---------------------------------------------------------------
+    def to_record(self) -> dict[str, Any]:
+        """The run's record: the one JSON shape of a finished run (``core.record``)."""
+        return record.to_record(self)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> "RunResult":
+        """The run of a record (``core.record.from_record``)."""
+        return record.from_record(data)
 
     def save(self, path: str | Path) -> Path:
-        """Write the record as JSON (atomically: a crash never leaves half a file)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps({**self.to_dict(), "wall_time": self.wall_time}, indent=1, allow_nan=False))
-        tmp.replace(path)
-        return path
+        """Write the record as a JSON file (atomically: a crash never leaves half a file)."""
+        return record.write(self, path)
 
+    @classmethod
+    def load(cls, path: str | Path) -> "RunResult":
+        """The run of a record file ``save`` (``nas-lab run``) wrote; ``UserError`` if it is not one."""
+        return record.read(path)
 
-def json_safe(obj):
-    """``obj`` with every NaN or infinite float (numpy's too) turned into None, recursively: valid, strict JSON."""
-    if isinstance(obj, dict):
-        return {k: json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(json_safe(v) for v in obj)
-    if isinstance(obj, np.ndarray):
-        return json_safe(obj.tolist())
-    if isinstance(obj, (float, np.floating)):
-        return finite_or_none(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
+    # -- frames ----------------------------------------------------------------
+    def history_frame(self, space: Space | None = None):
+        """A pandas DataFrame, one row per evaluated arch in evaluation order: ``evaluation`` (1, 2, ...),
+        ``step`` (the ask/tell round), ``index``, one column per decision (its option), each target by its label,
+        ``feasible``, ``violation``, ``cost``, ``time`` (seconds since the run started) and any metric the
+        objective computed on the way (a constraint's). The decisions come from ``space``, by default the run's
+        space rebuilt by name from the record; ``UserError`` if that space cannot be rebuilt."""
+        import pandas as pd
 
+        h = self.history
+        space = self._space(space)
+        archs = space.arch(h["index"]).reshape(len(h["index"]), space.dim)
+        frame = pd.DataFrame({"evaluation": np.arange(1, self.evaluations + 1), "step": h["step"], "index": h["index"]})
+        for j, d in enumerate(space.decisions):
+            frame[d.name] = np.array(d.options, dtype=object)[archs[:, j]]
+        for j, t in enumerate(self.targets):
+            frame[self.label(t)] = h["value"][:, j]
+        for c in ("feasible", "violation", "cost", "time"):
+            frame[c] = h[c]
+        for m in (m for m in h if m not in COLUMNS):
+            frame[self.label(m)] = h[m]
+        return frame
 
-def finite_or_none(x) -> float | None:
-    """A float for JSON: NaN and infinities become None."""
-    x = float(x)
-    return x if np.isfinite(x) else None
+    def front_frame(self):
+        """A pandas DataFrame, one row per arch of the front (several targets; the best arch first by the first
+        target) or the best arch (one target; no row if none was found): ``index``, one column per decision,
+        then each target by its label."""
+        import pandas as pd
+
+        if self.front is not None:
+            rows = list(zip(self.front["index"], self.front["archs"], self.front["values"]))
+        elif self.best_index is not None:
+            row = list(self.history["index"]).index(self.best_index)
+            rows = [(self.best_index, self.best_arch, self.history["value"][row])]
+        else:
+            rows = []
+        labels = [self.label(t) for t in self.targets]
+        if not rows:
+            return pd.DataFrame(columns=["index", *labels])
+        return pd.DataFrame([{"index": i, **arch, **dict(zip(labels, values))} for i, arch, values in rows])
+
+    def _space(self, space: Space | None) -> Space:
+        """``space``, or the run's space rebuilt from its name and recorded parameters, checked against the run."""
+        if space is None:
+            params = self.config.get("params", {}).get("space", {}) if self.config.get("space") == self.space else {}
+            try:
+                space = registry.create("space", self.space, params)
+            except UserError as err:
+                raise UserError(f"{err}; pass the run's space as space= to see its decisions") from None
+        if space.name != self.space or space.cardinality != self.cardinality:
+            raise UserError(f"space {space.name!r} ({space.cardinality:,} architectures) is not the space of this run, "
+                            f"{self.space!r} ({self.cardinality:,}); pass the run's space as space=")
+        return space

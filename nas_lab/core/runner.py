@@ -10,13 +10,14 @@ numpy calls per step, no per-arch Python objects beyond the index cache.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.history import History
+from nas_lab.core.history import COLUMNS, History
 from nas_lab.core.objective import Evaluation, Objective
+from nas_lab.core.record import metric_info
 from nas_lab.core.results import RunResult
 from nas_lab.core.searcher import Searcher
 from nas_lab.core.settings import Setting, check_all, current, declared, space_bounds
@@ -59,6 +60,7 @@ def run(
     budget: int = 100,
     seed: int | list[int] = 0,
     progress: Progress | None = None,
+    report: Sequence[str] = (),
 ) -> RunResult:
     """Search ``space`` for ``objective`` with ``searcher`` until ``budget`` distinct archs are evaluated.
 
@@ -66,6 +68,8 @@ def run(
     the searcher and the objective get independent generators spawned from
     ``SeedSequence(seed)``, so the same seed gives the same run.
     ``progress(evaluated, budget, best_value)`` is called after every step.
+    ``report`` names metrics to record for the found arch beside the objective's own report (a study's
+    ``report:`` columns), so that reports read them from the record.
     """
     check_compatible(space, objective, searcher)
     BUDGET.coerce(budget, "", space_bounds(space))
@@ -119,10 +123,10 @@ def run(
         if progress is not None:
             progress(len(history), budget, best * sign)
 
-    return _result(space, objective, searcher, budget, seed, history.arrays(), time.perf_counter() - t0, note)
+    return _result(space, objective, searcher, budget, seed, history.arrays(), time.perf_counter() - t0, note, report)
 
 
-def _result(space, objective, searcher, budget, seed, history, wall, note) -> RunResult:
+def _result(space, objective, searcher, budget, seed, history, wall, note, report) -> RunResult:
     fit = Evaluation(
         values=history["value"],
         directions=objective.directions,
@@ -144,8 +148,11 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         best_index = pick
         arch = space.arch(best_index)
         best_arch = space.describe(arch)
-        best_metrics = {m: float(v[0]) for m, v in objective.report(arch[None]).items()}
-    return RunResult(
+        reported = objective.report(arch[None])
+        reported.update({m: objective.measure(m, arch[None]) for m in report if m not in reported})
+        best_metrics = {m: float(v[0]) for m, v in reported.items()}
+    names = dict.fromkeys([*objective.targets, *(best_metrics or {}), *(m for m in history if m not in COLUMNS)])
+    result = RunResult(
         space=space.name,
         objective=objective.name,
         searcher=searcher.name,
@@ -164,4 +171,15 @@ def _result(space, objective, searcher, budget, seed, history, wall, note) -> Ru
         cost_unit=objective.cost_unit,
         wall_time=wall,
         note=note,
+        cardinality=space.cardinality,
+        searcher_title=searcher.title or searcher.name,
+        description=objective.describe(),
+        metrics=metric_info(objective, names),
     )
+    if len(objective.targets) == 1:
+        rows = result.incumbent_rows()
+        index = history["index"][rows]
+        tabulated = [m for m, info in result.metrics.items() if "mean" in info]
+        result.incumbents = {"evaluation": (rows + 1).tolist(), "index": index.tolist(),
+                             "metrics": {m: objective.table_values(m)[index] for m in tabulated}}
+    return result

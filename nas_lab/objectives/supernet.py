@@ -202,6 +202,13 @@ class SupernetObjective(Objective):
         own = self._setup()[0].metrics(archs, list(METRICS))[0]
         return {**{m: own[m] for m in METRICS}, **{TABLE + m: v for m, v in table.items()}}
 
+    def table_values(self, metric: str) -> np.ndarray | None:
+        """The reference table's values of ``table.<metric>`` (or another metric it holds that is not a supernet
+        metric, which is measured with inherited weights)."""
+        if self.reference is None or metric.removeprefix("supernet.") in METRICS:
+            return None
+        return self.reference.table_values(metric.removeprefix(TABLE))
+
     def label(self, metric: str) -> str:
         if metric.startswith(TABLE) and self.reference is not None:
             return "table " + self.reference.label(metric.removeprefix(TABLE))

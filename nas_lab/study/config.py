@@ -42,6 +42,7 @@ from typing import Any
 
 from nas_lab.core.config import RUN_SETTINGS, RunConfig, build
 from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.record import config_of
 from nas_lab.core.settings import Setting, read_yaml, split_list
 from nas_lab.study.store import run_key
 
@@ -92,7 +93,7 @@ class RunSpec:
 
     def run_config(self) -> RunConfig:
         cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.budget,
-                        constraints=list(self.study.constraints))
+                        seed=self.seed, constraints=list(self.study.constraints))
         cfg.params["searcher"] = dict(self.searcher_params)
         cfg.params["space"] = self.merged("space")
         cfg.params["objective"] = {**self.merged("objective"), **({"table": self.study.table} if self.study.table else {})}
@@ -104,19 +105,8 @@ class RunSpec:
         return {k: self.repeat if v == REPEAT else v for k, v in params.items()}
 
     def describe(self) -> dict[str, Any]:
-        """The run's config as stored beside its result."""
-        return {
-            "space": self.study.space,
-            "table": self.study.table,
-            "searcher": self.searcher_name,
-            "searcher_params": dict(self.searcher_params),
-            "objective": self.objective,
-            "space_params": self.merged("space"),
-            "objective_params": self.merged("objective"),
-            "constraints": list(self.study.constraints),
-            "budget": self.budget,
-            "seed": self.seed,
-        }
+        """The run's config as its record keeps it: the run config, and the study's fields under ``study``."""
+        return {**config_of(self.run_config()), "study": {"key": self.key, "label": self.searcher, "repeat": self.repeat}}
 
 
 @dataclass
@@ -138,8 +128,10 @@ class StudyConfig:
     report: list[str] | None = None
 
     @classmethod
-    def load(cls, path: str | Path, overrides: dict[str, str] | None = None) -> "StudyConfig":
-        """Read a YAML study config and apply ``key=value`` overrides; every error is a ``UserError``."""
+    def load(cls, path: str | Path, overrides: dict[str, str] | None = None, check: bool = True) -> "StudyConfig":
+        """Read a YAML study config and apply ``key=value`` overrides; every error is a ``UserError``. ``check``
+        builds every plug-in once (``validate``); a report reads a finished study's config without (it works from
+        the run records alone)."""
         path = Path(path)
         if path.is_dir():
             hint = f" (it is a study folder: `nas-lab report {path}` reports it)" if (path / "study.yaml").is_file() else ""
@@ -155,12 +147,13 @@ class StudyConfig:
         if not isinstance(data, dict):
             raise UserError(f"study config {path} must be a mapping with keys {', '.join(STUDY_SETTINGS)}")
         data.setdefault("name", path.stem)
-        return cls.from_dict(data, overrides or {}, str(path))
+        return cls.from_dict(data, overrides or {}, str(path), check)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], overrides: dict[str, str], source: str = "study config") -> "StudyConfig":
+    def from_dict(cls, data: dict[str, Any], overrides: dict[str, str], source: str = "study config",
+                  check: bool = True) -> "StudyConfig":
         """A study from a YAML mapping and command-line overrides, every value read by its ``STUDY_SETTINGS``
-        declaration (the same text means the same as in ``nas-lab run``)."""
+        declaration (the same text means the same as in ``nas-lab run``); ``check`` as in ``load``."""
         data = dict(data)
         for key, value in overrides.items():
             if key == "objective":  # one objective, written as in `nas-lab run`
@@ -208,7 +201,8 @@ class StudyConfig:
         if size > MAX_RUNS:
             raise UserError(f"the study's grid holds {size:,} runs; at most {MAX_RUNS:,} are allowed, so lower repeats "
                             f"(now {study.repeats:,}) or split the study")
-        study.validate()
+        if check:
+            study.validate()
         return study
 
     def validate(self) -> None:

@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import yaml
 
 from nas_lab.core import registry
 from nas_lab.core.config import build_problem, build_searcher
 from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import check_execution, parallel_map
+from nas_lab.core.record import from_record
+from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.study.config import RunSpec, StudyConfig
-from nas_lab.study.store import FolderLock, Store, record_of
+from nas_lab.study.store import FolderLock, Store
 
 CONFIG_FILE = "study.yaml"
 #: at most this many runs per chunk; fewer when that keeps every worker busy
@@ -42,13 +45,14 @@ class StudyOutcome:
 
 
 def run_chunk(specs: list[RunSpec]) -> list[dict]:
-    """Run the specs of one grid cell and return their store records (executed in a worker)."""
+    """Run the specs of one grid cell and return their run records (executed in a worker)."""
     space, objective = build_problem(specs[0].run_config())
     records = []
     for spec in specs:
         searcher = build_searcher(spec.run_config(), space)
-        result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed)
-        records.append(record_of(result, spec.searcher, spec.objective, spec.repeat, spec.describe()))
+        result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed, report=spec.study.report or ())
+        result.config = spec.describe()
+        records.append(result.to_record())
     return records
 
 
@@ -98,9 +102,9 @@ def run_study(
     workers: int | None = None,
     executor: str = "local",
     address: str | None = None,
-    on_records: Callable[[list[dict]], None] | None = None,
+    on_records: Callable[[list[RunResult]], None] | None = None,
 ) -> StudyOutcome:
-    """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk."""
+    """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk's runs."""
     workers = check_execution(executor, workers)
     directory = Path(directory)
     with FolderLock(directory):  # one writer per folder: a second study here is refused, naming this process
@@ -116,7 +120,7 @@ def run_study(
                     store.append(record)
                 ran += len(records)
                 if on_records is not None:
-                    on_records(records)
+                    on_records([from_record(r) for r in records])
     return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran, damaged)
 
 
@@ -129,7 +133,7 @@ class Progress:
     because after a few hundred repeats every searcher has hit the optimum once.
     """
 
-    def __init__(self, total: int, already: list[dict], enabled: bool = True):
+    def __init__(self, total: int, already: list[RunResult], enabled: bool = True):
         from tqdm import tqdm
 
         self.sums: dict[tuple[str, str], list[float]] = {}  # (objective, searcher) -> [sum of bests, runs]
@@ -138,20 +142,17 @@ class Progress:
                         file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
         self.update(already, advance=False)
 
-    def update(self, records: list[dict], advance: bool = True) -> None:
-        for r in records:
-            values = [v for v in r["history_value"] if v is not None]
-            if "hypervolume" in r:  # several targets: a run's figure is its front's hypervolume
-                entry = self.sums.setdefault((r["objective"], r["searcher"]), [0.0, 0])
-                entry[0] += r["hypervolume"]
+    def update(self, results: list[RunResult], advance: bool = True) -> None:
+        for r in results:
+            objective, label = r.config["objective"], r.config["study"]["label"]
+            figure = r.front["hypervolume"] if r.front is not None else r.best_so_far()[-1] if r.evaluations else -np.inf
+            if np.isfinite(figure):  # several targets: a run's figure is its front's hypervolume
+                entry = self.sums.setdefault((objective, label), [0.0, 0])
+                entry[0] += figure
                 entry[1] += 1
-            elif values:
-                entry = self.sums.setdefault((r["objective"], r["searcher"]), [0.0, 0])
-                entry[0] += max(values) if r["direction"] == "max" else min(values)
-                entry[1] += 1
-            self.objective = r["objective"]
+            self.objective = objective
         if advance:
-            self.bar.update(len(records))
+            self.bar.update(len(results))
         what = "mean hypervolume" if "," in self.objective else "mean best"
         shown = " ".join(f"{s} {total / n:.{3 if ',' in o else 2}f}" for (o, s), (total, n) in self.sums.items()
                          if o == self.objective)

@@ -6,7 +6,8 @@ true front's hypervolume, IGD and the share of the true front's archs found; a
 "True front" row per objective gives the reference. Runs measured against their
 own worst values (no table, no ``objective.reference``) are re-measured here
 against one reference point shared by every run of the objective: the worst value
-of each target over all their fronts.
+of each target over all their fronts. Everything comes from the run records: each
+run computed its front's quality, and the true front's, when it ran.
 """
 
 from __future__ import annotations
@@ -19,17 +20,17 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nas_lab.core.fronts import Scale, minimisation, true_front
-from nas_lab.study.cells import cell_statistics
+from nas_lab.core.fronts import Scale, minimisation
+from nas_lab.study.cells import CELL_KEYS, cell_statistics
 from nas_lab.study.plots import save_figures
-from nas_lab.study.results import StudyResults
+from nas_lab.study.results import StudyResults, cell_of, first_run
+from nas_lab.study.store import key_of
 
 TRUE_FRONT = "True front"
 #: columns of the table: (frame column, header, format)
 COLUMNS = (("hypervolume", "Hypervolume", "{:.4f}"), ("hv_share", "HV / true HV (%)", "{:.2f}"),
            ("igd", "IGD", "{:.4f}"), ("recovered", "True front found (%)", "{:.1f}"), ("front_size", "Front size", "{:.1f}"))
 PANEL = 4.2  # inches
-VIEW_TAIL = 0.02  # share of the space's worst values on each axis left out of a fronts panel
 
 
 def is_multi_objective(study: StudyResults) -> bool:
@@ -38,20 +39,27 @@ def is_multi_objective(study: StudyResults) -> bool:
 
 def _shared_hypervolumes(study: StudyResults) -> dict[str, float]:
     """Hypervolume per run key, re-measured against one reference per objective when runs used their own."""
-    out = {r["key"]: r["hypervolume"] for r in study.records}
+    out = {key_of(r): r.front["hypervolume"] for r in study.records}
     for objective in study.config.objectives:
-        runs = [r for r in study.records if r["objective"] == objective and r["scale"]["source"] == "run"]
+        runs = [r for r in study.records if cell_of(r)[0] == objective and r.front["scale"]["source"] == "run"]
         if not runs:
             continue
-        directions = study.objectives[objective].directions
-        fronts = [minimisation(np.array(r["front_values"], dtype=float).reshape(-1, len(directions)), directions)
+        directions = runs[0].directions
+        fronts = [minimisation(np.array(r.front["values"], dtype=float).reshape(-1, len(directions)), directions)
                   for r in runs]
         everything = np.concatenate(fronts)
         k = len(directions)
         scale = Scale(np.zeros(k), np.ones(k), everything.max(axis=0), "study")
         for r, F in zip(runs, fronts):
-            out[r["key"]] = scale.hypervolume(F)
+            out[key_of(r)] = scale.hypervolume(F)
     return out
+
+
+def _true_front(study: StudyResults, objective: str) -> dict[str, Any] | None:
+    """The front of a study objective's first run, which holds the true front's quality and values where the
+    space is tabulated (every run of the objective computed the same); None otherwise."""
+    run = first_run(study.records, objective)
+    return run.front if run is not None and "true_front" in run.front else None
 
 
 def aggregate(study: StudyResults) -> pd.DataFrame:
@@ -60,23 +68,24 @@ def aggregate(study: StudyResults) -> pd.DataFrame:
     hv = _shared_hypervolumes(study)
     rows = []
     for r in study.records:
-        true_hv = r.get("true_hypervolume")
+        f = r.front
+        true_hv = f.get("true_hypervolume")
         rows.append({
-            "objective": r["objective"], "budget": r["budget"], "searcher": r["searcher"],
-            "hypervolume": hv[r["key"]],
-            "hv_share": 100 * r["hypervolume"] / true_hv if true_hv else np.nan,
-            "igd": np.nan if r.get("igd") is None else r["igd"],
-            "recovered": 100 * r["recovered"] if "recovered" in r else np.nan,
-            "front_size": len(r["front_index"]),
+            **dict(zip(CELL_KEYS, cell_of(r))),
+            "hypervolume": hv[key_of(r)],
+            "hv_share": 100 * f["hypervolume"] / true_hv if true_hv else np.nan,
+            "igd": np.nan if f.get("igd") is None else f["igd"],
+            "recovered": 100 * f["recovered"] if "recovered" in f else np.nan,
+            "front_size": len(f["index"]),
         })
     frame = cell_statistics(study, pd.DataFrame(rows), [c for c, _, _ in COLUMNS])
     truth = []
     for objective in study.config.objectives:
-        front = true_front(study.objectives[objective])
+        front = _true_front(study, objective)
         if front is not None:
             truth.append({"row": f"{TRUE_FRONT} ({study.objective_title(objective)})",
-                          "hypervolume_mean": front.hypervolume, "hv_share_mean": 100.0, "igd_mean": 0.0,
-                          "recovered_mean": 100.0, "front_size_mean": float(len(front.index))})
+                          "hypervolume_mean": front["true_hypervolume"], "hv_share_mean": 100.0, "igd_mean": 0.0,
+                          "recovered_mean": 100.0, "front_size_mean": float(front["true_size"])})
     if truth:
         frame = pd.concat([frame, pd.DataFrame(truth)], ignore_index=True)
     return frame
@@ -100,7 +109,7 @@ def headers() -> list[str]:
 
 
 def caption(study: StudyResults) -> str:
-    sources = {r["scale"]["source"] for r in study.records}
+    sources = {r.front["scale"]["source"] for r in study.records}
     text = ("Quality of the Pareto front each run found (feasible non-dominated archs): mean ± standard deviation over "
             "the finished repeats (`runs`).")
     if "true front" in sources:
@@ -120,10 +129,11 @@ def _pairs(k: int) -> list[tuple[int, int]]:
 
 
 def fronts_figure(study: StudyResults, objective: str, budget: int) -> Figure:
-    """Every repeat's front per searcher (one column each; one row per pair of targets), over the whole space in
-    grey with the true front marked, where the space is tabulated."""
-    obj = study.objectives[objective]
-    k = len(obj.targets)
+    """Every repeat's front per searcher (one column each; one row per pair of targets), with the true front
+    where the space is tabulated."""
+    run = first_run(study.records, objective)
+    targets, directions = run.targets, run.directions
+    k = len(targets)
     searchers = list(study.config.searchers)
     pairs = _pairs(k)
     fig = Figure(figsize=(PANEL * len(searchers) + 0.4, PANEL * len(pairs) + 0.8), layout="constrained")
@@ -131,48 +141,27 @@ def fronts_figure(study: StudyResults, objective: str, budget: int) -> Figure:
     grid = fig.subplots(len(pairs), len(searchers), squeeze=False)
     fig.suptitle(f"Fronts found: study {study.config.name} ({study.config.space})\n"
                  f"{study.objective_title(objective)}, budget {budget}", fontsize="medium")
-    every = obj.exhaustive() if obj.cheap else None
-    truth = true_front(obj)
+    truth = _true_front(study, objective)
     for col, searcher in enumerate(searchers):
-        runs = [r for r in study.records if (r["objective"], r["budget"], r["searcher"]) == (objective, budget, searcher)]
+        runs = [r for r in study.records if cell_of(r) == (objective, budget, searcher)]
         for row, (a, b) in enumerate(pairs):
             ax = grid[row, col]
-            if every is not None:
-                values, feasible = every
-                ax.scatter(values[feasible, a], values[feasible, b], s=3, color="0.75", alpha=0.5, linewidths=0,
-                           rasterized=True, label=f"all {int(feasible.sum()):,} feasible architectures")
             for i, r in enumerate(runs):
-                points = np.array(r["front_values"], dtype=float).reshape(-1, k)
+                points = np.array(r.front["values"], dtype=float).reshape(-1, k)
                 order = np.argsort(points[:, a])
                 ax.plot(points[order, a], points[order, b], marker=".", markersize=3, linewidth=0.6, alpha=0.35,
                         color=f"C{col}", label=f"fronts of {len(runs)} repeats" if i == 0 else None)
             if truth is not None:
-                best = minimisation(truth.F, obj.directions)  # back to natural units (the map is its own inverse)
+                best = np.array(truth["true_front"], dtype=float).reshape(-1, k)
                 order = np.argsort(best[:, a])
                 ax.plot(best[order, a], best[order, b], color="black", linewidth=1.2, marker="x", markersize=4,
-                        label="true front")
+                        label=f"true front ({truth['true_size']} architectures)")
             ax.set_title(study.searcher_title(searcher), fontsize="medium")
-            ax.set_xlabel(f"{study.label(obj.targets[a])} ({obj.directions[a]})")
-            ax.set_ylabel(f"{study.label(obj.targets[b])} ({obj.directions[b]})")
+            ax.set_xlabel(f"{study.label(targets[a])} ({directions[a]})")
+            ax.set_ylabel(f"{study.label(targets[b])} ({directions[b]})")
             ax.grid(alpha=0.3, linewidth=0.6)
             ax.legend(fontsize="x-small", loc="best")
-            if every is not None:
-                _zoom(ax, every[0][every[1]][:, [a, b]], [obj.directions[a], obj.directions[b]])
     return fig
-
-
-def _zoom(ax, values: np.ndarray, directions: list[str]) -> None:
-    """Leave out the worst ``VIEW_TAIL`` of the space on each axis (collapsed trainings), saying so."""
-    limits = []
-    for j, d in enumerate(directions):
-        v = values[:, j][np.isfinite(values[:, j])]
-        lo, hi = (np.quantile(v, VIEW_TAIL), v.max()) if d == "max" else (v.min(), np.quantile(v, 1 - VIEW_TAIL))
-        pad = 0.03 * (hi - lo)
-        limits.append((lo - pad, hi + pad))
-    ax.set_xlim(*limits[0])
-    ax.set_ylim(*limits[1])
-    ax.text(0.98, 0.02, f"worst {VIEW_TAIL:.0%} of each axis not shown", transform=ax.transAxes, ha="right",
-            va="bottom", fontsize="x-small", color="0.4")
 
 
 def hypervolume_figure(study: StudyResults) -> Figure:
@@ -184,8 +173,8 @@ def hypervolume_figure(study: StudyResults) -> Figure:
     fig.suptitle(f"Hypervolume against evaluations: study {study.config.name} ({study.config.space})")
     for ax, (objective, budget) in zip(axes, settings):
         for col, searcher in enumerate(study.config.searchers):
-            curves = [np.array(r["hypervolume_curve"], dtype=float) for r in study.records
-                      if (r["objective"], r["budget"], r["searcher"]) == (objective, budget, searcher)]
+            curves = [np.array(r.front["curve"], dtype=float) for r in study.records
+                      if cell_of(r) == (objective, budget, searcher)]
             if not curves:
                 continue
             x = np.unique(np.concatenate([c[:, 0] for c in curves]))
@@ -194,9 +183,9 @@ def hypervolume_figure(study: StudyResults) -> Figure:
             se = y.std(axis=0, ddof=1) / np.sqrt(len(y)) if len(y) > 1 else np.zeros_like(mean)
             ax.plot(x, mean, color=f"C{col}", linewidth=1.6, label=study.searcher_title(searcher))
             ax.fill_between(x, mean - se, mean + se, color=f"C{col}", alpha=0.2, linewidth=0)
-        truth = true_front(study.objectives[objective])
+        truth = _true_front(study, objective)
         if truth is not None:
-            ax.axhline(truth.hypervolume, color="0.2", linestyle="--", linewidth=1, label="true front")
+            ax.axhline(truth["true_hypervolume"], color="0.2", linestyle="--", linewidth=1, label="true front")
         ax.set_title(f"{study.objective_title(objective)}, budget {budget}", fontsize="medium")
         ax.set_xlabel("architectures evaluated")
         ax.set_ylabel("hypervolume of the front so far")

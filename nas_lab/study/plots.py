@@ -1,4 +1,5 @@
-"""A study's plots: anytime curves, and ID vs OoD of the found archs over the whole space (cf. HyViTas-Bench Fig. 5).
+"""A study's plots: anytime curves, and ID vs OoD of the found archs (over the whole space when the benchmark
+table is at hand; cf. HyViTas-Bench Fig. 5).
 
 Each figure is written as PNG (to look at) and PDF (for a paper). Figures are
 built as plain ``Figure`` objects on the Agg canvas, never through pyplot, so
@@ -15,34 +16,21 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from nas_lab.study.results import StudyResults
+from nas_lab.core.results import RunResult
+from nas_lab.study.results import StudyResults, cell_of, first_run
 
 MARKERS = "os^DvPX*<>"
 PANEL_WIDTH, PANEL_HEIGHT = 4.6, 4.2  # inches
 TAIL = 0.01  # share of the space below the start of the ID-vs-OoD axes
 
 
-def incumbent_curves(records: Sequence[dict[str, Any]], direction: str, metric: np.ndarray, budget: int) -> np.ndarray:
-    """``(runs, budget)``: after each evaluation, ``metric`` of the run's incumbent.
-
-    The incumbent is the first arch reaching the best ``history_value`` so far in
-    ``direction`` (as the runner picks the found arch), so a run's curve ends at the
-    ``metric`` of what it found; NaN values never lead, and the curve is NaN until a
-    finite one. A run that stopped before ``budget`` keeps its last incumbent.
-    """
-    sign = 1.0 if direction == "max" else -1.0
-    score = np.full((len(records), budget), -np.inf)
-    index = np.zeros((len(records), budget), dtype=np.int64)
-    for i, r in enumerate(records):
-        n = len(r["history_index"])
-        v = np.array(r["history_value"], dtype=float) * sign  # None (NaN) reads as nan
-        score[i, :n] = np.where(np.isnan(v), -np.inf, v)
-        index[i, :n] = r["history_index"]
-    best = np.maximum.accumulate(score, axis=1)
-    before = np.concatenate([np.full((len(records), 1), -np.inf), best[:, :-1]], axis=1)
-    step = np.maximum.accumulate(np.where(score > before, np.arange(budget), 0), axis=1)
-    out = metric[np.take_along_axis(index, step, axis=1)]
-    out[best == -np.inf] = np.nan
+def incumbent_curves(runs: Sequence[RunResult], metric: str, budget: int) -> np.ndarray:
+    """``(runs, budget)``: after each evaluation, ``metric`` of the run's incumbent (its best arch so far, as its
+    record's ``incumbents`` say), NaN before its first; a run that stopped before ``budget`` keeps its last."""
+    out = np.full((len(runs), budget), np.nan)
+    for i, r in enumerate(runs):
+        for start, value in zip(r.incumbents["evaluation"], r.incumbents["metrics"][metric]):
+            out[i, start - 1:] = np.nan if value is None else value
     return out
 
 
@@ -67,8 +55,8 @@ def _figure(study: StudyResults, what: str, same_y: bool) -> tuple[Figure, list[
     fig = Figure(figsize=(PANEL_WIDTH * len(objectives) + 0.4, PANEL_HEIGHT * len(budgets) + 0.8), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.subplots(len(budgets), len(objectives), sharex="row", sharey=same_y, squeeze=False)
-    table = study.reference.table
-    data = f"SIMULATED table {table.name}" if table.simulated else f"table {table.name}"
+    table = study.table
+    data = f"SIMULATED table {table['table']}" if table["simulated"] else f"table {table['table']}"
     fig.suptitle(f"{what}: study {study.config.name} ({study.config.space}, {data})")
     panels = []
     for i, budget in enumerate(budgets):
@@ -81,14 +69,15 @@ def _figure(study: StudyResults, what: str, same_y: bool) -> tuple[Figure, list[
     return fig, panels
 
 
-def _runs(study: StudyResults, objective: str, budget: int, searcher: str) -> list[dict[str, Any]]:
-    return [r for r in study.records if (r["objective"], r["budget"], r["searcher"]) == (objective, budget, searcher)]
+def _runs(study: StudyResults, objective: str, budget: int, searcher: str) -> list[RunResult]:
+    return [r for r in study.records if cell_of(r) == (objective, budget, searcher)]
 
 
 def _shown_metric(study: StudyResults, objective: str) -> str:
-    """What a panel plots: the objective's own target when the report shows it, else the first column (ID)."""
-    target = study.objectives[objective].targets[0]
-    return target if target in study.values else study.columns[0]
+    """What a panel plots: the objective's own target when the table holds it, else the first column (ID)."""
+    run = first_run(study.records, objective)
+    target = None if run is None else run.targets[0]
+    return target if study.tabulated(target) else study.columns[0]
 
 
 def _legend(fig: Figure, axes: np.ndarray, title: str | None = None) -> None:
@@ -106,70 +95,107 @@ def anytime_figure(study: StudyResults) -> Figure:
     shown = {o: _shown_metric(study, o) for o in study.config.objectives}
     fig, panels = _figure(study, "Anytime performance", same_y=len(set(shown.values())) == 1)
     for ax, objective, budget in panels:
-        metric, values = shown[objective], study.values[shown[objective]]
-        direction = study.objectives[objective].directions[0]
+        metric = shown[objective]
         x = np.arange(1, budget + 1)
         for k, searcher in enumerate(study.config.searchers):
             runs = _runs(study, objective, budget, searcher)
             if not runs:
                 continue
-            mean, se = _mean_and_se(incumbent_curves(runs, direction, values, budget))
+            mean, se = _mean_and_se(incumbent_curves(runs, metric, budget))
             ax.plot(x, mean, color=f"C{k}", linewidth=1.6, label=study.searcher_title(searcher))
             ax.fill_between(x, mean - se, mean + se, color=f"C{k}", alpha=0.2, linewidth=0)
-        optimum = np.nanmax(values)
+        optimum = study.metrics[metric]["max"]
         same = len(set(shown.values())) == 1  # one optimum: worth its value in the legend
         ax.axhline(optimum, color="0.2", linestyle="--", linewidth=1,
-                   label=f"table optimum ({optimum:.2f} %)" if same else "table optimum of the panel's metric")
+                   label=f"table optimum ({optimum:.2f}{_unit(study, metric)})" if same
+                   else "table optimum of the panel's metric")
         ax.set_xlabel("architectures evaluated")
-        ax.set_ylabel(f"{study.label(metric)} of the incumbent (%)")
+        ax.set_ylabel(f"{study.label(metric)} of the incumbent{_in(study, metric)}")
         ax.set_xlim(1, budget)
     _legend(fig, [ax for ax, _, _ in panels], "mean over finished repeats; band: ± standard error")
     return fig
 
 
 def id_vs_ood_figure(study: StudyResults) -> Figure:
-    """Every arch of the space in grey, the archs each searcher found on top (hollow markers show overlaps).
+    """The archs each searcher found (hollow markers show overlaps), over every arch of the space in grey when the
+    benchmark table is at hand (the records alone hold only what the runs found).
 
-    The view starts at the ``TAIL`` quantile of each axis, so a few collapsed
+    With the table, the view starts at the ``TAIL`` quantile of each axis, so a few collapsed
     trainings do not squeeze the rest into a corner; the panel says how many it leaves out.
     """
     metric = study.columns[0]
-    x_all, y_all = study.values[metric], study.values["ood"]
-    found = {(r["objective"], r["budget"], r["searcher"]): [] for r in study.records}
+    found: dict[tuple, list] = {cell_of(r): [] for r in study.records}
     for r in study.records:
-        if r["best"] and metric in r["best"] and "ood" in r["best"]:
-            found[r["objective"], r["budget"], r["searcher"]].append((r["best"][metric], r["best"]["ood"]))
-    shown = np.array([p for points in found.values() for p in points]).reshape(-1, 2)
-    low = np.nanquantile(x_all, TAIL), np.nanquantile(y_all, TAIL)
-    low = min(low[0], shown[:, 0].min(initial=np.inf)), min(low[1], shown[:, 1].min(initial=np.inf))
-    hidden = int(((x_all < low[0]) | (y_all < low[1])).sum())
+        if r.best_metrics and metric in r.best_metrics and "ood" in r.best_metrics:
+            found[cell_of(r)].append((r.best_metrics[metric], r.best_metrics["ood"]))
+    every = _every_arch(study, [metric, "ood"])
     fig, panels = _figure(study, f"{study.label(metric)} vs {study.label('ood')}", same_y=True)
     axes = [ax for ax, _, _ in panels]
     for ax, objective, budget in panels:
-        if hidden:
-            ax.text(0.98, 0.02, f"{hidden} architectures further down or left not shown", transform=ax.transAxes,
-                    ha="right", va="bottom", fontsize="small", color="0.4")
-        ax.scatter(x_all, y_all, s=3, color="0.7", alpha=0.5, linewidths=0, rasterized=True,
-                   label=f"all {len(x_all):,} architectures")
+        if every is not None:
+            ax.scatter(*every, s=3, color="0.7", alpha=0.5, linewidths=0, rasterized=True,
+                       label=f"all {len(every[0]):,} architectures")
         for k, searcher in enumerate(study.config.searchers):
             points = np.array(found.get((objective, budget, searcher), [])).reshape(-1, 2)
             ax.scatter(points[:, 0], points[:, 1], s=30, marker=MARKERS[k % len(MARKERS)], facecolors="none",
                        edgecolors=f"C{k}", linewidths=1.1, alpha=0.8, label=f"found by {study.searcher_title(searcher)}")
-        ax.set_xlabel(f"{study.label(metric)} (%)")
-        ax.set_ylabel(f"{study.label('ood')} (%)")
-    margin = 0.03 * (np.nanmax(x_all) - low[0]), 0.03 * (np.nanmax(y_all) - low[1])
-    axes[0].set_xlim(low[0] - margin[0], np.nanmax(x_all) + margin[0])
-    axes[0].set_ylim(low[1] - margin[1], np.nanmax(y_all) + margin[1])
+        ax.set_xlabel(f"{study.label(metric)}{_in(study, metric)}")
+        ax.set_ylabel(f"{study.label('ood')}{_in(study, 'ood')}")
+    if every is not None:
+        _tail_view(axes, every, np.array([p for points in found.values() for p in points]).reshape(-1, 2))
     _legend(fig, axes)
     return fig
 
 
+def _every_arch(study: StudyResults, metrics: list[str]) -> list[np.ndarray] | None:
+    """Every arch's value of ``metrics`` in the study's benchmark table, if it opens here; None if not."""
+    from nas_lab.core import registry
+    from nas_lab.core.errors import UserError
+    from nas_lab.objectives.tabular.objective import TabularObjective
+
+    try:
+        space = registry.create("space", study.config.space, study.config.space_params)
+        table = TabularObjective(space, metrics[0], table=study.config.table)
+    except UserError:
+        return None
+    return [table.table_values(m) for m in metrics]
+
+
+def _tail_view(axes: list, every: list[np.ndarray], found: np.ndarray) -> None:
+    """Start the (shared) axes at the ``TAIL`` quantile of every arch's values (or lower, to show every found
+    arch), saying how many archs that leaves out."""
+    x_all, y_all = every
+    low = np.nanquantile(x_all, TAIL), np.nanquantile(y_all, TAIL)
+    low = min(low[0], found[:, 0].min(initial=np.inf)), min(low[1], found[:, 1].min(initial=np.inf))
+    hidden = int(((x_all < low[0]) | (y_all < low[1])).sum())
+    if hidden:
+        for ax in axes:
+            ax.text(0.98, 0.02, f"{hidden} architectures further down or left not shown", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize="small", color="0.4")
+    margin = 0.03 * (np.nanmax(x_all) - low[0]), 0.03 * (np.nanmax(y_all) - low[1])
+    axes[0].set_xlim(low[0] - margin[0], np.nanmax(x_all) + margin[0])
+    axes[0].set_ylim(low[1] - margin[1], np.nanmax(y_all) + margin[1])
+
+
+def _unit(study: StudyResults, metric: str) -> str:
+    """`` %`` or `` ms`` after a value ("" for a unitless score)."""
+    unit = study.unit(metric)
+    return f" {unit}" if unit else ""
+
+
+def _in(study: StudyResults, metric: str) -> str:
+    """`` (%)`` after an axis label ("" for a unitless score)."""
+    unit = study.unit(metric)
+    return f" ({unit})" if unit else ""
+
+
 def write_plots(study: StudyResults) -> list[Path]:
-    """Write the plots the study's data allows (both need the benchmark table); the paths written."""
+    """Write the plots the study's data allows (both need the benchmark table's statistics, which the records
+    hold); the paths written."""
     figures = {}
-    if study.columns and study.columns[0] in study.values:
+    if study.columns and study.tabulated(study.columns[0]):
         figures["anytime"] = anytime_figure(study)
-        if "ood" in study.values:
+        if study.tabulated("ood"):
             figures["id_vs_ood"] = id_vs_ood_figure(study)
     return save_figures(figures, study.directory)
 

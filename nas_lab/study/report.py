@@ -16,27 +16,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nas_lab.core.config import build
 from nas_lab.core.errors import UserError
-from nas_lab.core.objective import Objective, default_direction
-from nas_lab.core.space import Space
-from nas_lab.objectives.tabular import metrics
-from nas_lab.objectives.tabular.objective import TabularObjective, open_table
+from nas_lab.core.objective import default_direction
+from nas_lab.core.results import RunResult
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.engine import CONFIG_FILE
 from nas_lab.study import pareto
 from nas_lab.study.cells import CELL_KEYS, cell_statistics
 from nas_lab.study.plots import write_plots
-from nas_lab.study.results import StudyResults
-from nas_lab.study.store import RUNS_FILE, Store
+from nas_lab.study.results import StudyResults, cell_of, first_run, tabulated
+from nas_lab.study.store import RUNS_FILE, Store, key_of
 
 #: averages of columns the table already shows; Table 4 leaves them out
 COMPOSITES = ("ood", "id+ood")
 OPTIMUM, SPACE_MEAN = "Optimum", "Search space mean"
+#: what a report says of a table whose objective did not name it (a plug-in's)
+UNNAMED_TABLE = {"table": "(unnamed)", "table_description": "a benchmark table", "simulated": False}
 
 
 @dataclass
@@ -48,8 +48,9 @@ class Report:
     frame: pd.DataFrame  # the rows of report.csv
 
 
-def load_study(directory: str | Path) -> StudyResults:
-    """Read a study folder; ``UserError`` if it is missing, not a study, or has no finished run."""
+def read_study(directory: str | Path) -> StudyResults:
+    """Read a study folder from its config and run records alone (no benchmark table, no objective is built);
+    ``UserError`` if it is missing, not a study, or has no finished run."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         hint = "; to run a study config, use `nas-lab study`" if directory.suffix in (".yaml", ".yml") else ""
@@ -59,8 +60,8 @@ def load_study(directory: str | Path) -> StudyResults:
         raise UserError(f"study folder {directory} does not exist; give the folder a study wrote (its out=DIR)")
     if not (directory / CONFIG_FILE).is_file():
         raise UserError(f"{directory} is not a study folder: it has no {CONFIG_FILE} (`nas-lab study` writes one)")
-    config = StudyConfig.load(directory / CONFIG_FILE)
-    recorded = {r["key"]: r for r in Store(directory).records()}  # a run stored twice counts once
+    config = StudyConfig.load(directory / CONFIG_FILE, check=False)
+    recorded = {key_of(r): r for r in Store(directory).records()}  # a run stored twice counts once
     if not recorded:
         raise UserError(f"study {config.name!r} in {directory} has no finished runs yet ({RUNS_FILE} is empty or missing)")
     grid = config.runs()
@@ -68,73 +69,50 @@ def load_study(directory: str | Path) -> StudyResults:
     if not records:
         raise UserError(f"none of the {len(recorded)} runs in {directory / RUNS_FILE} belong to the grid of its {CONFIG_FILE}")
 
-    built = {}
-    for spec in config.runs(repeats=1):
-        if spec.objective not in built:
-            built[spec.objective] = build(spec.run_config())
-    space = next(iter(built.values()))[0]
-    objectives = {name: objective for name, (_, objective, _) in built.items()}
-
-    targets = [t for o in objectives.values() for t in o.targets]  # a multi-objective study's table is its targets'
+    metrics: dict[str, dict[str, Any]] = {}
+    for r in records:  # the first run naming a metric describes it (all runs of a study share its table)
+        for m, info in r.metrics.items():
+            metrics.setdefault(m, info)
+    targets = [t for o in config.objectives if (run := first_run(records, o)) is not None for t in run.targets]
     if config.report:
         columns = list(config.report)
-        records = _fill_columns(config, records, columns)
-        reference, values = _table_values(space, config.table, columns)
+        _check_columns(records, columns)
+        shown = columns
     else:
-        reported = dict.fromkeys(m for r in records for m in (r["best"] or {}))
+        reported = dict.fromkeys(m for r in records for m in (r.best_metrics or {}))
         columns = [m for m in reported if m not in COMPOSITES and default_direction(m) == "max"]
-        reference, values = _table_values(space, config.table, columns + ["ood"] + targets)
-        if values:  # with a benchmark table, report its accuracies (not e.g. a zero-cost proxy's raw score)
-            columns = [m for m in columns if m in values]
-    return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), space, objectives,
-                        columns, reference, values)
+        shown = columns + ["ood"] + targets
+        if any(tabulated(metrics, m) for m in shown):  # with a benchmark table, report its accuracies
+            columns = [m for m in columns if tabulated(metrics, m)]  # (not e.g. a zero-cost proxy's raw score)
+    table = None
+    if any(tabulated(metrics, m) for m in shown):
+        table = next((r.objective_info for r in records if "table" in r.objective_info), UNNAMED_TABLE)
+    return StudyResults(directory, config, records, len(grid), len(recorded) - len(records), columns, metrics, table)
 
 
-def _fill_columns(config: StudyConfig, records: list[dict], columns: list[str]) -> list[dict]:
-    """Records whose found arch lacks a ``report:`` column get it from the run's own objective (a zero-cost
-    proxy through its cache, say), so every row reports the same columns."""
-    specs = {(spec.searcher, spec.objective): spec for spec in config.runs(repeats=1)}
-    built: dict[tuple[str, str], tuple[Space, Objective]] = {}
-    out = []
-    for record in records:
-        best = record["best"]
-        missing = [m for m in columns if best is not None and m not in best]
+def _check_columns(records: list[RunResult], columns: list[str]) -> None:
+    """Every run that found an arch recorded every ``report:`` column (a study records them as it runs)."""
+    for r in records:
+        missing = [m for m in columns if r.best_metrics is not None and m not in r.best_metrics]
         if missing:
-            cell = (record["searcher"], record["objective"])
-            if cell not in built:  # the row's own space and objective parameters
-                space, objective, _ = build(specs[cell].run_config())
-                built[cell] = space, objective
-            space, objective = built[cell]  # it can measure every column (``StudyConfig.validate``)
-            arch = space.from_values(record["best_arch"])[None]
-            best = {**best, **{m: float(objective.measure(m, arch)[0]) for m in missing}}
-        out.append({**record, "best": best})
-    return out
-
-
-def _table_values(space: Space, table_name: str | None, names: list[str]) -> tuple[TabularObjective | None, dict[str, np.ndarray]]:
-    """The benchmark table (as an objective over it) and every arch's value of each of ``names`` it has."""
-    if table_name is None and space.default_table is None:
-        return None, {}
-    table = open_table(space, table_name)
-    objectives = {m: TabularObjective(space, m, table=table_name) for m in names if metrics.known(table, m)}
-    if not objectives:
-        return None, {}
-    return next(iter(objectives.values())), {m: o.values() for m, o in objectives.items()}
+            raise UserError(f"report column {missing[0]!r} cannot be given for the {cell_of(r)[2]} runs: their records "
+                            f"hold only {', '.join(r.best_metrics)}; a run records the report: columns its study named "
+                            "when it ran, so run the study with this report: into a new folder (out=DIR)")
 
 
 def aggregate(study: StudyResults) -> pd.DataFrame:
     """The report's rows (those of report.csv): ``row``, ``objective``, ``searcher``, ``runs``,
     then ``<metric>_mean`` and ``<metric>_std`` per column; the reference rows last."""
     cols = study.columns
-    found = pd.DataFrame([{**{k: r[k] for k in CELL_KEYS}, **(r["best"] or {})} for r in study.records])
+    found = pd.DataFrame([{**dict(zip(CELL_KEYS, cell_of(r))), **(r.best_metrics or {})} for r in study.records])
     frame = cell_statistics(study, found, cols)  # a run that found nothing counts, as NaN
-    if study.values:
+    if study.table is not None:
         reference = [{"row": OPTIMUM}, {"row": SPACE_MEAN}]
-        for m in (m for m in cols if m in study.values):  # a metric the table lacks stays blank
-            v = study.values[m]
-            best = np.nanmax(v) if default_direction(m) == "max" else np.nanmin(v)  # e.g. params: the smallest
+        for m in (m for m in cols if study.tabulated(m)):  # a metric the table lacks stays blank
+            stats = study.metrics[m]
+            best = stats[default_direction(m)]  # e.g. params: the smallest
             reference[0].update({f"{m}_mean": best, f"{m}_std": np.nan})
-            reference[1].update({f"{m}_mean": np.nanmean(v), f"{m}_std": np.nanstd(v)})
+            reference[1].update({f"{m}_mean": stats["mean"], f"{m}_std": stats["std"]})
         frame = pd.concat([frame, pd.DataFrame(reference)], ignore_index=True)
     return frame
 
@@ -165,10 +143,10 @@ def _notes(study: StudyResults) -> list[str]:
                      "run the same `nas-lab study` command again to finish it")
     if study.outside:
         notes.append(f"{study.outside} recorded run(s) outside the grid of {CONFIG_FILE} are left out")
-    empty = sum(not r["front_index"] if "front_index" in r else r["best"] is None for r in study.records)
+    empty = sum(not r.front["index"] if r.front is not None else r.best_index is None for r in study.records)
     if empty:
         notes.append(f"{empty} run(s) found no architecture with a finite value: they count in `runs`, not in the means")
-    if study.reference is None:
+    if study.table is None:
         notes.append("no benchmark table for this space: no Optimum and Search space mean rows" if not study.config.report
                      else "no benchmark table holds the reported columns: no Optimum and Search space mean rows")
     return notes
@@ -177,9 +155,9 @@ def _notes(study: StudyResults) -> list[str]:
 def _caption(study: StudyResults) -> str:
     what = "Metrics" if study.config.report else "Metrics (accuracies in %)"
     text = f"{what} of the architecture each run found: mean ± standard deviation over the finished repeats (`runs`)."
-    if study.reference is not None:
+    if study.table is not None:
         text += (f" {OPTIMUM}: the table's best value in each column, each column on its own."
-                 f" {SPACE_MEAN}: mean ± standard deviation over all {study.space.cardinality:,} architectures.")
+                 f" {SPACE_MEAN}: mean ± standard deviation over all {study.cardinality:,} architectures.")
     return text
 
 
@@ -225,7 +203,7 @@ def _latex(study: StudyResults, frame: pd.DataFrame) -> str:
 
 def write_report(study_dir: str | Path) -> Report:
     """Write report.md, report.csv, report.tex and the plots into the study folder."""
-    study = load_study(study_dir)
+    study = read_study(study_dir)
     multi = pareto.is_multi_objective(study)
     frame = pareto.aggregate(study) if multi else aggregate(study)
     plots = pareto.write_plots(study) if multi else write_plots(study)

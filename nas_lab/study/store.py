@@ -1,22 +1,15 @@
-"""A study's results store: one JSON line per finished run, appended and fsynced as it lands.
+"""A study's results store: one run record per line, appended and fsynced as it lands.
 
 ``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
 the runs in flight, and a half-written last line is dropped on the next open.
-A damaged line elsewhere (blank, not JSON) is skipped and counted by readers;
+A damaged line elsewhere (blank, not JSON, not a run record) is skipped and counted by readers;
 a resuming study moves it to ``runs.damaged.jsonl`` and runs its run again.
 One study writes a folder at a time (``FolderLock`` on ``study.lock``).
-It reads with one pandas call: ``pandas.read_json("STUDY_DIR/runs.jsonl", lines=True)``.
 
-Each line holds the run's key (``searcher|objective|budget|repeat``), the target's direction, its full config
-(space, table, searcher name and parameters, objective, budget, seed), what it
-found (``best_index``, ``best_arch``, ``best`` = reported metrics of the best
-arch) and its history (``history_index``: arch index per evaluation, in order;
-``history_value``: the optimised value of each, null where NaN or infeasible,
-so an incumbent read from it is always a feasible arch; a list of all targets' values
-per evaluation when the objective has several). A run with several targets also
-keeps its front (``front_index``, ``front_values``), ``hypervolume``,
-``hypervolume_curve``, the ``scale`` it was measured on and, on a tabulated space,
-``igd``, ``recovered`` and ``true_hypervolume``.
+Each line is the run's record (``core.record``: the shape ``nas-lab run`` writes too), whose config holds the
+study's fields: ``config.study`` = ``key`` (``label|objective|budget|repeat``), ``label`` (the row of
+``searchers:``) and ``repeat``. Lines of an older nas_lab, from before runs had one record shape, are refused
+with one sentence: such a study is run again into a new folder.
 """
 
 from __future__ import annotations
@@ -29,7 +22,8 @@ from typing import Any, Iterator
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.lock import ExclusiveLock, LockHeld
-from nas_lab.core.results import RunResult, finite_or_none, json_safe
+from nas_lab.core.record import from_record
+from nas_lab.core.results import RunResult
 
 RUNS_FILE = "runs.jsonl"
 LOCK_FILE = "study.lock"
@@ -41,61 +35,20 @@ def run_key(searcher: str, objective: str, budget: int, repeat: int) -> str:
     return f"{searcher}|{objective}|{budget}|{repeat}"
 
 
-def record_of(result: RunResult, searcher: str, objective: str, repeat: int, config: dict[str, Any]) -> dict[str, Any]:
-    """The store line of a finished run (``searcher`` is the study's label for it)."""
-    return {
-        "key": run_key(searcher, objective, result.budget, repeat),
-        "searcher": searcher,
-        "objective": objective,
-        "budget": result.budget,
-        "repeat": repeat,
-        "direction": result.directions[0],
-        "config": config,
-        "evaluations": result.evaluations,
-        "cost": result.total_cost,
-        "cost_unit": result.cost_unit,
-        "wall_time": result.wall_time,
-        "note": result.note,
-        "best_index": result.best_index,
-        "best_arch": result.best_arch,
-        "best": result.best_metrics,
-        "history_index": result.history["index"].tolist(),
-        "history_value": _history_values(result),
-        **(_front_fields(result) if result.front is not None else {}),
-    }
+def key_of(result: RunResult) -> str:
+    """The study key of a run read from a store."""
+    return result.config["study"]["key"]
 
 
-def _history_values(result: RunResult) -> list:
-    """Each evaluation's optimised value(s), null where infeasible: one number per row with one target, a list
-    of all k with several (so no target is lost on disk)."""
-    h = result.history
-    if h["value"].shape[1] == 1:
-        return [finite_or_none(v) if ok else None for v, ok in zip(h["value"][:, 0], h["feasible"])]
-    return [[finite_or_none(x) for x in v] if ok else None for v, ok in zip(h["value"], h["feasible"])]
-
-
-def _front_fields(result: RunResult) -> dict[str, Any]:
-    """What a study keeps of a run's front: its archs and values, its quality, and how that was measured."""
-    f = result.front
-    return {
-        "targets": list(result.targets),
-        "directions": list(result.directions),
-        "front_index": f["index"],
-        "front_values": f["values"],
-        "hypervolume": f["hypervolume"],
-        "hypervolume_curve": f["curve"],
-        "scale": f["scale"],
-        **{k: f[k] for k in ("igd", "recovered", "true_hypervolume", "true_size") if k in f},
-    }
-
-
-def _parse(line: bytes) -> dict[str, Any] | None:
-    """The record a complete line of ``runs.jsonl`` holds, or None if it is damaged (blank, not JSON, no ``key``)."""
+def _parse(line: bytes, source: str) -> RunResult | None:
+    """The run a complete line of ``runs.jsonl`` holds, or None if it is damaged (blank, not JSON, not a study's
+    run record); ``UserError`` for a record of an older nas_lab."""
     try:
-        record = json.loads(line)
-    except ValueError:  # also UnicodeDecodeError
+        result = from_record(json.loads(line), source)
+        key_of(result)
+    except (ValueError, KeyError, TypeError):  # also UnicodeDecodeError
         return None
-    return record if isinstance(record, dict) and isinstance(record.get("key"), str) else None
+    return result
 
 
 class Store:
@@ -106,10 +59,10 @@ class Store:
         self.path = self.directory / RUNS_FILE
         self.damaged = 0  # damaged lines the last read of ``records()`` skipped
 
-    def records(self) -> Iterator[dict[str, Any]]:
-        """Every complete record, in the order the runs finished.
+    def records(self) -> Iterator[RunResult]:
+        """Every complete run, in the order the runs finished, read by the one loader (``core.record``).
 
-        A damaged line (blank, not JSON, not a record with a ``key``) is skipped
+        A damaged line (blank, not JSON, not a study's run record) is skipped
         and counted in ``self.damaged`` once the records have been read: its run
         is missing, so resuming the study runs it again.
         """
@@ -117,14 +70,14 @@ class Store:
         if not self.path.exists():
             return
         with open(self.path, "rb") as fh:
-            for line in fh:
+            for number, line in enumerate(fh, start=1):
                 if not line.endswith(b"\n"):
                     return  # half-written by a killed study; it will be run again
-                record = _parse(line)
-                if record is None:
+                result = _parse(line, f"line {number} of {self.path}")
+                if result is None:
                     self.damaged += 1
                 else:
-                    yield record
+                    yield result
 
     def damaged_note(self) -> str | None:
         """A sentence saying how many damaged lines the last read of ``records()`` skipped, or None if none."""
@@ -145,7 +98,7 @@ class Store:
             return 0
         parts = self.path.read_bytes().split(b"\n")
         lines = [part + b"\n" for part in parts[:-1]]  # parts[-1]: a half-written tail (``open`` drops it), or b""
-        ok = [_parse(line) is not None for line in lines]
+        ok = [_parse(line, f"line {number} of {self.path}") is not None for number, line in enumerate(lines, start=1)]
         bad = [line for line, good in zip(lines, ok) if not good]
         if not bad:
             return 0
@@ -163,7 +116,7 @@ class Store:
 
     def finished(self) -> set[str]:
         """Keys of the runs already recorded."""
-        return {r["key"] for r in self.records()}
+        return {key_of(r) for r in self.records()}
 
     def open(self) -> "Store":
         """Prepare for appending: create the folder, drop a half-written last line."""
@@ -178,9 +131,9 @@ class Store:
         return self
 
     def append(self, record: dict[str, Any]) -> None:
-        """Write one record: flushed at once (a killed process loses nothing written),
-        fsynced at least every ``SYNC_SECONDS`` (an OS crash loses at most that much)."""
-        self._fh.write(json.dumps(json_safe(record), allow_nan=False) + "\n")
+        """Write one run record (``RunResult.to_record``): flushed at once (a killed process loses nothing
+        written), fsynced at least every ``SYNC_SECONDS`` (an OS crash loses at most that much)."""
+        self._fh.write(json.dumps(record, allow_nan=False) + "\n")
         self._fh.flush()
         if time.monotonic() - self._synced >= SYNC_SECONDS:
             os.fsync(self._fh.fileno())

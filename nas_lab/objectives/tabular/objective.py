@@ -122,6 +122,13 @@ class TabularObjective(Objective):
             self._means[metric] = arr.mean(axis=1) if arr.ndim == 2 else arr
         return self._means[metric][self.space.index(archs)]
 
+    def table_values(self, metric: str) -> np.ndarray | None:
+        """Every arch's mean over training seeds of a metric the table holds (raw or derived)."""
+        if metric not in self._means and not metrics.known(self.table, metric):
+            return None
+        self.measure(metric, np.empty((0, self.space.dim), dtype=np.int64))
+        return self._means[metric]
+
     def exhaustive(self) -> tuple[np.ndarray, np.ndarray]:
         """Every arch's target (mean over seeds): the table covers the whole space."""
         return self._mean[:, None], np.ones(len(self._mean), dtype=bool)

@@ -191,6 +191,10 @@ class ZeroCostObjective(Objective):
     def label(self, metric: str) -> str:
         return metric if metric.startswith(PREFIX) or self.reference is None else self.reference.label(metric)
 
+    def table_values(self, metric: str) -> np.ndarray | None:
+        """The reference table's values of a metric it holds (never of a proxy, which is computed)."""
+        return None if metric.startswith(PREFIX) or self.reference is None else self.reference.table_values(metric)
+
     def info(self) -> dict:
         key = self.key(self.proxy)
         out = {

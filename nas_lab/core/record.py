@@ -1,0 +1,204 @@
+"""The run record: the one JSON shape of a finished run, written by ``nas-lab run`` and by a study's store alike,
+and read back by one loader (``from_record``).
+
+A record says everything a report prints about the run, so reports work from records alone (no benchmark
+table, no objective rebuilt)::
+
+    {"format": 1,
+     "config": {"space": "nb201", "searcher": "gp", "objective": "test.cifar10", "seed": 0, "budget": 100,
+                "constraints": [], "dataset": "digits", "device": "cpu",
+                "params": {"space": {}, "searcher": {}, "objective": {"table": "data/"}, "dataset": {}},
+                "study": {"key": "gp|test.cifar10|100|0", "label": "gp", "repeat": 0}},   # only in a study
+     "space": "nb201", "cardinality": 15625,
+     "objective": "test.cifar10", "description": "maximise test.cifar10", "objective_info": {"table": ...},
+     "searcher": "gp", "searcher_title": "GP-BO", "searcher_params": {...}, "searcher_report": {},
+     "seed": 0, "budget": 100, "evaluations": 100, "targets": ["test.cifar10"], "directions": ["max"],
+     "metrics": {"test.cifar10": {"label": "CIFAR-10 test", "unit": "%",
+                                  "min": 10.0, "max": 94.37, "mean": 87.06, "std": 9.1}, ...},
+     "cost": {"total": 1234.5, "unit": "GPU-hours"}, "note": "",
+     "best": {"index": 1462, "arch": {...}, "metrics": {"test.cifar10": 94.37, ...}},  # null if none was found
+     "front": null,            # with several targets: index, archs, values, hypervolume, curve, scale, igd, ...
+     "incumbents": {"evaluation": [1, 4, 17], "index": [...], "metrics": {"test.cifar10": [...], ...}},
+     "history": {"index": [...], "value": [[...], ...], "feasible": [...], "violation": [...], "cost": [...],
+                 "step": [...], "metrics": {...}},
+     "timing": {"wall": 0.8, "evaluation": [...]}}
+
+``config`` is the ``RunConfig`` of the run (``RunConfig(**config)`` rebuilds it; a study adds ``study``).
+``metrics`` holds every metric the record names: its label and unit and, where a benchmark table holds it, its
+min, max, mean and standard deviation over every arch of the space (a report's reference rows).
+``incumbents`` lists when the best arch so far changed, with those archs' table metrics (a report's anytime
+plot). Everything but ``timing`` is fixed by the config and seed. JSON never holds NaN or infinity: null.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import weakref
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from nas_lab.core.errors import UserError
+from nas_lab.core.history import COLUMNS
+from nas_lab.core.objective import Objective
+from nas_lab.core.space import INT64_LIMIT
+
+if TYPE_CHECKING:
+    from nas_lab.core.config import RunConfig
+    from nas_lab.core.results import RunResult
+
+FORMAT = 1
+#: the history columns a record keeps under ``history`` (``time`` goes to ``timing``)
+HISTORY = tuple(c for c in COLUMNS if c != "time")
+
+_STATISTICS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def config_of(cfg: RunConfig) -> dict[str, Any]:
+    """What a record keeps of a run's config: every field but how progress is shown."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k != "progress"}
+
+
+def metric_info(objective: Objective, names) -> dict[str, dict[str, Any]]:
+    """Label, unit and, for a metric a benchmark table holds, min, max, mean and std over every arch (computed
+    once per objective: a study's chunk of runs shares it)."""
+    known = _STATISTICS.setdefault(objective, {})
+    out = {}
+    for m in names:
+        if m not in known:
+            values = objective.table_values(m)
+            stats = {}
+            if values is not None and np.isfinite(values).any():
+                stats = {"min": float(np.nanmin(values)), "max": float(np.nanmax(values)),
+                         "mean": float(np.nanmean(values)), "std": float(np.nanstd(values))}
+            known[m] = stats
+        out[m] = {"label": objective.label(m), "unit": objective.unit(m), **known[m]}
+    return out
+
+
+def to_record(result: RunResult) -> dict[str, Any]:
+    """The run's record (see the module docstring), JSON-ready."""
+    h = result.history
+    best = None if result.best_index is None else {
+        "index": result.best_index, "arch": result.best_arch, "metrics": result.best_metrics}
+    return json_safe({
+        "format": FORMAT,
+        "config": result.config,
+        "space": result.space,
+        "cardinality": result.cardinality,
+        "objective": result.objective,
+        "description": result.description,
+        "objective_info": result.objective_info,
+        "searcher": result.searcher,
+        "searcher_title": result.searcher_title,
+        "searcher_params": result.searcher_params,
+        "searcher_report": result.searcher_report,
+        "seed": result.seed,
+        "budget": result.budget,
+        "evaluations": result.evaluations,
+        "targets": list(result.targets),
+        "directions": list(result.directions),
+        "metrics": result.metrics,
+        "cost": {"total": result.total_cost, "unit": result.cost_unit},
+        "note": result.note,
+        "best": best,
+        "front": result.front,
+        "incumbents": result.incumbents,
+        "history": {**{c: h[c] for c in HISTORY}, "metrics": {m: h[m] for m in h if m not in COLUMNS}},
+        "timing": {"wall": result.wall_time, "evaluation": h["time"]},
+    })
+
+
+def from_record(record: Any, source: str = "run record") -> RunResult:
+    """The ``RunResult`` of a record. ``UserError`` for a record of another nas_lab version (named by
+    ``source``); ``ValueError`` for anything else that is not a record (a damaged line)."""
+    from nas_lab.core.results import RunResult
+
+    if not isinstance(record, dict):
+        raise ValueError(f"{source} is not a JSON object")
+    if "format" not in record and ("history_index" in record or isinstance(record.get("history"), list)):
+        raise UserError(f"{source} was written by an older nas_lab, before runs had one record shape; this version "
+                        f"reads only record format {FORMAT}, so run it again (a study: into a new folder, out=DIR)")
+    if record.get("format") != FORMAT:
+        raise ValueError(f"{source} is not a nas_lab run record of format {FORMAT}")
+    try:
+        h = record["history"]
+        n, k = len(h["index"]), len(record["targets"])
+        big = record["cardinality"] > INT64_LIMIT  # exact Python ints, as the space numbers its archs
+        history = {
+            "index": np.array(h["index"], dtype=object if big else np.int64),
+            "value": np.array(h["value"], dtype=float).reshape(n, k),  # null reads as NaN
+            "feasible": np.array(h["feasible"], dtype=bool),
+            "violation": np.array(h["violation"], dtype=float),
+            "cost": np.array(h["cost"], dtype=float),
+            "time": np.array(record["timing"]["evaluation"], dtype=float),
+            "step": np.array(h["step"], dtype=np.int64),
+            **{m: np.array(v, dtype=float) for m, v in h["metrics"].items()},
+        }
+        best = record["best"] or {}
+        return RunResult(
+            space=record["space"], objective=record["objective"], searcher=record["searcher"], seed=record["seed"],
+            budget=record["budget"], targets=tuple(record["targets"]), directions=tuple(record["directions"]),
+            history=history, best_index=best.get("index"), best_arch=best.get("arch"), best_metrics=best.get("metrics"),
+            front=record["front"], searcher_params=record["searcher_params"],
+            searcher_report=record["searcher_report"], objective_info=record["objective_info"],
+            cost_unit=record["cost"]["unit"], wall_time=record["timing"]["wall"], note=record["note"],
+            config=record["config"], cardinality=record["cardinality"], searcher_title=record["searcher_title"],
+            description=record["description"], metrics=record["metrics"], incumbents=record["incumbents"],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"{source} is not a complete run record ({type(err).__name__}: {err})") from None
+
+
+def write(result: RunResult, path: str | Path) -> Path:
+    """Write the record as a JSON file, atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(to_record(result), indent=1, allow_nan=False))
+    tmp.replace(path)
+    return path
+
+
+def read(path: str | Path) -> RunResult:
+    """The run a record file holds (``nas-lab run`` writes them); ``UserError`` if it is not one."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as err:
+        raise UserError(f"cannot read run record {path}: {err.strerror}") from None
+    except ValueError:
+        raise UserError(f"{path} is not a run record: not JSON") from None
+    try:
+        return from_record(data, f"run record {path}")
+    except ValueError as err:
+        raise UserError(str(err)) from None
+
+
+def json_safe(obj):
+    """``obj`` with every NaN or infinite float (numpy's too) turned into None, recursively, and numpy arrays
+    into lists: valid, strict JSON."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind == "f" and obj.ndim == 1:  # the common case, a history column: no recursion per number
+            return [x if math.isfinite(x) else None for x in obj.tolist()]
+        return obj.tolist() if obj.dtype.kind in "biu" else json_safe(obj.tolist())
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return finite_or_none(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    return obj
+
+
+def finite_or_none(x) -> float | None:
+    """A float for JSON: NaN and infinities become None."""
+    x = float(x)
+    return x if math.isfinite(x) else None
