@@ -77,7 +77,7 @@ def run(space: str | Space | None = None, searcher: str | Searcher | None = None
             cfg.set(key, value)
     cfg.progress = progress
     built_space, built_objective = build_problem(cfg, objects.get("space"), objects.get("objective"))
-    built_searcher = objects["searcher"] if "searcher" in objects else build_searcher(cfg)
+    built_searcher = objects["searcher"] if "searcher" in objects else build_searcher(cfg, built_space)
     result = run_search(built_space, built_objective, built_searcher, budget=cfg.budget, seed=cfg.seed)
     result.config = config_of(cfg)
     return result
