@@ -5,10 +5,12 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import Counting
+from conftest import Counting, SumObjective
+from test_gp_searcher import Tiny
 
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
+from nas_lab.core.errors import UserError
 from nas_lab.core.fronts import minimisation, non_dominated
 from nas_lab.core.objective import CACHED, CUT, EVALUATED
 from nas_lab.core.runner import run
@@ -150,16 +152,19 @@ def test_constraints_are_respected_in_the_front_and_steer_the_search(constrained
     assert sorted(index.tolist()) == sorted(result.history["index"][rows[non_dominated(F[rows])]].tolist())
 
 
-def test_population_larger_than_the_space_is_refused(capsys):
+def test_population_larger_than_a_generation_or_the_space_is_refused(capsys):
     code = main(["run", "searcher=nsga2", "searcher.population=7000", "objective=id,params", "--no-save"])
     err = capsys.readouterr().err
     assert code == 2
-    assert "searcher.population must lie in 2..6,561 (space.cardinality), got 7,000" in err
+    assert "searcher.population must lie in 2..5,000, got 7,000" in err  # MAX_GENERATION binds on HyViTas
     assert len(err.strip().splitlines()) == 1
+    tiny = Tiny()  # 27 archs: there the space binds
+    with pytest.raises(UserError, match=r"searcher.population must lie in 2..27 \(space.cardinality\), got 30"):
+        run(tiny, SumObjective(tiny), NSGA2(population=30), budget=5)
 
 
 @pytest.mark.parametrize("override, message", [
-    ("searcher.population=1", "searcher.population must lie in 2..space.cardinality"),
+    ("searcher.population=1", "searcher.population must lie in 2..5,000, got 1"),
     ("searcher.crossover=pmx", "searcher.crossover must be one of sbx, ux, got 'pmx'"),
     ("searcher.mutation=flip", "searcher.mutation must be one of pm, reset, got 'flip'"),
     ("searcher.crossover_prob=1.5", "searcher.crossover_prob must lie in [0, 1]"),

@@ -97,11 +97,12 @@ class Setting:
         if self.type not in (int, float):
             return
         for v in values:
-            for op, bound in (("ge", self.ge), ("gt", self.gt), ("le", self.le), ("lt", self.lt)):
-                limit = context.get(bound) if isinstance(bound, str) else bound
-                if limit is not None and not _holds(op, v, limit):
-                    raise UserError(f"{self.label(owner)} must {self.requirement(context)}{self._resolved(context)}, "
-                                    f"got {shorten(_number(v))}")
+            for op, bounds in (("ge", self.ge), ("gt", self.gt), ("le", self.le), ("lt", self.lt)):
+                for bound in bounds if isinstance(bounds, tuple) else (bounds,):
+                    limit = context.get(bound) if isinstance(bound, str) else bound
+                    if limit is not None and not _holds(op, v, limit):
+                        raise UserError(f"{self.label(owner)} must {self.requirement(context)}"
+                                        f"{self._resolved(context)}, got {shorten(_number(v))}")
 
     # --- describing it ---------------------------------------------------------------------------------------
     def label(self, owner: str = "") -> str:
@@ -122,7 +123,12 @@ class Setting:
 
     def bounds(self, context: dict[str, Any] | None = None) -> str:
         """The bounds in words ('>= 1', 'in 1..50', '> 0', 'in [0, 1)'), references resolved where known."""
-        def show(b):
+        def show(b, tightest=min):
+            if isinstance(b, tuple):  # several limits: the tightest, once all are known
+                values = [(context or {}).get(x) if isinstance(x, str) else x for x in b]
+                if None in values:
+                    return f"{tightest.__name__}({', '.join(show(x) for x in b)})"
+                return _number(tightest(values))
             value = (context or {}).get(b) if isinstance(b, str) else b
             return b if value is None else _number(value)
 
@@ -130,8 +136,8 @@ class Setting:
         high, high_op = (self.le, "<=") if self.le is not None else (self.lt, "<")
         if low is not None and high is not None:
             if low_op == ">=" and high_op == "<=" and self.type is int:
-                return f"in {show(low)}..{show(high)}"
-            return f"in {'[' if low_op == '>=' else '('}{show(low)}, {show(high)}{']' if high_op == '<=' else ')'}"
+                return f"in {show(low, max)}..{show(high)}"
+            return f"in {'[' if low_op == '>=' else '('}{show(low, max)}, {show(high)}{']' if high_op == '<=' else ')'}"
         if low is not None:
             return f"{low_op} {show(low)}"
         if high is not None:
@@ -140,7 +146,15 @@ class Setting:
 
     def _resolved(self, context: dict[str, Any]) -> str:
         """' (population)': the names of the bounds ``context`` resolved to numbers, for messages."""
-        names = [b for b in (self.ge, self.gt, self.le, self.lt) if isinstance(b, str) and b in context]
+        def value(b):
+            return context.get(b) if isinstance(b, str) else b
+
+        limits = []
+        for bound, tightest in ((self.ge, max), (self.gt, max), (self.le, min), (self.lt, min)):
+            if isinstance(bound, tuple):  # the limit that binds, if all are known
+                bound = tightest(bound, key=value) if None not in map(value, bound) else None
+            limits.append(bound)
+        names = [b for b in limits if isinstance(b, str) and b in context]
         return f" ({', '.join(names)})" if names else ""
 
     def requirement(self, context: dict[str, Any] | None = None) -> str:
@@ -254,11 +268,24 @@ def parse_mapping(text: str) -> dict:
             raise UserError("not key=value,key=value (e.g. n_startup_trials=10,multivariate=true)")
         if key in out:
             raise UserError(f"{key!r} is given twice; give each key once")
-        try:
-            out[key] = yaml.safe_load(value) if value else None
-        except yaml.YAMLError:
-            out[key] = value
+        out[key] = _scalar(value)
     return out
+
+
+def _scalar(text: str) -> Any:
+    """A mapping's value as text gives it: a whole number, a number (``1e9`` too, which YAML 1.1 leaves a
+    string), true/false, none, or the text itself."""
+    lowered = text.lower()
+    if lowered in ("", "none", "null", "~"):
+        return None
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -341,7 +368,7 @@ def read(settings: dict[str, Setting], values: dict[str, Any], owner: str,
         valid = ", ".join(f"{owner}.{n}" if owner else n for n in settings) or "none"
         raise UserError(f"{who or owner or 'the command'} has no parameter {shorten(', '.join(unknown))}; "
                         f"valid: {valid}")
-    out = {k: settings[k].coerce(v, owner) for k, v in values.items()}
+    out = {k: settings[k].coerce(v, owner, context) for k, v in values.items()}
     check_all(settings, {**{n: s.default for n, s in settings.items()}, **out}, owner, context, tuple(out))
     return out
 

@@ -68,6 +68,9 @@ from nas_lab.core.settings import Setting
 FAILED = 1e30
 
 CROSSOVERS = ("sbx", "ux")
+#: most archs of one generation: pymoo compares each pair of a generation for duplicates (a dense n x n distance
+#: matrix, 200 MB at 5,000)
+MAX_GENERATION = 5_000
 MUTATIONS = ("pm", "reset")
 DUPLICATES = ("population", "run")
 
@@ -81,8 +84,8 @@ class NSGA2(Searcher):
 
     def __init__(
         self,
-        population: Annotated[int, Setting(ge=2, le="space.cardinality", help="survivors per generation (tournaments pick between two)")] = 50,
-        offspring: Annotated[int | None, Setting(ge=1, le=1_000_000, help="children per generation (none: the population size)")] = None,
+        population: Annotated[int, Setting(ge=2, le=("space.cardinality", MAX_GENERATION), help="survivors per generation (tournaments pick between two)")] = 50,
+        offspring: Annotated[int | None, Setting(ge=1, le=MAX_GENERATION, help="children per generation (none: the population size)")] = None,
         crossover: Annotated[str, Setting(choices=CROSSOVERS, help="sbx (simulated binary on indices) or ux (uniform)")] = "sbx",
         crossover_prob: Annotated[float, Setting(ge=0, le=1, help="probability that a pair is crossed")] = 1.0,
         crossover_eta: Annotated[float, Setting(gt=0, le=1000, help="SBX distribution index (larger: children nearer parents)")] = 3.0,

@@ -38,6 +38,7 @@ import numpy as np
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.searcher import Searcher
+from nas_lab.core import settings
 from nas_lab.core.settings import Setting
 
 #: searcher.sampler name -> optuna.samplers class name
@@ -104,7 +105,7 @@ class OptunaSearch(Searcher):
         cls = getattr(_optuna().samplers, self._class_name)
         takes = [n for n, p in inspect.signature(cls).parameters.items() if n not in _OWN and _plain(p)]
         kwargs = {p: getattr(self, p) for p in PASSED if getattr(self, p) is not None}
-        extra = dict(self.options)
+        extra = {k: _typed(k, v, cls) for k, v in self.options.items()}
         both = sorted(set(kwargs) & set(extra))
         if both:
             raise UserError(f"searcher.{both[0]} is given twice, as a parameter and in searcher.options; give it once")
@@ -189,6 +190,19 @@ def _plain(param: inspect.Parameter) -> bool:
     """Whether a sampler argument takes a plain value (number, flag, name), not an object or a callable."""
     note = str(param.annotation)
     return not any(word in note for word in ("Callable", "Sampler", "Mutation", "Crossover", "ndarray", "Trial", "dict"))
+
+
+def _typed(key: str, value, sampler_class):
+    """An ``options`` value as its declaration here reads it (``n_startup_trials`` and the other typed
+    parameters, bounds included) or, for any other keyword, as the type the sampler's signature annotates
+    (int, float, bool or str), so Optuna never meets a value of the wrong type mid-run."""
+    declared = settings.declared(OptunaSearch)
+    if key in declared:
+        return declared[key].coerce(value, "searcher.options")
+    param = inspect.signature(sampler_class).parameters.get(key)
+    note = "" if param is None else str(param.annotation)
+    kind = next((t for t in (bool, int, float, str) if t.__name__ in note.replace("None", "").split(" | ")), None)
+    return value if kind is None else settings.Setting(key, kind, None).coerce(value, "searcher.options")
 
 
 def _violation(trial) -> tuple[float]:
