@@ -237,7 +237,7 @@ def test_other_bad_input_is_a_user_error(tmp_path):
         datasets.digits(image_size=0)
     with pytest.raises(UserError, match=r"dataset.image_size must lie in 1\.\.1,024, got 1,000,000"):
         registry.create("dataset", "digits", {"image_size": "1e6"})
-    with pytest.raises(UserError, match="dataset.seed must be at least 0, got -1"):
+    with pytest.raises(UserError, match="dataset.seed must lie in 0..4,294,967,295, got -1"):
         datasets.digits(seed=-1)
     with pytest.raises(UserError, match="takes no root"):
         datasets.digits(root=str(tmp_path))

@@ -196,6 +196,6 @@ def test_a_multi_objective_run_reports_its_front(capsys, monkeypatch, tmp_path):
     out, err = capsys.readouterr()
     assert code == 0, err
     front = json.loads(out)["front"]
-    assert SPACE.big and len(front) >= 1 and all(member["index"] > 2**63 for member in front)
-    for member in front:
-        assert SPACE.index(SPACE.from_values(member["arch"])) == member["index"]
+    assert SPACE.big and len(front["index"]) >= 1 and all(index > 2**63 for index in front["index"])
+    for index, arch in zip(front["index"], front["archs"], strict=True):
+        assert SPACE.index(SPACE.from_values(arch)) == index
