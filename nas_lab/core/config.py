@@ -108,6 +108,12 @@ def split_objective(spec: str) -> tuple[str, str | None]:
     return DEFAULT_OBJECTIVE_FAMILY, spec
 
 
+def objective_metrics(label: str) -> tuple[str, ...]:
+    """The metrics of an objective from its label (``RunConfig.objective``, a study's objective): one, or several
+    searched together."""
+    return RUN_SETTINGS["objective"].coerce(label)
+
+
 def build(cfg: RunConfig):
     """``(space, objective, searcher)`` of a config, every name and value checked."""
     space, objective = build_problem(cfg)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nas_lab.core.config import RUN_SETTINGS, RunConfig, build
+from nas_lab.core.config import RUN_SETTINGS, RunConfig, build, objective_metrics
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.record import config_of
 from nas_lab.core.settings import Setting, read_yaml, split_list
@@ -193,7 +193,7 @@ class StudyConfig:
         data["searchers"] = {str(k): _searcher_params(str(k), v, source) for k, v in data["searchers"].items()}
         data["objectives"] = objective_list(data["objectives"], source)
         _no_repeats("objectives", data["objectives"])
-        if len({"," in o for o in data["objectives"]}) > 1:
+        if len({len(objective_metrics(o)) > 1 for o in data["objectives"]}) > 1:
             raise UserError(f"{source}: objectives mix single metrics and several-metric lists; a study reports one "
                             "or the other, so split it into two studies")
         study = cls(**data)
@@ -254,7 +254,8 @@ class StudyConfig:
     def to_dict(self) -> dict[str, Any]:
         """The config as YAML would write it (several-metric objectives as lists again)."""
         out = {k: getattr(self, k) for k in STUDY_SETTINGS}
-        out["objectives"] = [o.split(",") if "," in o else o for o in self.objectives]
+        metrics = [objective_metrics(o) for o in self.objectives]
+        out["objectives"] = [list(m) if len(m) > 1 else o for o, m in zip(self.objectives, metrics)]
         return out
 
     def same_grid(self, other: "StudyConfig") -> bool:

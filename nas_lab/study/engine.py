@@ -137,7 +137,7 @@ class Progress:
         from tqdm import tqdm
 
         self.sums: dict[tuple[str, str], list[float]] = {}  # (objective, searcher) -> [sum of bests, runs]
-        self.objective = ""
+        self.objective, self.several = "", False
         self.bar = tqdm(total=total, initial=len(already), unit="run", disable=not enabled,
                         file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
         self.update(already, advance=False)
@@ -150,11 +150,11 @@ class Progress:
                 entry = self.sums.setdefault((objective, label), [0.0, 0])
                 entry[0] += figure
                 entry[1] += 1
-            self.objective = objective
+            self.objective, self.several = objective, len(r.targets) > 1
         if advance:
             self.bar.update(len(results))
-        what = "mean hypervolume" if "," in self.objective else "mean best"
-        shown = " ".join(f"{s} {total / n:.{3 if ',' in o else 2}f}" for (o, s), (total, n) in self.sums.items()
+        what = "mean hypervolume" if self.several else "mean best"
+        shown = " ".join(f"{s} {total / n:.{3 if self.several else 2}f}" for (o, s), (total, n) in self.sums.items()
                          if o == self.objective)
         self.bar.set_postfix_str(f"{what} {self.objective}: {shown}" if shown else "", refresh=False)
 

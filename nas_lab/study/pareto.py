@@ -20,6 +20,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nas_lab.core.config import objective_metrics
 from nas_lab.core.fronts import Scale, minimisation
 from nas_lab.study.cells import CELL_KEYS, cell_statistics
 from nas_lab.study.plots import save_figures
@@ -34,7 +35,7 @@ PANEL = 4.2  # inches
 
 
 def is_multi_objective(study: StudyResults) -> bool:
-    return any("," in o for o in study.config.objectives)
+    return any(len(objective_metrics(o)) > 1 for o in study.config.objectives)
 
 
 def _shared_hypervolumes(study: StudyResults) -> dict[str, float]:
