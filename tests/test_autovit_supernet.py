@@ -161,8 +161,9 @@ def test_spos_and_the_supernet_objective_search_a_tiny_variant(tmp_path):
     assert ((0 <= result.history["value"]) & (result.history["value"] <= 100)).all()
 
 
-def test_the_cli_searches_a_paper_variant_with_a_training_free_proxy():
+def test_the_cli_searches_a_paper_variant_with_a_training_free_proxy(tmp_path, monkeypatch):
     """``space=autovit`` with Table 1's variants through ``nas-lab run`` (a proxy objective: no training)."""
+    monkeypatch.setenv("NAS_LAB_CACHE", str(tmp_path))  # computes its values: never reads or fills ~/.cache
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(["run", "space=autovit", "space.variant=s", "searcher=rea", "objective=zc.params", "budget=5",

@@ -42,6 +42,13 @@ def found(directory: Path) -> dict:
     return {key_of(r): (r.best_index, r.history["index"].tolist()) for r in Store(directory).records()}
 
 
+def sigint_as_at_a_terminal() -> None:
+    """``preexec_fn`` of a child that is sent SIGINT: Ctrl-C reaches a foreground process with SIGINT at its default,
+    but a child inherits an ignored SIGINT (the suite started in the background by a non-interactive shell, as
+    with ``&`` or nohup), and Python then never raises KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def one_sentence(err: str) -> bool:
     return len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
@@ -154,7 +161,8 @@ def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_co
     out = tmp_path / "out"
     cmd = study(REPO / "experiments" / "hyvitas_table4.yaml", out, "searchers=bananas", "repeats=20", "budget=30",
                 "workers=2")
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                            preexec_fn=sigint_as_at_a_terminal)
     runs = out / "runs.jsonl"
     try:
         assert wait_for(lambda: runs.exists() and runs.read_bytes().count(b"\n") >= 1, 60), "no run was recorded"
@@ -191,7 +199,8 @@ def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_co
 def test_ctrl_c_during_a_one_shot_run_is_one_sentence_and_exit_130(tmp_path):
     cmd = [sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=darts", "searcher.epochs=50",
            "searcher.batch_size=16", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
+                            preexec_fn=sigint_as_at_a_terminal)
     err = b""
     try:
         os.set_blocking(proc.stderr.fileno(), False)
