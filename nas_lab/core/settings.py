@@ -30,9 +30,6 @@ import yaml
 
 from nas_lab.core.errors import UserError, shorten
 
-#: properties of a space that a bound may name; they are known once the plug-in meets its space
-SPACE_BOUNDS = ("space.dim", "space.cardinality")
-
 _WORDS = {int: "a whole number", float: "a number", bool: "true or false", str: "a string", dict: "a mapping"}
 _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 
@@ -40,16 +37,17 @@ _TRUE, _FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 @dataclass(frozen=True)
 class Setting:
     """One declared parameter: its name, type, default, bounds or choices, whether it is a list, and one line of
-    help. ``ge``/``gt``/``le``/``lt`` bound numbers (a number or the name of what the bound depends on);
+    help. ``ge``/``gt``/``le``/``lt`` bound numbers (a number, the name of what the bound depends on, or a tuple of
+    such limits, all of which hold);
     ``choices`` lists the valid values of a string; ``many`` makes the setting a tuple of ``type``."""
 
     name: str = ""
     type: type = str
     default: Any = None
-    ge: float | str | None = None
-    gt: float | str | None = None
-    le: float | str | None = None
-    lt: float | str | None = None
+    ge: float | str | tuple | None = None
+    gt: float | str | tuple | None = None
+    le: float | str | tuple | None = None
+    lt: float | str | tuple | None = None
     choices: tuple | None = None
     many: bool = False
     help: str = ""
@@ -139,7 +137,7 @@ class Setting:
                 return f"in {show(low, max)}..{show(high)}"
             return f"in {'[' if low_op == '>=' else '('}{show(low, max)}, {show(high)}{']' if high_op == '<=' else ')'}"
         if low is not None:
-            return f"{low_op} {show(low)}"
+            return f"{low_op} {show(low, max)}"
         if high is not None:
             return f"{high_op} {show(high)}"
         return ""
@@ -471,7 +469,8 @@ def from_hint(name: str, hint: Any, default: Any) -> Setting:
 
 
 def space_bounds(space) -> dict[str, Any]:
-    """The values of ``SPACE_BOUNDS`` for ``space``, for ``check_all``'s context."""
+    """The properties of ``space`` a bound may name (``le="space.cardinality"``), for ``check_all``'s context;
+    they are known once a plug-in meets its space."""
     return {"space.dim": space.dim, "space.cardinality": space.cardinality}
 
 
