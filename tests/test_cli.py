@@ -109,3 +109,17 @@ def test_run_shows_a_search_bar_for_objectives_that_compute(tmp_path, capsys):
     assert "search:" not in capsys.readouterr().err
     assert main(["run", "searcher=random", "budget=4", "--no-save"]) == 0  # a table lookup takes milliseconds: no bar
     assert "search:" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nope"], "argument COMMAND: invalid choice: 'nope'"),
+    (["list", "nope"], "argument kind: invalid choice: 'nope'"),
+    (["lut", "frob"], "argument action: invalid choice: 'frob'"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+])
+def test_a_malformed_command_line_is_one_sentence_and_exit_2(capsys, args, message):
+    """argparse's own errors end like any other bad input: one line, exit status 2."""
+    with pytest.raises(SystemExit) as exit_:
+        main(args)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and err.startswith("nas-lab: error: ") and message in err

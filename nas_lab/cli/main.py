@@ -21,8 +21,16 @@ from nas_lab.core.errors import shorten
 COMMANDS = (run, study, precompute, correlate, lut, report, listing)
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, ending a malformed command line like any other bad input: one sentence and exit status 2 (its
+    own error prints the usage block first)."""
+
+    def error(self, message: str):
+        self.exit(2, f"nas-lab: error: {message}; see `{self.prog} --help`\n")
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="nas-lab", description="Neural architecture search research framework.")
+    parser = Parser(prog="nas-lab", description="Neural architecture search research framework.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(sub)
