@@ -124,3 +124,13 @@ def test_bad_input_is_one_sentence_exit_2_and_writes_nothing(tmp_path, capsys, a
     assert message in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert not (tmp_path / "corr").exists()
+
+
+def test_a_space_too_large_to_list_is_sampled_never_stratified(tmp_path, capsys):
+    """Stratifying ranks every arch by the metric: on ViTAS's 10^43 archs that is refused, in one sentence."""
+    code, out, err = nas_lab(capsys, "correlate", "space=vitas", "proxies=params", "metric=id", "stratify=true",
+                             f"out={tmp_path / 'corr'}", "--no-progress")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert ("stratify=true ranks every arch of the space by the metric, and space 'vitas' has "
+            "13,410,075,304,385,010,772,842,580,246,288,435,776,192,030, too many; leave stratify out") in err
+    assert not (tmp_path / "corr").exists()

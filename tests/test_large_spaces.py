@@ -129,3 +129,27 @@ def test_every_searcher_runs_on_a_huge_conditional_space(vitas_like, name):
 
     result = run(vitas_like, SumObjective(vitas_like), registry.create("searcher", name, {}), budget=40, seed=0)
     assert result.evaluations == 40 and len(set(result.history["index"].tolist())) == 40
+
+
+def test_a_table_for_a_space_past_int64_is_checked_in_memory_of_its_rows(tmp_path):
+    """Counting rows per arch allocated one counter per arch of the space (10^43 on ViTAS); now one per row."""
+    import tracemalloc
+
+    import pandas as pd
+
+    from nas_lab.core import registry
+    from nas_lab.objectives.tabular.table import Table
+
+    space = registry.create("space", "vitas", {})
+    archs = space.sample(np.random.default_rng(0), 3)
+    frame = pd.DataFrame({d.name: np.asarray(d.options, dtype=object)[archs[:, i]] for i, d in enumerate(space.decisions)})
+    frame["id"] = [70.0, 71.0, 72.0]
+    frame.to_csv(tmp_path / "vitas.csv", index=False)
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match=f"lacks {space.cardinality - 3} of the {space.cardinality} archs of space 'vitas'"):
+            Table.load(tmp_path / "vitas.csv", space)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20

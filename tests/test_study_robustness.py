@@ -199,24 +199,31 @@ def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_co
 def test_ctrl_c_during_a_one_shot_run_is_one_sentence_and_exit_130(tmp_path):
     cmd = [sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=darts", "searcher.epochs=50",
            "searcher.batch_size=16", "--out", str(tmp_path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO,
-                            preexec_fn=sigint_as_at_a_terminal)
+    # training has started once it shows its bar
+    err, out = signalled_once_shown(cmd, b"DARTS bilevel search", signal.SIGINT, 130, cwd=REPO,
+                                    preexec_fn=sigint_as_at_a_terminal)
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "Traceback" not in err and last.startswith("nas-lab: interrupted;") and "nothing was recorded" in last
+    assert out == b"" and not list(tmp_path.iterdir())
+
+
+def signalled_once_shown(cmd: list[str], shown: bytes, sig: int, status: int, **popen) -> tuple[str, bytes]:
+    """Run ``cmd``, send it ``sig`` once its stderr shows ``shown`` and assert it exits with ``status``; its stderr
+    and stdout."""
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **popen)
     err = b""
     try:
         os.set_blocking(proc.stderr.fileno(), False)
         deadline = time.monotonic() + 120
-        while b"DARTS bilevel search" not in err and time.monotonic() < deadline and proc.poll() is None:
+        while shown not in err and time.monotonic() < deadline and proc.poll() is None:
             err += proc.stderr.read() or b""
             time.sleep(0.05)
-        assert b"DARTS bilevel search" in err, err  # training has started, and shows its bar
-        os.kill(proc.pid, signal.SIGINT)
-        assert proc.wait(timeout=20) == 130
+        assert shown in err, err
+        os.kill(proc.pid, sig)
+        assert proc.wait(timeout=20) == status
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     os.set_blocking(proc.stderr.fileno(), True)
-    rest = (err + proc.stderr.read()).decode(errors="replace")
-    last = rest.replace("\r", "\n").strip().splitlines()[-1]
-    assert "Traceback" not in rest and last.startswith("nas-lab: interrupted;") and "nothing was recorded" in last
-    assert proc.stdout.read() == b"" and not list(tmp_path.iterdir())
+    return (err + proc.stderr.read()).decode(errors="replace"), proc.stdout.read()

@@ -320,3 +320,42 @@ def test_cache_keeps_indices_past_64_bits_exactly(tmp_path):
     values, _, found = cache.lookup(key, [2**63, 2**63 + 1, 3 * 10 * 401**16 - 1, 5])
     assert found.tolist() == [True, False, True, True]
     assert values[[0, 2, 3]].tolist() == [2.0, 1.0, 3.0]  # stored floats read back as they were
+
+
+@pytest.mark.parametrize("name", ["poolvit", "vitas", "autovit"])
+def test_samples_of_spaces_too_large_to_list_are_drawn_in_memory_flat_in_the_cardinality(name):
+    """Listing 10^9 (AutoViT) to 10^43 (ViTAS) archs asked for 10 GiB to 5 EiB; a draw holds only the sample."""
+    import tracemalloc
+
+    space = registry.create("space", name, {})
+    assert not space.enumerable
+    tracemalloc.start()
+    try:
+        small, large = sample_indices(space, 5, 0), sample_indices(space, 300, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 2**20
+    assert len(set(large.tolist())) == 300 and set(small.tolist()) <= set(large.tolist())
+    assert list(large) == sorted(large) and space.is_valid(space.arch(large)).all()
+    np.testing.assert_array_equal(space.index(space.arch(large)), large)  # representatives, numbered as the space does
+    np.testing.assert_array_equal(small, sample_indices(space, 5, 0))
+    assert set(small.tolist()) != set(sample_indices(space, 5, 1).tolist())
+
+
+def test_samples_of_small_spaces_are_a_seeded_permutation_of_the_valid_archs():
+    """The cache's archs stay those of earlier versions: the first ``sample`` of a seeded permutation."""
+    space = NB201Space()
+    expected = np.sort(np.random.default_rng(3).permutation(np.arange(space.cardinality))[:40])
+    np.testing.assert_array_equal(sample_indices(space, 40, 3), expected)
+
+
+def test_precompute_samples_a_space_past_int64_and_refuses_to_take_all_of_it(cache_file, capsys):
+    code, out, err = nas_lab(capsys, "precompute", "space=vitas", "proxies=params", "sample=3", "workers=1",
+                             "--no-progress")
+    assert code == 0, err
+    assert "precompute vitas: 1 proxies x 3 archs" in out and "computed 3 values" in out
+    code, out, err = nas_lab(capsys, "precompute", "space=poolvit", "proxies=params", "--no-progress")
+    assert code == 2 and out == ""
+    assert err == ("nas-lab: error: space 'poolvit' has 766,149,108,684,696,000 archs, too many to take every one; "
+                   "give sample=N to draw N of them\n")

@@ -53,6 +53,9 @@ def command(args) -> int:
             raise UserError(f"space {space.name!r} has no benchmark table here; give one with table=PATH and a metric=")
         metric = reference.metric
     if s["stratify"]:
+        if not space.enumerable:
+            raise UserError(f"stratify=true ranks every arch of the space by the metric, and space {space.name!r} has "
+                            f"{space.cardinality:,}, too many; leave stratify out to draw a simple random sample")
         valid = sample_indices(space, None, s["seed"])
         values = TabularObjective(space, metric, table=s["table"]).measure(metric, space.arch(valid))
         indices = stratified_indices(values, valid, s["sample"], s["seed"])

@@ -28,8 +28,6 @@ from nas_lab.core.errors import UserError
 
 #: an anytime hypervolume curve is computed at this many evaluation counts at most
 CURVE_POINTS = 50
-#: spaces at most this large are tabulated whole when the objective is cheap
-TABULATE_BELOW = 2_000_000
 
 
 def minimisation(values: np.ndarray, directions) -> np.ndarray:
@@ -98,7 +96,7 @@ def true_front(objective) -> TrueFront | None:
     if objective in _TRUE_FRONTS:
         return _TRUE_FRONTS[objective]
     front = None
-    if objective.space.cardinality <= TABULATE_BELOW:
+    if objective.space.enumerable:  # tabulated whole when the objective is cheap
         every = objective.exhaustive()
         if every is not None:
             values, feasible = every

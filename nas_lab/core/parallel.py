@@ -9,7 +9,9 @@ thread pools to its share, and an interrupted map stops its workers at once.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
+import multiprocessing
 import os
 import signal
 import socket
@@ -49,7 +51,9 @@ def parallel_map(fn: Callable[[T], R], work: list[T], workers: int, executor: st
 
     ``fn`` must be a module-level function (it is pickled by name). Results come
     in completion order, so callers store them as they arrive; one worker or
-    one item runs in this process.
+    one item runs in this process. Local workers are at most one per item (so
+    ``workers=1024`` on a 10-run study starts 10) and die with this process,
+    however it ends (``_die_with_parent``).
     """
     source = _ray_map if executor == "ray" else _local_map
     return source(fn, work, workers, address)
@@ -62,7 +66,9 @@ def _local_map(fn, work: list, workers: int, address: str | None) -> Iterator:
         for item in work:
             yield fn(item)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(threads_per_worker(workers),))
+    # never more processes than items (a pool that forks starts all of them at once), each with the share asked for
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(work)), initializer=_init_worker,
+                               initargs=(threads_per_worker(workers),))
     try:
         futures = {pool.submit(fn, item) for item in work}
         while futures:
@@ -109,7 +115,7 @@ def threads_per_worker(workers: int) -> int:
 
 
 def _init_worker(threads: int) -> None:
-    """Set up a pool worker: its share of the cores, and interrupts left to the main process.
+    """Set up a pool worker: its share of the cores, interrupts left to the main process, and its end tied to it.
 
     Ctrl-C reaches the whole process group: workers ignore it and the main
     process stops them (``_stop``); SIGTERM ends a worker at once (not through
@@ -117,7 +123,37 @@ def _init_worker(threads: int) -> None:
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent()
     limit_threads(threads)
+
+
+#: ``prctl`` option: the signal this process gets when its parent ends (linux/prctl.h)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """End this worker when the process that started it ends, whatever ends it (SIGKILL included).
+
+    ``_stop`` ends workers only when the main process lives to run it; killed
+    with SIGKILL it cannot, and its workers ran on, orphaned, for minutes. On
+    Linux the kernel sends SIGKILL at the parent's end (``prctl``; the parent is
+    the thread that forked, ``_local_map``'s, or a fork server, which ends with
+    this process); elsewhere a thread waits on the pipe multiprocessing closes
+    at the parent's end.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not a multiprocessing child
+        return
+    prctl = getattr(ctypes.CDLL(None, use_errno=True), "prctl", None) if sys.platform == "linux" else None
+    if prctl is None or prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        threading.Thread(target=_exit_after, args=(parent,), name="die-with-parent", daemon=True).start()
+    elif not parent.is_alive():  # it ended before prctl could ask to be told
+        os._exit(1)
+
+
+def _exit_after(parent) -> None:
+    parent.join()
+    os._exit(1)
 
 
 def limit_threads(threads: int) -> contextlib.ExitStack:

@@ -99,7 +99,7 @@ def sample_distinct(space: Space, rng: np.random.Generator, n: int, exclude: set
     space stays fast. ``exclude`` is updated with the indices returned.
     """
     left = space.cardinality - len(exclude)
-    if space.cardinality <= ENUMERATE_BELOW and 4 * n >= left:
+    if space.enumerable and 4 * n >= left:
         every = space.all_archs()
         archs = every[~np.isin(space.index(every), np.fromiter(exclude, np.int64, len(exclude)))]
         archs = archs[space.is_valid(archs)]
@@ -141,7 +141,3 @@ def within(bounds: list[tuple[Constraint, Objective]], archs: np.ndarray) -> np.
     for c, measurer in bounds:
         ok &= c.holds(measurer.measure(c.metric, archs))
     return ok
-
-
-#: spaces at most this large may be enumerated to draw their last unseen archs
-ENUMERATE_BELOW = 2_000_000

@@ -35,7 +35,8 @@ from nas_lab.core.settings import Declared, current, declared
 
 #: indices of spaces with more archs than this are Python ints (object arrays), not int64
 INT64_LIMIT = 2**62
-#: a conditional space with at most this many option combinations may be counted by enumeration
+#: a space with at most this many option combinations may be enumerated (listed, or counted when conditional);
+#: larger ones are only ever sampled
 ENUMERATE_COMBINATIONS = 2_000_000
 #: the most parameters a space's largest model may have: 4 GB of float32 weights, 16 GB to train with Adam
 #: (weights, gradients, two moments), already past one workstation GPU; GPT-2 XL has 1.5 billion
@@ -167,6 +168,12 @@ class Space(Declared):
         """Number of option combinations (the index range): ``cardinality`` unless the space is conditional."""
         return self._cardinality
 
+    @property
+    def enumerable(self) -> bool:
+        """Whether every arch may be listed (``all_archs``): at most ``ENUMERATE_COMBINATIONS`` option combinations.
+        Tools take samples of larger spaces instead."""
+        return self._cardinality <= ENUMERATE_COMBINATIONS
+
     # -- index <-> arch --------------------------------------------------------
     def index(self, archs) -> np.ndarray:
         """Arch index of each arch of a batch ``(n, d)`` (or of one arch): int64, or Python ints in an object
@@ -203,7 +210,10 @@ class Space(Declared):
         return np.where(self.active(flat), flat, 0).reshape(archs.shape)
 
     def all_archs(self) -> np.ndarray:
-        """Every arch of the space, in index order (for a conditional space: every representative)."""
+        """Every arch of the space, in index order (for a conditional space: every representative); ``UserError``
+        past ``ENUMERATE_COMBINATIONS``, where the list alone would outgrow memory (AutoViT's: 500 GB)."""
+        if not self.enumerable:
+            raise UserError(f"space {self.name!r} has {self.cardinality:,} archs, too many to list every one")
         if not self.conditional:
             return self.arch(np.arange(self.cardinality))
         every = self.arch(np.arange(self._cardinality))

@@ -275,14 +275,14 @@ def _row_order(space: Space, decisions: Mapping[str, np.ndarray], path: Path) ->
     archs = np.stack([_option_index(d, decisions[d.name], path) for d in space.decisions], axis=1)
     index = space.index(archs)
     n = space.cardinality
-    counts = np.bincount(index, minlength=n)
+    found, counts = np.unique(index, return_counts=True)  # the rows' size, never the space's (10^43 on ViTAS)
     if (counts > 1).any():
         first = int(np.argmax(counts > 1))
-        raise UserError(f"table {path} has {counts[first]} rows for the arch {space.describe(space.arch(first))} "
+        raise UserError(f"table {path} has {counts[first]} rows for the arch {space.describe(space.arch(found[first]))} "
                         f"({int((counts > 1).sum())} archs repeated in all); each arch needs exactly one row")
-    if (counts == 0).any():
-        first = int(np.argmax(counts == 0))
-        raise UserError(f"table {path} lacks {int((counts == 0).sum())} of the {n} archs of space {space.name!r} "
+    if len(found) < n:
+        first = int(np.argmax(np.append(found != np.arange(len(found)), True)))  # the first index the rows skip
+        raise UserError(f"table {path} lacks {n - len(found)} of the {n} archs of space {space.name!r} "
                         f"(first missing: {space.describe(space.arch(first))}); each arch needs exactly one row")
     order = np.empty(n, dtype=np.int64)
     order[index] = np.arange(n)

@@ -9,6 +9,7 @@ interrupted precompute resumes where it stopped when run again.
 
 from __future__ import annotations
 
+import itertools
 import math
 import sys
 import time
@@ -27,6 +28,8 @@ from nas_lab.core.parallel import check_execution, parallel_map
 
 #: at most this many archs per work item: small enough for a lively progress bar and little lost on a kill
 MAX_ITEM = 32
+#: archs per round when drawing a sample from a space too large to enumerate (fixed: it makes samples nested)
+DRAW_ROUND = 1024
 
 
 @dataclass
@@ -62,14 +65,33 @@ def sample_indices(space: Space, sample: int | None, seed: int) -> np.ndarray:
 
     ``precompute`` and ``correlate`` with the same ``sample`` and ``seed`` cover the same archs,
     and samples are nested: a larger one holds every arch of a smaller one, so it reuses their values.
+    A space too large to enumerate (AutoViT's 10^9 archs, ViTAS's 10^43) is never listed: its sample
+    is drawn (``_drawn``), so memory grows with the sample, not with the space, and "every arch" is refused.
     """
-    every = np.arange(space.cardinality)
-    valid = every[space.is_valid(space.arch(every))]
+    if not space.enumerable:
+        if sample is None:
+            raise UserError(f"space {space.name!r} has {space.cardinality:,} archs, too many to take every one; "
+                            f"give sample=N to draw N of them")
+        return _drawn(space, sample, seed)
+    every = space.all_archs()
+    valid = space.index(every[space.is_valid(every)])
     if sample is None:
         return valid
     if not 1 <= sample <= len(valid):
         raise UserError(f"sample must lie in 1..{len(valid)} (the valid archs of space {space.name!r}), got {sample}")
     return np.sort(np.random.default_rng(seed).permutation(valid)[:sample])
+
+
+def _drawn(space: Space, sample: int, seed: int) -> np.ndarray:
+    """Sorted indices of ``sample`` distinct archs drawn as ``Space.sample`` draws (valid, each decision uniform),
+    in rounds of a fixed size: the first ``sample`` distinct ones in draw order, so samples are nested."""
+    if sample > space.cardinality:
+        raise UserError(f"sample must lie in 1..{space.cardinality} (the archs of space {space.name!r}), got {sample}")
+    rng = np.random.default_rng(seed)
+    seen: dict = {}  # insertion-ordered: the draw order
+    while len(seen) < sample:
+        seen.update(dict.fromkeys(np.atleast_1d(space.index(space.sample(rng, DRAW_ROUND))).tolist()))
+    return np.array(sorted(itertools.islice(seen, sample)), dtype=object if space.big else np.int64)
 
 
 def _fill(item: tuple) -> tuple[str, int, int, float]:
