@@ -8,7 +8,11 @@ clears ``Evaluation.feasible`` where a bound is broken and sets
 ``|value - bound| / |bound|`` (``|value - bound|`` for a bound of 0; infinite
 for a missing value), so bounds in different units add up. Infeasible archs still
 cost their evaluation (the runner charges them) and are never reported best
-(``Evaluation.fitness`` is -inf).
+(``Evaluation.fitness`` is -inf). Before any run, each metric's bounds are
+intersected and checked against the metric's ``Objective.extent`` (a table's
+range, closed-form sizes, a latency table's): bounds that exclude each other or
+that no arch reaches are refused with the reachable range; bounds whose reach
+only evaluating can tell are kept in ``unchecked`` for the run's summary.
 
 A run's bounds have one form, ``Constraint``, and reach searchers one way,
 ``Objective.constraints`` (empty unless wrapped here) with ``Objective.measurer``
