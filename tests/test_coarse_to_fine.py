@@ -187,3 +187,33 @@ def test_a_bound_on_the_target_is_charged_not_read_free(shared_data):
     assert (space.params(archs) <= 1e6).all()
     np.testing.assert_array_equal(result.history["feasible"], accuracy >= 94.2)
     assert (accuracy[: SMALL["keep"]] < 94.2).any()  # the coarse seeds were not picked by the target
+
+
+# -- a coarse sample that covers (nearly) the whole space ------------------------------------------------------------
+
+def test_a_whole_space_coarse_sample_still_evolves():
+    """Drawing every arch of NB201 in the coarse stage leaves children free to be any of them: the fine stage breeds
+    (it used to refuse every child as 'drawn already' and walk the coarse ranking instead)."""
+    space = NB201Space()
+    kw = {"samples": space.cardinality, "keep": 5, "population": 5}
+    result = run(space, SumObjective(space), CoarseToFine(**kw), budget=50, seed=0)
+    assert result.evaluations == 50
+    children = int(result.searcher_report["fine archs"].split(" children")[0])
+    assert children >= 30
+
+
+def test_the_search_goes_on_until_no_arch_within_the_bounds_is_left():
+    """Coarse seeds and children short of a generation: new random archs within the free bound are drawn, so a
+    budget as large as the space evaluates every arch within the bound, then says none is left."""
+    space = NB201Space()
+    closed = SpaceMetrics(space)
+    every = closed.measure("params", space.all_archs())
+    limit = float(np.quantile(every, 0.5))
+    objective = Constrained(SumObjective(space), [Constraint("params", "<=", limit)], {"params": closed})
+    kw = {"samples": 15000, "keep": 15000, "population": 200, "generations": 1000}
+    result = run(space, objective, CoarseToFine(**kw), budget=space.cardinality, seed=0)
+    archs = space.arch(result.history["index"])
+    assert result.evaluations == (every <= limit).sum()  # every arch within the bound, each once
+    assert (closed.measure("params", archs) <= limit).all()
+    assert "no new arch within the bounds left" in result.searcher_report["note"]
+    assert int(result.searcher_report["fine archs"].split("coarse, ")[1].split(" new random")[0]) > 0

@@ -12,6 +12,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.runner import run
 from nas_lab.core.searcher import cheap_bounds
+from test_cli_bad_input import refused, study  # noqa: F401 (a fixture)
 
 
 def constrained(*overrides):
@@ -88,3 +89,57 @@ def test_each_family_names_itself_and_claims_its_metrics():
     assert split_objective("latency.lut") == ("latency", "lut")
     assert split_objective("latency.pixel3") == ("tabular", "latency.pixel3")
     assert split_objective("zc.naswot") == ("zc", "naswot") and split_objective("id") == ("tabular", "id")
+
+
+# -- bounds no architecture meets: refused before anything is evaluated ---------------------------------------------
+
+
+@pytest.mark.parametrize("space, bounds, sentence", [
+    ("nb201", "params<=1e3", "constraint params<=1000 leaves no architecture of space 'nb201': params runs from "
+                             "7.331e+04 to 1.532e+06; choose a bound within that range"),
+    ("nb201", "params>=1e7", "constraint params>=1e+07 leaves no architecture of space 'nb201': params runs from "
+                             "7.331e+04 to 1.532e+06; choose a bound within that range"),
+    ("nb201", "test.cifar10>=101", "constraint test.cifar10>=101 leaves no architecture of space 'nb201': "
+                                   "test.cifar10 runs from 10 to 94.37; choose a bound within that range"),
+    ("nb201", "params<=2e5,params>=1e6", "constraints params>=1e+06 and params<=200000 exclude each other, so no "
+                                         "architecture of space 'nb201' meets both; params runs from 7.331e+04 to "
+                                         "1.532e+06"),
+    ("nb201", "params<1e6,params>1e6", "constraints params>1e+06 and params<1e+06 exclude each other"),
+    ("nb201", "latency.pixel3<=1,latency.pixel3>=2", "constraints latency.pixel3>=2 and latency.pixel3<=1 exclude each "
+                                                     "other, so no architecture of space 'nb201' meets both; "
+                                                     "latency.pixel3 runs from 0.003277 to 36.77"),
+    ("hyvitas", "params<=1e3", "constraint params<=1000 leaves no architecture of space 'hyvitas': params runs from "
+                               "4.989e+05 to 4.037e+06; choose a bound within that range"),
+    ("hyvitas", "flops>=1e10", "constraint flops>=1e+10 leaves no architecture of space 'hyvitas': flops runs from"),
+])
+def test_a_bound_no_architecture_meets_is_refused_before_the_run(capsys, shared_data, space, bounds, sentence):
+    """Each metric's bounds together, against the space's reach (a table's min and max, closed-form sizes
+    enumerated): exit 2, one sentence naming the reachable range, nothing evaluated."""
+    table = [f"table={shared_data}", "objective=test.cifar10"] if space == "nb201" else []
+    refused(capsys, "run", f"space={space}", *table, f"constraint={bounds}", "--no-save", valid=(sentence,))
+
+
+def test_closed_form_extents_of_large_spaces(capsys):
+    """Past enumeration: the space's exact lowest (poolvit) or its bound on the largest (autovit)."""
+    refused(capsys, "run", "space=poolvit", "objective=zc.params", "constraint=params>=1e12", "--no-save",
+            valid=("constraint params>=1e+12 leaves no architecture of space 'poolvit': params runs from 1120 to",))
+    refused(capsys, "run", "space=autovit", "objective=zc.params", "constraint=params>=1e12", "--no-save",
+            valid=("constraint params>=1e+12 leaves no architecture of space 'autovit-xxs': the largest has at most "
+                   "params 4.31439e+06; give a bound below it",))
+
+
+def test_a_study_with_an_unreachable_bound_runs_nothing(capsys, study, tmp_path):
+    out = tmp_path / "out"
+    refused(capsys, "study", study("constraints: [params<=1e6, params>=2e6]"), f"out={out}", "--no-progress",
+            valid=("constraints params>=2e+06 and params<=1e+06 exclude each other, so no architecture of space "
+                   "'hyvitas' meets both; params runs from 4.989e+05 to 4.037e+06",))
+    assert not list(out.rglob("runs.jsonl"))
+
+
+def test_a_bound_only_evaluation_can_check_is_named_when_nothing_was_feasible(capsys):
+    """A zero-cost proxy's reach is unknown before the run: the summary says the bound could not be checked."""
+    assert main(["run", "space=nb201", "objective=zc.params", "budget=3", "constraint=zc.params>=1e12",
+                 "--no-save", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert ("best       none: no evaluated architecture was feasible with a finite value; bound zc.params>=1e+12 "
+            "could not be checked before the run (only evaluating tells which values the space reaches)") in out

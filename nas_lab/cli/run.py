@@ -120,7 +120,7 @@ def summary(result: RunResult, space, objective, saved: Path | None) -> str:
     if result.front is not None:
         lines += front_lines(result, objective)
     elif result.best_arch is None:
-        lines.append("best       none: no evaluated architecture was feasible with a finite value")
+        lines.append("best       none: no evaluated architecture was feasible with a finite value" + unchecked(objective))
     else:
         lines.append(f"best       architecture {result.best_index}: {format_params(result.best_arch, sep='  ')}")
         width = max(len(objective.label(m)) for m in result.best_metrics)
@@ -140,13 +140,21 @@ def summary(result: RunResult, space, objective, saved: Path | None) -> str:
 FRONT_LINES = 12
 
 
+def unchecked(objective) -> str:
+    """Why a run may have found nothing feasible: its bounds whose reachability only evaluating could tell."""
+    if not objective.unchecked:
+        return ""
+    return (f"; bound{'s' * (len(objective.unchecked) > 1)} {', '.join(map(str, objective.unchecked))} could not be "
+            "checked before the run (only evaluating tells which values the space reaches)")
+
+
 def front_lines(result: RunResult, objective) -> list[str]:
     """The Pareto front of a run with several targets: one line per arch, sorted by the first target, then its
     hypervolume (and IGD, share of the true front and the true front's hypervolume where the space is tabulated)."""
     f = result.front
     n = len(f["index"])
     if n == 0:
-        return ["front      empty: no evaluated architecture was feasible with finite values"]
+        return ["front      empty: no evaluated architecture was feasible with finite values" + unchecked(objective)]
     labels = [objective.label(t) for t in result.targets]
     lines = [f"front      {n} non-dominated architecture{'s' * (n != 1)} (" +
              ", ".join(f"{d} {lab}" for d, lab in zip(result.directions, labels)) + ")"]

@@ -8,7 +8,11 @@ clears ``Evaluation.feasible`` where a bound is broken and sets
 ``|value - bound| / |bound|`` (``|value - bound|`` for a bound of 0; infinite
 for a missing value), so bounds in different units add up. Infeasible archs still
 cost their evaluation (the runner charges them) and are never reported best
-(``Evaluation.fitness`` is -inf).
+(``Evaluation.fitness`` is -inf). Before any run, each metric's bounds are
+intersected and checked against the metric's ``Objective.extent`` (a table's
+range, closed-form sizes, a latency table's): bounds that exclude each other or
+that no arch reaches are refused with the reachable range; bounds whose reach
+only evaluating can tell are kept in ``unchecked`` for the run's summary.
 
 A run's bounds have one form, ``Constraint``, and reach searchers one way,
 ``Objective.constraints`` (empty unless wrapped here) with ``Objective.measurer``
@@ -80,15 +84,27 @@ def run_constraints(space, given: list[str]) -> list[Constraint]:
     return [c for c in defaults if (c.metric, c.op in ("<=", "<")) not in bounded] + parsed
 
 
-def check_reachable(c: Constraint, span: tuple[float, float] | None, space_name: str) -> None:
-    """``UserError`` if no value within ``span`` (a metric's ``Objective.extent``) meets ``c``."""
-    if span is None or c.holds(np.array(span)).any():
-        return
-    if span[1] == np.inf:  # only the smallest is known (``Space.lowest``)
-        raise UserError(f"constraint {c} leaves no architecture of space {space_name!r}: the smallest has "
-                        f"{c.metric} {span[0]:g}; give a bound above it")
-    raise UserError(f"constraint {c} leaves no architecture of space {space_name!r}: {c.metric} runs from "
-                    f"{span[0]:.4g} to {span[1]:.4g}; choose a bound within that range")
+def check_reachable(bounds: list[Constraint], span: tuple[float, float] | None, space_name: str) -> None:
+    """``UserError`` if no value meets every one of ``bounds`` (all on one metric) within ``span``, the metric's
+    ``Objective.extent`` (``None``: unknown, so only the bounds' own intersection is judged)."""
+    metric = bounds[0].metric
+    low, high = span if span is not None else (-np.inf, np.inf)
+    where = {(False, False): f"{metric} runs from {low:.4g} to {high:.4g}",
+             (False, True): f"the smallest has {metric} {low:g}",
+             (True, False): f"the largest has at most {metric} {high:g}",
+             (True, True): ""}[(low == -np.inf, high == np.inf)]
+    advice = {(False, False): "choose a bound within that range", (False, True): "give a bound above it",
+              (True, False): "give a bound below it"}
+    for c in bounds:
+        if not c.holds(np.array([low, high])).any():
+            raise UserError(f"constraint {c} leaves no architecture of space {space_name!r}: {where}; "
+                            f"{advice[(low == -np.inf, high == np.inf)]}")
+    lower = max((c for c in bounds if c.op in (">=", ">")), key=lambda c: (c.bound, c.op == ">"), default=None)
+    upper = min((c for c in bounds if c.op in ("<=", "<")), key=lambda c: (c.bound, c.op != "<"), default=None)
+    if lower and upper and not (lower.bound < upper.bound or (lower.holds(upper.bound) and upper.holds(lower.bound))):
+        raise UserError(f"constraints {lower} and {upper} exclude each other, so no architecture of space "
+                        f"{space_name!r} meets both; " + (f"{where}" if where else f"give bounds on {metric} that "
+                                                                                     "overlap"))
 
 
 class Constrained(Objective):
@@ -106,7 +122,12 @@ class Constrained(Objective):
             if not self.measurers[c.metric].can_measure(c.metric):  # unknown metric: fail now, with the reason
                 self.measurers[c.metric].measure(c.metric, np.empty((0, inner.space.dim), dtype=np.int64))
                 raise UserError(f"objective {inner.name!r} cannot measure {shorten(repr(c.metric))} for a constraint")
-            check_reachable(c, self.measurers[c.metric].extent(c.metric), inner.space.name)
+        unchecked = []
+        for metric in dict.fromkeys(c.metric for c in self.constraints):  # each metric's bounds together
+            span = self.measurers[metric].extent(metric)
+            check_reachable([c for c in self.constraints if c.metric == metric], span, inner.space.name)
+            unchecked += [c for c in self.constraints if c.metric == metric and span is None]
+        self.unchecked = tuple(unchecked)
         for attr in ("space", "name", "family", "targets", "directions", "cost_unit", "reference"):
             setattr(self, attr, getattr(inner, attr))
         self.cheap = inner.cheap and all(m.cheap for m in self.measurers.values())

@@ -17,6 +17,10 @@ from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import CLOSED_FORM, Space
 
 
+#: spaces at most this large have the exact extent of their closed-form sizes, by enumeration
+ENUMERATE_EXTENT = 100_000
+
+
 class SpaceMetrics(Objective):
     """The cost metrics a space knows in closed form (``params``, ``flops``, ``macs``), with no model built."""
 
@@ -34,6 +38,16 @@ class SpaceMetrics(Objective):
     def free(self, metric: str) -> bool:
         """Closed-form sizes cost nothing: no model is built."""
         return self.can_measure(metric)
+
+    def extent(self, metric: str) -> tuple[float, float] | None:
+        """Exact over a space small enough to enumerate (NB201, HyViTas), else what the space knows."""
+        if not self.can_measure(metric):
+            return None
+        if self.space.cardinality > ENUMERATE_EXTENT:
+            return super().extent(metric)
+        every = self.space.all_archs()
+        values = self.measure(metric, every[self.space.is_valid(every)])
+        return float(values.min()), float(values.max())
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
         if not self.can_measure(metric):

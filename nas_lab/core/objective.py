@@ -104,6 +104,9 @@ class Objective(Declared):
     family: str = ""
     #: bounds on metrics that decide which archs are feasible; none unless the objective is ``Constrained``
     constraints: tuple[Constraint, ...] = ()
+    #: those of ``constraints`` whose reachability no ``extent`` could tell before the run (a run that finds no
+    #: feasible arch says so)
+    unchecked: tuple[Constraint, ...] = ()
     #: optimised metric names and their directions ("max" or "min")
     targets: tuple[str, ...] = ()
     directions: tuple[str, ...] = ()
@@ -154,12 +157,14 @@ class Objective(Declared):
         return True
 
     def extent(self, metric: str) -> tuple[float, float] | None:
-        """``(smallest, largest)`` value of ``metric`` over the space, or bounds on them, where cheaply known;
-        ``None`` otherwise. A constraint no value within it can meet is refused before a run (``Constrained``).
-        By default: what the space knows exactly (``Space.lowest``, e.g. poolvit's smallest ``params``), with no
-        upper end."""
-        low = self.space.lowest(metric)
-        return None if low is None else (float(low), float("inf"))
+        """``(smallest, largest)`` value of ``metric`` over the space, or bounds on them (an unknown end infinite),
+        where cheaply known; ``None`` where only evaluating could tell (a proxy, a supernet's accuracy). Bounds no
+        value within it can meet are refused before a run (``Constrained``). By default: what the space knows of
+        its closed-form sizes (``Space.lowest``, ``Space.highest``)."""
+        low, high = self.space.lowest(metric), self.space.highest(metric)
+        if low is None and high is None:
+            return None
+        return (-np.inf if low is None else float(low)), (np.inf if high is None else float(high))
 
     def exhaustive(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(values (N, k), feasible (N,))`` of every arch in index order, for objectives cheap enough to

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from nas_lab.core.charged import Charged
 from nas_lab.core.errors import UserError
 from nas_lab.core.history import COLUMNS, History
 from nas_lab.core.objective import Evaluation, Objective
@@ -78,10 +79,10 @@ def run(
 
         true_front(objective)
     searcher_rng, objective_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
-    searcher.reset(space, objective, searcher_rng)
+    history = History(budget, len(objective.targets), exact_index=space.big)
+    searcher.reset(space, Charged(objective, history.__contains__), searcher_rng)  # never the objective itself
 
     d, sizes = space.dim, space.sizes
-    history = History(budget, len(objective.targets), exact_index=space.big)
     step = idle = 0
     best = -np.inf
     sign = 1.0 if objective.directions[0] == "max" else -1.0

@@ -1,8 +1,9 @@
 """Searchers decide what to evaluate next, through ask/tell.
 
 A searcher never loops over the budget, never writes files and never touches
-global random state: the runner calls ``reset`` with the space, the objective
-and a dedicated ``np.random.Generator``, then alternates ``ask`` and ``tell``.
+global random state: the runner calls ``reset`` with the space, a view of the
+objective (``core.charged.Charged``: what a searcher may know without being
+charged) and a dedicated ``np.random.Generator``, then alternates ``ask`` and ``tell``.
 Its constructor takes only its own parameters, each with a default, so the
 registry can list them and coerce ``searcher.<param>=value`` overrides.
 """

@@ -370,7 +370,8 @@ class Space(Declared):
 
     def highest(self, metric: str) -> float | None:
         """An upper bound of the closed-form ``metric`` over the space's archs where the space knows one (None
-        otherwise); ``check_fits`` refuses a space whose largest model no machine holds."""
+        otherwise); ``check_fits`` refuses a space whose largest model no machine holds, and every objective's ``extent``
+        reports it, so a lower bound above it is refused before a run."""
         return None
 
     def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:

@@ -27,7 +27,11 @@ the budget runs out first.
 Every proposed arch is new to the run, keeps the space's rules (the width rule)
 and meets every free bound: children outside them are redrawn (``DRAW_ROUNDS``
 rounds of candidates); a generation still short takes the next-ranked coarse
-archs, and a search with none left ends early, saying so in its report.
+archs not yet proposed, then new random archs within the bounds, so a coarse
+sample that covers (nearly) the whole space never starves the evolution; the
+search ends early, saying so in its report, only when no arch within the free
+bounds is left unproposed. The report counts where the fine stage's archs came
+from (children, coarse reserve, new random draws).
 
 **Choices where the paper is silent** (ours):
 
@@ -68,6 +72,8 @@ KEYS = ("params", "latency", "eq3", "random")
 DEPTH_WORDS = ("depth", "stages")
 #: rounds of candidate children drawn before a generation falls back on the coarse reserve
 DRAW_ROUNDS = 20
+#: random archs drawn at least per round once children and the coarse reserve run short
+FRESH_DRAW = 256
 
 
 class CoarseToFine(Searcher):
@@ -109,8 +115,9 @@ class CoarseToFine(Searcher):
                              None)
         self._rates = np.where([n.rsplit(".", 1)[-1] in DEPTH_WORDS for n in space.names],
                                self.depth_prob, self.block_prob)
-        self._proposed: set[int] = set()
-        drawn = sample_distinct(space, rng, self.samples, self._proposed)
+        self._proposed: set[int] = set()  # archs proposed to the runner: a child may be one the coarse stage drew
+        self._outside: set[int] = set()  # archs drawn afresh that break a free bound
+        drawn = sample_distinct(space, rng, self.samples, set())
         fit = drawn[within(bounds, drawn)]
         if not len(fit):
             limits = " and ".join(str(c) for c, _ in bounds)
@@ -123,6 +130,7 @@ class CoarseToFine(Searcher):
         self._archs = np.empty((0, space.dim), dtype=np.int64)  # every arch told back, and its fitness
         self._fitness = np.empty(0)
         self._short = ""
+        self._sources = dict.fromkeys(("children", "reserve", "random"), 0)  # where the fine stage's archs came from
 
     def _rank(self, archs: np.ndarray) -> np.ndarray:
         """Coarse score of each arch, larger first (``key``)."""
@@ -146,7 +154,7 @@ class CoarseToFine(Searcher):
 
     # -- fine stage --------------------------------------------------------------------------------
     def ask(self, n: int) -> np.ndarray:
-        if self._generation >= self.generations:
+        if self._short or self._generation >= self.generations:
             return np.empty((0, self.space.dim), dtype=np.int64)
         if self._generation == 0:
             out = self._seeds
@@ -155,7 +163,6 @@ class CoarseToFine(Searcher):
             out = self._children(min(n, self.population))
         if not len(out):
             self._short = f"no new arch within the bounds left after {self._generation} generations"
-            self._generation = self.generations
             return out
         self._generation += 1
         return out[:n]
@@ -173,10 +180,22 @@ class CoarseToFine(Searcher):
                             self.mutate(parents[first]))
             out = np.concatenate([out, self._admit(kids, count - len(out))])
             if len(out) >= count:
-                return out
-        if len(out) < count and self._reserve:  # short: next-ranked coarse archs (marked proposed when drawn)
+                break
+        self._sources["children"] += len(out)
+        while len(out) < count and self._reserve:  # short: next-ranked coarse archs not proposed as children
             taken, self._reserve = self._reserve[: count - len(out)], self._reserve[count - len(out):]
-            out = np.concatenate([out, np.array(taken, dtype=np.int64)])
+            admitted = self._admit(np.array(taken, dtype=np.int64), count - len(out))
+            self._sources["reserve"] += len(admitted)
+            out = np.concatenate([out, admitted])
+        while len(out) < count:  # no reserve left: new random archs within the bounds, until none is left
+            drawn = sample_distinct(self.space, self.rng, max(count - len(out), FRESH_DRAW), self._proposed | self._outside)
+            if not len(drawn):
+                break
+            fits = within(self._bounds, drawn)
+            self._outside.update(self.space.index(drawn[~fits]).tolist())
+            admitted = self._admit(drawn[fits], count - len(out))
+            self._sources["random"] += len(admitted)
+            out = np.concatenate([out, admitted])
         return out
 
     def mutate(self, archs: np.ndarray) -> np.ndarray:
@@ -217,7 +236,10 @@ class CoarseToFine(Searcher):
             return {}
         drawn, fit = self._coarse
         out = {"coarse": f"{drawn} drawn, {fit} within the bounds, {len(self._seeds)} kept by {self.key}",
-               "fine": f"{min(self._generation, self.generations)} of {self.generations} generations"}
+               "fine": f"{self._generation} of {self.generations} generations"}
+        if sum(self._sources.values()):
+            out["fine archs"] = ", ".join(f"{n} {what}" for what, n in zip(
+                ("children", "next-ranked coarse", "new random"), self._sources.values()))
         notes = [self._short] if self._short else []
         if self._latency is None:
             notes.append("the run has no latency bound (constraint=latency.lut<=X), so none was enforced")

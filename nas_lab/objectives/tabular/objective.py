@@ -129,6 +129,13 @@ class TabularObjective(Objective):
         self.measure(metric, np.empty((0, self.space.dim), dtype=np.int64))
         return self._means[metric]
 
+    def extent(self, metric: str) -> tuple[float, float] | None:
+        """The table's smallest and largest value of ``metric`` over the space (mean over training seeds): exact."""
+        every = self.table_values(metric)
+        if every is None or np.isnan(every).all():
+            return super().extent(metric)
+        return float(np.nanmin(every)), float(np.nanmax(every))
+
     def exhaustive(self) -> tuple[np.ndarray, np.ndarray]:
         """Every arch's target (mean over seeds): the table covers the whole space."""
         return self._mean[:, None], np.ones(len(self._mean), dtype=bool)
