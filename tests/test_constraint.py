@@ -26,8 +26,7 @@ def test_parse_and_hold():
     assert Constraint.parse("params>1e6").holds(np.array([2e6, 1e6])).tolist() == [True, False]
 
 
-@pytest.mark.parametrize("text", ["latency.rtx4090", "params<=big", "<=5", "params=<5", "params<=nan", "params<=inf",
-                                  "params>=-inf"])
+@pytest.mark.parametrize("text", ["latency.rtx4090", "params<=big", "<=5", "params=<5", "params<=nan"])
 def test_malformed_constraints_are_refused(text):
     with pytest.raises(UserError, match="is not METRIC<=NUMBER"):
         Constraint.parse(text)

@@ -57,9 +57,9 @@ class Constraint:
                 bound = float(match.group(3))
             except ValueError:
                 pass
-        if bound is None or not np.isfinite(bound):
-            raise UserError(f"constraint {shorten(repr(text))} is not METRIC<=NUMBER with a finite number (or >=, <, "
-                            ">); e.g. 'constraint=latency.pixel3<=5'")
+        if bound is None or np.isnan(bound):  # an infinite bound is no bound (params<=inf lifts a space's default)
+            raise UserError(f"constraint {shorten(repr(text))} is not METRIC<=NUMBER (or >=, <, >); "
+                            "e.g. 'constraint=latency.pixel3<=5'")
         return cls(match.group(1), match.group(2), bound)
 
     def holds(self, values: np.ndarray) -> np.ndarray:
