@@ -18,7 +18,7 @@ things only look like bounds: ``Space.is_valid`` says which index vectors are
 archs at all (a searcher never proposes an invalid one, nothing is measured),
 and vitas' ``space.budget_macs`` sets the identity probability of its sampler
 so that *sampled* archs have those MACs *on average*; archs above it stay
-feasible, so a MACs bound is still ``constraint=macs<=X``.
+feasible, so a MACs bound is still ``'constraint=macs<=X'``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Constraint:
                 pass
         if bound is None:
             raise UserError(f"constraint {shorten(repr(text))} is not METRIC<=NUMBER (or >=, <, >); "
-                            "e.g. constraint=latency.pixel3<=5")
+                            "e.g. 'constraint=latency.pixel3<=5' (quoted: the shell reads < and > as redirections)")
         return cls(match.group(1), match.group(2), bound)
 
     def holds(self, values: np.ndarray) -> np.ndarray:
