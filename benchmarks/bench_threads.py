@@ -4,7 +4,8 @@ The default DARTS run (``nas-lab run searcher=darts``, HyViTas supernet on digit
 of a few batches, runs in a fresh process with ``threads=1`` and with ``threads=<cores>`` (what torch
 starts with on its own), first alone, then beside two CPU-bound processes (``while True: pass``),
 which die with this script. It prints the training images/s the search reports, and the run
-process's CPU seconds. Issue 22 measured 4.7 img/s with torch's default threads under load against
+process's CPU seconds, and whether the run's result (derived arch, supernet accuracies, the
+record's best) is the same with either thread count for the same seed. Issue 22 measured 4.7 img/s with torch's default threads under load against
 80 img/s with one thread. Other work on the machine adds noise: the load average is printed with
 each figure.
 
@@ -42,8 +43,9 @@ def load(hogs: int):
             p.wait()
 
 
-def darts(threads: int, batches: int) -> tuple[float, float]:
-    """Training images/s of a short default DARTS run on ``threads`` threads, and the run's CPU seconds."""
+def darts(threads: int, batches: int) -> tuple[float, float, dict]:
+    """Training images/s of a short default DARTS run on ``threads`` threads, the run's CPU seconds, and what
+    it found (the report without its timings, and the best arch's metrics)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with tempfile.TemporaryDirectory() as empty:
         out = subprocess.run(
@@ -52,8 +54,10 @@ def darts(threads: int, batches: int) -> tuple[float, float]:
              "--json", "--no-save", "--no-progress"],
             cwd=empty, capture_output=True, text=True, check=True, preexec_fn=_die_with_parent)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    report = json.loads(out.stdout)["searcher_report"]
-    return report["train images/s"], (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    record = json.loads(out.stdout)
+    report = record["searcher_report"]
+    found = {k: v for k, v in report.items() if k not in ("train images/s", "seconds")} | {"best": record["best"]}
+    return report["train images/s"], (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), found
 
 
 def main() -> None:
@@ -64,12 +68,18 @@ def main() -> None:
     cores = len(os.sched_getaffinity(0))
     print(f"DARTS, default run cut to {args.batches} batches of 64 images; {cores} cores usable")
     print(f"{'load':<14}{'threads':<22}{'train img/s':>12}{'CPU s':>8}{'loadavg':>9}")
+    found = {}
     for hogs in (0, args.hogs):
         with load(hogs):
             for threads, name in ((cores, f"{cores} (torch default)"), (1, "1 (run default)")):
-                rate, cpu = darts(threads, args.batches)
+                rate, cpu, found[hogs, threads] = darts(threads, args.batches)
                 print(f"{f'{hogs} busy procs':<14}{name:<22}{rate:>12.1f}{cpu:>8.1f}{os.getloadavg()[0]:>9.2f}",
                       flush=True)
+    for threads in (cores, 1):
+        print(f"same seed, {threads} thread(s), idle vs loaded: "
+              f"{'identical' if found[0, threads] == found[args.hogs, threads] else 'DIFFERENT'}")
+    differ = sorted(k for k in found[0, 1] if found[0, 1][k] != found[0, cores][k])
+    print(f"same seed, 1 vs {cores} threads: {'identical' if not differ else 'differs in ' + ', '.join(differ)}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import nas_lab
 from nas_lab.cli import run as run_command
 from nas_lab.cli.main import main
 from nas_lab.searchers.random import RandomSearch
+from nas_lab.study import engine
+from nas_lab.study.config import StudyConfig
 
 
 class ThreadSpy(RandomSearch):
@@ -46,6 +48,7 @@ def test_the_cli_runs_on_one_thread_by_default_and_records_it(capsys, monkeypatc
 
     real = run_command.run
     monkeypatch.setattr(run_command, "run", spied)
+    before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
         assert main(["run", "budget=3", "--no-save", "--json"]) == 0
@@ -53,5 +56,26 @@ def test_the_cli_runs_on_one_thread_by_default_and_records_it(capsys, monkeypatc
         assert main(["run", "budget=3", "threads=2", "--no-save", "--json"]) == 0
         assert seen == [1, 2]
     finally:
-        torch.set_num_threads(1)
+        torch.set_num_threads(before)
     assert '"threads": 2' in capsys.readouterr().out
+
+
+def test_study_runs_compute_on_the_run_default_and_their_records_say_so(monkeypatch):
+    """A study takes no ``threads:`` of its own: its workers are its parallelism, each run on the run default."""
+    seen = []
+
+    def spied(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return real(*args, **kwargs)
+
+    real = engine.run
+    monkeypatch.setattr(engine, "run", spied)
+    study = StudyConfig.from_dict({"name": "t", "budget": 3, "repeats": 2, "objectives": ["id"],
+                                   "searchers": {"random": {}}}, {})
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        records = engine.run_chunk(study.runs())
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1] and [r["config"]["threads"] for r in records] == [1, 1]
