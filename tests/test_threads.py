@@ -39,43 +39,40 @@ def test_the_run_computes_with_its_threads_and_restores_them_after(threads):
     assert result.config["threads"] == threads
 
 
-def test_the_cli_runs_on_one_thread_by_default_and_records_it(capsys, monkeypatch, tmp_path):
+@pytest.fixture
+def threads_seen(monkeypatch):
+    """``spy(module)``: the torch thread counts ``module.run`` (the runner as that module calls it) is entered
+    with, torch set to 2 threads outside, so that a limit of 1 shows."""
     seen = []
 
-    def spied(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return real(*args, **kwargs)
+    def spy(module):
+        real = module.run
 
-    real = run_command.run
-    monkeypatch.setattr(run_command, "run", spied)
+        def spied(*args, **kwargs):
+            seen.append(torch.get_num_threads())
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "run", spied)
+        return seen
+
     before = torch.get_num_threads()
     torch.set_num_threads(2)
-    try:
-        assert main(["run", "budget=3", "--no-save", "--json"]) == 0
-        assert seen == [1]
-        assert main(["run", "budget=3", "threads=2", "--no-save", "--json"]) == 0
-        assert seen == [1, 2]
-    finally:
-        torch.set_num_threads(before)
+    yield spy
+    torch.set_num_threads(before)
+
+
+def test_the_cli_runs_on_one_thread_by_default_and_records_it(capsys, threads_seen):
+    seen = threads_seen(run_command)
+    assert main(["run", "budget=3", "--no-save", "--json"]) == 0
+    assert main(["run", "budget=3", "threads=2", "--no-save", "--json"]) == 0
+    assert seen == [1, 2]
     assert '"threads": 2' in capsys.readouterr().out
 
 
-def test_study_runs_compute_on_the_run_default_and_their_records_say_so(monkeypatch):
+def test_study_runs_compute_on_the_run_default_and_their_records_say_so(threads_seen):
     """A study takes no ``threads:`` of its own: its workers are its parallelism, each run on the run default."""
-    seen = []
-
-    def spied(*args, **kwargs):
-        seen.append(torch.get_num_threads())
-        return real(*args, **kwargs)
-
-    real = engine.run
-    monkeypatch.setattr(engine, "run", spied)
+    seen = threads_seen(engine)
     study = StudyConfig.from_dict({"name": "t", "budget": 3, "repeats": 2, "objectives": ["id"],
                                    "searchers": {"random": {}}}, {})
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        records = engine.run_chunk(study.runs())
-    finally:
-        torch.set_num_threads(before)
+    records = engine.run_chunk(study.runs())
     assert seen == [1, 1] and [r["config"]["threads"] for r in records] == [1, 1]
