@@ -5,9 +5,9 @@ of a few batches, runs in a fresh process with ``threads=1`` and with ``threads=
 starts with on its own), first alone, then beside two CPU-bound processes (``while True: pass``),
 which die with this script. It prints the training images/s the search reports, and the run
 process's CPU seconds, and whether the run's result (derived arch, supernet accuracies, the
-record's best) is the same with either thread count for the same seed. Issue 22 measured 4.7 img/s with torch's default threads under load against
-80 img/s with one thread. Other work on the machine adds noise: the load average is printed with
-each figure.
+record's best) is the same with either thread count for the same seed. Issue 22 measured 4.7 img/s
+with torch's default threads under load against 80 img/s with one thread. Other work on the machine
+adds noise: the load average is printed with each figure.
 
 Measured here (2 cores shared with other sessions' work, load average 5-7 before the hogs; 3 batches):
 torch's default 2 threads 5.5-5.9 img/s alone and 1.6-2.8 beside two busy processes, 1 thread 60.4-60.5

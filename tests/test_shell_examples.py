@@ -57,9 +57,10 @@ def help_examples() -> list[str]:
 
 
 def comment_examples() -> list[str]:
-    """Commands shown in the experiments' YAML comments and in the package's docstrings and comments: lines
-    that start with one, and ````nas-lab ...```` spans."""
-    files = sorted((ROOT / "experiments").glob("*.yaml")) + sorted((ROOT / "nas_lab").rglob("*.py"))
+    """Commands shown in the experiments' YAML comments and in the docstrings and comments of the package and
+    the example plug-in: lines that start with one, and ````nas-lab ...```` spans."""
+    files = [*sorted((ROOT / "experiments").glob("*.yaml")), *sorted((ROOT / "nas_lab").rglob("*.py")),
+             *sorted((ROOT / "examples").rglob("*.py")), *sorted((ROOT / "examples").rglob("*.md"))]
     lines = [re.sub(r"^\s*#\s?", "", line).strip() for f in files for line in f.read_text().splitlines()]
     spans = [" ".join(s.split()) for line in lines for s in SPAN.findall(line)]
     return _commands(line for line in lines if line.startswith(("nas-lab ", "$ nas-lab "))) + spans

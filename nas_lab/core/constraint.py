@@ -55,7 +55,7 @@ class Constraint:
                 pass
         if bound is None:
             raise UserError(f"constraint {shorten(repr(text))} is not METRIC<=NUMBER (or >=, <, >); "
-                            "e.g. 'constraint=latency.pixel3<=5' (quoted: the shell reads < and > as redirections)")
+                            "e.g. 'constraint=latency.pixel3<=5'")
         return cls(match.group(1), match.group(2), bound)
 
     def holds(self, values: np.ndarray) -> np.ndarray:
