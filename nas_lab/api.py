@@ -14,6 +14,7 @@ from typing import Any, Iterable
 from nas_lab.core.config import RunConfig, build_problem, build_searcher
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Objective
+from nas_lab.core.parallel import limit_threads
 from nas_lab.core.record import config_of
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run as run_search
@@ -27,7 +28,8 @@ def run(space: str | Space | None = None, searcher: str | Searcher | None = None
         objective: str | Objective | None = None, *, budget: int = 100, seed: int = 0, table: str | Path | None = None,
         constraints: Iterable[str] = (), space_params: dict[str, Any] | None = None,
         searcher_params: dict[str, Any] | None = None, objective_params: dict[str, Any] | None = None,
-        dataset: str | None = None, device: str | None = None, progress: bool = False) -> RunResult:
+        dataset: str | None = None, device: str | None = None, threads: int | None = None,
+        progress: bool = False) -> RunResult:
     """One search, as ``nas-lab run`` makes it; returns its ``RunResult`` (``.history_frame()``,
     ``.front_frame()``, ``.to_record()``, ``.save(path)``).
 
@@ -36,8 +38,8 @@ def run(space: str | Space | None = None, searcher: str | Searcher | None = None
     name or path (``table=``). ``constraints``: bounds such as ``"latency.pixel3<=5"``.
     ``space_params``, ``searcher_params``, ``objective_params``: a plug-in's settings by name
     (``searcher_params={"population": 20}`` is ``searcher.population=20``), for plug-ins given by name.
-    ``dataset``, ``device``: what one-shot searchers and supernet objectives train on. ``progress`` shows
-    training bars on stderr.
+    ``dataset``, ``device``: what one-shot searchers and supernet objectives train on; ``threads``: the CPU
+    threads the run computes with (default 1, as ``threads=``). ``progress`` shows training bars on stderr.
     """
     given = {"space": space, "objective": objective, "searcher": searcher}
     params = {"space": space_params, "objective": objective_params, "searcher": searcher_params}
@@ -72,13 +74,14 @@ def run(space: str | Space | None = None, searcher: str | Searcher | None = None
     for kind, values in params.items():
         for key, value in (values or {}).items():
             cfg.set(f"{kind}.{key}", value)
-    for key, value in (("dataset", dataset), ("device", device)):
+    for key, value in (("dataset", dataset), ("device", device), ("threads", threads)):
         if value is not None:
             cfg.set(key, value)
     cfg.progress = progress
-    built_space, built_objective = build_problem(cfg, objects.get("space"), objects.get("objective"))
-    built_searcher = objects["searcher"] if "searcher" in objects else build_searcher(cfg, built_space)
-    result = run_search(built_space, built_objective, built_searcher, budget=cfg.budget, seed=cfg.seed)
+    with limit_threads(cfg.threads):
+        built_space, built_objective = build_problem(cfg, objects.get("space"), objects.get("objective"))
+        built_searcher = objects["searcher"] if "searcher" in objects else build_searcher(cfg, built_space)
+        result = run_search(built_space, built_objective, built_searcher, budget=cfg.budget, seed=cfg.seed)
     result.config = config_of(cfg)
     return result
 

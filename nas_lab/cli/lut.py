@@ -1,7 +1,7 @@
 """``nas-lab lut build`` / ``nas-lab lut validate``: a latency look-up table measured on this machine.
 
 ``build`` measures every block of a space (``objectives/latency/measure.py``) into
-the table that ``objective=latency.lut`` and ``constraint=latency.lut<=X`` read;
+the table that ``objective=latency.lut`` and ``'constraint=latency.lut<=X'`` read;
 ``validate`` measures random whole models against the table's predictions.
 """
 

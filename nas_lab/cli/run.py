@@ -11,6 +11,7 @@ from pathlib import Path
 from nas_lab.cli.common import add_command, format_params, interruptible
 from nas_lab.core.config import RUN_SETTINGS, RunConfig, build
 from nas_lab.core.errors import UserError
+from nas_lab.core.parallel import limit_threads
 from nas_lab.core.record import config_of
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
@@ -55,7 +56,7 @@ def command(args) -> int:
     cfg = RunConfig().apply(args.overrides)
     cfg.progress = not args.no_progress
     with interruptible("a run keeps nothing until it ends, so nothing was recorded; run the same command again to "
-                       "start it afresh"):
+                       "start it afresh"), limit_threads(cfg.threads):
         space, objective, searcher = build(cfg)
         with _search_bar(cfg.budget, show=cfg.progress and not objective.cheap) as hook:
             result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed, progress=hook)

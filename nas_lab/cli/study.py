@@ -30,7 +30,7 @@ Overrides (key=value) of the config's keys, written as in `nas-lab run`:
 {help_text({k: v for k, v in STUDY_SETTINGS.items() if k not in ("searchers", "space_params", "objective_params")})}
   searchers=a,b            run a subset of the config's searcher rows
   objective=a,b            one objective of two metrics, as in `nas-lab run` ([a,b] alike)
-  objectives=[a,b],[c,d]   a grid of objectives: a bracket is one objective, a bare comma separates them
+  'objectives=[a,b],[c,d]' a grid of objectives: a bracket is one objective, a bare comma separates them
 And how the study runs:
 {help_text(EXECUTION)}
 

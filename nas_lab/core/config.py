@@ -5,7 +5,8 @@
 parameters; ``table=`` is short for ``objective.table=``; ``constraint=``
 bounds a metric (``latency.pixel3<=5``; repeat it or separate with commas);
 ``dataset=``, ``dataset.<param>=`` and ``device=`` define the task that
-one-shot searchers and supernet objectives train on. An objective is named
+one-shot searchers and supernet objectives train on; ``threads=`` sizes the
+CPU thread pools the run computes with (``core.parallel.limit_threads``). An objective is named
 ``<family>.<metric>`` (``tabular.id+ood``) or by its metric alone, which means
 the tabular family (``id+ood``).
 """
@@ -45,6 +46,8 @@ RUN_SETTINGS = {s.name: s for s in (
     Setting("table", str, None, help="benchmark table, a built-in name or a file (short for objective.table)"),
     Setting("dataset", str, "digits", help="images that one-shot searchers and supernet objectives train on"),
     Setting("device", str, "cpu", help="torch device of training: cpu, cuda or cuda:N"),
+    Setting("threads", int, 1, ge=1, le=1024,
+            help="CPU threads of the run's BLAS, OpenMP and torch pools (1 keeps CPU training fast on a busy machine)"),
 )}
 
 
@@ -60,6 +63,7 @@ class RunConfig:
     constraints: list[str] = field(default_factory=list)
     dataset: str = "digits"
     device: str = "cpu"
+    threads: int = 1
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in PARAM_KINDS})
     #: show supernet training and one-shot searches as progress bars on stderr (``nas-lab run``; studies keep it off)
     progress: bool = False

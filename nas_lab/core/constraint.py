@@ -22,7 +22,7 @@ things only look like bounds: ``Space.is_valid`` says which index vectors are
 archs at all (a searcher never proposes an invalid one, nothing is measured),
 and vitas' ``space.budget_macs`` sets the identity probability of its sampler
 so that *sampled* archs have those MACs *on average*; archs above it stay
-feasible, so a MACs bound is still ``constraint=macs<=X``.
+feasible, so a MACs bound is still ``'constraint=macs<=X'``.
 """
 
 from __future__ import annotations

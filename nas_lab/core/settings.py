@@ -222,7 +222,7 @@ def _as_mapping(value: Any) -> dict:
 def split_list(text: str, unwrap: bool = True) -> list:
     """``a,b`` or ``[a,b]`` as ``['a', 'b']``; brackets nest (``[a,b],[c]`` → ``[['a', 'b'], ['c']]``);
     empty entries are refused. ``unwrap=False`` keeps one bracketed entry as a list of one list (a study's
-    ``objectives=[a,b]`` is one objective of two metrics)."""
+    ``'objectives=[a,b]'`` is one objective of two metrics)."""
     text = text.strip()
     items, depth, start = [], 0, 0
     for i, ch in enumerate(text + ","):
@@ -315,7 +315,7 @@ def read_yaml(text: str, source: str) -> Any:
 
 def parse_overrides(items: list[str]) -> list[tuple[str, str]]:
     """``key=value`` texts as ``(key, value)`` pairs, in order (the value is everything after the first ``=``,
-    so ``constraint=params<=1e6`` is fine); ``UserError`` for anything else."""
+    so ``'constraint=params<=1e6'`` is fine); ``UserError`` for anything else."""
     out = []
     for item in items:
         key, sep, value = item.partition("=")

@@ -1,7 +1,7 @@
 """Latency-aware coarse-to-fine search (AutoViT, seed 001, Algorithm 1): a cheap coarse filter, then evolution.
 
 **Coarse** (free): draw ``samples`` (N, 1,000) distinct random archs, keep those
-within every free bound of the run (``constraint=latency.lut<=X,params<=Y``), rank
+within every free bound of the run (``'constraint=latency.lut<=X,params<=Y'``), rank
 them by ``key`` and keep the first ``keep`` (K, 50) as the first generation.
 The bounds are read through ``core.searcher.cheap_bounds``: those measured at no
 cost (the latency look-up table for ``latency.lut``, the space's closed-form
@@ -138,7 +138,7 @@ class CoarseToFine(Searcher):
             return np.zeros(len(archs))
         if self.key in ("latency", "eq3") and self._latency is None:
             raise UserError(f"searcher.key={self.key} ranks by the latency bound, but the run has none; add "
-                            "constraint=latency.lut<=X (after nas-lab lut build) or use searcher.key=params")
+                            "'constraint=latency.lut<=X' (after nas-lab lut build) or use searcher.key=params")
         params = None
         if self.key in ("params", "eq3"):
             closed = SpaceMetrics(self.space)
@@ -242,7 +242,7 @@ class CoarseToFine(Searcher):
                 ("children", "next-ranked coarse", "new random"), self._sources.values()))
         notes = [self._short] if self._short else []
         if self._latency is None:
-            notes.append("the run has no latency bound (constraint=latency.lut<=X), so none was enforced")
+            notes.append("the run has no latency bound ('constraint=latency.lut<=X'), so none was enforced")
         if notes:
             out["note"] = "; ".join(notes)
         return out

@@ -46,7 +46,7 @@ Choices where the paper is silent:
 - Final model (``Searcher.pick``): the fittest feasible arch of the last phase
   by that phase's fitness; not the best of the run by either proxy (the largest
   network under the cap wins LogSynflow regardless of topology).
-- Constraints (``constraint=params<=3.5e6``): archs breaking a bound are never
+- Constraints (``'constraint=params<=3.5e6'``): archs breaking a bound are never
   members' parents nor the pick (fitness -inf). Children and random members
   that break a bound measured cheaply (closed-form ``params``) are redrawn
   before they are proposed, so no proxy is computed for them; a bound that no

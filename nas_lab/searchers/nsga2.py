@@ -11,7 +11,7 @@ only translates between the two ask/tell conventions:
   may repeat an arch evaluated generations ago: the runner answers it from the
   run's cache at no cost, and the budget counts distinct archs only.
 - ``tell`` sets every member's objectives (minimisation form, maximised
-  metrics negated). Under constraints (``constraint=params<=1e6``) the problem
+  metrics negated). Under constraints (``'constraint=params<=1e6'``) the problem
   has one inequality constraint ``G`` = the constraint violation (0 when
   feasible), so pymoo's constraint-domination applies: feasible beats
   infeasible, and infeasible archs are ranked by their violation. A failed

@@ -10,7 +10,7 @@ still told to Optuna with its values, so the sampler behaves as it would
 alone, while the budget counts distinct archs (which Optuna by itself cannot).
 
 Directions come from the objective (``maximize`` for accuracies, ``minimize``
-for latency and size). Under constraints (``constraint=params<=1e6``) each
+for latency and size). Under constraints (``'constraint=params<=1e6'``) each
 trial carries one constraint value, the arch's violation (<= 0 is feasible,
 Optuna's convention), which the samplers that handle constraints (TPE, GP,
 NSGA-II, NSGA-III) use: with Optuna >= 5 through ``Trial.set_constraint``

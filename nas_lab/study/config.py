@@ -25,7 +25,7 @@ spread over repeats includes the supernet's training seed.
 
 An objective with several metrics (a multi-objective search) is a list inside the
 list, ``[[test.cifar10, latency.pixel3]]``, and ``[a,b]`` in brackets on the command
-line (``objectives=[test.cifar10,latency.pixel3],[test.cifar100,params]``), since a
+line (``'objectives=[test.cifar10,latency.pixel3],[test.cifar100,params]'``), since a
 bare comma there already separates objectives; a quoted ``"a,b"`` entry in YAML is
 refused as ambiguous. A study's objectives are all single metrics or all several.
 

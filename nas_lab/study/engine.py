@@ -21,7 +21,7 @@ import yaml
 from nas_lab.core import registry
 from nas_lab.core.config import build_problem, build_searcher
 from nas_lab.core.errors import UserError
-from nas_lab.core.parallel import check_execution, parallel_map
+from nas_lab.core.parallel import check_execution, limit_threads, parallel_map
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
@@ -46,13 +46,15 @@ class StudyOutcome:
 
 def run_chunk(specs: list[RunSpec]) -> list[dict]:
     """Run the specs of one grid cell and return their run records (executed in a worker)."""
-    space, objective = build_problem(specs[0].run_config())
+    cfg = specs[0].run_config()
     records = []
-    for spec in specs:
-        searcher = build_searcher(spec.run_config(), space)
-        result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed, report=spec.study.report or ())
-        result.config = spec.describe()
-        records.append(result.to_record())
+    with limit_threads(cfg.threads):  # the run default, as a run's record says
+        space, objective = build_problem(cfg)
+        for spec in specs:
+            searcher = build_searcher(spec.run_config(), space)
+            result = run(space, objective, searcher, budget=spec.budget, seed=spec.seed, report=spec.study.report or ())
+            result.config = spec.describe()
+            records.append(result.to_record())
     return records
 
 

@@ -1,7 +1,7 @@
 """Latency objective (family ``latency``): ``latency.lut``, an arch's latency predicted by a look-up table.
 
 ``objective=latency`` minimises it; ``objective=supernet.id,latency.lut`` searches
-accuracy against it; ``constraint=latency.lut<=12`` bounds any objective by it.
+accuracy against it; ``'constraint=latency.lut<=12'`` bounds any objective by it.
 The prediction is the sum of the arch's block entries, corrected by the table's
 line ``scale x sum + offset`` (``table.py``), vectorised numpy on a table measured on this machine by
 ``nas-lab lut build``: no torch here. The table must exist for the settings

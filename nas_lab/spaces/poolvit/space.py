@@ -3,8 +3,8 @@
 Skeleton (stated by the paper): a CNN stage, a pooling block, a hybrid ViT
 stage and a classification block, for CIFAR-10 (32 x 32 x 3, 10 classes), with
 a model-size limit of 100,000 parameters, which is this space's default
-constraint (``default_constraints``: a run gets ``constraint=params<=100000``
-unless it bounds ``params`` itself; ``constraint=params<=inf`` lifts it).
+constraint (``default_constraints``: a run gets ``'constraint=params<=100000'``
+unless it bounds ``params`` itself; ``'constraint=params<=inf'`` lifts it).
 
 Decisions (option lists are **ours**: the paper's are not public; they are
 sized so that the space straddles the 100 k limit):
