@@ -220,3 +220,48 @@ def test_ctrl_c_during_a_one_shot_run_is_one_sentence_and_exit_130(tmp_path):
     last = rest.replace("\r", "\n").strip().splitlines()[-1]
     assert "Traceback" not in rest and last.startswith("nas-lab: interrupted;") and "nothing was recorded" in last
     assert proc.stdout.read() == b"" and not list(tmp_path.iterdir())
+
+
+def _retyped(line: bytes, path: tuple, value) -> bytes:
+    """The record of ``line`` with the field at ``path`` set to ``value`` (deleted for ``...``)."""
+    record = json.loads(line)
+    field = record
+    for key in path[:-1]:
+        field = field[key]
+    if value is ...:
+        del field[path[-1]]
+    else:
+        field[path[-1]] = value
+    return json.dumps(record).encode()
+
+
+def test_records_with_fields_of_the_wrong_type_are_damaged_lines_counted_by_report_and_run_again(tmp_path, capsys):
+    """A string where a metric should be, a missing key, a list where an object is: each crashed `report` and every
+    later rerun of the study; now each is a damaged line."""
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    complete = found(out)
+    runs = out / "runs.jsonl"
+    lines = runs.read_bytes().split(b"\n")[:-1]
+    changes = [(("best", "metrics", "id"), "72.5"), (("metrics", "id", "max"), [1]), (("incumbents",), ...),
+               (("metrics",), []), (("config", "study", "label"), ["random"]), (("incumbents", "metrics", "id"), "a")]
+    retyped = [_retyped(line, path, value) for line, (path, value) in zip(lines, changes)]
+    runs.write_bytes(b"\n".join(retyped) + b"\n")
+    capsys.readouterr()
+
+    assert main(["report", str(out)]) == 2  # every run is damaged: nothing to report, one sentence
+    captured = capsys.readouterr()
+    assert one_sentence(captured.err) and "has no finished runs yet" in captured.err, captured.err
+    runs.write_bytes(b"\n".join(retyped[:2] + lines[2:]) + b"\n")
+    assert main(["report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 2 damaged line(s)" in captured.err and "Traceback" not in captured.err
+
+    runs.write_bytes(b"\n".join(retyped) + b"\n")
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "6 runs now, 0 already recorded" in captured.out and "6 damaged line(s)" in captured.err
+    assert found(out) == complete
+    assert (out / DAMAGED_FILE).read_bytes() == b"\n".join(retyped) + b"\n"
+    assert main(["report", str(out)]) == 0
+    assert "damaged" not in capsys.readouterr().err

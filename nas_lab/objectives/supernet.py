@@ -40,6 +40,7 @@ import numpy as np
 import nas_lab
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, replacing, write_atomic
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
@@ -159,19 +160,16 @@ class SupernetObjective(Objective):
                             "else); delete it and the supernet is trained again") from None
 
     def _save(self, net, facts: dict) -> None:
-        """Write the weights atomically: a temporary file in the same folder, renamed over the final name."""
+        """Write the weights atomically (``core.files``): a full disk leaves the previous file."""
         import torch
 
         path = self.path
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         state = {name: value.cpu() for name, value in net.state_dict().items()}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": self.key(), "facts": facts, "state_dict": state}, tmp)
-            os.replace(tmp, path)
+            with replacing(path) as tmp:
+                torch.save({"key": self.key(), "facts": facts, "state_dict": state}, tmp)
         except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write the trained supernet to {path.parent}: {err.strerror}; "
+            raise UserError(f"cannot write the trained supernet to {path.parent}: {reason(err)}; "
                             "choose another folder with objective.cache=DIR") from None
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:

@@ -2,7 +2,7 @@
 
 ``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
 the runs in flight, and a half-written last line is dropped on the next open.
-A damaged line elsewhere (blank, not JSON, not a run record) is skipped and counted by readers;
+A damaged line elsewhere (blank, not JSON, not a complete run record: a missing key, a field of the wrong type) is skipped and counted by readers;
 a resuming study moves it to ``runs.damaged.jsonl`` and runs its run again.
 One study writes a folder at a time (``FolderLock`` on ``study.lock``).
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import write_atomic
 from nas_lab.core.lock import ExclusiveLock, LockHeld
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
@@ -45,10 +46,9 @@ def _parse(line: bytes, source: str) -> RunResult | None:
     run record); ``UserError`` for a record of an older nas_lab."""
     try:
         result = from_record(json.loads(line), source)
-        key_of(result)
-    except (ValueError, KeyError, TypeError):  # also UnicodeDecodeError
+    except ValueError:  # not JSON (or not UTF-8), or a DamagedRecord
         return None
-    return result
+    return result if "study" in result.config else None
 
 
 class Store:
@@ -83,7 +83,8 @@ class Store:
         """A sentence saying how many damaged lines the last read of ``records()`` skipped, or None if none."""
         if not self.damaged:
             return None
-        return (f"skipped {self.damaged} damaged line(s) of {self.path} (blank, or not a JSON run record); "
+        return (f"skipped {self.damaged} damaged line(s) of {self.path} (blank, not JSON, or not a complete run "
+                "record); "
                 "their runs count as not recorded, so running the study again runs them")
 
     def set_aside_damaged(self) -> int:
@@ -106,12 +107,7 @@ class Store:
             fh.writelines(bad)
             fh.flush()
             os.fsync(fh.fileno())
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.writelines(line for line, good in zip(lines, ok) if good)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, b"".join(line for line, good in zip(lines, ok) if good))
         return len(bad)
 
     def finished(self) -> set[str]:

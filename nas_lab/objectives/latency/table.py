@@ -60,6 +60,7 @@ import numpy as np
 from nas_lab.core import registry
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, replacing, write_atomic
 from nas_lab.core.settings import current
 from nas_lab.core.space import LATENCY, Space, overrides
 from nas_lab.core.task import CIFAR_SIDE
@@ -231,17 +232,13 @@ class LatencyTable:
                             "it and build it again with `nas-lab lut build`") from None
 
     def write(self) -> None:
-        """Write atomically: a temporary file in the same folder, renamed over the table."""
+        """Write atomically (``core.files``): a full disk leaves the previous table."""
         data = {"format": FORMAT, "key": asdict(self.key), "settings": self.settings, "entries": self.entries,
                 "calibration": self.calibration}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data, indent=1))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(data, indent=1))
         except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write the latency table {self.path}: {err.strerror}; choose another file "
+            raise UserError(f"cannot write the latency table {self.path}: {reason(err)}; choose another file "
                             "with out=PATH") from None
 
     # -- lookup -----------------------------------------------------------------------------
