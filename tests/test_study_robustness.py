@@ -1,6 +1,7 @@
 """Study folders under stress: a second writer, a damaged line in runs.jsonl, SIGTERM/SIGINT to a running study,
 and Ctrl-C during `nas-lab run` — each ends in one sentence, keeps what finished, and the same command completes."""
 
+import errno
 import json
 import os
 import signal
@@ -265,3 +266,49 @@ def test_records_with_fields_of_the_wrong_type_are_damaged_lines_counted_by_repo
     assert (out / DAMAGED_FILE).read_bytes() == b"\n".join(retyped) + b"\n"
     assert main(["report", str(out)]) == 0
     assert "damaged" not in capsys.readouterr().err
+
+
+# -- full and read-only disks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the disk is read-only")])
+@pytest.mark.parametrize("torn", ["plot", "table"])
+def test_a_full_or_read_only_disk_while_reporting_leaves_every_previous_file_and_says_so(
+        tmp_path, capsys, monkeypatch, code, words, torn):
+    from matplotlib.figure import Figure
+
+    from nas_lab.core import files
+
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    savefig, write_bytes = Figure.savefig, Path.write_bytes
+
+    def half_then_fail(write, target, content, *args, **kwargs):
+        write(target, content[: len(content) // 2] if isinstance(content, bytes) else content, *args, **kwargs)
+        raise OSError(code, os.strerror(code))
+
+    if torn == "plot":  # the disk fills up in the middle of the second plot file
+        calls = []
+
+        def failing_savefig(fig, target, *args, **kwargs):
+            calls.append(target)
+            if len(calls) == 2:
+                Path(target).write_bytes(b"%PDF-1.4 torn")
+                raise OSError(code, os.strerror(code))
+            return savefig(fig, target, *args, **kwargs)
+
+        monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    else:  # ... or in the middle of report.csv
+        monkeypatch.setattr(Path, "write_bytes", lambda p, data: half_then_fail(write_bytes, p, data) if
+                            p.name.startswith(".report.csv") else write_bytes(p, data))
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"cannot write the report of {out}: {words}" in err, err
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after.keys() == before.keys()  # no temporary file left
+    kept = ["report.md", "report.csv", "report.tex", "runs.jsonl", "study.yaml"] + ["anytime.pdf"] * (torn == "plot")
+    assert all(after[name] == before[name] for name in kept)  # (a plot written whole before the failure is new)
+    monkeypatch.undo()
+    assert main(["report", str(out)]) == 0

@@ -56,3 +56,11 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     with replacing(path) as tmp:
         tmp.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
     return Path(path)
+
+
+def save_figure(fig, path: str | Path, **savefig) -> Path:
+    """``fig.savefig`` (a matplotlib figure) through ``replacing``, its format chosen by ``path``'s suffix."""
+    path = Path(path)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip("."), **savefig)
+    return path
