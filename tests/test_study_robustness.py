@@ -312,3 +312,67 @@ def test_a_full_or_read_only_disk_while_reporting_leaves_every_previous_file_and
     assert all(after[name] == before[name] for name in kept)  # (a plot written whole before the failure is new)
     monkeypatch.undo()
     assert main(["report", str(out)]) == 0
+
+
+# -- unreadable configs and stores; refused commands leave nothing behind --------------------------------
+
+
+def test_unreadable_configs_and_stores_are_one_sentence(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x01 not text")
+    assert main(["study", str(binary), f"out={out}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and "is not a text file" in err, err
+    assert not out.exists()
+
+    blocked = tmp_path / "blocked"
+    (blocked / "runs.jsonl").mkdir(parents=True)  # a folder where the records go
+    assert main(["study", str(config), f"out={blocked}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"{blocked / 'runs.jsonl'} is not a file" in err, err
+    assert [p.name for p in blocked.iterdir()] == ["runs.jsonl"]  # no lock, no study.yaml left behind
+
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    capsys.readouterr()
+    (out / "study.yaml").write_bytes(b"\x00\xff binary")
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and "is not a text file" in err, err
+    (out / "study.yaml").unlink()
+    (out / "study.yaml").mkdir()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and "study.yaml is a folder, not a YAML file" in err, err
+
+
+def test_a_study_leaves_no_lock_file_behind_whether_it_ran_or_was_refused(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    assert not (out / "study.lock").exists()
+    holder = FolderLock(out).acquire()
+    try:
+        assert main(["study", str(config), f"out={out}", "--no-progress"]) == 2
+    finally:
+        holder.release()
+    assert not (out / "study.lock").exists()
+    refused = tmp_path / "refused"
+    assert main(["study", str(config), f"out={refused}", "budget=0", "--no-progress"]) == 2
+    assert not refused.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_lock_deleted_by_its_releasing_holder_is_taken_on_the_file_its_path_names_now(tmp_path):
+    """A process that opened the lock file just before its holder released (and deleted) it must not lock the
+    deleted file, or two processes would each think they hold the lock."""
+    from nas_lab.core.lock import ExclusiveLock
+
+    path = tmp_path / "x.lock"
+    first = ExclusiveLock(path).acquire()
+    stale = os.open(path, os.O_RDWR)  # opened by a late comer before the release
+    first.release()
+    assert not path.exists()
+    second = ExclusiveLock(path).acquire()
+    assert path.exists() and not second._still_named(stale)
+    second.release()
+    os.close(stale)

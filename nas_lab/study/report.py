@@ -59,7 +59,7 @@ def read_study(directory: str | Path) -> StudyResults:
                         f"e.g. results/studies/hyvitas_table4){hint}")
     if not directory.is_dir():
         raise UserError(f"study folder {directory} does not exist; give the folder a study wrote (its out=DIR)")
-    if not (directory / CONFIG_FILE).is_file():
+    if not (directory / CONFIG_FILE).exists():  # one that is not a file is refused by StudyConfig.load
         raise UserError(f"{directory} is not a study folder: it has no {CONFIG_FILE} (`nas-lab study` writes one)")
     config = StudyConfig.load(directory / CONFIG_FILE, check=False)
     recorded = {key_of(r): r for r in Store(directory).records()}  # a run stored twice counts once

@@ -67,7 +67,7 @@ class Store:
         is missing, so resuming the study runs it again.
         """
         self.damaged = 0
-        if not self.path.exists():
+        if not self._readable():
             return
         with open(self.path, "rb") as fh:
             for number, line in enumerate(fh, start=1):
@@ -95,7 +95,7 @@ class Store:
         the damaged bytes are kept for inspection. ``runs.jsonl`` is replaced
         atomically: a crash leaves either the old or the new file.
         """
-        if not self.path.exists():
+        if not self._readable():
             return 0
         parts = self.path.read_bytes().split(b"\n")
         lines = [part + b"\n" for part in parts[:-1]]  # parts[-1]: a half-written tail (``open`` drops it), or b""
@@ -110,6 +110,18 @@ class Store:
         write_atomic(self.path, b"".join(line for line, good in zip(lines, ok) if good))
         return len(bad)
 
+    def _readable(self) -> bool:
+        """Whether ``runs.jsonl`` exists (False: no run is recorded yet); ``UserError`` if it is not a readable
+        file."""
+        if not self.path.exists():
+            return False
+        if not self.path.is_file():
+            raise UserError(f"{self.path} is not a file, so the study's records cannot be kept there; move it away "
+                            f"(a study writes its runs to that file) or choose another out=DIR")
+        if not os.access(self.path, os.R_OK):
+            raise UserError(f"cannot read {self.path}: permission denied; make it readable")
+        return True
+
     def finished(self) -> set[str]:
         """Keys of the runs already recorded."""
         return {key_of(r) for r in self.records()}
@@ -117,7 +129,7 @@ class Store:
     def open(self) -> "Store":
         """Prepare for appending: create the folder, drop a half-written last line."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
+        if self._readable():
             data = self.path.read_bytes()
             if data and not data.endswith(b"\n"):
                 with open(self.path, "r+b") as fh:

@@ -220,9 +220,14 @@ class LatencyTable:
             entries = {str(k): [float(t) for t in v] for k, v in data["entries"].items()}
             calibration = {f: list(data["calibration"][f]) for f in ("indices", "measured")}
             calibration["measured"] = [[float(t) for t in v] for v in calibration["measured"]]
-            times = [t for v in [*entries.values(), *calibration["measured"]] for t in v]
-            if not all(np.isfinite(t) and t >= 0 for t in times) or len(calibration["indices"]) != len(
-                    calibration["measured"]) or not isinstance(data["settings"]["rounds"], int):
+            models = {f"calibration model {i}": v for i, v in zip(calibration["indices"], calibration["measured"])}
+            bad = next((name for name, v in {**entries, **models}.items() if not all(0 <= t < np.inf for t in v)),
+                       None)  # (NaN is not >= 0)
+            if bad is not None:
+                raise UserError(f"{path} is not a nas_lab latency table: its time of {bad} is negative or not finite; "
+                                "delete it and build it again with `nas-lab lut build`")
+            if len(calibration["indices"]) != len(calibration["measured"]) or not isinstance(
+                    data["settings"]["rounds"], int):
                 raise ValueError("bad values")
             return cls(path, key, entries, calibration, data["settings"])
         except OSError as err:
@@ -270,8 +275,14 @@ class LatencyTable:
 
     def predict(self, space: Space, archs, corrected: bool = True) -> np.ndarray:
         """``(n,)`` predicted latency (ms): each arch's slot entries summed, then corrected if ``corrected``."""
-        total = self.slot_times(space, archs).sum(axis=1)
-        return self.correction(space)(total) if corrected else total
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            total = self.slot_times(space, archs).sum(axis=1)
+            out = self.correction(space)(total) if corrected else total
+        if not np.isfinite(out).all():  # finite entries so large (1e308) that their sum overflows
+            largest = max(self.entries, key=lambda n: min(self.entries[n]))
+            raise UserError(f"the latency table {self.path} sums to an infinite latency (its entry {largest} is "
+                            f"{min(self.entries[largest]):.3g} ms); delete it and build it again with `nas-lab lut build`")
+        return out
 
     def correction(self, space: Space) -> Correction:
         """``scale x sum + offset`` fitted on the calibration archs (see the module docstring)."""
