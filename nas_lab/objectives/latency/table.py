@@ -222,7 +222,7 @@ class LatencyTable:
             calibration["measured"] = [[float(t) for t in v] for v in calibration["measured"]]
             models = {f"calibration model {i}": v for i, v in zip(calibration["indices"], calibration["measured"])}
             bad = next((name for name, v in {**entries, **models}.items() if not all(0 <= t < np.inf for t in v)),
-                       None)  # (NaN is not >= 0)
+                       None)  # (NaN fails every comparison)
             if bad is not None:
                 raise UserError(f"{path} is not a nas_lab latency table: its time of {bad} is negative or not finite; "
                                 "delete it and build it again with `nas-lab lut build`")
