@@ -137,6 +137,10 @@ class SupernetObjective(Objective):
                 trained = st.train_single_path(net, self.space, data.train, self.settings, train,
                                                "supernet objective training", self.task.progress)
                 facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
+                bad = st.non_finite(net)
+                if bad is not None:
+                    raise UserError(f"training the supernet diverged: its weight {bad} is no longer finite, so every "
+                                    "arch would score alike; lower objective.learning_rate or train fewer epochs")
                 self._save(net, facts)
             evaluator = PathEvaluator(net, self.space, data.train, self.settings, recalibration)
             self._ready = (InheritedAccuracies(evaluator, data, self.seed), facts)
@@ -154,10 +158,19 @@ class SupernetObjective(Objective):
             if saved["key"] != self.key():
                 raise ValueError("saved under another key")
             net.load_state_dict(saved["state_dict"])
-            return saved["facts"]
+            facts = saved["facts"]
+        except OSError as err:
+            raise UserError(f"cannot read the cached supernet {path}: {reason(err)}") from None
         except Exception:  # noqa: BLE001 - a damaged file can fail in many ways
             raise UserError(f"{path} is not the cached supernet its name says (damaged, or written by something "
                             "else); delete it and the supernet is trained again") from None
+        from nas_lab.oneshot.training import non_finite
+
+        bad = non_finite(net)
+        if bad is not None:
+            raise UserError(f"the cached supernet {path} has weights that are not finite ({bad}), so every arch would "
+                            "score alike; delete it and the supernet is trained again") from None
+        return facts
 
     def _save(self, net, facts: dict) -> None:
         """Write the weights atomically (``core.files``): a full disk leaves the previous file."""
