@@ -376,3 +376,38 @@ def test_a_lock_deleted_by_its_releasing_holder_is_taken_on_the_file_its_path_na
     assert path.exists() and not second._still_named(stale)
     second.release()
     os.close(stale)
+
+
+def test_a_disk_that_fills_up_during_a_study_keeps_the_runs_recorded_and_the_same_command_completes(
+        tmp_path, capsys, monkeypatch):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    opened = Store.open
+
+    def filling(store):
+        opened(store)
+        raw, written = store._fh, []
+
+        class Full:  # the fourth record is cut half-way by a full disk
+            def write(self, text):
+                written.append(text)
+                if len(written) == 4:
+                    raw.write(text[: len(text) // 2])
+                    raw.flush()
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return raw.write(text)
+
+            def __getattr__(self, name):
+                return getattr(raw, name)
+
+        store._fh = Full()
+        return store
+
+    monkeypatch.setattr(Store, "open", filling)
+    assert main(["study", str(config), f"out={out}", "--no-progress", "workers=1"]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"cannot record a finished run in {out / 'runs.jsonl'}: the disk is full" in err, err
+    assert len(found(out)) == 3
+    monkeypatch.undo()
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    assert "3 runs now, 3 already recorded" in capsys.readouterr().out
+    assert len(found(out)) == 6 and not (out / DAMAGED_FILE).exists()

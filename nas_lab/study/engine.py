@@ -21,7 +21,7 @@ import yaml
 from nas_lab.core import registry
 from nas_lab.core.config import build_problem, build_searcher
 from nas_lab.core.errors import UserError
-from nas_lab.core.files import write_atomic
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.parallel import check_execution, parallel_map
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
@@ -90,7 +90,11 @@ def prepare(study: StudyConfig, directory: Path) -> Store:
                 f"{directory} holds a different study ({previous.name!r} with other settings); "
                 "choose another out=DIR or delete that folder to start afresh"
             )
-    write_atomic(saved, yaml.safe_dump(study.to_dict(), sort_keys=False))
+    try:
+        write_atomic(saved, yaml.safe_dump(study.to_dict(), sort_keys=False))
+    except OSError as err:
+        raise UserError(f"cannot write {saved}: {reason(err)}; free space (or make it writable), or choose another "
+                        "out=DIR") from None
     return Store(directory)
 
 

@@ -14,6 +14,7 @@ with one sentence: such a study is run again into a new folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.files import write_atomic
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.lock import ExclusiveLock, LockHeld
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
@@ -135,19 +136,28 @@ class Store:
                 with open(self.path, "r+b") as fh:
                     fh.truncate(data.rfind(b"\n") + 1)
         self._fh = open(self.path, "a", encoding="utf-8")
-        self._synced = time.monotonic()
+        self._synced, self._failed = time.monotonic(), False
         return self
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one run record (``RunResult.to_record``): flushed at once (a killed process loses nothing
         written), fsynced at least every ``SYNC_SECONDS`` (an OS crash loses at most that much)."""
-        self._fh.write(json.dumps(record, allow_nan=False) + "\n")
-        self._fh.flush()
-        if time.monotonic() - self._synced >= SYNC_SECONDS:
-            os.fsync(self._fh.fileno())
-            self._synced = time.monotonic()
+        try:
+            self._fh.write(json.dumps(record, allow_nan=False) + "\n")
+            self._fh.flush()
+            if time.monotonic() - self._synced >= SYNC_SECONDS:
+                os.fsync(self._fh.fileno())
+                self._synced = time.monotonic()
+        except OSError as err:  # a half-written line is dropped on the next open
+            self._failed = True
+            raise UserError(f"cannot record a finished run in {self.path}: {reason(err)}; the runs recorded before "
+                            "are kept, so free space (or make it writable) and run the same command again") from None
 
     def close(self) -> None:
+        if self._failed:  # that write is reported; closing retries its flush, which fails alike (the file closes)
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            return
         os.fsync(self._fh.fileno())
         self._fh.close()
 
@@ -175,6 +185,6 @@ class FolderLock(ExclusiveLock):
             raise UserError(f"study folder {self.directory} is in use by {held.holder}, which is running a study in "
                             "it; wait for it to finish or stop it, or choose another out=DIR") from None
         except OSError as err:
-            raise UserError(f"cannot write to the study folder {self.directory}: {err.strerror}; "
+            raise UserError(f"cannot write to the study folder {self.directory}: {reason(err)}; "
                             "choose another out=DIR") from None
         return self
