@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -40,7 +38,7 @@ import numpy as np
 import nas_lab
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
-from nas_lab.core.files import reason, replacing, write_atomic
+from nas_lab.core.files import reason, replacing
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space

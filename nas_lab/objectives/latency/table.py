@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import uuid
 from dataclasses import asdict, dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -60,7 +58,7 @@ import numpy as np
 from nas_lab.core import registry
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
-from nas_lab.core.files import reason, replacing, write_atomic
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.settings import current
 from nas_lab.core.space import LATENCY, Space, overrides
 from nas_lab.core.task import CIFAR_SIDE
