@@ -411,3 +411,36 @@ def test_a_disk_that_fills_up_during_a_study_keeps_the_runs_recorded_and_the_sam
     assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
     assert "3 runs now, 3 already recorded" in capsys.readouterr().out
     assert len(found(out)) == 6 and not (out / DAMAGED_FILE).exists()
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the disk is read-only")])
+def test_a_run_record_that_cannot_be_written_is_named_and_leaves_no_torn_file(tmp_path, capsys, monkeypatch, code,
+                                                                               words):
+    write_bytes = Path.write_bytes
+
+    def half_then_fail(path, data):
+        write_bytes(path, data[: len(data) // 2])
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
+    out = tmp_path / "records"
+    assert main(["run", "budget=5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"cannot write the run record to {out}: {words}; choose another --out DIR" in err, err
+    assert not list(out.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the monkeypatched EROFS/EACCES tests cover it")
+def test_a_report_into_a_read_only_study_folder_is_one_sentence_and_leaves_every_file(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    out.chmod(0o555)
+    try:
+        assert main(["report", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert one_sentence(err) and f"cannot write the report of {out}: permission denied" in err, err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    finally:
+        out.chmod(0o755)
