@@ -231,6 +231,8 @@ def from_record(record: Any, source: str = "run record") -> RunResult:
         }
         if any(column.shape != (n,) for name, column in history.items() if name != "value"):
             raise ValueError("history columns of different lengths")
+        if (record["incumbents"] is None) != (k > 1):  # a run of one target lists its incumbents, of several its front
+            raise ValueError("incumbents are listed for runs of one target only")
         incumbents = record["incumbents"] or {"evaluation": [], "index": [], "metrics": {}}
         if any(len(v) != len(incumbents["evaluation"]) for v in (incumbents["index"], *incumbents["metrics"].values())):
             raise ValueError("incumbent lists of different lengths")
