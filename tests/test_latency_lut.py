@@ -4,7 +4,9 @@ Tables measured here take one untimed-free timed call per block (``warmup=0 repe
 19 blocks: what is checked is the bookkeeping, never a time.
 """
 
+import errno
 import json
+import os
 import re
 import subprocess
 import sys
@@ -322,3 +324,45 @@ def test_extent_of_a_space_too_large_to_enumerate():
     with pytest.raises(UserError, match="leaves no architecture"):
         build(RunConfig(space="autovit", objective="latency", constraints=[f"latency.lut<={low * 0.99}"],
                         params={"space": {"setting": "cpu"}, "searcher": {}, "objective": {}, "dataset": {}}))
+
+
+@pytest.mark.parametrize("value, entries", [(v, e) for v in ("Infinity", "NaN", "-1e-3") for e in ("one", "all")] +
+                         [("1e308", "all")])
+def test_a_table_entry_that_is_not_a_usable_time_is_refused_naming_the_file_and_entry(capsys, value, entries):
+    """Non-finite or negative times, and finite ones whose sum overflows (1e308), crashed the lookup or made every
+    arch infeasible without a word; JSON's Infinity and NaN are read as floats, so they must be refused by value."""
+    table = fake_table(NB201Space())
+    data = json.loads(table.path.read_text())
+    names = list(data["entries"])[:1] if entries == "one" else list(data["entries"])
+    for name in names:
+        data["entries"][name] = ["@"]
+    table.path.write_text(json.dumps(data).replace('"@"', value))
+    err = refused(capsys, "run", "space=nb201", "objective=latency", "budget=5", "--no-save")
+    assert str(table.path) in err and "delete it and build it again with `nas-lab lut build`" in err
+    assert names[0] in err or value == "1e308" and "sums to an infinite latency" in err, err
+
+
+def test_a_full_disk_while_writing_a_table_leaves_the_previous_one_and_says_so(monkeypatch):
+    from pathlib import Path
+
+    table = fake_table(NB201Space())
+    before = table.path.read_bytes()
+    write_bytes = Path.write_bytes
+
+    def half_then_full(path, data):
+        write_bytes(path, data[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_full)
+    table.entries[next(iter(table.entries))] = [123.0]
+    with pytest.raises(UserError, match=rf"^cannot write the latency table {re.escape(str(table.path))}: the disk is "
+                                        "full; choose another file"):
+        table.write()
+    assert table.path.read_bytes() == before and [p.name for p in table.path.parent.iterdir()] == [table.path.name]
+
+
+def test_measuring_a_table_leaves_no_lock_file_behind(cache):
+    path = cache / "t.json"
+    with measure.measuring(path):
+        assert path.with_name("t.json.lock").exists()
+    assert not list(cache.iterdir())

@@ -4,6 +4,7 @@ fronts and their quality, the study store and report, and the bad inputs of mult
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -278,3 +279,21 @@ def test_a_searcher_may_run_at_some_budgets_only():
     assert all("budgets" not in dict(s.searcher_params) for s in study.runs())
     with pytest.raises(UserError, match="whole number"):
         StudyConfig.from_dict({"name": "t", "objectives": ["id"], "searchers": {"rea": {"budgets": ["x"]}}}, {})
+
+
+@pytest.mark.parametrize("space, objective", [("nb201", "test.cifar10,params"), ("hyvitas", "id,params"),
+                                              ("vitas", "zc.params,params")])
+def test_a_reference_whose_hypervolume_would_overflow_is_refused_before_the_search(capsys, monkeypatch, space,
+                                                                                    objective):
+    """It printed "hypervolume inf of the true front's inf (nan%)" after the whole search."""
+    from nas_lab.core import runner
+
+    table = ["table=/work/shared/data"] if space == "nb201" else []
+    if table and not Path("/work/shared/data").is_dir():
+        pytest.skip("the NB201 data is not here")
+    monkeypatch.setattr(runner.History, "__init__", lambda *a, **k: pytest.fail("the search started"))
+    assert main(["run", f"space={space}", *table, "searcher=nsga2", f"objective={objective}",
+                 "objective.reference=-1e308,1e308", "budget=5", "--no-save"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "objective.reference=-1e+308,1e+308 spans a hypervolume too large for a floating-point number" in err

@@ -8,6 +8,7 @@ supernet takes), so accuracies are low; the benchmark (benchmarks/bench_one_shot
 import contextlib
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -270,3 +271,35 @@ def test_no_progress_and_study_workers_turn_the_training_bars_off(shows, tmp_pat
                                       "searchers": {"spos": SPOS}}))
     assert nas_lab("study", str(config), f"out={tmp_path / 'out'}", "workers=1")[0] == 130
     assert shows == [True, False, True, False, False]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_cached_supernet_with_weights_that_are_not_finite_is_refused_not_scored(space, tmp_path, value):
+    """It scored every arch 10 % (chance on digits) without a word."""
+    objective = SupernetObjective(space, "id", **TINY, cache=str(tmp_path))
+    archs = space.sample(np.random.default_rng(0), 2)
+    objective.evaluate(archs, np.random.default_rng(0))
+    saved = torch.load(objective.path, weights_only=True)
+    name = next(n for n, t in saved["state_dict"].items() if t.is_floating_point())
+    saved["state_dict"][name].view(-1)[0] = value
+    torch.save(saved, objective.path)
+    again = SupernetObjective(space, "id", **TINY, cache=str(tmp_path))
+    with pytest.raises(UserError, match=rf"^the cached supernet {re.escape(str(objective.path))} has weights that are "
+                                        rf"not finite \({re.escape(name)}\), so every arch would score alike; delete it"):
+        again.evaluate(archs, np.random.default_rng(0))
+
+
+def test_a_supernet_whose_training_diverged_is_refused_and_not_cached(space, tmp_path, monkeypatch):
+    real = training.train_single_path
+
+    def diverging(net, *args, **kwargs):
+        out = real(net, *args, **kwargs)
+        with torch.no_grad():
+            next(net.parameters()).fill_(float("nan"))
+        return out
+
+    monkeypatch.setattr(training, "train_single_path", diverging)
+    objective = SupernetObjective(space, "id", **TINY, cache=str(tmp_path))
+    with pytest.raises(UserError, match="^training the supernet diverged: its weight .* is no longer finite"):
+        objective.evaluate(space.sample(np.random.default_rng(0), 1), np.random.default_rng(0))
+    assert not objective.path.exists() and not list(tmp_path.iterdir())

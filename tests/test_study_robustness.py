@@ -1,6 +1,7 @@
 """Study folders under stress: a second writer, a damaged line in runs.jsonl, SIGTERM/SIGINT to a running study,
 and Ctrl-C during `nas-lab run` — each ends in one sentence, keeps what finished, and the same command completes."""
 
+import errno
 import json
 import os
 import signal
@@ -227,3 +228,226 @@ def signalled_once_shown(cmd: list[str], shown: bytes, sig: int, status: int, **
             proc.wait()
     os.set_blocking(proc.stderr.fileno(), True)
     return (err + proc.stderr.read()).decode(errors="replace"), proc.stdout.read()
+
+
+def _retyped(line: bytes, path: tuple, value) -> bytes:
+    """The record of ``line`` with the field at ``path`` set to ``value`` (deleted for ``...``)."""
+    record = json.loads(line)
+    field = record
+    for key in path[:-1]:
+        field = field[key]
+    if value is ...:
+        del field[path[-1]]
+    else:
+        field[path[-1]] = value
+    return json.dumps(record).encode()
+
+
+def test_records_with_fields_of_the_wrong_type_are_damaged_lines_counted_by_report_and_run_again(tmp_path, capsys):
+    """A string where a metric should be, a missing key, a list where an object is: each crashed `report` and every
+    later rerun of the study; now each is a damaged line."""
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    complete = found(out)
+    runs = out / "runs.jsonl"
+    lines = runs.read_bytes().split(b"\n")[:-1]
+    changes = [(("best", "metrics", "id"), "72.5"), (("metrics", "id", "max"), [1]), (("incumbents",), ...),
+               (("metrics",), []), (("config", "study", "label"), ["random"]), (("incumbents", "metrics", "id"), "a")]
+    retyped = [_retyped(line, path, value) for line, (path, value) in zip(lines, changes)]
+    runs.write_bytes(b"\n".join(retyped) + b"\n")
+    capsys.readouterr()
+
+    assert main(["report", str(out)]) == 2  # every run is damaged: nothing to report, one sentence
+    captured = capsys.readouterr()
+    assert one_sentence(captured.err) and "has no finished runs yet" in captured.err, captured.err
+    runs.write_bytes(b"\n".join(retyped[:2] + lines[2:]) + b"\n")
+    assert main(["report", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "skipped 2 damaged line(s)" in captured.err and "Traceback" not in captured.err
+
+    runs.write_bytes(b"\n".join(retyped) + b"\n")
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert "6 runs now, 0 already recorded" in captured.out and "6 damaged line(s)" in captured.err
+    assert found(out) == complete
+    assert (out / DAMAGED_FILE).read_bytes() == b"\n".join(retyped) + b"\n"
+    assert main(["report", str(out)]) == 0
+    assert "damaged" not in capsys.readouterr().err
+
+
+# -- full and read-only disks ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the disk is read-only")])
+@pytest.mark.parametrize("torn", ["plot", "table"])
+def test_a_full_or_read_only_disk_while_reporting_leaves_every_previous_file_and_says_so(
+        tmp_path, capsys, monkeypatch, code, words, torn):
+    from matplotlib.figure import Figure
+
+    from nas_lab.core import files
+
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    savefig, write_bytes = Figure.savefig, Path.write_bytes
+
+    def half_then_fail(write, target, content, *args, **kwargs):
+        write(target, content[: len(content) // 2] if isinstance(content, bytes) else content, *args, **kwargs)
+        raise OSError(code, os.strerror(code))
+
+    if torn == "plot":  # the disk fills up in the middle of the second plot file
+        calls = []
+
+        def failing_savefig(fig, target, *args, **kwargs):
+            calls.append(target)
+            if len(calls) == 2:
+                Path(target).write_bytes(b"%PDF-1.4 torn")
+                raise OSError(code, os.strerror(code))
+            return savefig(fig, target, *args, **kwargs)
+
+        monkeypatch.setattr(Figure, "savefig", failing_savefig)
+    else:  # ... or in the middle of report.csv
+        monkeypatch.setattr(Path, "write_bytes", lambda p, data: half_then_fail(write_bytes, p, data) if
+                            p.name.startswith(".report.csv") else write_bytes(p, data))
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"cannot write the report of {out}: {words}" in err, err
+    after = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert after.keys() == before.keys()  # no temporary file left
+    kept = ["report.md", "report.csv", "report.tex", "runs.jsonl", "study.yaml"] + ["anytime.pdf"] * (torn == "plot")
+    assert all(after[name] == before[name] for name in kept)  # (a plot written whole before the failure is new)
+    monkeypatch.undo()
+    assert main(["report", str(out)]) == 0
+
+
+# -- unreadable configs and stores; refused commands leave nothing behind --------------------------------
+
+
+def test_unreadable_configs_and_stores_are_one_sentence(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00\x01 not text")
+    assert main(["study", str(binary), f"out={out}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and "is not a text file" in err, err
+    assert not out.exists()
+
+    blocked = tmp_path / "blocked"
+    (blocked / "runs.jsonl").mkdir(parents=True)  # a folder where the records go
+    assert main(["study", str(config), f"out={blocked}", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"{blocked / 'runs.jsonl'} is not a file" in err, err
+    assert [p.name for p in blocked.iterdir()] == ["runs.jsonl"]  # no lock, no study.yaml left behind
+
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    capsys.readouterr()
+    (out / "study.yaml").write_bytes(b"\x00\xff binary")
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and "is not a text file" in err, err
+    (out / "study.yaml").unlink()
+    (out / "study.yaml").mkdir()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and "study.yaml is a folder, not a YAML file" in err, err
+
+
+def test_a_study_leaves_no_lock_file_behind_whether_it_ran_or_was_refused(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    assert not (out / "study.lock").exists()
+    holder = FolderLock(out).acquire()
+    try:
+        assert main(["study", str(config), f"out={out}", "--no-progress"]) == 2
+    finally:
+        holder.release()
+    assert not (out / "study.lock").exists()
+    refused = tmp_path / "refused"
+    assert main(["study", str(config), f"out={refused}", "budget=0", "--no-progress"]) == 2
+    assert not refused.exists()
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_a_lock_deleted_by_its_releasing_holder_is_taken_on_the_file_its_path_names_now(tmp_path):
+    """A process that opened the lock file just before its holder released (and deleted) it must not lock the
+    deleted file, or two processes would each think they hold the lock."""
+    from nas_lab.core.lock import ExclusiveLock
+
+    path = tmp_path / "x.lock"
+    first = ExclusiveLock(path).acquire()
+    stale = os.open(path, os.O_RDWR)  # opened by a late comer before the release
+    first.release()
+    assert not path.exists()
+    second = ExclusiveLock(path).acquire()
+    assert path.exists() and not second._still_named(stale)
+    second.release()
+    os.close(stale)
+
+
+def test_a_disk_that_fills_up_during_a_study_keeps_the_runs_recorded_and_the_same_command_completes(
+        tmp_path, capsys, monkeypatch):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    opened = Store.open
+
+    def filling(store):
+        opened(store)
+        raw, written = store._fh, []
+
+        class Full:  # the fourth record is cut half-way by a full disk
+            def write(self, text):
+                written.append(text)
+                if len(written) == 4:
+                    raw.write(text[: len(text) // 2])
+                    raw.flush()
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                return raw.write(text)
+
+            def __getattr__(self, name):
+                return getattr(raw, name)
+
+        store._fh = Full()
+        return store
+
+    monkeypatch.setattr(Store, "open", filling)
+    assert main(["study", str(config), f"out={out}", "--no-progress", "workers=1"]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"cannot record a finished run in {out / 'runs.jsonl'}: the disk is full" in err, err
+    assert len(found(out)) == 3
+    monkeypatch.undo()
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    assert "3 runs now, 3 already recorded" in capsys.readouterr().out
+    assert len(found(out)) == 6 and not (out / DAMAGED_FILE).exists()
+
+
+@pytest.mark.parametrize("code, words", [(errno.ENOSPC, "the disk is full"), (errno.EROFS, "the disk is read-only")])
+def test_a_run_record_that_cannot_be_written_is_named_and_leaves_no_torn_file(tmp_path, capsys, monkeypatch, code,
+                                                                               words):
+    write_bytes = Path.write_bytes
+
+    def half_then_fail(path, data):
+        write_bytes(path, data[: len(data) // 2])
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(Path, "write_bytes", half_then_fail)
+    out = tmp_path / "records"
+    assert main(["run", "budget=5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert one_sentence(err) and f"cannot write the run record to {out}: {words}; choose another --out DIR" in err, err
+    assert not list(out.iterdir())
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the monkeypatched EROFS/EACCES tests cover it")
+def test_a_report_into_a_read_only_study_folder_is_one_sentence_and_leaves_every_file(tmp_path, capsys):
+    config, out = small_config(tmp_path), tmp_path / "out"
+    assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    capsys.readouterr()
+    out.chmod(0o555)
+    try:
+        assert main(["report", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert one_sentence(err) and f"cannot write the report of {out}: permission denied" in err, err
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    finally:
+        out.chmod(0o755)

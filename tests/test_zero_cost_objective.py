@@ -6,6 +6,7 @@ Cheap proxies only (``params``, ``flops``); the proxies' own values are checked 
 
 import json
 import multiprocessing
+import re
 import sqlite3
 import subprocess
 import sys
@@ -359,3 +360,23 @@ def test_precompute_samples_a_space_past_int64_and_refuses_to_take_all_of_it(cac
     assert code == 2 and out == ""
     assert err == ("nas-lab: error: space 'poolvit' has 766,149,108,684,696,000 archs, too many to take every one; "
                    "give sample=N to draw N of them\n")
+
+
+@pytest.mark.parametrize("pragma, words", [("max_page_count", "the disk is full"),
+                                           ("query_only", "it is read-only (the file, its folder or the disk)")])
+def test_a_full_or_read_only_cache_is_named_so_not_called_corrupt_and_keeps_its_values(tmp_path, pragma, words):
+    """SQLite's own limits give the real errors: a page limit is a full disk (SQLITE_FULL), query_only a
+    read-only database (SQLITE_READONLY); both were reported as a corrupt cache to delete."""
+    path = tmp_path / "zc.sqlite"
+    cache = ProxyCache(path)
+    cache.store(KEY, [1, 2], [0.5, 1.5], [0.1, 0.1])
+    conn = cache._connection()
+    if pragma == "max_page_count":
+        conn.execute(f"PRAGMA max_page_count = {conn.execute('PRAGMA page_count').fetchone()[0]}")
+    else:
+        conn.execute("PRAGMA query_only = 1")
+    with pytest.raises(UserError, match=rf"^cannot use the zero-cost cache {re.escape(str(path))}: {re.escape(words)}; "
+                                        r"free space or make it writable"):
+        cache.store(KEY, range(3, 3000), np.ones(2997), np.ones(2997))
+    values, _, found = ProxyCache(path).lookup(KEY, [1, 2, 3])
+    assert found.tolist() == [True, True, False] and values[:2].tolist() == [0.5, 1.5]

@@ -11,6 +11,7 @@ from pathlib import Path
 from nas_lab.cli.common import add_command, format_params, interruptible
 from nas_lab.core.config import RUN_SETTINGS, RunConfig, build
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.record import config_of
 from nas_lab.core.results import RunResult
@@ -100,7 +101,7 @@ def _save(result: RunResult, out: Path) -> Path:
     try:
         return result.save(out / name)
     except OSError as err:
-        raise UserError(f"cannot write the run record to {out}: {err.strerror}; choose another --out DIR or use --no-save") from None
+        raise UserError(f"cannot write the run record to {out}: {reason(err)}; choose another --out DIR or use --no-save") from None
 
 
 def summary(result: RunResult, space, objective, saved: Path | None) -> str:

@@ -56,7 +56,8 @@ def command(args) -> int:
     directory = Path(settings["out"] or Path("results/studies") / study.name)
     workers = settings["workers"]
     keys = {spec.key for spec in study.runs()}
-    FolderLock(directory).acquire().release()  # a folder in use is refused before any bar is drawn (run_study locks it)
+    if directory.is_dir():  # a folder in use is refused before any bar is drawn (run_study locks it); a new one is free
+        FolderLock(directory).acquire().release()
     already = [r for r in Store(directory).records() if key_of(r) in keys]
     progress = Progress(len(keys), already, enabled=not args.no_progress)
     try:
@@ -66,7 +67,7 @@ def command(args) -> int:
     finally:
         progress.close()
     if outcome.damaged:
-        print(f"nas-lab: note: {outcome.damaged} damaged line(s) of {directory / RUNS_FILE} (blank, or not a JSON run "
+        print(f"nas-lab: note: {outcome.damaged} damaged line(s) of {directory / RUNS_FILE} (blank, not JSON, or not a complete run "
               f"record) were moved to {directory / DAMAGED_FILE} and their runs run again", file=sys.stderr)
     print(f"study {study.name}: {outcome.ran} runs now, {outcome.skipped} already recorded, {outcome.total} in all; folder {directory}")
     return print_report(directory)

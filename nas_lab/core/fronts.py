@@ -120,10 +120,20 @@ def _reference(objective, ideal: np.ndarray, nadir: np.ndarray, feasible_F: np.n
         return np.ones(len(ideal))
     span = np.where(nadir - ideal > 0, nadir - ideal, 1.0)
     ref = (minimisation(np.asarray(given)[None], objective.directions)[0] - ideal) / span
+    _check_volume(given, ref)  # the box between the ideal (0 once normalised) and the reference bounds every volume
     if not ((feasible_F - ideal) / span < ref).all(axis=1).any():
         raise UserError(f"objective.reference={','.join(f'{v:g}' for v in given)} is beaten by no feasible "
                         f"architecture on every target, so every hypervolume would be 0; choose a worse point")
     return ref
+
+
+def _check_volume(given, box: np.ndarray) -> None:
+    """Refuse a reference point whose hypervolume would overflow a float (``box``: the sides of a box it spans)."""
+    with np.errstate(over="ignore"):
+        volume = np.prod(box)
+    if not np.isfinite(volume):
+        raise UserError(f"objective.reference={','.join(f'{v:g}' for v in given)} spans a hypervolume too large for a "
+                        "floating-point number (beyond 1.8e308); choose a point nearer the metrics' ranges")
 
 
 def run_scale(objective, F: np.ndarray) -> Scale:
@@ -131,8 +141,9 @@ def run_scale(objective, F: np.ndarray) -> Scale:
     k = F.shape[1]
     given = getattr(objective, "reference", None)
     if given is not None:
-        return Scale(np.zeros(k), np.ones(k), minimisation(np.asarray(given)[None], objective.directions)[0],
-                     "objective.reference")
+        ref = minimisation(np.asarray(given)[None], objective.directions)[0]
+        _check_volume(given, np.abs(ref))  # the box between the origin and the reference, at the least
+        return Scale(np.zeros(k), np.ones(k), ref, "objective.reference")
     worst = F.max(axis=0) if len(F) else np.zeros(k)
     return Scale(np.zeros(k), np.ones(k), worst, "run")
 

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import write_atomic
 from nas_lab.core.history import COLUMNS
 from nas_lab.core.objective import Objective
 from nas_lab.core.space import INT64_LIMIT
@@ -112,18 +113,108 @@ def to_record(result: RunResult) -> dict[str, Any]:
     })
 
 
+class DamagedRecord(ValueError):
+    """A record that is not a complete, well-typed run record (a missing key, a string where a number should be):
+    a study's store treats its line as damaged (counted, moved aside, its run run again)."""
+
+
+def _number(v) -> bool:
+    """A JSON number, or null (a NaN or infinity the record could not hold)."""
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _integer(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class _Maybe:
+    """A value that may be null."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class _Each:
+    """A JSON object of any keys, each value of ``shape``."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+class _Optional:
+    """A key of a JSON object that may be absent."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+
+_STATISTICS_KEYS = ("min", "max", "mean", "std")
+_METRIC = {"label": str, "unit": str, **{k: _Optional(lambda v: _number(v) and v is not None) for k in _STATISTICS_KEYS}}
+_TABLE_INFO = {"table": str, "table_description": str, "simulated": bool}
+_STUDY_CONFIG = {"objective": str, "budget": _integer, "study": {"key": str, "label": str, "repeat": _integer}}
+#: what a report reads of a record, and its type: a callable is a test, a dict a JSON object with those keys, a
+#: one-item list a list of that shape
+SHAPE = {
+    "config": lambda v: isinstance(v, dict) and ("study" not in v or _mismatch(v, _STUDY_CONFIG) is None),
+    "space": str, "cardinality": _integer, "objective": str, "description": str,
+    "objective_info": lambda v: isinstance(v, dict) and ("table" not in v or _mismatch(v, _TABLE_INFO) is None),
+    "searcher": str, "searcher_title": str, "searcher_params": dict, "searcher_report": dict,
+    "budget": _integer, "evaluations": _integer, "targets": [str], "directions": [str],
+    "metrics": _Each(lambda v: _mismatch(v, _METRIC) is None and sum(k in v for k in _STATISTICS_KEYS) in (0, 4)),
+    "cost": {"total": _number, "unit": str}, "note": str,
+    "best": _Maybe({"index": _integer, "arch": dict, "metrics": _Each(_number)}),
+    "front": _Maybe({"index": [_integer], "values": [[_number]], "hypervolume": _number, "curve": [[_number]],
+                     "scale": dict, "true_hypervolume": _Optional(_number), "true_size": _Optional(_integer)}),
+    "incumbents": _Maybe({"evaluation": [_integer], "index": [_integer], "metrics": _Each([_number])}),
+    "history": {c: list for c in HISTORY} | {"metrics": _Each(list)},
+    "timing": {"wall": _number, "evaluation": list},
+}
+
+
+def _mismatch(value, shape, where: str = "") -> str | None:
+    """Where ``value`` departs from ``shape`` (``SHAPE``'s notation), e.g. ``best.metrics.id``; None if it fits."""
+    if isinstance(shape, _Maybe):
+        return None if value is None else _mismatch(value, shape.shape, where)
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return where.rstrip(".") or "the record"
+        for key, inner in shape.items():
+            if key not in value:
+                if not isinstance(inner, _Optional):
+                    return f"{where}{key}"
+                continue
+            found = _mismatch(value[key], inner.shape if isinstance(inner, _Optional) else inner, f"{where}{key}.")
+            if found is not None:
+                return found
+        return None
+    if isinstance(shape, _Each):
+        if not isinstance(value, dict):
+            return where.rstrip(".")
+        return next((f for k, v in value.items() if (f := _mismatch(v, shape.shape, f"{where}{k}.")) is not None),
+                    None)
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return where.rstrip(".")
+        return next((f for v in value if (f := _mismatch(v, shape[0], where)) is not None), None)
+    fits = isinstance(value, shape) if isinstance(shape, type) else shape(value)
+    return None if fits else where.rstrip(".")
+
+
 def from_record(record: Any, source: str = "run record") -> RunResult:
     """The ``RunResult`` of a record. ``UserError`` for a record of another nas_lab version (named by
-    ``source``); ``ValueError`` for anything else that is not a record (a damaged line)."""
+    ``source``); ``DamagedRecord`` for anything else that is not a complete, well-typed record (a damaged line)."""
     from nas_lab.core.results import RunResult
 
     if not isinstance(record, dict):
-        raise ValueError(f"{source} is not a JSON object")
+        raise DamagedRecord(f"{source} is not a JSON object")
     if "format" not in record and ("history_index" in record or isinstance(record.get("history"), list)):
         raise UserError(f"{source} was written by an older nas_lab, before runs had one record shape; this version "
                         f"reads only record format {FORMAT}, so run it again (a study: into a new folder, out=DIR)")
     if record.get("format") != FORMAT:
-        raise ValueError(f"{source} is not a nas_lab run record of format {FORMAT}")
+        raise DamagedRecord(f"{source} is not a nas_lab run record of format {FORMAT}")
+    wrong = _mismatch(record, SHAPE)
+    if wrong is not None:
+        raise DamagedRecord(f"{source} is not a complete run record: {wrong} is missing or of the wrong type")
     try:
         h = record["history"]
         n, k = len(h["index"]), len(record["targets"])
@@ -138,11 +229,22 @@ def from_record(record: Any, source: str = "run record") -> RunResult:
             "step": np.array(h["step"], dtype=np.int64),
             **{m: np.array(v, dtype=float) for m, v in h["metrics"].items()},
         }
-        best = record["best"] or {}
+        if any(column.shape != (n,) for name, column in history.items() if name != "value"):
+            raise ValueError("history columns of different lengths")
+        if (record["incumbents"] is None) != (k > 1):  # a run of one target lists its incumbents, of several its front
+            raise ValueError("incumbents are listed for runs of one target only")
+        incumbents = record["incumbents"] or {"evaluation": [], "index": [], "metrics": {}}
+        if any(len(v) != len(incumbents["evaluation"]) for v in (incumbents["index"], *incumbents["metrics"].values())):
+            raise ValueError("incumbent lists of different lengths")
+        best = record["best"] or {}  # its metrics' nulls read as NaN, as the history's do
+        tabulated = {m for m, info in record["metrics"].items() if "max" in info}  # a report's anytime plot reads them
+        if best and incumbents["evaluation"] and (tabulated & set(best["metrics"])) - set(incumbents["metrics"]):
+            raise ValueError("the incumbents lack table metrics of the best arch")
         return RunResult(
             space=record["space"], objective=record["objective"], searcher=record["searcher"], seed=record["seed"],
             budget=record["budget"], targets=tuple(record["targets"]), directions=tuple(record["directions"]),
-            history=history, best_index=best.get("index"), best_arch=best.get("arch"), best_metrics=best.get("metrics"),
+            history=history, best_index=best.get("index"), best_arch=best.get("arch"),
+            best_metrics=None if not best else {m: math.nan if v is None else v for m, v in best["metrics"].items()},
             front=record["front"], searcher_params=record["searcher_params"],
             searcher_report=record["searcher_report"], objective_info=record["objective_info"],
             cost_unit=record["cost"]["unit"], wall_time=record["timing"]["wall"], note=record["note"],
@@ -150,17 +252,12 @@ def from_record(record: Any, source: str = "run record") -> RunResult:
             description=record["description"], metrics=record["metrics"], incumbents=record["incumbents"],
         )
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ValueError(f"{source} is not a complete run record ({type(err).__name__}: {err})") from None
+        raise DamagedRecord(f"{source} is not a complete run record ({type(err).__name__}: {err})") from None
 
 
 def write(result: RunResult, path: str | Path) -> Path:
-    """Write the record as a JSON file, atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_record(result), indent=1, allow_nan=False))
-    tmp.replace(path)
-    return path
+    """Write the record as a JSON file, atomically (a crash or a full disk never leaves half a file)."""
+    return write_atomic(path, json.dumps(to_record(result), indent=1, allow_nan=False))
 
 
 def read(path: str | Path) -> RunResult:
@@ -174,7 +271,7 @@ def read(path: str | Path) -> RunResult:
         raise UserError(f"{path} is not a run record: not JSON") from None
     try:
         return from_record(data, f"run record {path}")
-    except ValueError as err:
+    except DamagedRecord as err:
         raise UserError(str(err)) from None
 
 

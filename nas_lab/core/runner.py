@@ -74,10 +74,11 @@ def run(
     """
     check_compatible(space, objective, searcher)
     BUDGET.coerce(budget, "", space_bounds(space))
-    if len(objective.targets) > 1:  # a tabulated space's true front, now: an impossible bound fails before the search
-        from nas_lab.core.fronts import true_front
+    if len(objective.targets) > 1:  # a tabulated space's true front, now: an impossible bound or reference fails
+        from nas_lab.core.fronts import run_scale, true_front  # before the search
 
-        true_front(objective)
+        if true_front(objective) is None:
+            run_scale(objective, np.empty((0, len(objective.targets))))
     searcher_rng, objective_rng = (np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(2))
     history = History(budget, len(objective.targets), exact_index=space.big)
     searcher.reset(space, Charged(objective, history.__contains__), searcher_rng)  # never the objective itself

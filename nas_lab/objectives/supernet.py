@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +38,7 @@ import numpy as np
 import nas_lab
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, replacing
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
@@ -136,6 +135,10 @@ class SupernetObjective(Objective):
                 trained = st.train_single_path(net, self.space, data.train, self.settings, train,
                                                "supernet objective training", self.task.progress)
                 facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
+                bad = st.non_finite(net)
+                if bad is not None:
+                    raise UserError(f"training the supernet diverged: its weight {bad} is no longer finite, so every "
+                                    "arch would score alike; lower objective.learning_rate or train fewer epochs")
                 self._save(net, facts)
             evaluator = PathEvaluator(net, self.space, data.train, self.settings, recalibration)
             self._ready = (InheritedAccuracies(evaluator, data, self.seed), facts)
@@ -153,25 +156,31 @@ class SupernetObjective(Objective):
             if saved["key"] != self.key():
                 raise ValueError("saved under another key")
             net.load_state_dict(saved["state_dict"])
-            return saved["facts"]
+            facts = saved["facts"]
+        except OSError as err:
+            raise UserError(f"cannot read the cached supernet {path}: {reason(err)}") from None
         except Exception:  # noqa: BLE001 - a damaged file can fail in many ways
             raise UserError(f"{path} is not the cached supernet its name says (damaged, or written by something "
                             "else); delete it and the supernet is trained again") from None
+        from nas_lab.oneshot.training import non_finite
+
+        bad = non_finite(net)
+        if bad is not None:
+            raise UserError(f"the cached supernet {path} has weights that are not finite ({bad}), so every arch would "
+                            "score alike; delete it and the supernet is trained again") from None
+        return facts
 
     def _save(self, net, facts: dict) -> None:
-        """Write the weights atomically: a temporary file in the same folder, renamed over the final name."""
+        """Write the weights atomically (``core.files``): a full disk leaves the previous file."""
         import torch
 
         path = self.path
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         state = {name: value.cpu() for name, value in net.state_dict().items()}
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({"key": self.key(), "facts": facts, "state_dict": state}, tmp)
-            os.replace(tmp, path)
+            with replacing(path) as tmp:
+                torch.save({"key": self.key(), "facts": facts, "state_dict": state}, tmp)
         except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write the trained supernet to {path.parent}: {err.strerror}; "
+            raise UserError(f"cannot write the trained supernet to {path.parent}: {reason(err)}; "
                             "choose another folder with objective.cache=DIR") from None
 
     def evaluate(self, archs: np.ndarray, rng: np.random.Generator) -> Evaluation:

@@ -175,6 +175,13 @@ def new_supernet(space: Space, num_classes: int, rng: np.random.Generator, devic
     return net.to(device)
 
 
+def non_finite(net: torch.nn.Module) -> str | None:
+    """The name of the first weight or buffer of ``net`` holding a NaN or an infinity, or None: such a supernet
+    (diverged training, a damaged cache) scores every path alike, at chance, so it is refused rather than used."""
+    return next((name for name, t in net.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()),
+                None)
+
+
 def minibatches(split: Split, batch_size: int, generator: torch.Generator | None = None,
                 limit: int | None = None) -> Iterator[Split]:
     """``(x, y)`` batches of a split, at most ``limit``: in order, or shuffled by ``generator`` and then full only.

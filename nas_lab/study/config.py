@@ -42,6 +42,7 @@ from typing import Any
 
 from nas_lab.core.config import RUN_SETTINGS, RunConfig, build, objective_metrics
 from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.files import reason
 from nas_lab.core.record import config_of
 from nas_lab.core.settings import Setting, read_yaml, split_list
 from nas_lab.study.store import run_key
@@ -140,9 +141,12 @@ class StudyConfig:
         if not path.is_file():
             raise UserError(f"study config {path} does not exist; give a YAML file such as experiments/hyvitas_table4.yaml")
         try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as err:
-            raise UserError(f"study config {path} cannot be read as text ({err.__class__.__name__})") from None
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise UserError(f"cannot read the study config {path}: {reason(err)}") from None
+        except UnicodeDecodeError:
+            raise UserError(f"study config {path} is not a text file (it holds bytes that are not UTF-8); give a YAML "
+                            "file such as experiments/hyvitas_table4.yaml") from None
         data = read_yaml(text, f"study config {path}")
         if not isinstance(data, dict):
             raise UserError(f"study config {path} must be a mapping with keys {', '.join(STUDY_SETTINGS)}")

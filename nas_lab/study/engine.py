@@ -21,6 +21,7 @@ import yaml
 from nas_lab.core import registry
 from nas_lab.core.config import build_problem, build_searcher
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.parallel import check_execution, limit_threads, parallel_map
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
@@ -91,10 +92,11 @@ def prepare(study: StudyConfig, directory: Path) -> Store:
                 f"{directory} holds a different study ({previous.name!r} with other settings); "
                 "choose another out=DIR or delete that folder to start afresh"
             )
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = saved.with_suffix(".yaml.tmp")
-    tmp.write_text(yaml.safe_dump(study.to_dict(), sort_keys=False))
-    tmp.replace(saved)
+    try:
+        write_atomic(saved, yaml.safe_dump(study.to_dict(), sort_keys=False))
+    except OSError as err:
+        raise UserError(f"cannot write {saved}: {reason(err)}; free space (or make it writable), or choose another "
+                        "out=DIR") from None
     return Store(directory)
 
 

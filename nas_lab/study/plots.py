@@ -16,6 +16,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from nas_lab.core.files import save_figure
 from nas_lab.core.results import RunResult
 from nas_lab.study.results import StudyResults, cell_of, first_run
 
@@ -206,5 +207,5 @@ def save_figures(figures: dict[str, Figure], directory: Path, dpi: int = 150) ->
     for name, fig in figures.items():
         for ext in ("png", "pdf"):
             paths.append(directory / f"{name}.{ext}")
-            fig.savefig(paths[-1], dpi=dpi)
+            save_figure(fig, paths[-1], dpi=dpi)
     return paths

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.objective import default_direction
 from nas_lab.core.results import RunResult
 from nas_lab.study.config import StudyConfig
@@ -58,7 +59,7 @@ def read_study(directory: str | Path) -> StudyResults:
                         f"e.g. results/studies/hyvitas_table4){hint}")
     if not directory.is_dir():
         raise UserError(f"study folder {directory} does not exist; give the folder a study wrote (its out=DIR)")
-    if not (directory / CONFIG_FILE).is_file():
+    if not (directory / CONFIG_FILE).exists():  # one that is not a file is refused by StudyConfig.load
         raise UserError(f"{directory} is not a study folder: it has no {CONFIG_FILE} (`nas-lab study` writes one)")
     config = StudyConfig.load(directory / CONFIG_FILE, check=False)
     recorded = {key_of(r): r for r in Store(directory).records()}  # a run stored twice counts once
@@ -202,14 +203,18 @@ def _latex(study: StudyResults, frame: pd.DataFrame) -> str:
 
 
 def write_report(study_dir: str | Path) -> Report:
-    """Write report.md, report.csv, report.tex and the plots into the study folder."""
+    """Write report.md, report.csv, report.tex and the plots into the study folder, each atomically: a full disk
+    leaves each file's previous version (and the run records untouched)."""
     study = read_study(study_dir)
     multi = pareto.is_multi_objective(study)
     frame = pareto.aggregate(study) if multi else aggregate(study)
-    plots = pareto.write_plots(study) if multi else write_plots(study)
-    markdown = _markdown(study, frame, plots)
     md, csv, tex = (study.directory / f"report.{ext}" for ext in ("md", "csv", "tex"))
-    md.write_text(markdown, encoding="utf-8")
-    frame.to_csv(csv, index=False)
-    tex.write_text(_latex(study, frame), encoding="utf-8")
+    try:
+        plots = pareto.write_plots(study) if multi else write_plots(study)
+        markdown = _markdown(study, frame, plots)
+        for path, text in ((md, markdown), (csv, frame.to_csv(index=False)), (tex, _latex(study, frame))):
+            write_atomic(path, text)
+    except OSError as err:
+        raise UserError(f"cannot write the report of {study.directory}: {reason(err)}; the runs are kept, so free "
+                        f"space (or make it writable) and run `nas-lab report {study.directory}`") from None
     return Report(markdown, [md, csv, tex, *plots], frame)

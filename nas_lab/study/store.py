@@ -2,7 +2,7 @@
 
 ``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
 the runs in flight, and a half-written last line is dropped on the next open.
-A damaged line elsewhere (blank, not JSON, not a run record) is skipped and counted by readers;
+A damaged line elsewhere (blank, not JSON, not a complete run record: a missing key, a field of the wrong type) is skipped and counted by readers;
 a resuming study moves it to ``runs.damaged.jsonl`` and runs its run again.
 One study writes a folder at a time (``FolderLock`` on ``study.lock``).
 
@@ -14,6 +14,7 @@ with one sentence: such a study is run again into a new folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.lock import ExclusiveLock, LockHeld
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
@@ -45,10 +47,9 @@ def _parse(line: bytes, source: str) -> RunResult | None:
     run record); ``UserError`` for a record of an older nas_lab."""
     try:
         result = from_record(json.loads(line), source)
-        key_of(result)
-    except (ValueError, KeyError, TypeError):  # also UnicodeDecodeError
+    except ValueError:  # not JSON (or not UTF-8), or a DamagedRecord
         return None
-    return result
+    return result if "study" in result.config else None
 
 
 class Store:
@@ -67,7 +68,7 @@ class Store:
         is missing, so resuming the study runs it again.
         """
         self.damaged = 0
-        if not self.path.exists():
+        if not self._readable():
             return
         with open(self.path, "rb") as fh:
             for number, line in enumerate(fh, start=1):
@@ -83,7 +84,8 @@ class Store:
         """A sentence saying how many damaged lines the last read of ``records()`` skipped, or None if none."""
         if not self.damaged:
             return None
-        return (f"skipped {self.damaged} damaged line(s) of {self.path} (blank, or not a JSON run record); "
+        return (f"skipped {self.damaged} damaged line(s) of {self.path} (blank, not JSON, or not a complete run "
+                "record); "
                 "their runs count as not recorded, so running the study again runs them")
 
     def set_aside_damaged(self) -> int:
@@ -94,7 +96,7 @@ class Store:
         the damaged bytes are kept for inspection. ``runs.jsonl`` is replaced
         atomically: a crash leaves either the old or the new file.
         """
-        if not self.path.exists():
+        if not self._readable():
             return 0
         parts = self.path.read_bytes().split(b"\n")
         lines = [part + b"\n" for part in parts[:-1]]  # parts[-1]: a half-written tail (``open`` drops it), or b""
@@ -106,13 +108,20 @@ class Store:
             fh.writelines(bad)
             fh.flush()
             os.fsync(fh.fileno())
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with open(tmp, "wb") as fh:
-            fh.writelines(line for line, good in zip(lines, ok) if good)
-            fh.flush()
-            os.fsync(fh.fileno())
-        tmp.replace(self.path)
+        write_atomic(self.path, b"".join(line for line, good in zip(lines, ok) if good))
         return len(bad)
+
+    def _readable(self) -> bool:
+        """Whether ``runs.jsonl`` exists (False: no run is recorded yet); ``UserError`` if it is not a readable
+        file."""
+        if not self.path.exists():
+            return False
+        if not self.path.is_file():
+            raise UserError(f"{self.path} is not a file, so the study's records cannot be kept there; move it away "
+                            f"(a study writes its runs to that file) or choose another out=DIR")
+        if not os.access(self.path, os.R_OK):
+            raise UserError(f"cannot read {self.path}: permission denied; make it readable")
+        return True
 
     def finished(self) -> set[str]:
         """Keys of the runs already recorded."""
@@ -121,25 +130,34 @@ class Store:
     def open(self) -> "Store":
         """Prepare for appending: create the folder, drop a half-written last line."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        if self.path.exists():
+        if self._readable():
             data = self.path.read_bytes()
             if data and not data.endswith(b"\n"):
                 with open(self.path, "r+b") as fh:
                     fh.truncate(data.rfind(b"\n") + 1)
         self._fh = open(self.path, "a", encoding="utf-8")
-        self._synced = time.monotonic()
+        self._synced, self._failed = time.monotonic(), False
         return self
 
     def append(self, record: dict[str, Any]) -> None:
         """Write one run record (``RunResult.to_record``): flushed at once (a killed process loses nothing
         written), fsynced at least every ``SYNC_SECONDS`` (an OS crash loses at most that much)."""
-        self._fh.write(json.dumps(record, allow_nan=False) + "\n")
-        self._fh.flush()
-        if time.monotonic() - self._synced >= SYNC_SECONDS:
-            os.fsync(self._fh.fileno())
-            self._synced = time.monotonic()
+        try:
+            self._fh.write(json.dumps(record, allow_nan=False) + "\n")
+            self._fh.flush()
+            if time.monotonic() - self._synced >= SYNC_SECONDS:
+                os.fsync(self._fh.fileno())
+                self._synced = time.monotonic()
+        except OSError as err:  # a half-written line is dropped on the next open
+            self._failed = True
+            raise UserError(f"cannot record a finished run in {self.path}: {reason(err)}; the runs recorded before "
+                            "are kept, so free space (or make it writable) and run the same command again") from None
 
     def close(self) -> None:
+        if self._failed:  # that write is reported; closing retries its flush, which fails alike (the file closes)
+            with contextlib.suppress(OSError):
+                self._fh.close()
+            return
         os.fsync(self._fh.fileno())
         self._fh.close()
 
@@ -167,6 +185,6 @@ class FolderLock(ExclusiveLock):
             raise UserError(f"study folder {self.directory} is in use by {held.holder}, which is running a study in "
                             "it; wait for it to finish or stop it, or choose another out=DIR") from None
         except OSError as err:
-            raise UserError(f"cannot write to the study folder {self.directory}: {err.strerror}; "
+            raise UserError(f"cannot write to the study folder {self.directory}: {reason(err)}; "
                             "choose another out=DIR") from None
         return self

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, save_figure, write_atomic
 from nas_lab.core.lock import ExclusiveLock, LockHeld
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.space import Space
@@ -264,13 +265,7 @@ def _write(v: Validation, table: LatencyTable, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create the folder {out}: {err.strerror}; choose another with out=DIR") from None
-    csv = out / "validate.csv"
-    csv.write_text("index,predicted_ms,summed_ms,measured_ms\n" + "".join(
-        f"{i},{p:.6g},{s:.6g},{m:.6g}\n" for i, p, s, m in zip(v.indices, v.predicted, v.summed, v.measured)))
+    csv, png = out / "validate.csv", out / "validate.png"
     f = v.figures(v.predicted, v.measured)
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     lo, hi = min(v.measured.min(), v.predicted.min()), max(v.measured.max(), v.predicted.max())
@@ -283,7 +278,13 @@ def _write(v: Validation, table: LatencyTable, out: Path) -> list[Path]:
                  fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
-    png = out / "validate.png"
-    fig.savefig(png, dpi=120)
-    plt.close(fig)
+    try:
+        write_atomic(csv, "index,predicted_ms,summed_ms,measured_ms\n" + "".join(
+            f"{i},{p:.6g},{s:.6g},{m:.6g}\n" for i, p, s, m in zip(v.indices, v.predicted, v.summed, v.measured)))
+        save_figure(fig, png, dpi=120)
+    except OSError as err:
+        raise UserError(f"cannot write {csv.name} and {png.name} to {out}: {reason(err)}; choose another folder with "
+                        "out=DIR") from None
+    finally:
+        plt.close(fig)
     return [csv, png]

@@ -48,9 +48,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import uuid
 from dataclasses import asdict, dataclass, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -60,6 +58,7 @@ import numpy as np
 from nas_lab.core import registry
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.settings import current
 from nas_lab.core.space import LATENCY, Space, overrides
 from nas_lab.core.task import CIFAR_SIDE
@@ -219,9 +218,14 @@ class LatencyTable:
             entries = {str(k): [float(t) for t in v] for k, v in data["entries"].items()}
             calibration = {f: list(data["calibration"][f]) for f in ("indices", "measured")}
             calibration["measured"] = [[float(t) for t in v] for v in calibration["measured"]]
-            times = [t for v in [*entries.values(), *calibration["measured"]] for t in v]
-            if not all(np.isfinite(t) and t >= 0 for t in times) or len(calibration["indices"]) != len(
-                    calibration["measured"]) or not isinstance(data["settings"]["rounds"], int):
+            models = {f"calibration model {i}": v for i, v in zip(calibration["indices"], calibration["measured"])}
+            bad = next((name for name, v in {**entries, **models}.items() if not all(0 <= t < np.inf for t in v)),
+                       None)  # (NaN fails every comparison)
+            if bad is not None:
+                raise UserError(f"{path} is not a nas_lab latency table: its time of {bad} is negative or not finite; "
+                                "delete it and build it again with `nas-lab lut build`")
+            if len(calibration["indices"]) != len(calibration["measured"]) or not isinstance(
+                    data["settings"]["rounds"], int):
                 raise ValueError("bad values")
             return cls(path, key, entries, calibration, data["settings"])
         except OSError as err:
@@ -231,17 +235,13 @@ class LatencyTable:
                             "it and build it again with `nas-lab lut build`") from None
 
     def write(self) -> None:
-        """Write atomically: a temporary file in the same folder, renamed over the table."""
+        """Write atomically (``core.files``): a full disk leaves the previous table."""
         data = {"format": FORMAT, "key": asdict(self.key), "settings": self.settings, "entries": self.entries,
                 "calibration": self.calibration}
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(data, indent=1))
-            os.replace(tmp, self.path)
+            write_atomic(self.path, json.dumps(data, indent=1))
         except OSError as err:
-            tmp.unlink(missing_ok=True)
-            raise UserError(f"cannot write the latency table {self.path}: {err.strerror}; choose another file "
+            raise UserError(f"cannot write the latency table {self.path}: {reason(err)}; choose another file "
                             "with out=PATH") from None
 
     # -- lookup -----------------------------------------------------------------------------
@@ -273,8 +273,14 @@ class LatencyTable:
 
     def predict(self, space: Space, archs, corrected: bool = True) -> np.ndarray:
         """``(n,)`` predicted latency (ms): each arch's slot entries summed, then corrected if ``corrected``."""
-        total = self.slot_times(space, archs).sum(axis=1)
-        return self.correction(space)(total) if corrected else total
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused below
+            total = self.slot_times(space, archs).sum(axis=1)
+            out = self.correction(space)(total) if corrected else total
+        if not np.isfinite(out).all():  # finite entries so large (1e308) that their sum overflows
+            largest = max(self.entries, key=lambda n: min(self.entries[n]))
+            raise UserError(f"the latency table {self.path} sums to an infinite latency (its entry {largest} is "
+                            f"{min(self.entries[largest]):.3g} ms); delete it and build it again with `nas-lab lut build`")
+        return out
 
     def correction(self, space: Space) -> Correction:
         """``scale x sum + offset`` fitted on the calibration archs (see the module docstring)."""

@@ -37,6 +37,7 @@ from typing import Mapping
 import numpy as np
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, replacing
 from nas_lab.core.space import Space
 
 #: the 15 core ImageNet-C corruptions, in the order of Hendrycks & Dietterich
@@ -115,9 +116,10 @@ class Table:
         if writer is None:
             raise UserError(f"cannot save table to {path}: unsupported suffix {path.suffix!r}; valid: .npz, .csv")
         try:
-            writer(path)
+            with replacing(path) as tmp:
+                writer(tmp)
         except OSError as exc:
-            raise UserError(f"cannot write table to {path} ({exc.strerror or exc})") from None
+            raise UserError(f"cannot write table to {path}: {reason(exc)}") from None
 
     @classmethod
     def load(cls, path, space: Space) -> "Table":
@@ -159,7 +161,8 @@ class Table:
         arrays = {_ARCH + k: v for k, v in self._decision_values().items()}
         arrays.update(self.columns)
         arrays[_META] = np.array(self._meta())
-        np.savez_compressed(path, **arrays)
+        with open(path, "wb") as fh:  # a file, not a name: NumPy would add .npz to the temporary name
+            np.savez_compressed(fh, **arrays)
 
     def _write_csv(self, path: Path) -> None:
         header, cells = [], []

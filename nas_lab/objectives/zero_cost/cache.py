@@ -137,7 +137,8 @@ class ProxyCache:
             raise UserError(f"cannot create the folder {self.path.parent} for the zero-cost cache ({err.strerror}); "
                             f"choose another file with objective.cache=PATH or set {ENV_DIR}") from None
         # isolation_level=None: no implicit transactions, so the PRAGMAs run and writes are explicit
-        conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+        with self._errors():
+            conn = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
         try:
             with self._errors():
                 _enable_wal(conn)
@@ -187,9 +188,23 @@ class ProxyCache:
         except sqlite3.DatabaseError as err:
             raise self._unusable(err) from None
 
-    def _unusable(self, err: Exception) -> UserError:
+    def _unusable(self, err: sqlite3.Error) -> UserError:
+        why = _DISK_ERRORS.get(getattr(err, "sqlite_errorcode", 0) & 0xFF)  # an extended code's low byte is its kind
+        if why is not None:  # the file is fine: the disk or the folder is not
+            return UserError(f"cannot use the zero-cost cache {self.path}: {why}; free space or make it writable, or "
+                             f"choose another file with objective.cache=PATH (or set {ENV_DIR})")
         return UserError(f"the zero-cost cache {self.path} is corrupt or unreadable ({err}); delete it (it holds only "
                          "values nas_lab can recompute) or choose another file with objective.cache=PATH")
+
+
+#: SQLite's result codes for a disk or folder it cannot write, in words (not a corrupt cache: nothing to delete)
+_DISK_ERRORS = {
+    sqlite3.SQLITE_FULL: "the disk is full",
+    sqlite3.SQLITE_READONLY: "it is read-only (the file, its folder or the disk)",
+    sqlite3.SQLITE_CANTOPEN: "it cannot be opened (its folder is not writable, or the disk is read-only)",
+    sqlite3.SQLITE_PERM: "permission denied",
+    sqlite3.SQLITE_IOERR: "the disk failed to read or write it (an I/O error)",
+}
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:

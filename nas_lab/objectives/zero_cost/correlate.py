@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.files import reason, save_figure, write_atomic
 from nas_lab.core.space import Space
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.objectives.zero_cost.cache import ProxyCache
@@ -138,11 +139,11 @@ def _write(result: Correlation, out: Path) -> list[Path]:
     try:
         out.mkdir(parents=True, exist_ok=True)
         paths = [out / "correlation.csv", out / "values.csv"]
-        result.frame.to_csv(paths[0], index=False)
-        result.values.to_csv(paths[1], index=False)
+        write_atomic(paths[0], result.frame.to_csv(index=False))
+        write_atomic(paths[1], result.values.to_csv(index=False))
         paths += _plot(result, out / "correlation")
     except OSError as err:
-        raise UserError(f"cannot write the correlation results to {out} ({err.strerror}); choose another out=DIR") from None
+        raise UserError(f"cannot write the correlation results to {out} ({reason(err)}); choose another out=DIR") from None
     return paths
 
 
@@ -181,5 +182,5 @@ def _plot(result: Correlation, stem: Path) -> list[Path]:
     fig.suptitle(f"{result.space}: zero-cost proxies vs {result.label} (table {result.table}{sim})", fontsize=10)
     paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
     for path in paths:
-        fig.savefig(path, dpi=150)
+        save_figure(fig, path, dpi=150)
     return paths
