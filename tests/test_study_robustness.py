@@ -284,8 +284,6 @@ def test_a_full_or_read_only_disk_while_reporting_leaves_every_previous_file_and
         tmp_path, capsys, monkeypatch, code, words, torn):
     from matplotlib.figure import Figure
 
-    from nas_lab.core import files
-
     config, out = small_config(tmp_path), tmp_path / "out"
     assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0
     before = {p.name: p.read_bytes() for p in out.iterdir()}
