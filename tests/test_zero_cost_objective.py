@@ -283,7 +283,7 @@ def test_samples_are_fixed_and_nested():
     (["run", "objective=zc.params", "constraint=latency.nope<=3"], "has no metric 'latency.nope'"),
     (["precompute", "space=nb201"], "say which proxies with proxies=a,b; valid: entropic"),
     (["precompute", "proxies=params,nope"], "unknown zero-cost proxy 'nope'"),
-    (["precompute", "proxies=params", "sample=0"], "sample must lie in 1..1,000,000,000, got 0"),
+    (["precompute", "proxies=params", "sample=0"], "sample must lie in 1..1,000,000, got 0"),
     (["precompute", "proxies=params", "sample=7000"], "sample must lie in 1..6561"),
     (["precompute", "proxies=params", "space=nb201", "sample=20000"], "sample must lie in 1..15625"),
     (["precompute", "proxies=params", "sample=x"], "sample must be a whole number, got 'x'"),

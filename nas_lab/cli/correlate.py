@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from nas_lab.cli import precompute
+from nas_lab.cli.precompute import MAX_SAMPLE
 from nas_lab.cli.common import interruptible
 from nas_lab.core.errors import UserError
 from nas_lab.core.settings import Setting, help_text
 
 SETTINGS = {**precompute.SETTINGS, **{s.name: s for s in (
-    Setting("sample", int, 1000, ge=1, le=10**9, help="archs correlated, drawn with seed"),
+    Setting("sample", int, 1000, ge=1, le=MAX_SAMPLE, help="archs correlated, drawn with seed"),
     Setting("metric", str, None, help="table metric (none: the table's first accuracy, id or test.cifar10)"),
     Setting("table", str, None, help="benchmark table, a built-in name or a path (none: the space's own)"),
     Setting("stratify", bool, False, help="one arch per equal-count stratum of the metric instead of a random sample"),

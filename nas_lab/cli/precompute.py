@@ -8,11 +8,14 @@ from nas_lab.core import registry
 from nas_lab.core.parallel import ADDRESS, EXECUTOR, WORKERS
 from nas_lab.core.settings import Setting, help_text, read_overrides
 
+#: most archs a sample may hold: every proxy value is a row of the cache, and a draw from a space too large to list
+#: holds its indices in memory (NB201 has 15,625 archs, HyViTas 6,561)
+MAX_SAMPLE = 1_000_000
 #: settings of `nas-lab precompute`; `correlate` adds its own
 SETTINGS = {s.name: s for s in (
     Setting("space", str, "hyvitas", help="the space whose archs are scored"),
     Setting("proxies", str, (), many=True, help="the proxies, e.g. naswot,synflow (`nas-lab list proxy`); required"),
-    Setting("sample", int, None, ge=1, le=10**9, help="random archs drawn with seed (none: the whole space)"),
+    Setting("sample", int, None, ge=1, le=MAX_SAMPLE, help="random archs drawn with seed (none: the whole space)"),
     Setting("seed", int, 0, ge=0, le=2**32 - 1, help="seed of the sample, the initial weights and the input batch"),
     Setting("resolution", int, None, ge=1, le=4096, help="input side in px (none: the space's)"),
     Setting("batch_size", int, None, ge=1, le=4096, help="input batch of the proxies (none: the space's, else 64)"),
