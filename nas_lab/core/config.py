@@ -55,15 +55,15 @@ RUN_SETTINGS = {s.name: s for s in (
 class RunConfig:
     """Everything that defines one run; ``objective`` is its metrics joined by commas (its label)."""
 
-    space: str = "hyvitas"
-    searcher: str = "rea"
-    objective: str = "id"
-    seed: int = 0
-    budget: int = 100
+    space: str = RUN_SETTINGS["space"].default
+    searcher: str = RUN_SETTINGS["searcher"].default
+    objective: str = ",".join(RUN_SETTINGS["objective"].default)
+    seed: int = RUN_SETTINGS["seed"].default
+    budget: int = RUN_SETTINGS["budget"].default
     constraints: list[str] = field(default_factory=list)
-    dataset: str = "digits"
-    device: str = "cpu"
-    threads: int = 1
+    dataset: str = RUN_SETTINGS["dataset"].default
+    device: str = RUN_SETTINGS["device"].default
+    threads: int = RUN_SETTINGS["threads"].default
     params: dict[str, dict[str, Any]] = field(default_factory=lambda: {k: {} for k in PARAM_KINDS})
     #: show supernet training and one-shot searches as progress bars on stderr (``nas-lab run``; studies keep it off)
     progress: bool = False

@@ -117,11 +117,11 @@ class StudyConfig:
     name: str
     searchers: dict[str, dict[str, Any]]
     objectives: list[str]
-    space: str = "hyvitas"
-    table: str | None = None
-    budget: int | list[int] = 100
-    repeats: int = 500
-    seed: int = 0
+    space: str = STUDY_SETTINGS["space"].default
+    table: str | None = STUDY_SETTINGS["table"].default
+    budget: int | list[int] = STUDY_SETTINGS["budget"].default[0]
+    repeats: int = STUDY_SETTINGS["repeats"].default
+    seed: int = STUDY_SETTINGS["seed"].default
     constraints: list[str] = field(default_factory=list)
     space_params: dict[str, Any] = field(default_factory=dict)
     objective_params: dict[str, Any] = field(default_factory=dict)
