@@ -9,10 +9,12 @@ record's best) is the same with either thread count for the same seed. Issue 22 
 with torch's default threads under load against 80 img/s with one thread. Other work on the machine
 adds noise: the load average is printed with each figure.
 
-Measured here (2 cores shared with other sessions' work, load average 5-7 before the hogs; 3 batches):
-torch's default 2 threads 5.5-5.9 img/s alone and 1.6-2.8 beside two busy processes, 1 thread 60.4-60.5
-and 11.6-22.9 (two runs); 3-4x less CPU time on 1 thread. Same seed: identical results on 1 and 2
-threads, idle or loaded.
+Measured here (2 cores, 3 batches). On a nearly idle machine (load average 1): torch's default 2
+threads 112 img/s, 1 thread 63; beside two busy processes: 2 threads 14 img/s, 1 thread 41. With
+other sessions' work on the machine too (load average 5-7 before the hogs): 2 threads 5.5-5.9 img/s
+alone and 1.6-2.8 beside the busy processes, 1 thread 60.4-60.5 and 11.6-22.9. So one thread is the
+default that does not collapse under load, at the cost of speed on an idle machine. Same seed:
+identical results on 1 and 2 threads, idle or loaded.
 
     python benchmarks/bench_threads.py [--batches 3] [--hogs 2]
 """
