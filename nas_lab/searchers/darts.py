@@ -47,7 +47,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, RECALIBRATION
+from nas_lab.oneshot.settings import BATCH_SIZE, COMPILE, EPOCHS, LEARNING_RATE, MAX_BATCHES, PRECISION, RECALIBRATION
 
 #: DARTS' Adam settings for alpha
 ARCH_BETAS, ARCH_WEIGHT_DECAY = (0.5, 0.999), 1e-3
@@ -70,18 +70,22 @@ class Darts(OneShotSearcher):
         max_batches: Annotated[int | None, MAX_BATCHES] = None,
         recalibration: Annotated[int, RECALIBRATION] = 4,
         second_order: Annotated[bool, Setting(help="DARTS' unrolled second-order alpha gradient (not implemented: false only)")] = False,
+        precision: Annotated[str, PRECISION] = "auto",
+        compile: Annotated[bool, COMPILE] = False,
     ):
-        from nas_lab.oneshot.training import Settings, torch_device
+        from nas_lab.oneshot.training import Settings, resolve_precision, torch_device
 
-        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
+        self.task = task or Task()
+        arithmetic = resolve_precision(precision, self.task.device)
+        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration, precision=arithmetic,
+                                 compile=compile).check("searcher")
         if second_order:
             raise UserError("searcher.second_order=true (DARTS' unrolled second-order alpha gradient) is not "
                             "implemented; valid: false, the first-order alternating updates")
-        self.task = task or Task()
         torch_device(self.task)  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.arch_learning_rate, self.max_batches, self.recalibration = arch_learning_rate, max_batches, recalibration
-        self.second_order = second_order
+        self.second_order, self.precision, self.compile = second_order, precision, compile
 
     def reset(self, space, objective, rng):
         from nas_lab.oneshot.contract import supports_mixture
@@ -101,6 +105,7 @@ class Darts(OneShotSearcher):
         import torch
         import torch.nn.functional as F
 
+        from nas_lab.oneshot import distributed
         from nas_lab.oneshot import training as st
         from nas_lab.oneshot.evaluation import PathEvaluator, accuracy, derived_arch_report
 
@@ -114,10 +119,12 @@ class Darts(OneShotSearcher):
         val = _endless(data.val, self.batch_size, generator)
 
         def weight_loss(x, y):
-            """One Adam step on alpha against a val batch, then the train batch's loss for the weight step."""
+            """One Adam step on alpha against a val batch (under torchrun, each rank's share of it, the gradients
+            averaged), then the train batch's loss for the weight step."""
             xv, yv = next(val)
             arch_optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(inputs=self.alphas)
+            distributed.average_gradients(self.alphas)
             arch_optimizer.step()
             return F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
 
@@ -141,8 +148,10 @@ class Darts(OneShotSearcher):
 
 
 def _endless(split, batch_size: int, generator) -> Iterator:
-    """Shuffled batches of ``split``, reshuffled at the end of each pass, forever (val batches for alpha)."""
+    """Shuffled batches of ``split``, reshuffled at the end of each pass, forever (val batches for alpha; under
+    torchrun, this rank's share of each)."""
+    from nas_lab.oneshot import distributed
     from nas_lab.oneshot.training import minibatches
 
     while True:
-        yield from minibatches(split, batch_size, generator)
+        yield from minibatches(split, batch_size, generator, rank=distributed.rank(), world=distributed.world())
