@@ -154,7 +154,8 @@ class SupernetObjective(Objective):
                 trained = st.train_single_path(net, self.space, data.train, self.settings, train,
                                                "supernet objective training", self.task.progress, augment=augment,
                                                checkpoint=checkpoint, resumable=resumable)
-                facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
+                facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second,
+                         "train_images": trained.images}  # this process's: fewer after a resumed checkpoint
                 bad = st.non_finite(net)
                 if bad is not None:
                     raise UserError(f"training the supernet diverged: its weight {bad} is no longer finite, so every "

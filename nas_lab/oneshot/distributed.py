@@ -37,9 +37,9 @@ def launched() -> bool:
     return _env("WORLD_SIZE", 1) > 1
 
 
-def setup(device_type: str | None = None) -> None:
-    """Join the process group torchrun described (NCCL when CUDA is available, else gloo), once; a no-op for one
-    process. On CUDA each rank takes the GPU ``LOCAL_RANK`` of its node."""
+def setup() -> None:
+    """Join the process group torchrun described, once (a no-op for one process): gloo for CPU tensors and, where
+    CUDA is available, NCCL for CUDA tensors, each rank then on GPU ``LOCAL_RANK`` of its node."""
     if not launched():
         return
     import torch
@@ -47,10 +47,11 @@ def setup(device_type: str | None = None) -> None:
 
     if dist.is_initialized():
         return
-    cuda = torch.cuda.is_available() if device_type is None else device_type == "cuda"
-    if cuda:
+    if torch.cuda.is_available():
         torch.cuda.set_device(_env("LOCAL_RANK", 0))
-    dist.init_process_group(backend="nccl" if cuda else "gloo", init_method="env://")
+        dist.init_process_group(backend="cpu:gloo,cuda:nccl", init_method="env://")
+    else:
+        dist.init_process_group(backend="gloo", init_method="env://")
 
 
 def active() -> bool:

@@ -179,7 +179,7 @@ def torch_device(task: Task) -> torch.device:
     GPU (``LOCAL_RANK``), the process group joined first (``distributed.setup``)."""
     if task.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("device=cuda was asked for but torch finds no CUDA GPU here; use device=cpu")
-    distributed.setup(torch.device(task.device).type)
+    distributed.setup()
     if distributed.launched() and task.device == "cuda":
         return torch.device("cuda", distributed.local_rank())
     return torch.device(task.device)
@@ -211,13 +211,17 @@ class TaskTensors:
 
 def training_key(space: Space, task: Task, settings: Settings, seed) -> dict:
     """Everything weights trained by ``train_single_path`` depend on: space, dataset and its settings, device type,
-    training settings, ``seed`` (anything JSON can write) and the versions; what names cached supernets and
-    checkpoints."""
+    training settings, ``seed`` (anything JSON can write), the number of data-parallel processes when above one
+    (BatchNorm sees each rank's share of a batch, see ``distributed``) and the versions; what names cached
+    supernets and checkpoints."""
     import nas_lab
 
-    return {"space": space.name, "decisions": repr(space.decisions), "dataset": task.dataset,
-            "dataset_params": [[k, str(v)] for k, v in task.params], "device": torch.device(task.device).type,
-            **settings.training(), "seed": seed, "training_version": VERSION, "nas_lab": nas_lab.__version__}
+    out = {"space": space.name, "decisions": repr(space.decisions), "dataset": task.dataset,
+           "dataset_params": [[k, str(v)] for k, v in task.params], "device": torch.device(task.device).type,
+           **settings.training(), "seed": seed, "training_version": VERSION, "nas_lab": nas_lab.__version__}
+    if distributed.world() > 1:
+        out["processes"] = distributed.world()
+    return out
 
 
 def torch_generator(rng: np.random.Generator) -> torch.Generator:
