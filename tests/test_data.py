@@ -11,7 +11,16 @@ from PIL import Image
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
-from nas_lab.data import CORRUPTIONS, ImageData, corrupt, datasets, images, ood_variants, severity_parameters, sketch
+from nas_lab.data import (
+    CORRUPTIONS,
+    ImageData,
+    corrupt,
+    datasets,
+    images,
+    ood_variants,
+    severity_parameters,
+    sketch,
+)
 
 SPLITS = ("train", "val", "test")
 

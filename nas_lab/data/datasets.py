@@ -51,7 +51,15 @@ import numpy as np
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.settings import Setting, checked
-from nas_lab.data.images import IMAGE_SUFFIXES, ArrayImages, ConvertedImages, FileImages, ImageSet, check_fits, convert
+from nas_lab.data.images import (
+    IMAGE_SUFFIXES,
+    ArrayImages,
+    ConvertedImages,
+    FileImages,
+    ImageSet,
+    check_fits,
+    convert,
+)
 
 _NO_SPLIT = (0.70, 0.15, 0.15)  # train / val / test where the source has no split
 _HELD_OUT = 0.10  # of each class of a source's training part, held out as val
