@@ -110,7 +110,7 @@ def train_from_scratch(model: torch.nn.Module, data: TaskTensors, epochs: int, s
     model.eval()
     correct = 0
     with torch.no_grad():
-        test = data.tensors(*data.data.test)
+        test = data.tensors(*data.data.test.arrays())
         for x, y in minibatches(test, 512):
             correct += int((model(x).argmax(1) == y).sum())
     return 100.0 * correct / len(test[1]), throughput.seconds
@@ -135,7 +135,7 @@ def main() -> None:
     data = TaskTensors(task)
     models = {"ResNet-8": resnet8(data.num_classes)}
     models.update({label: space.build(arch, num_classes=data.num_classes) for label, arch in found.items()})
-    print(f"\nfrom scratch on {data.data.name} ({len(data.train[1])} train / {len(data.data.test[1])} test images, "
+    print(f"\nfrom scratch on {data.data.name} ({len(data.train[1])} train / {len(data.data.test)} test images, "
           f"32 x 32), {args.epochs} epochs, SGD 0.1 cosine, gradient norm <= 5, batch 64, seed {args.seed}")
     print("| model | params | MACs | CPU latency ms | test top-1 % | train s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -107,7 +107,8 @@ class InheritedAccuracies:
         """The tensors of an evaluation set: ``val``, or an OoD variant of the test split."""
         if name not in self._sets:
             data = self.data
-            self._sets[name] = data.val if name == "val" else data.tensors(*ood_variants(data.data, self.seed)[name])
+            self._sets[name] = (data.val if name == "val"
+                                else data.tensors(*ood_variants(data.data.test, self.seed)[name].arrays()))
         return self._sets[name]
 
     def _score(self, arch, name: str) -> tuple[float, float]:

@@ -194,7 +194,8 @@ class TaskTensors:
         if self.data.shape[0] != 3:
             raise UserError(f"supernets take RGB images, but dataset {self.data.name!r} has {self.data.shape[0]} "
                             "channel(s); drop dataset.channels or set dataset.channels=3")
-        self.train, self.val = self.tensors(*self.data.train), self.tensors(*self.data.val)
+        self.train, self.val = (self.tensors(*part.arrays(f"dataset {self.data.name}"))
+                                for part in (self.data.train, self.data.val))
 
     @property
     def num_classes(self) -> int:
