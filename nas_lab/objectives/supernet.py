@@ -54,6 +54,7 @@ from nas_lab.oneshot.settings import (
     OPTIMIZER,
     PRECISION,
     RECALIBRATION,
+    WORKERS,
 )
 
 TABLE = "table."
@@ -98,6 +99,7 @@ class SupernetObjective(Objective):
         compile: Annotated[bool, COMPILE] = False,
         augment: Annotated[str, AUGMENT] = "auto",
         checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 
@@ -108,7 +110,7 @@ class SupernetObjective(Objective):
         self.task = (task or Task()).for_space(space)
         self.settings = Settings.resolve(space, epochs, batch_size, learning_rate, max_batches, recalibration, optimizer,
                                          "objective", device=self.task.device, precision=precision, compile=compile,
-                                         augment=augment, checkpoint_every=checkpoint_every)
+                                         augment=augment, checkpoint_every=checkpoint_every, workers=workers)
         self.seed = seed
         self.folder = Path(cache).expanduser().resolve() if cache else cache_root() / "supernets"
         self.reference = reference_table(space, table)
@@ -143,7 +145,7 @@ class SupernetObjective(Objective):
             from nas_lab.oneshot import training as st
             from nas_lab.oneshot.evaluation import PathEvaluator
 
-            data = st.TaskTensors(self.task)
+            data = st.TaskData(self.task)
             init, train, recalibration = (np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
             net = st.new_supernet(self.space, data.num_classes, init, data.device)
             facts = self._load(net, data.device)

@@ -21,3 +21,5 @@ CHECKPOINT_EVERY = Setting(ge=1, le=100_000_000, help="training steps between ch
 #: placeholder list of recipes until nas_lab/oneshot/augment.py declares them (helper "aug")
 AUGMENT = Setting(choices=("auto", "none", "deit"),
                   help="augmentation of training batches (auto: the space's recipe on CUDA, none on CPU)")
+WORKERS = Setting(ge=0, le=256, help="processes decoding the images of a dataset read from disk, per training process "
+                                   "(none: up to 8 on CUDA, 0 on CPU)")

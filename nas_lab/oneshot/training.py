@@ -29,12 +29,14 @@ global state.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import torch
@@ -49,6 +51,9 @@ from nas_lab.oneshot import distributed
 from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
 from nas_lab.oneshot.contract import Supernet, check_supernet
 
+if TYPE_CHECKING:
+    from nas_lab.data.images import ImageSet
+
 #: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
 #: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
 VERSION = 1
@@ -62,6 +67,8 @@ ADAMW_WEIGHT_DECAY, WARMUP_SHARE = 0.05, 0.1
 AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Split = tuple[torch.Tensor, torch.Tensor]
+#: what batches are read from: an image set (``data/images.py``), or images and labels already in tensors
+Source = Union["ImageSet", Split]
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class Settings:
     compile: bool = False
     augment: str = "none"
     checkpoint_every: int | None = None
+    #: processes decoding images of sets read from disk (resolved: never None)
+    workers: int = 0
 
     def check(self, owner: str) -> Settings:
         """``self``, or ``UserError`` naming the first bad value as ``<owner>.<param>``."""
@@ -131,11 +140,12 @@ class Settings:
     def resolve(cls, space: Space | None, epochs: int | None, batch_size: int, learning_rate: float | None,
                 max_batches: int | None, recalibration: int | None, optimizer: str, owner: str, *,
                 device: str = "cpu", precision: str = "auto", compile: bool = False, augment: str = "auto",
-                checkpoint_every: int | None = None) -> Settings:
+                checkpoint_every: int | None = None, workers: int | None = None) -> Settings:
         """Checked settings where ``optimizer="auto"``, ``epochs=None`` and ``recalibration=None`` take the space's
         recipe (``space.supernet_recipe``, see ``contract.py``; else SGD, 5 epochs, 4 batches),
         ``learning_rate=None`` the optimiser's default peak rate, and ``precision="auto"`` / ``augment="auto"`` bf16
-        and the recipe's augmentation on CUDA, fp32 and none on CPU (the CPU miniatures keep their results)."""
+        and the recipe's augmentation on CUDA, fp32 and none on CPU (the CPU miniatures keep their results),
+        ``workers=None`` ``resolve_workers``."""
         recipe = space.supernet_recipe if space is not None else {}
         if optimizer == "auto":
             optimizer = recipe.get("optimizer", "sgd")
@@ -148,11 +158,19 @@ class Settings:
         rate = LEARNING_RATES.get(optimizer, 1.0) if learning_rate is None else learning_rate
         return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer,
                    precision=resolve_precision(precision, device), compile=compile, augment=augment,
-                   checkpoint_every=checkpoint_every).check(owner)
+                   checkpoint_every=checkpoint_every, workers=resolve_workers(workers, device)).check(owner)
 
 
 def on_cuda(device: str) -> bool:
     return device.split(":")[0] == "cuda"
+
+
+def resolve_workers(workers: int | None, device: str) -> int:
+    """``None``: on CUDA, up to 8 decoding processes per training process (as many as its share of the CPUs), so
+    the GPU does not wait for images; on CPU none (decoding would take cores from the training itself)."""
+    if workers is not None:
+        return workers
+    return max(1, min(8, (os.cpu_count() or 1) // distributed.world())) if on_cuda(device) else 0
 
 
 def resolve_precision(precision: str, device: str) -> str:
@@ -185,8 +203,10 @@ def torch_device(task: Task) -> torch.device:
     return torch.device(task.device)
 
 
-class TaskTensors:
-    """A task's train and val splits as tensors on its device (``cuda`` refused without a GPU); ``data`` has them all."""
+class TaskData:
+    """A task's splits (``train``, ``val``, ``test``: image sets, ``data/images.py``) and the device their batches
+    go to (``cuda`` refused without a GPU); ``data`` is the whole ``ImageData``. Nothing is copied here: training
+    and evaluation read batches (``batches_of``) and move each to the device."""
 
     def __init__(self, task: Task):
         self.device = torch_device(task)
@@ -194,8 +214,7 @@ class TaskTensors:
         if self.data.shape[0] != 3:
             raise UserError(f"supernets take RGB images, but dataset {self.data.name!r} has {self.data.shape[0]} "
                             "channel(s); drop dataset.channels or set dataset.channels=3")
-        self.train, self.val = (self.tensors(*part.arrays(f"dataset {self.data.name}"))
-                                for part in (self.data.train, self.data.val))
+        self.train, self.val, self.test = self.data.train, self.data.val, self.data.test
 
     @property
     def num_classes(self) -> int:
@@ -204,10 +223,6 @@ class TaskTensors:
     @property
     def image_size(self) -> int:
         return int(self.data.shape[-1])
-
-    def tensors(self, x: np.ndarray, y: np.ndarray) -> Split:
-        """Arrays as tensors on the device (copied: the dataset's arrays are read-only and shared)."""
-        return torch.tensor(x, device=self.device), torch.tensor(y, device=self.device)
 
 
 def training_key(space: Space, task: Task, settings: Settings, seed) -> dict:
@@ -247,15 +262,10 @@ def non_finite(net: torch.nn.Module) -> str | None:
 
 
 def minibatches(split: Split, batch_size: int, generator: torch.Generator | None = None, limit: int | None = None,
-                skip: int = 0, rank: int = 0, world: int = 1) -> Iterator[Split]:
-    """``(x, y)`` batches of a split, at most ``limit``: in order, or shuffled by ``generator`` and then full only.
-
-    Shuffled batches feed train-mode forward passes (training, BN recalibration),
-    so a ragged last batch is dropped: a batch of one image has no batch
-    statistics where the last stage is 1x1. A split smaller than a batch is one batch.
-    ``skip`` leaves out the first batches (a training resumed mid-epoch); with ``world`` processes, rank
-    ``rank`` gets its contiguous share of each (global) batch.
-    """
+                rank: int = 0, world: int = 1) -> Iterator[Split]:
+    """``(x, y)`` batches of a pair of tensors, in the order and shares ``data.loading.batches`` gives an image set
+    (in order with a ragged last batch, or shuffled by ``generator`` and then full batches only; rank ``rank``'s
+    contiguous share of each global batch), at most ``limit``: for tensors already in hand (tests, benchmarks)."""
     x, y = split
     n = len(y)
     if generator is None:
@@ -263,14 +273,33 @@ def minibatches(split: Split, batch_size: int, generator: torch.Generator | None
     else:
         order, starts = torch.randperm(n, generator=generator), range(0, max(1, n - batch_size + 1), batch_size)
     share = batch_size // world
-    for start in (starts if limit is None else starts[:limit])[skip:]:
-        idx = order[start:start + batch_size][rank * share:(rank + 1) * share if world > 1 else None].to(x.device)
-        yield x[idx], y[idx]
+    for start in starts if limit is None else starts[:limit]:
+        idx = order[start:start + batch_size][rank * share:(rank + 1) * share].to(x.device)
+        if len(idx):
+            yield x[idx], y[idx]
 
 
-def size(source: Split) -> int:
-    """Images in a training source."""
-    return len(source[1])
+def batches_of(source: Source, batch_size: int, device: torch.device, generator: torch.Generator | None = None,
+               limit: int | None = None, *, skip: int = 0, rank: int = 0, world: int = 1,
+               workers: int = 0) -> Iterator[Split]:
+    """The one way training, recalibration and evaluation read data: ``(x, y)`` batches of an image set
+    (``data.loading.batches``: decoded in ``workers`` processes when it is not in memory, pinned for a GPU) or
+    of a pair of tensors (``minibatches``), each moved to ``device`` (asynchronously from pinned memory); the
+    first ``skip`` batches left out (a training resumed mid-epoch: an image set on disk still reads them)."""
+    if isinstance(source, tuple):
+        batches = minibatches(source, batch_size, generator, limit, rank, world)
+    else:
+        from nas_lab.data.loading import batches as read
+
+        batches = read(source, batch_size, generator=generator, limit=limit, workers=workers, rank=rank, world=world,
+                       pin_memory=device.type == "cuda")
+    for x, y in itertools.islice(batches, skip, None):
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+
+def size(source: Source) -> int:
+    """Images in a source of batches."""
+    return len(source[1]) if isinstance(source, tuple) else len(source)
 
 
 def weight_optimizer(params, settings: Settings, steps: int):
@@ -334,7 +363,7 @@ def step_module(net: torch.nn.Module, loss_of, settings: Settings, device: torch
     return torch.compile(step) if settings.compile else step
 
 
-def train_weights(net: Supernet, train: Split, settings: Settings, generator: torch.Generator, desc: str,
+def train_weights(net: Supernet, train: Source, settings: Settings, generator: torch.Generator, desc: str,
                   loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], show: bool = False, *,
                   augment: Callable | None = None, log=None, val: Callable[[], float] | None = None,
                   checkpoint: Checkpoint | None = None, resumable: dict[str, Any] | None = None) -> Throughput:
@@ -367,8 +396,9 @@ def train_weights(net: Supernet, train: Split, settings: Settings, generator: to
     n = size(train)
     per_epoch = settings.batches_per_epoch(n)
     steps = settings.epochs * per_epoch
-    layout = torch.channels_last if channels_last(net, device) else torch.preserve_format
-    net.to(memory_format=layout)
+    nhwc = channels_last(net, device)
+    if nhwc:
+        net.to(memory_format=torch.channels_last)
     optimizer, schedule = weight_optimizer(net.parameters(), settings, steps)
     scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
     dtype = AUTOCAST[settings.precision]
@@ -391,10 +421,11 @@ def train_weights(net: Supernet, train: Split, settings: Settings, generator: to
         while epoch < settings.epochs:
             order = generator.get_state()  # what draws this epoch's permutation: resumes it mid-epoch
             within = done - epoch * per_epoch
-            for x, y in minibatches(train, settings.batch_size, generator, settings.max_batches, within, rank, world):
+            for x, y in batches_of(train, settings.batch_size, device, generator, settings.max_batches, skip=within,
+                                   rank=rank, world=world, workers=settings.workers):
                 tick = time.perf_counter()
-                x = x.to(device, non_blocking=True, memory_format=layout)
-                y = y.to(device, non_blocking=True)
+                if nhwc:
+                    x = x.contiguous(memory_format=torch.channels_last)
                 x, target = augment(x, y) if augment is not None else (x, y)
                 with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
                     loss = model(x, target)
@@ -450,7 +481,7 @@ def augmentation_of(settings: Settings, num_classes: int, image_size: int, devic
     return augmentation(settings.augment, num_classes, image_size, device, generator), {"augment": generator}
 
 
-def train_single_path(net: Supernet, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
+def train_single_path(net: Supernet, space: Space, train: Source, settings: Settings, rng: np.random.Generator,
                       desc: str, show: bool = False, *, augment: Callable | None = None, log=None,
                       checkpoint: Checkpoint | None = None, resumable: dict[str, Any] | None = None) -> Throughput:
     """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch, the

@@ -50,6 +50,7 @@ from nas_lab.oneshot.settings import (
     OPTIMIZER,
     PRECISION,
     RECALIBRATION,
+    WORKERS,
 )
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
@@ -79,13 +80,14 @@ class SinglePathOneShot(OneShotSearcher):
         compile: Annotated[bool, COMPILE] = False,
         augment: Annotated[str, AUGMENT] = "auto",
         checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 
         self.task = task or Task()
         self._recipe = (epochs, batch_size, learning_rate, max_batches, recalibration, optimizer)
         self._speed = {"device": self.task.device, "precision": precision, "compile": compile, "augment": augment,
-                       "checkpoint_every": checkpoint_every}
+                       "checkpoint_every": checkpoint_every, "workers": workers}
         # checked now; ``auto`` resolved in reset
         self.settings = Settings.resolve(None, *self._recipe, "searcher", **self._speed)
         torch_device(self.task)  # refuse a missing GPU before anything runs
@@ -93,6 +95,7 @@ class SinglePathOneShot(OneShotSearcher):
         self.max_batches, self.recalibration, self.optimizer = max_batches, recalibration, optimizer
         self.population, self.generations, self.parents = population, generations, parents
         self.precision, self.compile, self.augment, self.checkpoint_every = precision, compile, augment, checkpoint_every
+        self.workers = workers
 
     def reset(self, space, objective, rng):
         from nas_lab.oneshot.training import Settings
@@ -107,7 +110,7 @@ class SinglePathOneShot(OneShotSearcher):
 
         start = time.perf_counter()
         task = self.task.for_space(self.space)
-        data = st.TaskTensors(task)
+        data = st.TaskData(task)
         checkpoint = self._checkpoint(task)  # keyed by the generator's state before anything is drawn
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
         show = self.task.progress
