@@ -65,7 +65,8 @@ def test_two_processes_train_the_supernet_of_one_process_with_the_same_global_ba
 
 
 def test_a_global_batch_the_processes_cannot_share_equally_is_refused(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "3")
+    for name, value in {"RANK": "0", "WORLD_SIZE": "3", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(name, value)  # as torchrun sets them (no process group is joined here)
     with pytest.raises(UserError, match=r"^objective.batch_size=16 is not divisible by the 3 processes torchrun "
                                         r"started; choose a batch size that is a multiple of 3"):
         Settings(1, 16, 0.1, None, 1).check("objective")

@@ -12,7 +12,9 @@ permutations and the same evolution; only the training batches are split (each r
 of every global batch) and DistributedDataParallel averages the gradients, so a step equals the one-process step
 on the global batch. Only rank 0 writes (caches, checkpoints, records) and prints.
 
-Without ``WORLD_SIZE`` (or with 1) nothing is initialised and every function here answers for one process.
+Without torchrun nothing is initialised and every function here answers for one process. Under torchrun with one
+process (``--nproc_per_node=1``) the group and DistributedDataParallel are set up all the same (a check of the
+path on one GPU), and the results are those of a plain run.
 """
 
 from __future__ import annotations
@@ -32,9 +34,14 @@ def _env(name: str, default: int) -> int:
                         "start data-parallel runs with torchrun") from None
 
 
+#: what torchrun sets in every process it starts (``LOCAL_RANK`` too)
+TORCHRUN = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
 def launched() -> bool:
-    """Whether this process is one of several started by torchrun (``WORLD_SIZE`` above 1)."""
-    return _env("WORLD_SIZE", 1) > 1
+    """Whether torchrun started this process (its variables are set), even as the only one: then a process group
+    is joined and DistributedDataParallel used, so ``torchrun --nproc_per_node=1`` exercises the whole path."""
+    return all(os.environ.get(name) for name in TORCHRUN)
 
 
 def setup() -> None:
@@ -55,23 +62,19 @@ def setup() -> None:
 
 
 def active() -> bool:
-    """Whether a process group of more than one process is running."""
+    """Whether this process belongs to a process group (started by torchrun and ``setup`` done)."""
     import torch.distributed as dist
 
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    return dist.is_available() and dist.is_initialized()
 
 
 def rank() -> int:
-    """This process's rank over all nodes (0 without a process group); before ``setup``, torchrun's ``RANK``."""
-    if launched():
-        import torch.distributed as dist
-
-        return dist.get_rank() if dist.is_available() and dist.is_initialized() else _env("RANK", 0)
-    return 0
+    """This process's rank over all nodes (0 without torchrun); before ``setup``, torchrun's ``RANK``."""
+    return _env("RANK", 0) if launched() else 0
 
 
 def world() -> int:
-    """How many processes train together (1 without a process group)."""
+    """How many processes train together (1 without torchrun)."""
     return _env("WORLD_SIZE", 1) if launched() else 1
 
 
@@ -89,7 +92,7 @@ def share(make: Callable[[], Any]) -> Any:
     """``make()`` computed on rank 0 and sent to every rank (pickled), so that what rank 0 read from its disk (a
     cached supernet, a checkpoint) is what every rank uses; just ``make()`` for one process. A ``UserError`` on
     rank 0 is raised on every rank, so none waits for the others for ever."""
-    if not active():
+    if world() == 1 or not active():
         return make()
     import torch.distributed as dist
 
@@ -111,7 +114,7 @@ def mean(value, device) -> float:
     import torch
 
     t = torch.as_tensor(value, dtype=torch.float64, device=device).detach().clone()
-    if active():
+    if world() > 1 and active():
         import torch.distributed as dist
 
         dist.all_reduce(t)
@@ -122,7 +125,7 @@ def mean(value, device) -> float:
 def average_gradients(tensors) -> None:
     """Average the gradients of ``tensors`` over the ranks in place (tensors outside a DDP module, such as DARTS'
     architecture logits)."""
-    if not active():
+    if world() == 1 or not active():
         return
     import torch.distributed as dist
 
