@@ -4,8 +4,11 @@ Two models: a space's supernet trained on one path (a supernet training step of 
 a standalone model (what ``nas-lab train`` retrains). For each, ``oneshot.training.train_weights`` (batches drawn
 from a split of ``steps`` batches, autocast at the device's default precision, gradient scaler, checkpoint-free)
 runs against the plain loop ``zero_grad; loss = cross_entropy(model(x), y); backward; step`` with the same
-optimiser and autocast over one batch kept on the device. Both run ``--repeats`` times, interleaved, after a
-warm-up; the best images/s of each is compared (the ratio is nas_lab / plain: 1.0 means no overhead).
+optimiser and autocast over one batch kept on the device. nas_lab's loop reads its batches from host memory and
+moves each to the device, as a real training does; the plain loop is spared that copy. Both run ``--repeats`` times, interleaved, after a
+warm-up; the best images/s of each is compared (the ratio is nas_lab / plain: 1.0 means no overhead). On the CPU
+the seconds are this process's CPU time, so other jobs on a shared machine do not skew the ratio (run it with
+OMP_NUM_THREADS=1: with more threads, CPU time adds up the threads); on a GPU, wall time.
 
     python benchmarks/bench_training_throughput.py                  # CPU, or the GPU when there is one
     python benchmarks/bench_training_throughput.py --space vitas --batch 128 --device cuda
@@ -32,14 +35,21 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def clock(device: torch.device) -> float:
+    """Seconds: this process's CPU time on the CPU (other jobs on a shared machine do not count), wall time on a
+    GPU (after a synchronisation)."""
+    if device.type == "cuda":
+        sync(device)
+        return time.perf_counter()
+    return time.process_time()
+
+
 def nas_lab_loop(model, forward, data, settings: Settings, device: torch.device) -> float:
     """Images/s of ``train_weights`` over ``data`` (one epoch)."""
-    sync(device)
-    start = time.perf_counter()
+    start = clock(device)
     done = train_weights(model, data, settings, torch_generator(np.random.default_rng(0)), "bench",
                          lambda x, y: F.cross_entropy(forward(x), y))
-    sync(device)
-    return done.images / (time.perf_counter() - start)
+    return done.images / (clock(device) - start)
 
 
 def plain_loop(model, forward, batch, settings: Settings, steps: int, device: torch.device) -> float:
@@ -48,16 +58,14 @@ def plain_loop(model, forward, batch, settings: Settings, steps: int, device: to
     optimizer, _ = weight_optimizer(model.parameters(), settings, steps)
     dtype = AUTOCAST[settings.precision]
     model.train()
-    sync(device)
-    start = time.perf_counter()
+    start = clock(device)
     for _ in range(steps):
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(forward(x), y)
         loss.backward()
         optimizer.step()
-    sync(device)
-    return steps * len(y) / (time.perf_counter() - start)
+    return steps * len(y) / (clock(device) - start)
 
 
 def compare(label: str, model, forward, data, batch, settings: Settings, steps: int, repeats: int,
@@ -89,15 +97,16 @@ def main() -> None:
                                 precision=args.precision, augment="none")
     g = torch.Generator().manual_seed(args.seed)
     images = args.batch * args.steps
-    data = (torch.rand(images, 3, side, side, generator=g).to(device), torch.randint(0, 10, (images,), generator=g).to(device))
-    batch = (data[0][: args.batch], data[1][: args.batch])
+    data = (torch.rand(images, 3, side, side, generator=g), torch.randint(0, 10, (images,), generator=g))
+    batch = (data[0][: args.batch].to(device), data[1][: args.batch].to(device))
     rng = np.random.default_rng(args.seed)
     net = new_supernet(space, 10, rng, device)
     arch = space.sample(rng, 1)[0]
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    timing = "wall time" if device.type == "cuda" else "process CPU time"
     print(f"device {device} ({name}), torch {torch.__version__}, {torch.get_num_threads()} threads; space {space.name}, "
           f"{side}x{side} images, batch {args.batch}, {args.steps} steps x {args.repeats} repeats, precision "
-          f"{settings.precision}, SGD")
+          f"{settings.precision}, SGD; timed by {timing}")
     print("| model | nas_lab img/s | plain loop img/s | ratio |")
     print("| --- | --- | --- | --- |")
     compare(f"supernet, one path ({space.name})", net, lambda x: net(x, arch), data, batch, settings, args.steps,

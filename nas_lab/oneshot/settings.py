@@ -18,8 +18,8 @@ COMPILE = Setting(help="compile the training step with torch.compile (pays off f
                        "not for sampled paths)")
 CHECKPOINT_EVERY = Setting(ge=1, le=100_000_000, help="training steps between checkpoints (none: at the end of "
                                                       "every epoch only)")
-#: placeholder list of recipes until nas_lab/oneshot/augment.py declares them (helper "aug")
-AUGMENT = Setting(choices=("auto", "none", "deit"),
+#: placeholder copy of the recipe names until nas_lab/oneshot/augment.py (helper "aug") declares them: take its CHOICES
+AUGMENT = Setting(choices=("auto", "none", "deit", "vitas", "hyvitas", "cifar"),
                   help="augmentation of training batches (auto: the space's recipe on CUDA, none on CPU)")
 WORKERS = Setting(ge=0, le=256, help="processes decoding the images of a dataset read from disk, per training process "
                                    "(none: up to 8 on CUDA, 0 on CPU)")

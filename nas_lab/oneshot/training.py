@@ -1,11 +1,15 @@
 """Training a weight-sharing supernet on a task: what SPOS, DARTS and the supernet objective share.
 
 - ``Settings``: the training length, batch, learning rate and BN-recalibration
-  size every one-shot method is configured with, checked once;
-- ``TaskTensors``: the task's train and val splits as tensors on its device;
+  size every one-shot method is configured with, and the arithmetic, compile,
+  augmentation, checkpoint and data-loading choices, checked once;
+- ``TaskData``: the task's splits (image sets) and its device; ``batches_of``:
+  the one way training, recalibration and evaluation read batches;
 - ``new_supernet``: the space's supernet (checked against the contract of
   ``contract.Supernet``) with seeded initial weights;
-- ``train_weights``: the epoch loop of weight steps, whatever each batch trains;
+- ``train_weights``: the epoch loop of weight steps, whatever each batch trains,
+  in mixed precision, data-parallel under torchrun (``distributed.py``), with
+  checkpoints that resume (``checkpoint.py``);
 - ``train_single_path``: single-path uniform sampling (SPOS, Guo et al., ECCV
   2020): every batch trains one arch drawn uniformly from the space, so every
   arch's slice of the shared weights is trained about equally often.
@@ -14,14 +18,18 @@ Scoring paths with the trained weights is ``evaluation.py``'s.
 
 Weights are trained with SGD (momentum 0.9, Nesterov, weight decay 5e-4) under a
 cosine learning-rate schedule to zero, DARTS' weight optimiser (SPOS uses the
-same SGD with a linear decay); no data augmentation. Vision transformers do not
+same SGD with a linear decay). Vision transformers do not
 learn under that recipe in a few epochs (the ViTAS super-transformer stays near
 chance on digits), so ``optimizer="adamw"`` is the transformer recipe of DeiT and
 ViTAS: AdamW (weight decay 0.05 on tensors of two or more dimensions, none on biases and norm
 scales)
 with a linear warm-up over the first tenth of the steps, then the cosine decay.
 A space names the recipe its supernet wants as ``supernet_recipe`` (see
-``contract.py``); ``Settings.resolve`` fills the unset settings from it. Torch's randomness (initial weights, shuffling) is drawn from
+``contract.py``); ``Settings.resolve`` fills the unset settings from it, the
+augmentation (``oneshot.augment``) included, which applies on CUDA only unless
+named (``augment=auto`` is none on the CPU, so the CPU miniatures keep their
+results). Precision: ``auto`` is bf16 autocast on CUDA and fp32 on the CPU;
+fp16 adds a gradient scaler; weights stay float32. Torch's randomness (initial weights, shuffling) is drawn from
 generators seeded by the caller's ``np.random.Generator`` or seed, never from
 global state.
 """
@@ -36,7 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -47,12 +55,10 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.data.datasets import ImageData
+from nas_lab.data.images import ArrayImages, ImageSet
 from nas_lab.oneshot import distributed
 from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
 from nas_lab.oneshot.contract import Supernet, check_supernet
-
-if TYPE_CHECKING:
-    from nas_lab.data.images import ImageSet
 
 #: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
 #: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
@@ -68,7 +74,7 @@ AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Split = tuple[torch.Tensor, torch.Tensor]
 #: what batches are read from: an image set (``data/images.py``), or images and labels already in tensors
-Source = Union["ImageSet", Split]
+Source = Union[ImageSet, Split]
 
 
 @dataclass(frozen=True)
@@ -113,7 +119,7 @@ class Settings:
         return self
 
     def batches_per_epoch(self, images: int) -> int:
-        """Training batches an epoch over ``images`` images has (full batches only, see ``minibatches``)."""
+        """Training batches an epoch over ``images`` images has (full batches only, see ``data.loading.batches``)."""
         full = max(1, images // self.batch_size)
         return full if self.max_batches is None else min(full, self.max_batches)
 
@@ -261,39 +267,20 @@ def non_finite(net: torch.nn.Module) -> str | None:
                 None)
 
 
-def minibatches(split: Split, batch_size: int, generator: torch.Generator | None = None, limit: int | None = None,
-                rank: int = 0, world: int = 1) -> Iterator[Split]:
-    """``(x, y)`` batches of a pair of tensors, in the order and shares ``data.loading.batches`` gives an image set
-    (in order with a ragged last batch, or shuffled by ``generator`` and then full batches only; rank ``rank``'s
-    contiguous share of each global batch), at most ``limit``: for tensors already in hand (tests, benchmarks)."""
-    x, y = split
-    n = len(y)
-    if generator is None:
-        order, starts = torch.arange(n), range(0, n, batch_size)
-    else:
-        order, starts = torch.randperm(n, generator=generator), range(0, max(1, n - batch_size + 1), batch_size)
-    share = batch_size // world
-    for start in starts if limit is None else starts[:limit]:
-        idx = order[start:start + batch_size][rank * share:(rank + 1) * share].to(x.device)
-        if len(idx):
-            yield x[idx], y[idx]
-
-
 def batches_of(source: Source, batch_size: int, device: torch.device, generator: torch.Generator | None = None,
                limit: int | None = None, *, skip: int = 0, rank: int = 0, world: int = 1,
                workers: int = 0) -> Iterator[Split]:
-    """The one way training, recalibration and evaluation read data: ``(x, y)`` batches of an image set
-    (``data.loading.batches``: decoded in ``workers`` processes when it is not in memory, pinned for a GPU) or
-    of a pair of tensors (``minibatches``), each moved to ``device`` (asynchronously from pinned memory); the
-    first ``skip`` batches left out (a training resumed mid-epoch: an image set on disk still reads them)."""
-    if isinstance(source, tuple):
-        batches = minibatches(source, batch_size, generator, limit, rank, world)
-    else:
-        from nas_lab.data.loading import batches as read
+    """The one way training, recalibration and evaluation read data: ``data.loading.batches`` of an image set (or of
+    a pair of tensors, read as an in-memory set; tests and benchmarks hand those), each batch moved to ``device``
+    (asynchronously from pinned memory on CUDA), the first ``skip`` left out (a training resumed mid-epoch; a set
+    read from disk still decodes them). Images sets not in memory are decoded in ``workers`` processes."""
+    from nas_lab.data.loading import batches
 
-        batches = read(source, batch_size, generator=generator, limit=limit, workers=workers, rank=rank, world=world,
-                       pin_memory=device.type == "cuda")
-    for x, y in itertools.islice(batches, skip, None):
+    if isinstance(source, tuple):
+        source = ArrayImages(source[0].detach().cpu().numpy(), source[1].cpu().numpy())
+    read = batches(source, batch_size, generator=generator, limit=limit, workers=workers, rank=rank, world=world,
+                   pin_memory=device.type == "cuda")
+    for x, y in itertools.islice(read, skip, None):
         yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
@@ -461,7 +448,10 @@ def train_weights(net: Supernet, train: Source, settings: Settings, generator: t
 
 
 def _save(checkpoint: Checkpoint, keep: dict[str, Any], epoch: int, done: int, order: torch.Tensor) -> None:
-    """Checkpoint the training after ``done`` steps, in ``epoch``, whose permutation ``order`` draws."""
+    """Checkpoint the training after ``done`` steps, in ``epoch``, whose permutation ``order`` draws (rank 0 only:
+    the other ranks hold the same state)."""
+    if not distributed.main():
+        return
     checkpoint.save({"epoch": epoch, "step": done, "order": order, "random": random_states(),
                      "states": {name: state_of(thing) for name, thing in keep.items()}})
 

@@ -39,19 +39,8 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import (
-    AUGMENT,
-    BATCH_SIZE,
-    CHECKPOINT_EVERY,
-    COMPILE,
-    EPOCHS,
-    LEARNING_RATE,
-    MAX_BATCHES,
-    OPTIMIZER,
-    PRECISION,
-    RECALIBRATION,
-    WORKERS,
-)
+from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
+    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10
