@@ -58,7 +58,7 @@ from nas_lab.data.datasets import ImageData
 from nas_lab.data.images import ArrayImages, ImageSet
 from nas_lab.oneshot import distributed
 from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
-from nas_lab.oneshot.contract import Supernet, check_supernet
+from nas_lab.oneshot.contract import Supernet, check_supernet, runs_mixtures
 
 #: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
 #: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
@@ -339,14 +339,15 @@ def channels_last(net: torch.nn.Module, device: torch.device) -> bool:
 
 def step_module(net: torch.nn.Module, loss_of, settings: Settings, device: torch.device) -> torch.nn.Module:
     """What each training step calls with ``(x, target)``: the loss module, data-parallel under torchrun (gradients
-    averaged over the ranks; ``find_unused_parameters`` since a sampled path leaves most weights out), compiled
+    averaged over the ranks; ``find_unused_parameters`` unless the net runs DARTS mixtures, which use every weight:
+    a sampled path leaves most weights out, and a plain model may hold some its forward skips), compiled
     when ``settings.compile``."""
     step = _Step(net, loss_of)
     if distributed.active():
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [device.index] if device.type == "cuda" else None
-        step = DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True)
+        step = DistributedDataParallel(step, device_ids=ids, find_unused_parameters=not runs_mixtures(net))
     return torch.compile(step) if settings.compile else step
 
 
