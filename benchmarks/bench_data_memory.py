@@ -113,7 +113,8 @@ def main() -> None:
             else:
                 command = [sys.executable, "-m", "nas_lab.cli.main", "run", "space=hyvitas", "searcher=spos",
                            "dataset=folder", f"dataset.root={root}", "searcher.epochs=1",
-                           f"searcher.max_batches={args.steps}", "searcher.population=2", "searcher.generations=0",
+                           f"searcher.max_batches={args.steps}", "searcher.population=2", "searcher.parents=1",
+                           "searcher.generations=0",
                            "budget=2", "--no-save", "--no-progress", "--json"]
             peaks[images], out = measure(command)
             detail = json.loads(out) if args.mode == "data" else {}

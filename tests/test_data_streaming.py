@@ -179,6 +179,11 @@ def test_single_folder_layout_streams_with_and_without_workers(tmp_path):
         assert x0.shape == (4, 1, 5, 5)
     again = collect(data.train, 4, seed=3, workers=2)  # a second pass over the persistent workers
     assert all(torch.equal(a[0], b[0]) for a, b in zip(again, plain, strict=True))
+    abandoned = batches(data.train, 4, generator=torch.Generator().manual_seed(9), workers=2)
+    next(abandoned)
+    abandoned.close()  # a pass left half-read: the next one gets its own batches, none left over from it
+    after = collect(data.train, 4, seed=3, workers=2)
+    assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(after, plain, strict=True))
 
 
 def test_two_passes_at_once_over_one_kept_loader_are_refused(tmp_path):
