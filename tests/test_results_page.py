@@ -1,0 +1,46 @@
+"""benchmarks/results_page.py writes a stamped results page only when a benchmark runs with ``--docs``."""
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import results_page  # noqa: E402
+
+
+@pytest.fixture
+def pages(tmp_path, monkeypatch):
+    monkeypatch.setattr(results_page, "RESULTS", tmp_path)
+    monkeypatch.setattr(results_page, "IMAGES", tmp_path / "img")
+    parser = argparse.ArgumentParser()
+    results_page.add_docs_flag(parser)
+    return parser, tmp_path
+
+
+def test_without_docs_flag_nothing_is_written(pages):
+    parser, folder = pages
+    assert results_page.write_page(parser.parse_args([]), "x", "X", "| a |") is None
+    assert list(folder.iterdir()) == []
+
+
+def test_page_has_table_figure_and_provenance(pages, monkeypatch):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    parser, folder = pages
+    monkeypatch.setattr(sys, "argv", ["benchmarks/bench_x.py", "--docs", "--seeds", "3"])
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0])
+    page = results_page.write_page(parser.parse_args(["--docs"]), "x", "Title", results_page.table(["a", "b"], [[1, 2]]),
+                                   figures={"curve": figure}, intro="What it measures.")
+    plt.close(figure)
+    text = page.read_text()
+    assert page == folder / "x.md" and text.startswith("# Title\n")
+    assert "python benchmarks/bench_x.py --docs --seeds 3" in text
+    assert "commit: `" in text and "UTC" in text and "cores" in text and "GPU: " in text
+    assert "| a | b |\n| :--- | ---: |\n| 1 | 2 |" in text and "What it measures." in text
+    assert (folder / "img" / "x-curve.png").stat().st_size > 0 and "](img/x-curve.png)" in text
