@@ -10,7 +10,9 @@ re-running the benchmark is how a page is updated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import io
 import os
 import platform
 import shlex
@@ -119,6 +121,48 @@ def write_page(args: argparse.Namespace, name: str, title: str, markdown: str, f
     page.write_text("\n".join(parts))
     print(f"wrote {page}", file=sys.stderr)
     return page
+
+
+class _Tee(io.TextIOBase):
+    """Writes to the terminal and keeps a copy."""
+
+    def __init__(self, stream):
+        self.stream, self.copy = stream, io.StringIO()
+
+    def write(self, text: str) -> int:
+        self.stream.write(text)
+        return self.copy.write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+class Recording:
+    """What a recorded benchmark adds to its page beyond its printed output: Markdown sections and figures."""
+
+    def __init__(self):
+        self.sections: list[str] = []
+        self.figures: dict = {}
+
+    def add(self, markdown: str) -> None:
+        self.sections.append(markdown)
+
+
+@contextlib.contextmanager
+def recorded(args: argparse.Namespace, name: str, title: str, intro: str | None = None):
+    """Run the block with what it prints also kept; when it ends without an exception and the benchmark ran with
+    ``--docs``, write the page: the printed output verbatim, then what the block ``add``-ed. The benchmark's
+    figures are thus the ones it printed, never retyped."""
+    recording = Recording()
+    if not getattr(args, "docs", False):
+        yield recording
+        return
+    tee = _Tee(sys.stdout)
+    with contextlib.redirect_stdout(tee):
+        yield recording
+    output = tee.copy.getvalue().rstrip()
+    markdown = "\n\n".join(["What it printed:", f"```text\n{output}\n```", *recording.sections])
+    write_page(args, name, title, markdown, recording.figures, intro)
 
 
 def table(header: list[str], rows: list[list], align: str | None = None) -> str:

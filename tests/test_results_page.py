@@ -35,8 +35,9 @@ def test_page_has_table_figure_and_provenance(pages, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["benchmarks/bench_x.py", "--docs", "--seeds", "3"])
     figure, axes = plt.subplots()
     axes.plot([0, 1], [1, 0])
-    page = results_page.write_page(parser.parse_args(["--docs"]), "x", "Title", results_page.table(["a", "b"], [[1, 2]]),
-                                   figures={"curve": figure}, intro="What it measures.")
+    markdown = results_page.table(["a", "b"], [[1, 2]])
+    page = results_page.write_page(parser.parse_args(["--docs"]), "x", "Title", markdown, figures={"curve": figure},
+                                   intro="What it measures.")
     plt.close(figure)
     text = page.read_text()
     assert page == folder / "x.md" and text.startswith("# Title\n")
@@ -44,3 +45,22 @@ def test_page_has_table_figure_and_provenance(pages, monkeypatch):
     assert "commit: `" in text and "UTC" in text and "cores" in text and "GPU: " in text
     assert "| a | b |\n| :--- | ---: |\n| 1 | 2 |" in text and "What it measures." in text
     assert (folder / "img" / "x-curve.png").stat().st_size > 0 and "](img/x-curve.png)" in text
+
+
+def test_recorded_keeps_what_the_benchmark_printed(pages, capsys):
+    parser, folder = pages
+    with results_page.recorded(parser.parse_args(["--docs"]), "y", "Y", "Intro.") as page:
+        print("searcher  median ms\nrea       3.8")
+        page.add("| extra |")
+    text = (folder / "y.md").read_text()
+    assert "```text\nsearcher  median ms\nrea       3.8\n```" in text and "| extra |" in text
+    assert "rea       3.8" in capsys.readouterr().out  # still printed
+
+
+def test_recorded_writes_nothing_without_docs_or_on_failure(pages):
+    parser, folder = pages
+    with results_page.recorded(parser.parse_args([]), "z", "Z"):
+        print("measured")
+    with pytest.raises(RuntimeError), results_page.recorded(parser.parse_args(["--docs"]), "z", "Z"):
+        raise RuntimeError("benchmark failed")
+    assert not (folder / "z.md").exists()
