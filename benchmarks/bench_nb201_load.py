@@ -69,8 +69,7 @@ def main() -> int:
                   "A whole nas-lab run on the NB201 table in a fresh process."):
         data = Path(args.data).resolve()
         if not (data / "nats_bench.csv").is_file():
-            print(f"no nats_bench.csv in {data}; pass --data DIR")
-            return 2
+            raise SystemExit(f"no nats_bench.csv in {data}; pass --data DIR")  # nothing measured: no page
         print(f"{'case':<50} {'seconds':>8} {'peak RSS MiB':>13}  pandas imported")
         for name, body in CASES.items():
             if name.startswith("reference"):

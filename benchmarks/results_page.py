@@ -74,9 +74,11 @@ def gpu() -> str:
 
 
 def machine() -> str:
-    """Cores usable by this process, CPU model, GPU."""
+    """Cores usable by this process, CPU model, GPU, and the 1-minute load average (other work on the machine
+    slows what a benchmark times)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{cores} cores, {cpu_model()}, GPU: {gpu()}"
+    load = f", load average {os.getloadavg()[0]:.1f} at the end" if hasattr(os, "getloadavg") else ""
+    return f"{cores} cores, {cpu_model()}, GPU: {gpu()}{load}"
 
 
 def command_line() -> str:
@@ -150,8 +152,8 @@ class Recording:
 
 @contextlib.contextmanager
 def recorded(args: argparse.Namespace, name: str, title: str, intro: str | None = None):
-    """Run the block with what it prints also kept; when it ends without an exception and the benchmark ran with
-    ``--docs``, write the page: the printed output verbatim, then what the block ``add``-ed. The benchmark's
+    """Run the block with what it prints also kept; when it ends without an exception (a benchmark with nothing to
+    measure raises ``SystemExit``) and the benchmark ran with ``--docs``, write the page: the printed output verbatim, then what the block ``add``-ed. The benchmark's
     figures are thus the ones it printed, never retyped."""
     recording = Recording()
     if not getattr(args, "docs", False):
