@@ -7,18 +7,22 @@ all read the same ``Setting`` declarations and cannot drift apart:
   ``objective tabular``, ``dataset digits``) declares in its constructor (``nas_lab.core.registry.parameters``);
 - ``<!-- settings MODULE:NAME -->``: a command's settings, a module constant mapping names to ``Setting``
   (``nas_lab.core.config:RUN_SETTINGS``);
-- ``<!-- plugins KIND -->``: every registered plug-in of a kind with the first line of its docstring.
+- ``<!-- plugins KIND -->``: every registered plug-in of a kind with the first line of its docstring;
+- ``<!-- results -->``: the results pages benchmarks wrote (``docs/results/*.md``), with the commit and date each
+  is stamped with.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from pathlib import Path
 
 from nas_lab.core import registry
 from nas_lab.core.settings import Setting
 
-MARKER = re.compile(r"<!--\s*(parameters|settings|plugins)\s+([^>]*?)\s*-->")
+MARKER = re.compile(r"^([ \t]*)<!--\s*(parameters|settings|plugins|results)\s*([^>]*?)\s*-->", re.M)
+STAMP = re.compile(r"^\s*- (commit|date): `?([^`\n]*)`?$", re.M)
 
 
 def _cell(text: object) -> str:
@@ -56,8 +60,22 @@ def plugins_table(kind: str) -> str:
     return "\n".join(rows)
 
 
-def _replace(match: re.Match) -> str:
-    what, args = match.group(1), match.group(2).split()
+def results_table(folder: Path) -> str:
+    """One row per generated results page: its title (linked), commit and date."""
+    rows = ["| page | commit | date |", "| --- | --- | --- |"]
+    for page in sorted(folder.glob("*.md")):
+        if page.name == "index.md":
+            continue
+        text = page.read_text()
+        title = text.splitlines()[0].lstrip("# ").strip()
+        stamp = dict(STAMP.findall(text))
+        rows.append(f"| [{_cell(title)}]({page.name}) | `{stamp.get('commit', '?')}` | {stamp.get('date', '?')} |")
+    return "\n".join(rows) if len(rows) > 2 else "*(no results page has been generated yet)*"
+
+
+def _generate(what: str, args: list[str], docs: Path) -> str:
+    if what == "results":
+        return results_table(docs / "results")
     if what == "parameters":
         kind, name = args
         return settings_table(registry.parameters(registry.load(kind, name)))
@@ -68,4 +86,9 @@ def _replace(match: re.Match) -> str:
 
 
 def on_page_markdown(markdown: str, page, config, files) -> str:
-    return MARKER.sub(_replace, markdown)
+    def replace(match: re.Match) -> str:
+        """The generated table, indented as the marker was (inside a tab or an admonition)."""
+        table = _generate(match.group(2), match.group(3).split(), Path(config["docs_dir"]))
+        return "\n".join(match.group(1) + line for line in table.splitlines())
+
+    return MARKER.sub(replace, markdown)
