@@ -49,7 +49,8 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
         print("archs (paper: 10^16, 10^10 after the width rule)")
-        print(f"{'variant':<8} {'per stage: all':>15} {'nondecr.':>9} {'incr.':>9} {'per layer: all':>15} {'nondecr.':>9} "
+        print(f"{'variant':<8} {'per stage: all':>15} {'nondecr.':>9} {'incr.':>9} {'per layer: all':>15} "
+              f"{'nondecr.':>9} "
               f"{'incr.':>9}")
         for name in VARIANTS:
             row = []
@@ -57,7 +58,8 @@ def main() -> int:
                 row.append(AutoViTSpace(name, per_layer=per_layer).cardinality)
                 row += [AutoViTSpace(name, per_layer=per_layer, width_rule=r).valid_cardinality
                         for r in ("nondecreasing", "increasing")]
-            print(f"{name:<8} {row[0]:>15.3g} {row[1]:>9.3g} {row[2]:>9.3g} {row[3]:>15.3g} {row[4]:>9.3g} {row[5]:>9.3g}")
+            print(f"{name:<8} {row[0]:>15.3g} {row[1]:>9.3g} {row[2]:>9.3g} {row[3]:>15.3g} {row[4]:>9.3g} "
+                  f"{row[5]:>9.3g}")
 
         print(f"\nparams (M) and MACs (G) at 256 x 256, 1,000 classes; {args.samples} sampled valid archs")
         print(f"{'variant':<8} {'exact range':>13} {'Table 1':>9} {'p5':>6} {'p50':>6} {'p95':>6} {'MACs range':>12} "
@@ -81,7 +83,8 @@ def main() -> int:
         shape = (3, 256, 256)
         print(f"\nforward of one 256 x 256 image, batch 1, {args.threads} thread(s), median of {args.repeats} runs; "
               f"{args.archs} sampled archs + the smallest and largest")
-        print(f"{'variant':<8} {'smallest ms':>11} {'largest ms':>10} {'median ms':>9} {'p90 ms':>7} {'G MACs median':>13}")
+        print(f"{'variant':<8} {'smallest ms':>11} {'largest ms':>10} {'median ms':>9} {'p90 ms':>7} "
+              f"{'G MACs median':>13}")
         torch.manual_seed(0)
         for name in VARIANTS:
             space = AutoViTSpace(name)

@@ -62,7 +62,8 @@ def main() -> int:
         supernet = objective.inner
         cached = supernet.path.is_file()
         load = os.getloadavg()
-        print(f"space {space.name}, bounds {', '.join(map(str, objective.constraints))}, {args.threads} torch thread(s), "
+        print(f"space {space.name}, bounds {', '.join(map(str, objective.constraints))}, {args.threads} torch "
+              f"thread(s), "
               f"load average {load[0]:.1f} on {os.cpu_count()} cores")
 
         start, start_cpu = time.perf_counter(), time.process_time()
@@ -92,7 +93,8 @@ def main() -> int:
               f"{'; '.join(f'{k} {v}' for k, v in result.searcher_report.items())}")
         full = parser.get_default("keep") + (parser.get_default("generations") - 1) * parser.get_default("population")
         if n < full:
-            print(f"projected for the default schedule ({full} evaluations) at this rate: {full * search_cpu / n / 60:.0f} "
+            print(f"projected for the default schedule ({full} evaluations) at this rate: "
+                  f"{full * search_cpu / n / 60:.0f} "
                   f"CPU-min, {full * search_wall / n / 60:.0f} min wall at this load")
         values = h["value"][:, 0]
         seeds = values[: min(args.keep, n)]

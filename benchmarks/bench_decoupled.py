@@ -96,7 +96,8 @@ def main():
             ablation(args.ablation, args.workers)
             return
         print(f"{os.cpu_count()} cores; decoupled on {args.space}, params<={args.cap:g}, proxy inputs "
-              f"{args.resolution or 'default'} px, batch {args.batch_size or 'default'}, searcher {' '.join(args.set) or 'defaults'}")
+              f"{args.resolution or 'default'} px, batch {args.batch_size or 'default'}, searcher "
+              f"{' '.join(args.set) or 'defaults'}")
         with tempfile.TemporaryDirectory() as tmp:
             cache = Path(tmp) / "zero_cost.sqlite"
             cold, cold_wall, objective = search(args, cache)
@@ -105,7 +106,8 @@ def main():
         assert np.array_equal(cold.history["index"], warm.history["index"]) and cold.best_index == warm.best_index
         print(f"proxies computed: {cold.evaluations} archs in {cold_wall:.1f} s wall; {spent:.1f} CPU-s computing "
               f"proxies ({spent / cold_wall:.0%} of the wall time)")
-        print(f"proxies cached:   the same run in {warm_wall:.2f} s wall ({warm_wall / cold.evaluations * 1e3:.1f} ms per arch)")
+        print(f"proxies cached:   the same run in {warm_wall:.2f} s wall ({warm_wall / cold.evaluations * 1e3:.1f} "
+              f"ms per arch)")
         print(f"final pick: architecture {cold.best_index}, {cold.best_metrics['params'] / 1e6:.2f} M params; "
               f"{cold.searcher_report['final stage']}")
 

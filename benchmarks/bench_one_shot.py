@@ -50,7 +50,8 @@ def main() -> int:
             good = minutes <= TARGET_MINUTES and accuracy >= TIMES_CHANCE * chance
             ok &= good
             derived = f"{result.best_index} ({result.best_metrics['id']:.2f})"
-            print(f"{name:<9} {minutes:>7.2f} {TARGET_MINUTES:>6.0f} {accuracy:>14.2f} {report['supernet OoD mean %']:>10.2f} "
+            print(f"{name:<9} {minutes:>7.2f} {TARGET_MINUTES:>6.0f} {accuracy:>14.2f} "
+                  f"{report['supernet OoD mean %']:>10.2f} "
                   f"{chance:>8.1f} "
                   f"{report['train images/s']:>11.1f}  {derived:<26} {'meets targets' if good else 'MISSES targets'}")
             settings.append(f"{name}: " + " ".join(f"{k}={v}" for k, v in result.searcher_params.items()))

@@ -50,7 +50,8 @@ def main() -> int:
                   "Time of one 100-evaluation run per built-in searcher on hyvitas-sim (objective id)."):
         t = time.perf_counter()
         space, objective, _ = build(RunConfig(objective="id"))
-        print(f"setup (table hyvitas-sim built + objective): {(time.perf_counter() - t) * 1e3:.0f} ms, once per process")
+        print(f"setup (table hyvitas-sim built + objective): {(time.perf_counter() - t) * 1e3:.0f} ms, once per "
+              f"process")
         print(f"{'searcher':<10} {'median ms':>10} {'p10 ms':>8} {'p90 ms':>8} {'target ms':>10}  verdict")
         ok = True
         for name, (make, target) in SEARCHERS.items():
@@ -59,7 +60,8 @@ def main() -> int:
             ms = time_runs(space, objective, make, runs)
             med = float(np.median(ms))
             ok &= med <= target
-            print(f"{name:<10} {med:>10.3f} {np.percentile(ms, 10):>8.3f} {np.percentile(ms, 90):>8.3f} {target:>10.1f}  "
+            print(f"{name:<10} {med:>10.3f} {np.percentile(ms, 10):>8.3f} {np.percentile(ms, 90):>8.3f} "
+                  f"{target:>10.1f}  "
                   f"{'meets target' if med <= target else 'MISSES target'}")
         return 0 if ok else 1
 

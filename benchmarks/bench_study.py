@@ -61,7 +61,8 @@ def main() -> int:
                 seconds = time.perf_counter() - t
             target = TARGET_S[name] * args.repeats / 500
             ok &= seconds <= target
-            print(f"{name:<10} {args.repeats:>7} {seconds:>8.1f} {target:>9.0f}  {'meets target' if seconds <= target else 'MISSES target'}")
+            print(f"{name:<10} {args.repeats:>7} {seconds:>8.1f} {target:>9.0f}  "
+                  f"{'meets target' if seconds <= target else 'MISSES target'}")
         if args.full:
             # the multi-shot part the 10-minute target is about; the 5-repeat DARTS/SPOS rows train supernets
             seconds, ran, report = timed_study({"repeats": str(args.repeats),
@@ -69,7 +70,8 @@ def main() -> int:
             page.add("#" + report)  # the report's title, one level down
             target = FULL_TARGET_S * args.repeats / 500
             ok &= seconds <= target
-            print(f"full hyvitas_table4 multi-shot part: {ran} runs + report in {seconds:.1f} s (target {target:.0f} s): "
+            print(f"full hyvitas_table4 multi-shot part: {ran} runs + report in {seconds:.1f} s (target {target:.0f} "
+                  f"s): "
                   f"{'meets target' if seconds <= target else 'MISSES target'}")
         if args.whole:
             seconds, ran, report = timed_study({"repeats": str(args.repeats)}, args.workers)

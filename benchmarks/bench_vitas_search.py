@@ -62,7 +62,8 @@ def main() -> int:
               f"{info['learning_rate']:g}")
         print(f"wall time           {total:7.1f} s  (supernet training {train:.1f} s, search {total - train:.1f} s)")
         print(f"archs evaluated     {len(values):7d}")
-        print(f"best val accuracy   {result.best_metrics['id']:7.1f} %  at {result.best_metrics.get('macs', float('nan')):,.0f} "
+        print(f"best val accuracy   {result.best_metrics['id']:7.1f} %  at "
+              f"{result.best_metrics.get('macs', float('nan')):,.0f} "
               f"MACs (budget {args.macs:,.0f})")
         print(f"first generation    {np.nanmean(first):7.1f} % mean, {np.nanmax(first):.1f} % best "
               f"({len(first)} budget-aware random archs)")

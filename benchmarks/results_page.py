@@ -153,8 +153,8 @@ class Recording:
 @contextlib.contextmanager
 def recorded(args: argparse.Namespace, name: str, title: str, intro: str | None = None):
     """Run the block with what it prints also kept; when it ends without an exception (a benchmark with nothing to
-    measure raises ``SystemExit``) and the benchmark ran with ``--docs``, write the page: the printed output verbatim, then what the block ``add``-ed. The benchmark's
-    figures are thus the ones it printed, never retyped."""
+    measure raises ``SystemExit``) and the benchmark ran with ``--docs``, write the page: the printed output
+    verbatim, then what the block ``add``-ed. The benchmark's figures are thus the ones it printed, never retyped."""
     recording = Recording()
     if not getattr(args, "docs", False):
         yield recording
