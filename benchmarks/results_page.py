@@ -16,6 +16,7 @@ import io
 import os
 import platform
 import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -106,8 +107,9 @@ def stamp() -> str:
 def write_page(args: argparse.Namespace, name: str, title: str, markdown: str, figures: dict | None = None,
                intro: str | None = None) -> Path | None:
     """Write ``docs/results/<name>.md``: ``title``, the provenance stamp, ``intro``, ``markdown`` (the measured
-    table) and ``figures`` (``{file stem: matplotlib figure}``, saved as ``img/<name>-<stem>.png`` and shown below
-    the table). Does nothing, and returns None, unless the benchmark ran with ``--docs``."""
+    table) and ``figures`` (``{file stem: matplotlib figure or path of an image file}``, or a list of them, saved as
+    ``img/<name>-<stem>.png`` and shown below the table). Does nothing, and returns None, unless the benchmark ran
+    with ``--docs``."""
     if not getattr(args, "docs", False):
         return None
     IMAGES.mkdir(parents=True, exist_ok=True)
@@ -115,9 +117,15 @@ def write_page(args: argparse.Namespace, name: str, title: str, markdown: str, f
     if intro:
         parts.append(intro.strip() + "\n")
     parts.append(markdown.strip() + "\n")
+    if isinstance(figures, (list, tuple)):
+        figures = {f"figure{i + 1}": figure for i, figure in enumerate(figures)}
     for stem, figure in (figures or {}).items():
-        file = IMAGES / f"{name}-{stem}.png"
-        figure.savefig(file, dpi=120, bbox_inches="tight")
+        if isinstance(figure, (str, Path)):  # an image a study or a tool already wrote
+            file = IMAGES / f"{name}-{stem}{Path(figure).suffix}"
+            shutil.copyfile(figure, file)
+        else:
+            file = IMAGES / f"{name}-{stem}.png"
+            figure.savefig(file, dpi=120, bbox_inches="tight")
         parts.append(f"![{stem}](img/{file.name})\n")
     page = RESULTS / f"{name}.md"
     page.write_text("\n".join(parts))

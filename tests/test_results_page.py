@@ -47,6 +47,15 @@ def test_page_has_table_figure_and_provenance(pages, monkeypatch):
     assert (folder / "img" / "x-curve.png").stat().st_size > 0 and "](img/x-curve.png)" in text
 
 
+def test_figures_may_be_a_list_or_image_files(pages, tmp_path):
+    parser, folder = pages
+    image = tmp_path / "plot.png"
+    image.write_bytes(b"\x89PNG made elsewhere")
+    page = results_page.write_page(parser.parse_args(["--docs"]), "w", "W", "table", figures=[image])
+    assert (folder / "img" / "w-figure1.png").read_bytes() == image.read_bytes()
+    assert "](img/w-figure1.png)" in page.read_text()
+
+
 def test_recorded_keeps_what_the_benchmark_printed(pages, capsys):
     parser, folder = pages
     with results_page.recorded(parser.parse_args(["--docs"]), "y", "Y", "Intro.") as page:
