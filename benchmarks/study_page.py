@@ -10,13 +10,12 @@ every results page. So the study tables the docs quote are the report's own, nev
 """
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from nas_lab.study.report import write_report
 
-from results_page import IMAGES, add_docs_flag, recorded
+from results_page import add_docs_flag, recorded
 
 
 def main() -> int:
@@ -32,13 +31,8 @@ def main() -> int:
         print(f"{name}: report rewritten from {args.study_dir / 'runs.jsonl'}")
         # the report's own Markdown, its title a section of the page, its plots shown rather than named
         lines = [line for line in report.markdown.splitlines() if not line.startswith("Plots: ")]
-        markdown = "\n".join(["#" + lines[0], *lines[1:]])
-        for plot in (f for f in report.paths if f.suffix == ".png"):
-            if args.docs:
-                IMAGES.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(plot, IMAGES / f"study-{name}-{plot.name}")
-            markdown += f"\n\n![{plot.stem}](img/study-{name}-{plot.name})"
-        page.add(markdown)
+        page.add("\n".join(["#" + lines[0], *lines[1:]]))
+        page.figures.update({plot.stem: plot for plot in report.paths if plot.suffix == ".png"})
     return 0
 
 
