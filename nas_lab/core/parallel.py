@@ -100,7 +100,8 @@ def visible_gpus() -> list[str]:
     if smi is None:
         return []
     try:
-        lines = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=GPU_LIST_TIMEOUT, check=False).stdout
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=GPU_LIST_TIMEOUT, check=False)
+        lines = listing.stdout
     except (OSError, subprocess.SubprocessError):
         return []
     return [str(k) for k, _ in enumerate(line for line in lines.splitlines() if line.startswith("GPU "))]
