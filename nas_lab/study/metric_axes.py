@@ -111,6 +111,19 @@ def choose_view(values, unit: str = "") -> View:
     return View(10 ** low, 10 ** high, True) if log else View(low, high, False)
 
 
+def choose_views(points: np.ndarray, units: list[str]) -> list[View]:
+    """One view per column of ``points`` (one target each), each chosen from the points inside the others' views:
+    an arch already drawn at the edge for its 10 % accuracy does not stretch the latency axis too."""
+    points = np.asarray(points, dtype=float).reshape(-1, len(units))
+    first = [choose_view(points[:, t], u) for t, u in enumerate(units)]
+    inside = np.array([~(v.below(points[:, t]) | v.above(points[:, t])) for t, v in enumerate(first)])
+    views = []
+    for t, unit in enumerate(units):
+        others = np.delete(inside, t, axis=0).all(axis=0)
+        views.append(choose_view(points[others, t], unit) if others.any() else first[t])
+    return views
+
+
 def _cut(points: np.ndarray) -> int:
     """How many of the lowest of sorted ``points`` are far (a cluster of degenerate values counts as one gap): the
     cut at the widest gap, among the lowest ``MAX_FAR`` of them, wider than ``FAR`` times what lies above it."""

@@ -25,15 +25,7 @@ from nas_lab.core.files import save_figure
 from nas_lab.core.fronts import minimisation
 from nas_lab.core.results import RunResult
 from nas_lab.study import pareto
-from nas_lab.study.metric_axes import (
-    Metric,
-    View,
-    choose_view,
-    new_figure,
-    note_outside,
-    scatter_in_view,
-    show_metric,
-)
+from nas_lab.study.metric_axes import Metric, View, choose_views, new_figure, note_outside, scatter_in_view, show_metric
 from nas_lab.study.results import StudyResults, cell_of, first_run
 
 MARKERS = "os^DvPX*<>"
@@ -100,7 +92,7 @@ def _shown_metric(study: StudyResults, objective: str) -> str:
     return target if study.tabulated(target) else study.columns[0]
 
 
-def _legend(fig: Figure, axes, title: str | None = None, columns: int | None = None) -> None:
+def figure_legend(fig: Figure, axes, title: str | None = None, columns: int | None = None) -> None:
     """One legend below the panels (never over data), each label once, in ``columns`` (up to 4 by default)."""
     entries = {}
     for ax in axes:
@@ -133,7 +125,7 @@ def anytime_figure(study: StudyResults) -> Figure:
         ax.set_xlabel("architectures evaluated")
         ax.set_ylabel(f"{study.label(metric)} of the incumbent{_in(study, metric)}")
         ax.set_xlim(1, budget)
-    _legend(fig, [ax for ax, _, _ in panels], "mean over finished repeats; band: ± standard error")
+    figure_legend(fig, [ax for ax, _, _ in panels], "mean over finished repeats; band: ± standard error")
     return fig
 
 
@@ -164,7 +156,7 @@ def id_vs_ood_figure(study: StudyResults) -> Figure:
         ax.set_ylabel(f"{study.label('ood')}{_in(study, 'ood')}")
     if every is not None:
         _tail_view(axes, every, np.array([p for points in found.values() for p in points]).reshape(-1, 2))
-    _legend(fig, axes)
+    figure_legend(fig, axes)
     return fig
 
 
@@ -246,7 +238,7 @@ def fronts_figure(study: StudyResults, objective: str, budget: int) -> Figure:
     best = None if truth is None else np.array(truth["true_front"], dtype=float).reshape(-1, k)
     found = [np.array(r.front["values"], dtype=float).reshape(-1, k) for runs in by_searcher.values() for r in runs]
     every = np.concatenate(found + ([] if best is None else [best]))
-    views = [choose_view(every[:, t], m.unit) for t, m in enumerate(metrics)]
+    views = choose_views(every, [m.unit for m in metrics])
     pairs = _pairs(k)
     fig = new_figure(max(FRONT_PANEL * len(by_searcher), MIN_WIDTH) + 0.4, FRONT_PANEL * len(pairs) + 1.4)
     grid = fig.subplots(len(pairs), len(by_searcher), squeeze=False)
@@ -275,7 +267,7 @@ def fronts_figure(study: StudyResults, objective: str, budget: int) -> Figure:
             note_outside(ax, drawn[0][:, 0], drawn[0][:, 1], metrics[a], metrics[b], drawn[1], "front point")
             ax.grid(alpha=0.3, linewidth=0.6)
             ax.grid(alpha=0.12, linewidth=0.5, which="minor")
-    _legend(fig, grid.ravel(), columns=1 if len(by_searcher) == 1 else None)
+    figure_legend(fig, grid.ravel(), columns=1 if len(by_searcher) == 1 else None)
     return fig
 
 
@@ -306,7 +298,7 @@ def hypervolume_figure(study: StudyResults) -> Figure:
         ax.set_ylabel("hypervolume of the front so far (higher is better)")
         ax.set_xlim(1, budget)
         ax.grid(alpha=0.3, linewidth=0.6)
-    _legend(fig, axes, "mean over finished repeats; band: ± standard error")
+    figure_legend(fig, axes, "mean over finished repeats; band: ± standard error")
     return fig
 
 
