@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 
 from nas_lab.core.files import save_figure
 from nas_lab.core.fronts import minimisation
+from nas_lab.core.objective import default_direction
 from nas_lab.core.results import RunResult
 from nas_lab.study import pareto
 from nas_lab.study.metric_axes import Metric, View, choose_views, new_figure, note_outside, scatter_in_view, show_metric
@@ -123,7 +124,7 @@ def anytime_figure(study: StudyResults) -> Figure:
                    label=f"table optimum ({optimum:.2f}{_unit(study, metric)})" if same
                    else "table optimum of the panel's metric")
         ax.set_xlabel("architectures evaluated")
-        ax.set_ylabel(f"{study.label(metric)} of the incumbent{_in(study, metric)}")
+        ax.set_ylabel(_metric(study, metric).axis_label("of the incumbent"))
         ax.set_xlim(1, budget)
     figure_legend(fig, [ax for ax, _, _ in panels], "mean over finished repeats; band: ± standard error")
     return fig
@@ -152,8 +153,8 @@ def id_vs_ood_figure(study: StudyResults) -> Figure:
             points = np.array(found.get((objective, budget, searcher), [])).reshape(-1, 2)
             ax.scatter(points[:, 0], points[:, 1], s=30, marker=MARKERS[k % len(MARKERS)], facecolors="none",
                        edgecolors=f"C{k}", linewidths=1.1, alpha=0.8, label=f"found by {study.searcher_title(searcher)}")
-        ax.set_xlabel(f"{study.label(metric)}{_in(study, metric)}")
-        ax.set_ylabel(f"{study.label('ood')}{_in(study, 'ood')}")
+        ax.set_xlabel(_metric(study, metric).axis_label())
+        ax.set_ylabel(_metric(study, "ood").axis_label())
     if every is not None:
         _tail_view(axes, every, np.array([p for points in found.values() for p in points]).reshape(-1, 2))
     figure_legend(fig, axes)
@@ -196,10 +197,9 @@ def _unit(study: StudyResults, metric: str) -> str:
     return f" {unit}" if unit else ""
 
 
-def _in(study: StudyResults, metric: str) -> str:
-    """`` (%)`` after an axis label ("" for a unitless score)."""
-    unit = study.unit(metric)
-    return f" ({unit})" if unit else ""
+def _metric(study: StudyResults, metric: str) -> Metric:
+    """A study metric as an axis shows it, with the direction a benchmark metric has (accuracies up, latency down)."""
+    return Metric.of(study.metrics, metric, default_direction(metric))
 
 
 def _pairs(k: int) -> list[tuple[int, int]]:

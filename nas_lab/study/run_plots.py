@@ -19,8 +19,8 @@ from nas_lab.study.plots import draw_front, figure_legend
 
 PANEL = 4.6  # inches
 #: how a record's hypervolume was measured (its front's ``scale.source``), for the axis label
-HYPERVOLUME_SCALES = {"true front": "targets normalised by the true front", "objective.reference": "against objective.reference",
-                      "run": "against the run's worst values"}
+HYPERVOLUME_SCALES = {"true front": "targets normalised by the true front", "run": "against the run's worst values",
+                      "objective.reference": "against objective.reference"}
 
 
 def _title(run: RunResult) -> str:
@@ -123,8 +123,9 @@ def _front_figure(run: RunResult) -> Figure:
         ax.axhline(run.front["true_hypervolume"], color="0.2", linestyle="--", linewidth=1,
                    label="hypervolume of the true front")
     ax.set_xlabel("architectures evaluated")
-    scale = HYPERVOLUME_SCALES.get(run.front["scale"]["source"], run.front["scale"]["source"])
-    ax.set_ylabel(f"hypervolume ({scale}; higher is better)")
+    ax.set_title(f"hypervolume: {HYPERVOLUME_SCALES.get(run.front['scale']['source'], run.front['scale']['source'])}",
+                 fontsize="medium")
+    ax.set_ylabel("hypervolume of the front so far (higher is better)")
     ax.grid(alpha=0.3, linewidth=0.6)
     for spare in grid[len(pairs) + 1:]:
         spare.remove()
