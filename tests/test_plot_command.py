@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from test_study_report import run_grid
 
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
@@ -18,7 +19,6 @@ from nas_lab.study.config import StudyConfig
 from nas_lab.study.importance import decision_importance, importance_figure, study_importance
 from nas_lab.study.report import read_study
 from nas_lab.study.run_plots import incumbent_curve, run_figure
-from test_study_report import run_grid
 
 TREES = 8  # a small forest: seconds, and the made-up target's decision still explains nearly all of it
 
@@ -109,12 +109,12 @@ def test_bad_input_is_one_sentence_and_exit_2(single, tmp_path, capsys):
     not_a_record.write_text(json.dumps({"hello": 1}))
     _refused(capsys, ["plot", str(not_a_record)], "not a nas_lab run record")
     damaged = tmp_path / "damaged.json"
-    record = json.loads(open(single).read())
+    record = json.loads(Path(single).read_text())
     del record["history"]
     damaged.write_text(json.dumps(record))
     _refused(capsys, ["plot", str(damaged)], "history")
     torn = tmp_path / "torn.json"
-    torn.write_text(open(single).read()[:500])
+    torn.write_text(Path(single).read_text()[:500])
     _refused(capsys, ["plot", str(torn)], "not JSON")
     blocker = tmp_path / "a_file"
     blocker.write_text("")
@@ -131,7 +131,7 @@ def test_importance_ranks_the_decision_that_drives_the_target_first():
     archs = space.sample(rng, 120)
     values = 10.0 * archs[:, 3] + rng.normal(0, 1, len(archs))  # node3.in0 drives it; noise from nothing else
     shares = decision_importance(space, archs, values, seed=0, trees=TREES)
-    assert list(shares)[0] == "node3.in0" and shares["node3.in0"] > 0.8
+    assert next(iter(shares)) == "node3.in0" and shares["node3.in0"] > 0.8
     assert sum(shares.values()) == pytest.approx(1.0, abs=1e-6)  # normalised shares
     assert set(shares) == {d.name for d in space.decisions}
 

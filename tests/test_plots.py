@@ -5,16 +5,16 @@ accuracy at ~0 ms, are the degenerate points the figures must mark rather than s
 import numpy as np
 import pytest
 import yaml
+from conftest import SHARED_DATA
 from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import EngFormatter
+from test_study_report import run_grid
 
-from conftest import SHARED_DATA
 from nas_lab.study.config import StudyConfig
 from nas_lab.study.metric_axes import Metric, View, choose_view, choose_views, new_figure, note_outside, scatter_in_view
 from nas_lab.study.plots import fronts_figure, hypervolume_figure, write_plots
 from nas_lab.study.report import read_study
-from test_study_report import run_grid
 
 needs_nb201 = pytest.mark.skipif(not (SHARED_DATA / "nats_bench.csv").exists(), reason="NB201 table not in ../shared/data")
 
@@ -58,6 +58,7 @@ def test_labels_say_the_unit_and_which_way_is_better():
     assert Metric("params", "params", "parameters", "min").axis_label() == "params (count, lower is better)"
     assert Metric("params", "params", "parameters").format(1_290_000) == "1.29 M"
     assert Metric("latency.x", "latency.x", "ms").format(0.0052) == "0.0052 ms"
+    assert Metric("evaluation", "evaluation", named=True).format(14) == "evaluation 14"
 
 
 def test_points_outside_the_view_are_drawn_at_its_edge_and_noted():
@@ -80,14 +81,14 @@ def mo_study(tmp_path_factory):
     """Random search at budgets 20 and 30, NSGA-II at 30 only, on a 2- and a 3-target NB201 problem."""
     if not (SHARED_DATA / "nats_bench.csv").exists():
         pytest.skip("NB201 table not in ../shared/data")
-    config = StudyConfig.from_dict(yaml.safe_load(f"""
+    config = StudyConfig.from_dict(yaml.safe_load("""
         name: mo_plots
         space: nb201
         budget: [20, 30]
         repeats: 2
         seed: 0
         objectives: [[test.cifar10, latency.pixel3], [test.cifar100, latency.raspi4, params]]
-        searchers: {{random: {{}}, nsga2: {{budgets: [30]}}}}
+        searchers: {random: {}, nsga2: {budgets: [30]}}
     """), {"table": str(SHARED_DATA)})
     return read_study(run_grid(tmp_path_factory.mktemp("mo") / "study", config))
 

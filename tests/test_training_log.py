@@ -65,7 +65,7 @@ def test_tensorboard_events_hold_the_same_scalars(tmp_path):
 
 
 def test_asking_for_tensorboard_without_the_package_says_how_to_install_it(tmp_path, monkeypatch):
-    import nas_lab.oneshot.logs as logs
+    from nas_lab.oneshot import logs
 
     monkeypatch.setattr(logs, "tensorboard_available", lambda: False)
     with pytest.raises(UserError, match=r"nas-lab\[tensorboard\]"):

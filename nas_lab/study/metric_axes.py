@@ -45,6 +45,7 @@ class Metric:
     label: str
     unit: str = ""
     direction: str | None = None
+    named: bool = False  # a note writes the label before a value (``evaluation 14``)
 
     @classmethod
     def of(cls, info: dict, name: str, direction: str | None = None) -> Metric:
@@ -64,6 +65,8 @@ class Metric:
         """A value with its unit, as a note prints it: ``10.0 %``, ``0 ms``, ``1.29 M``."""
         if not np.isfinite(value):
             return "n/a"
+        if self.named:
+            return f"{self.label} {Metric(self.name, self.label, self.unit, self.direction).format(value)}"
         if self.unit in COUNT_UNITS:
             return EngFormatter(places=2, sep=" ")(value).strip()
         number = f"{value:.3g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"

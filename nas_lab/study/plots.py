@@ -35,6 +35,7 @@ FRONT_PANEL = 4.2  # inches, square
 #: legend entries that start so are references (drawn last in the legend), not searchers
 REFERENCE = ("true front", "table optimum")
 MIN_WIDTH = 6.0  # inches: a figure of one column still fits its title and legend
+LEGEND_ENTRY = 2.8  # inches a legend entry takes at most: fewer columns in a narrow figure
 TAIL = 0.01  # share of the space below the start of the ID-vs-OoD axes
 
 
@@ -66,11 +67,11 @@ def _figure(study: StudyResults, what: str, same_y: bool) -> tuple[Figure, list[
     only when every panel shows the same metric.
     """
     objectives, budgets = study.config.objectives, study.config.budgets
-    fig = new_figure(PANEL_WIDTH * len(objectives) + 0.4, PANEL_HEIGHT * len(budgets) + 0.8)
+    fig = new_figure(max(PANEL_WIDTH * len(objectives), MIN_WIDTH) + 0.4, PANEL_HEIGHT * len(budgets) + 1.0)
     grid = fig.subplots(len(budgets), len(objectives), sharex="row", sharey=same_y, squeeze=False)
     table = study.table
     data = f"SIMULATED table {table['table']}" if table["simulated"] else f"table {table['table']}"
-    fig.suptitle(f"{what}: study {study.config.name} ({study.config.space}, {data})")
+    fig.suptitle(f"{what}\nstudy {study.config.name} ({study.config.space}, {data})")
     panels = []
     for i, budget in enumerate(budgets):
         for j, objective in enumerate(objectives):
@@ -100,7 +101,8 @@ def figure_legend(fig: Figure, axes, title: str | None = None, columns: int | No
         for handle, label in zip(*ax.get_legend_handles_labels()):
             entries.setdefault(label, handle)
     entries = dict(sorted(entries.items(), key=lambda item: item[0].startswith(REFERENCE)))  # references last
-    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=columns or min(len(entries), 4),
+    columns = columns or min(len(entries), 4, max(1, int(fig.get_figwidth() // LEGEND_ENTRY)))
+    fig.legend(list(entries.values()), list(entries), loc="outside lower center", ncols=columns,
                frameon=False, title=title, title_fontsize="small")
 
 
@@ -275,7 +277,7 @@ def hypervolume_figure(study: StudyResults) -> Figure:
     """Hypervolume of the front so far against evaluations: mean ± standard error over repeats, per setting that
     has runs."""
     settings = [(o, b) for o, b in study.config.settings() if _setting_runs(study, o, b)]
-    fig = new_figure(PANEL_WIDTH * len(settings) + 0.4, PANEL_HEIGHT + 1.0)
+    fig = new_figure(max(PANEL_WIDTH * len(settings), MIN_WIDTH) + 0.4, PANEL_HEIGHT + 1.0)
     axes = fig.subplots(1, len(settings), squeeze=False)[0]
     fig.suptitle(f"Hypervolume against evaluations: study {study.config.name} ({study.config.space})")
     for ax, (objective, budget) in zip(axes, settings):

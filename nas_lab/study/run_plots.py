@@ -14,7 +14,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from nas_lab.core.results import RunResult
-from nas_lab.study.metric_axes import Metric, choose_view, choose_views, new_figure, note_outside, scatter_in_view, show_metric
+from nas_lab.study.metric_axes import (
+    Metric,
+    choose_view,
+    choose_views,
+    new_figure,
+    note_outside,
+    scatter_in_view,
+    show_metric,
+)
 from nas_lab.study.plots import draw_front, figure_legend
 
 PANEL = 4.6  # inches
@@ -71,7 +79,7 @@ def _incumbent_figure(run: RunResult) -> Figure:
     ax.set_xlabel("architectures evaluated")
     ax.set_xlim(0.5, max(len(values), 1) + 0.5)
     ax.grid(alpha=0.3, linewidth=0.6)
-    note_outside(ax, x, values, Metric("evaluation", "evaluation"), metric, edge)
+    note_outside(ax, x, values, Metric("evaluation", "evaluation", named=True), metric, edge)
     figure_legend(fig, [ax], columns=2)
     return fig
 
@@ -92,7 +100,7 @@ def _front_figure(run: RunResult) -> Figure:
     every = np.concatenate([values, front] + ([] if best is None else [best]))
     views = choose_views(every, [m.unit for m in metrics])
     pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
-    columns = 2 if len(pairs) + 1 > 2 else len(pairs) + 1
+    columns = min(len(pairs) + 1, 2)
     rows = -(-(len(pairs) + 1) // columns)
     fig = new_figure(PANEL * columns + 0.4, PANEL * rows + 1.4)
     grid = fig.subplots(rows, columns, squeeze=False).ravel()
