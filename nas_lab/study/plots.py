@@ -33,7 +33,7 @@ MARKERS = "os^DvPX*<>"
 PANEL_WIDTH, PANEL_HEIGHT = 4.6, 4.2  # inches
 FRONT_PANEL = 4.2  # inches, square
 #: legend entries that start so are references (drawn last in the legend), not searchers
-REFERENCE = ("true front", "table optimum")
+REFERENCE = ("true front", "hypervolume of the true front", "table optimum")
 MIN_WIDTH = 6.0  # inches: a figure of one column still fits its title and legend
 LEGEND_ENTRY = 2.8  # inches a legend entry takes at most: fewer columns in a narrow figure
 TAIL = 0.01  # share of the space below the start of the ID-vs-OoD axes
@@ -292,7 +292,8 @@ def hypervolume_figure(study: StudyResults) -> Figure:
             ax.fill_between(x, mean - se, mean + se, color=f"C{col}", alpha=0.2, linewidth=0)
         truth = pareto.true_front(study, objective)
         if truth is not None:
-            ax.axhline(truth["true_hypervolume"], color="0.2", linestyle="--", linewidth=1, label="true front")
+            ax.axhline(truth["true_hypervolume"], color="0.2", linestyle="--", linewidth=1,
+                       label="hypervolume of the true front")
             low, high = ax.get_ylim()
             ax.set_ylim(low, max(high, truth["true_hypervolume"] * 1.02))
         ax.set_title(f"{study.objective_title(objective)}, budget {budget}", fontsize="medium")
