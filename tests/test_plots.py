@@ -16,7 +16,8 @@ from nas_lab.study.metric_axes import Metric, View, choose_view, choose_views, n
 from nas_lab.study.plots import fronts_figure, hypervolume_figure, write_plots
 from nas_lab.study.report import read_study
 
-needs_nb201 = pytest.mark.skipif(not (SHARED_DATA / "nats_bench.csv").exists(), reason="NB201 table not in ../shared/data")
+needs_nb201 = pytest.mark.skipif(not (SHARED_DATA / "nats_bench.csv").exists(),
+                                 reason="NB201 table not in ../shared/data")
 
 
 def test_a_far_cluster_is_left_out_of_the_view_but_the_bulk_is_not():
@@ -140,4 +141,5 @@ def test_hypervolume_panels_and_written_files(mo_study):
     assert isinstance(fig, Figure) and len(fig.axes) == 4
     assert [len(ax.get_lines()) for ax in fig.axes] == [2, 3, 2, 3]  # searchers that ran + the true front
     names = [p.name for p in write_plots(mo_study)]
-    assert names == ["hypervolume.png", "hypervolume.pdf"] + [f"fronts_{n}.{e}" for n in range(1, 5) for e in ("png", "pdf")]
+    fronts = [f"fronts_{n}.{ext}" for n in range(1, 5) for ext in ("png", "pdf")]
+    assert names == ["hypervolume.png", "hypervolume.pdf", *fronts]

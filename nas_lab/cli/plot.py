@@ -49,7 +49,8 @@ examples:
 
 def add_parser(sub) -> None:
     p = add_command(sub, "plot", "draw the figure of a run record, or a study's decision importance", command, HELP)
-    p.add_argument("path", metavar="RUN.json|STUDY_DIR", help="a run record (kind=run) or a study folder (kind=importance)")
+    p.add_argument("path", metavar="RUN.json|STUDY_DIR",
+                   help="a run record (kind=run) or a study folder (kind=importance)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings, e.g. out=run.pdf kind=importance")
 
 
@@ -57,7 +58,8 @@ def command(args) -> int:
     s, _ = read_overrides(SETTINGS, args.overrides, "plot")
     path = Path(args.path)
     kind = s["kind"] or ("importance" if path.is_dir() else "run")
-    out = Path(s["out"]) if s["out"] else (path / "importance.png" if kind == "importance" else path.with_suffix(".png"))
+    default = path / "importance.png" if kind == "importance" else path.with_suffix(".png")
+    out = Path(s["out"]) if s["out"] else default
     if out.suffix.lstrip(".").lower() not in FORMATS:
         raise UserError(f"out={out} has no figure suffix; name a file ending in {', '.join('.' + f for f in FORMATS)}")
     if out.is_dir():

@@ -254,8 +254,8 @@ def fronts_figure(study: StudyResults, objective: str, budget: int) -> Figure:
             drawn = [np.zeros((0, 2)), np.zeros(0, dtype=bool)]
             for i, r in enumerate(runs):
                 points = np.array(r.front["values"], dtype=float).reshape(-1, k)
-                edge = draw_front(ax, points, a, b, directions, views, k == 2, s=14, marker=MARKERS[k_col % len(MARKERS)],
-                                  color=f"C{k_col}", alpha=0.5, linewidth=0.6,
+                edge = draw_front(ax, points, a, b, directions, views, k == 2, s=14, color=f"C{k_col}",
+                                  marker=MARKERS[k_col % len(MARKERS)], alpha=0.5, linewidth=0.6,
                                   label=f"{study.searcher_title(searcher)}: fronts of {len(runs)} repeats" if i == 0
                                   else None)
                 drawn = [np.vstack([drawn[0], points[:, [a, b]]]), np.concatenate([drawn[1], edge])]

@@ -26,6 +26,8 @@ from nas_lab.study.metric_axes import (
 from nas_lab.study.plots import draw_front, figure_legend
 
 PANEL = 4.6  # inches
+EVALUATED = {"label": "each evaluated architecture"}
+INFEASIBLE = {"s": 18, "marker": "x", "color": "C3", "label": "infeasible (outside constraints)"}
 #: how a record's hypervolume was measured (its front's ``scale.source``), for the axis label
 HYPERVOLUME_SCALES = {"true front": "targets normalised by the true front", "run": "against the run's worst values",
                       "objective.reference": "against objective.reference"}
@@ -68,8 +70,7 @@ def _incumbent_figure(run: RunResult) -> Figure:
     view = choose_view(np.concatenate([values, [] if optimum is None else [optimum]]), metric.unit)
     show_metric(ax, "y", metric, view)
     edge = np.zeros(len(values), dtype=bool)
-    for mask, style in ((feasible, {"s": 10, "color": "0.55", "label": "each evaluated architecture"}),
-                        (~feasible, {"s": 18, "marker": "x", "color": "C3", "label": "infeasible (outside constraints)"})):
+    for mask, style in ((feasible, {"s": 10, "color": "0.55", **EVALUATED}), (~feasible, INFEASIBLE)):
         if mask.any():
             edge[mask] = scatter_in_view(ax, x[mask], values[mask], _plain(x), view, linewidths=0.8, **style)
     ax.step(x, best, where="post", color="C0", linewidth=1.8, label="incumbent: best feasible so far")
@@ -108,8 +109,7 @@ def _front_figure(run: RunResult) -> Figure:
     fig.suptitle(f"{_title(run)}\n({how})", fontsize="medium")
     for ax, (a, b) in zip(grid, pairs):
         edge = np.zeros(len(values), dtype=bool)
-        for mask, style in ((feasible, {"s": 8, "color": "0.65", "label": "each evaluated architecture"}),
-                            (~feasible, {"s": 16, "marker": "x", "color": "C3", "label": "infeasible (outside constraints)"})):
+        for mask, style in ((feasible, {"s": 8, "color": "0.65", **EVALUATED}), (~feasible, INFEASIBLE)):
             if mask.any():
                 edge[mask] = scatter_in_view(ax, values[mask, a], values[mask, b], views[a], views[b], **style)
         drawn = [values[:, [a, b]], edge]
