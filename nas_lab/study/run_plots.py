@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from nas_lab.core.results import RunResult
 from nas_lab.study.metric_axes import (
     Metric,
+    View,
     choose_view,
     choose_views,
     new_figure,
@@ -69,25 +70,21 @@ def _incumbent_figure(run: RunResult) -> Figure:
     optimum = run.metrics.get(metric.name, {}).get(metric.direction)
     view = choose_view(np.concatenate([values, [] if optimum is None else [optimum]]), metric.unit)
     show_metric(ax, "y", metric, view)
+    steps = View(0.5, max(len(values), 1) + 0.5)  # every evaluation is shown
     edge = np.zeros(len(values), dtype=bool)
     for mask, style in ((feasible, {"s": 10, "color": "0.55", **EVALUATED}), (~feasible, INFEASIBLE)):
         if mask.any():
-            edge[mask] = scatter_in_view(ax, x[mask], values[mask], _plain(x), view, linewidths=0.8, **style)
+            edge[mask] = scatter_in_view(ax, x[mask], values[mask], steps, view, linewidths=0.8, **style)
     ax.step(x, best, where="post", color="C0", linewidth=1.8, label="incumbent: best feasible so far")
     if optimum is not None:
         ax.axhline(optimum, color="0.2", linestyle="--", linewidth=1,
                    label=f"table optimum ({metric.format(optimum)})")
     ax.set_xlabel("architectures evaluated")
-    ax.set_xlim(0.5, max(len(values), 1) + 0.5)
+    ax.set_xlim(steps.low, steps.high)
     ax.grid(alpha=0.3, linewidth=0.6)
     note_outside(ax, x, values, Metric("evaluation", "evaluation", named=True), metric, edge)
     figure_legend(fig, [ax], columns=2)
     return fig
-
-
-def _plain(x: np.ndarray):
-    """The view of an evaluation-count axis: everything, nothing left out."""
-    return choose_view(np.array([0.5, max(len(x), 1) + 0.5]))
 
 
 def _front_figure(run: RunResult) -> Figure:
