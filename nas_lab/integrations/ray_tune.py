@@ -67,10 +67,11 @@ class NasLabSearch(TuneSearcher):
         return True
 
     def _set_space(self, space: dict) -> None:
-        _, domains, grids = parse_spec_vars(flatten_dict(space, prevent_delimiter=True))
+        _, _, grids = parse_spec_vars(space)  # before flattening, which turns a grid into a plain entry
         if grids:
             raise UserError(f"entry {'/'.join(map(str, grids[0][0]))!r} is a tune.grid_search, but NasLabSearch "
                             "searches tune.choice entries only; write it as tune.choice([...])")
+        _, domains, _ = parse_spec_vars(flatten_dict(space, prevent_delimiter=True))
         for path, domain in domains:
             name = "/".join(map(str, path))
             if not isinstance(domain, Categorical):
