@@ -171,7 +171,7 @@ def test_a_multi_objective_study_with_a_multi_objective_searcher():
 
 def test_a_single_objective_searcher_is_refused_on_a_multi_objective_study():
     study = optuna.create_study(sampler=NasLabSampler("gp"), directions=["maximize", "minimize"])
-    with pytest.raises(UserError, match="searcher 'gp' is single-objective, but study .* has 2 objectives"):
+    with pytest.raises(UserError, match="searcher .gp. is single-objective, but the study has 2 objectives"):
         study.optimize(lambda t: (t.suggest_categorical("a", [1, 2]), 0.0), n_trials=1)
 
 
@@ -192,6 +192,9 @@ def test_searcher_settings_are_checked_by_their_declarations():
         NasLabSampler("nope")
     with pytest.raises(UserError, match="has no parameter colour"):
         NasLabSampler("rea", colour=3)
+    with pytest.raises(UserError, match="searcher 'darts' needs a space that offers supernet, which a space of "
+                                        "categorical parameters does not"):
+        NasLabSampler("darts")
     # bounds on the space are checked once the study's parameters are known: gp changes up to 3 decisions
     study = optuna.create_study(sampler=NasLabSampler("gp", mutations=3, initial=2), direction="maximize")
     with pytest.raises(UserError, match="searcher.mutations must lie in 1..2"):

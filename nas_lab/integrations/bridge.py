@@ -23,7 +23,7 @@ from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import CACHED, DIRECTIONS, EVALUATED, Evaluation, Objective
 from nas_lab.core.runner import MAX_IDLE_ASKS, check_compatible, check_proposal
 from nas_lab.core.searcher import Searcher
-from nas_lab.core.space import Space
+from nas_lab.core.space import OPERATORS, Space
 
 #: archs asked of the searcher at a time: a tool does not say how many trials it will run (the runner passes the
 #: budget left), so searchers size their batches by their own settings (gp's ``batch``), up to this
@@ -139,12 +139,18 @@ class Bridge:
 
 def make_searcher(searcher: str | Searcher, settings: dict) -> Searcher:
     """A registered searcher by name with its ``settings`` (read and checked by its declarations, as
-    ``searcher.<name>=value`` on the command line), or a ``Searcher`` object as it is."""
+    ``searcher.<name>=value`` on the command line), or a ``Searcher`` object as it is; ``UserError`` for one that
+    needs more of a space than named categorical choices offer (a supernet to train: darts, spos)."""
     if isinstance(searcher, Searcher):
         if settings:
             raise UserError(f"settings {', '.join(sorted(settings))} apply to a searcher given by name, not to a "
                             f"searcher object; set them when you make the object")
-        return searcher
-    if not isinstance(searcher, str):
+    elif isinstance(searcher, str):
+        searcher = registry.create("searcher", searcher, settings)
+    else:
         raise UserError(f"searcher must be a registered name or a Searcher, got {shorten(repr(searcher))}")
-    return registry.create("searcher", searcher, settings)
+    missing = sorted(set(searcher.needs) - set(OPERATORS))
+    if missing:  # refused now rather than at the second trial, when the space is known
+        raise UserError(f"searcher {searcher.name!r} needs a space that offers {', '.join(missing)}, which a space of "
+                        f"categorical parameters does not (it offers {', '.join(OPERATORS)})")
+    return searcher

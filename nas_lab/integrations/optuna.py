@@ -80,8 +80,8 @@ class NasLabSampler(BaseSampler):
     # -- relative sampling: the searcher -----------------------------------------------------------------------
     def infer_relative_search_space(self, study: Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
         if len(study.directions) > 1 and not self._searcher.multi_objective:
-            raise UserError(f"searcher {self._searcher.name!r} is single-objective, but study {study.study_name!r} "
-                            f"has {len(study.directions)} objectives; use a multi-objective searcher such as nsga2")
+            raise UserError(f"searcher {self._searcher.name!r} is single-objective, but the study has "
+                            f"{len(study.directions)} objectives; use a multi-objective searcher such as nsga2")
         space = {}
         for name, distribution in self._intersection.calculate(study).items():
             _refuse_unless_categorical(name, distribution)
