@@ -7,7 +7,6 @@ the other tests use small spaces of their own.
 import itertools
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import optuna
@@ -65,7 +64,8 @@ def test_gp_sampler_matches_nas_labs_own_gp_and_beats_tpe_on_nb201(nb201):
     tpe = [study_of(optuna.samplers.TPESampler(seed=s), cell_accuracy, TRIALS).best_value for s in SEEDS]
     (m_ours, se_ours), (m_sampler, se_sampler), (m_tpe, se_tpe) = map(mean_se, (ours, sampler, tpe))
     print(f"mean best test accuracy at {TRIALS} trials over {len(SEEDS)} seeds: NasLabSampler('gp') "
-          f"{m_sampler:.3f} ± {se_sampler:.3f}, nas_lab gp {m_ours:.3f} ± {se_ours:.3f}, TPE {m_tpe:.3f} ± {se_tpe:.3f}")
+          f"{m_sampler:.3f} ± {se_sampler:.3f}, nas_lab gp {m_ours:.3f} ± {se_ours:.3f}, "
+          f"TPE {m_tpe:.3f} ± {se_tpe:.3f}")
     # the same mean best: the two means differ by less than two standard errors of their difference (independent
     # runs, so the difference's SE is the root of the summed squares; two SEs: a two-sided test at about 5 %)
     assert abs(m_sampler - m_ours) <= 2 * np.hypot(se_sampler, se_ours), (m_sampler, m_ours)
@@ -179,8 +179,8 @@ def test_a_single_objective_searcher_is_refused_on_a_multi_objective_study():
                                      lambda t: t.suggest_int("lr", 1, 8)])
 def test_a_non_categorical_parameter_is_refused_in_one_sentence(suggest):
     study = optuna.create_study(sampler=NasLabSampler("gp"))
-    with pytest.raises(UserError, match=r"^parameter 'lr' is a (Float|Int)Distribution, but NasLabSampler searches "
-                                        r"categorical parameters only \(trial.suggest_categorical\)"):
+    with pytest.raises(UserError, match=r"^parameter 'lr' is not categorical \((Float|Int)Distribution\), but "
+                                        r"NasLabSampler searches categorical parameters only"):
         study.optimize(lambda t: suggest(t), n_trials=1)
     assert study.trials[0].state == optuna.trial.TrialState.FAIL
 

@@ -83,7 +83,8 @@ def test_suggest_and_complete_answer_repeats_and_failures_and_survive_save_and_r
 @pytest.mark.parametrize("entry, kind", [(tune.uniform(0, 1), "Float"), (tune.randint(1, 9), "Integer"),
                                          (tune.grid_search([1, 2]), "grid_search")])
 def test_other_entries_are_refused_in_one_sentence(entry, kind):
-    with pytest.raises(UserError, match=f"entry 'lr' is a (tune.)?{kind}.*NasLabSearch searches tune.choice entries only"):
+    with pytest.raises(UserError, match=f"entry 'lr' is not a tune.choice \\((tune.)?{kind}.*NasLabSearch "
+                                        "searches tune.choice entries only"):
         NasLabSearch("gp", space={"lr": entry, "a": tune.choice([1, 2])}, metric="loss", mode="min")
 
 

@@ -150,11 +150,12 @@ class NasLabSampler(BaseSampler):
     def sample_independent(self, study: Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         _refuse_unless_categorical(param_name, param_distribution)
-        return param_distribution.choices[int(self._rng.integers(len(param_distribution.choices)))]
+        with self._lock:
+            return param_distribution.choices[int(self._rng.integers(len(param_distribution.choices)))]
 
 
 def _refuse_unless_categorical(name: str, distribution: BaseDistribution) -> None:
     if not isinstance(distribution, CategoricalDistribution):
-        raise UserError(f"parameter {name!r} is a {type(distribution).__name__}, but NasLabSampler searches "
-                        "categorical parameters only (trial.suggest_categorical); give it a list of choices")
+        raise UserError(f"parameter {name!r} is not categorical ({type(distribution).__name__}), but NasLabSampler "
+                        "searches categorical parameters only (trial.suggest_categorical); give it a list of choices")
 

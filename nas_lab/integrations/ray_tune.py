@@ -69,14 +69,14 @@ class NasLabSearch(TuneSearcher):
     def _set_space(self, space: dict) -> None:
         _, _, grids = parse_spec_vars(space)  # before flattening, which turns a grid into a plain entry
         if grids:
-            raise UserError(f"entry {'/'.join(map(str, grids[0][0]))!r} is a tune.grid_search, but NasLabSearch "
-                            "searches tune.choice entries only; write it as tune.choice([...])")
+            raise UserError(f"entry {'/'.join(map(str, grids[0][0]))!r} is not a tune.choice (tune.grid_search), but "
+                            "NasLabSearch searches tune.choice entries only; write it as tune.choice([...])")
         _, domains, _ = parse_spec_vars(flatten_dict(space, prevent_delimiter=True))
         for path, domain in domains:
             name = "/".join(map(str, path))
             if not isinstance(domain, Categorical):
-                raise UserError(f"entry {name!r} is a {type(domain).__name__} domain, but NasLabSearch searches "
-                                "tune.choice entries only; give it a list of choices")
+                raise UserError(f"entry {name!r} is not a tune.choice ({type(domain).__name__} domain), but "
+                                "NasLabSearch searches tune.choice entries only; give it a list of choices")
             if len(domain.categories) > 1:
                 self._choices[name] = list(domain.categories)
             else:
