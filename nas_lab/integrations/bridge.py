@@ -139,7 +139,7 @@ class Bridge:
 
 def make_searcher(searcher: str | Searcher, settings: dict) -> Searcher:
     """A registered searcher by name with its ``settings`` (read and checked by its declarations, as
-    ``searcher.<name>=value`` on the command line), or a ``Searcher`` object as it is; ``UserError`` for one that
+    ``searcher.PARAM=value`` on the command line), or a ``Searcher`` object as it is; ``UserError`` for one that
     needs more of a space than named categorical choices offer (a supernet to train: darts, spos)."""
     if isinstance(searcher, Searcher):
         if settings:

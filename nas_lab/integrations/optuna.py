@@ -45,7 +45,7 @@ class NasLabSampler(BaseSampler):
     """An Optuna sampler that proposes each trial's categorical parameters with a nas_lab searcher.
 
     ``searcher``: a registered name (``gp``, ``rea``, ``bananas``, ``nsga2``, ...) whose settings are keyword
-    arguments, checked as ``nas-lab run searcher.<name>=...`` checks them, or a ``Searcher`` object. ``seed``
+    arguments, checked as ``nas-lab run searcher.PARAM=...`` checks them, or a ``Searcher`` object. ``seed``
     seeds the searcher as ``nas-lab run seed=...`` does (the same random numbers) and the independent draws;
     None draws fresh entropy.
     """

@@ -33,7 +33,7 @@ class NasLabSearch(TuneSearcher):
     """A Ray Tune searcher that proposes each trial's ``tune.choice`` values with a nas_lab searcher.
 
     ``searcher``: a registered name (``gp``, ``rea``, ``bananas``, ``nsga2``, ...) whose settings are keyword
-    arguments, checked as ``nas-lab run searcher.<name>=...`` checks them, or a ``Searcher`` object. ``space``:
+    arguments, checked as ``nas-lab run searcher.PARAM=...`` checks them, or a ``Searcher`` object. ``space``:
     a search space, when it is not given to the ``Tuner`` as ``param_space``. ``seed`` seeds the searcher as
     ``nas-lab run seed=...`` does; None draws fresh entropy.
     """
