@@ -34,8 +34,8 @@ from nas_lab.core.task import Task
 from nas_lab.objectives.latency.measure import time_module
 from nas_lab.oneshot.training import (
     Settings,
-    TaskData,
-    batches_of,
+    TaskTensors,
+    minibatches,
     torch_generator,
     train_weights,
 )
@@ -43,6 +43,8 @@ from nas_lab.spaces.poolvit import PoolViTSpace
 from nas_lab.spaces.poolvit.model import resnet8
 from nas_lab.spaces.poolvit.space import MAX_PARAMS
 from nas_lab.study.config import StudyConfig
+
+from results_page import add_docs_flag, recorded
 
 STUDY = Path(__file__).resolve().parent.parent / "experiments" / "poolvit_tinyml.yaml"
 #: largest gradient norm of a from-scratch step: without it 3 of 16 archs drawn within the cap went to NaN within
@@ -100,7 +102,7 @@ def search(spec, dataset: str, params: dict) -> np.ndarray:
     return space.arch(index)
 
 
-def train_from_scratch(model: torch.nn.Module, data: TaskData, epochs: int, seed: int) -> tuple[float, float]:
+def train_from_scratch(model: torch.nn.Module, data: TaskTensors, epochs: int, seed: int) -> tuple[float, float]:
     """``(test accuracy %, seconds)`` of ``model`` trained with the one-shot layer's SGD recipe, gradients clipped."""
     settings = Settings(epochs, 64, 0.1, None, 1, grad_clip=GRAD_CLIP)
     torch.manual_seed(seed)
@@ -110,9 +112,10 @@ def train_from_scratch(model: torch.nn.Module, data: TaskData, epochs: int, seed
     model.eval()
     correct = 0
     with torch.no_grad():
-        for x, y in batches_of(data.test, 512, data.device):
+        test = data.tensors(*data.data.test.arrays())
+        for x, y in minibatches(test, 512):
             correct += int((model(x).argmax(1) == y).sum())
-    return 100.0 * correct / len(data.test), throughput.seconds
+    return 100.0 * correct / len(test[1]), throughput.seconds
 
 
 def main() -> None:
@@ -123,29 +126,32 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--root", default=None)
     parser.add_argument("--seed", type=int, default=0, help="seed of the from-scratch trainings")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    space = PoolViTSpace()
-    figures(space, args.repeats)
-    if not args.train:
-        return
-    params = {} if args.root is None else {"root": args.root}
-    found = {spec.searcher: search(spec, args.dataset, params) for spec in StudyConfig.load(STUDY).runs()}
-    task = Task(args.dataset, tuple(params.items())).for_space(space)
-    data = TaskData(task)
-    models = {"ResNet-8": resnet8(data.num_classes)}
-    models.update({label: space.build(arch, num_classes=data.num_classes) for label, arch in found.items()})
-    print(f"\nfrom scratch on {data.data.name} ({len(data.train)} train / {len(data.data.test)} test images, "
-          f"32 x 32), {args.epochs} epochs, SGD 0.1 cosine, gradient norm <= 5, batch 64, seed {args.seed}")
-    print("| model | params | MACs | CPU latency ms | test top-1 % | train s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for label, model in models.items():
-        n = sum(p.numel() for p in model.parameters())
-        macs = counted_macs(model)
-        ms = latency_ms(model, args.repeats)
-        accuracy, seconds = train_from_scratch(model, data, args.epochs, args.seed)
-        print(f"| {label} | {n:,} | {macs / 1e6:.2f} M | {ms:.2f} | {accuracy:.1f} | {seconds:.0f} |")
-    for label, arch in found.items():
-        print(f"{label}: {space.describe(arch)}")
+    with recorded(args, "poolvit", "Pool-ViT space figures",
+                  "Closed-form figures of the tinyML space; with --train, the tinyML comparison."):
+        space = PoolViTSpace()
+        figures(space, args.repeats)
+        if not args.train:
+            return
+        params = {} if args.root is None else {"root": args.root}
+        found = {spec.searcher: search(spec, args.dataset, params) for spec in StudyConfig.load(STUDY).runs()}
+        task = Task(args.dataset, tuple(params.items())).for_space(space)
+        data = TaskData(task)
+        models = {"ResNet-8": resnet8(data.num_classes)}
+        models.update({label: space.build(arch, num_classes=data.num_classes) for label, arch in found.items()})
+        print(f"\nfrom scratch on {data.data.name} ({len(data.train)} train / {len(data.data.test)} test images, "
+              f"32 x 32), {args.epochs} epochs, SGD 0.1 cosine, gradient norm <= 5, batch 64, seed {args.seed}")
+        print("| model | params | MACs | CPU latency ms | test top-1 % | train s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, model in models.items():
+            n = sum(p.numel() for p in model.parameters())
+            macs = counted_macs(model)
+            ms = latency_ms(model, args.repeats)
+            accuracy, seconds = train_from_scratch(model, data, args.epochs, args.seed)
+            print(f"| {label} | {n:,} | {macs / 1e6:.2f} M | {ms:.2f} | {accuracy:.1f} | {seconds:.0f} |")
+        for label, arch in found.items():
+            print(f"{label}: {space.describe(arch)}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``list`` plug-ins;
+"""The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``plot`` a run or a study's
+decision importance, ``list`` plug-ins;
 ``precompute`` zero-cost proxies into their cache and ``correlate`` them with a benchmark metric; ``lut`` builds
 and validates a latency look-up table.
 
@@ -13,12 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas_lab.cli import correlate, listing, lut, precompute, report, run, study
+from nas_lab.cli import correlate, listing, lut, plot, precompute, report, run, study
 from nas_lab.cli.common import run_command
 from nas_lab.core.errors import shorten
 
 #: the commands, in the order ``nas-lab --help`` lists them
-COMMANDS = (run, study, precompute, correlate, lut, report, listing)
+COMMANDS = (run, study, precompute, correlate, lut, report, plot, listing)
 
 
 class Parser(argparse.ArgumentParser):

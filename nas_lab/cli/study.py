@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nas_lab.cli.common import add_command, interruptible
 from nas_lab.cli.report import print_report
-from nas_lab.core.parallel import ADDRESS, EXECUTOR, WORKERS
+from nas_lab.core.parallel import ADDRESS, EXECUTOR, GPUS_PER_RUN, WORKERS
 from nas_lab.core.settings import Setting, help_text, parse_overrides, read
 from nas_lab.study.config import STUDY_SETTINGS, StudyConfig
 from nas_lab.study.engine import Progress, run_study
@@ -17,7 +17,7 @@ from nas_lab.study.store import DAMAGED_FILE, RUNS_FILE, FolderLock, Store, key_
 #: how and where a study runs (what it is comes from its config and the other overrides)
 EXECUTION = {s.name: s for s in (
     Setting("out", str, None, help="study folder (none: results/studies/<name>)"),
-    WORKERS, EXECUTOR, ADDRESS,
+    WORKERS, EXECUTOR, ADDRESS, GPUS_PER_RUN,
 )}
 
 
@@ -27,7 +27,8 @@ recorded run by run in STUDY_DIR/runs.jsonl (resumable: run the same command
 again after a crash to finish), then report it (Markdown, CSV, LaTeX, plots).
 
 Overrides (key=value) of the config's keys, written as in `nas-lab run`:
-{help_text({k: v for k, v in STUDY_SETTINGS.items() if k not in ("searchers", "space_params", "objective_params")})}
+{help_text({k: v for k, v in STUDY_SETTINGS.items()
+            if k not in ("searchers", "space_params", "objective_params", "dataset_params")})}
   searchers=a,b            run a subset of the config's searcher rows
   objective=a,b            one objective of two metrics, as in `nas-lab run` ([a,b] alike)
   'objectives=[a,b],[c,d]' a grid of objectives: a bracket is one objective, a bare comma separates them
@@ -63,7 +64,7 @@ def command(args) -> int:
     try:
         with interruptible(f"finished runs are kept in {directory}; run the same command again to complete the study"):
             outcome = run_study(study, directory, workers, settings["executor"], settings["executor.address"],
-                                on_records=progress.update)
+                                on_records=progress.update, gpus_per_run=settings["executor.gpus_per_run"])
     finally:
         progress.close()
     if outcome.damaged:

@@ -4,6 +4,18 @@ Studies run their grid through it, and whole-space tools (zero-cost precompute,
 correlate) their archs: it sits in ``core`` so those tools need not import
 ``study``. Workers share the cores: each limits its BLAS, OpenMP and torch
 thread pools to its share, and an interrupted map stops its workers at once.
+
+Items may need GPUs (a study's supernet runs on ``device=cuda``): the caller
+says how many each item needs. Ray is asked for them as the task's
+``num_gpus`` (Ray then shows the task only its own GPUs); a cluster with fewer
+GPUs in all than an item asks for is asked for none, so such a run reaches its
+own device check and fails with its usual sentence rather than waiting for
+ever. Local workers are pinned instead: worker ``k`` of the pool sees only GPU
+``k mod n`` of the ``n`` this process sees (``CUDA_VISIBLE_DEVICES``), so
+runs on different workers do not pile onto the first GPU; such a pool starts
+its workers fresh (spawn, not fork), since CUDA cannot be used in a forked
+child of a process that has touched it. GPUs are found without torch
+(``visible_gpus``).
 """
 
 from __future__ import annotations
@@ -13,8 +25,10 @@ import ctypes
 import functools
 import multiprocessing
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -36,6 +50,10 @@ T, R = TypeVar("T"), TypeVar("R")
 WORKERS = Setting("workers", int, None, ge=1, le=1024, help="parallel workers (none: one per core)")
 EXECUTOR = Setting("executor", str, "local", choices=EXECUTORS, help="local processes or Ray")
 ADDRESS = Setting("executor.address", str, None, help="Ray cluster to join, e.g. auto (none: a local Ray)")
+GPUS_PER_RUN = Setting("executor.gpus_per_run", float, 1.0, ge=0.0, le=64.0,
+                       help="GPUs Ray reserves per run that trains on cuda (0.5: two share one)")
+#: seconds ``nvidia-smi -L`` may take to list the GPUs
+GPU_LIST_TIMEOUT = 10.0
 
 
 def check_execution(executor: str, workers: int | None) -> int:
@@ -46,29 +64,67 @@ def check_execution(executor: str, workers: int | None) -> int:
 
 
 def parallel_map(fn: Callable[[T], R], work: list[T], workers: int, executor: str = "local",
-                 address: str | None = None) -> Iterator[R]:
+                 address: str | None = None, gpus: list[float] | None = None) -> Iterator[R]:
     """``fn(item)`` for every item of ``work`` on local processes or Ray, yielded as each finishes.
 
     ``fn`` must be a module-level function (it is pickled by name). Results come
     in completion order, so callers store them as they arrive; one worker or
     one item runs in this process. Local workers are at most one per item (so
     ``workers=1024`` on a 10-run study starts 10) and die with this process,
-    however it ends (``_die_with_parent``).
+    however it ends (``_die_with_parent``). ``gpus[i]`` is the number of GPUs
+    item ``i`` needs (none: every item runs on CPUs only).
     """
+    gpus = list(gpus) if gpus is not None else [0.0] * len(work)
+    if len(gpus) != len(work):
+        raise ValueError(f"{len(gpus)} GPU counts for {len(work)} items")
     source = _ray_map if executor == "ray" else _local_map
-    return source(fn, work, workers, address)
+    return source(fn, work, workers, address, gpus)
 
 
-def _local_map(fn, work: list, workers: int, address: str | None) -> Iterator:
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them: that variable's list when set (up to
+    its first negative entry, where CUDA stops reading), else every GPU ``nvidia-smi -L`` lists (none without it).
+
+    Found without torch: ``core`` never imports it, and a process that asked
+    CUDA for its devices could no longer fork workers that use CUDA.
+    """
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        out = []
+        for name in (part.strip() for part in listed.split(",")):
+            if not name or name.startswith("-"):
+                break
+            out.append(name)
+        return out
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return []
+    try:
+        listing = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=GPU_LIST_TIMEOUT, check=False)
+        lines = listing.stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(k) for k, _ in enumerate(line for line in lines.splitlines() if line.startswith("GPU "))]
+
+
+def _local_map(fn, work: list, workers: int, address: str | None, gpus: list[float]) -> Iterator:
     if address:
         raise UserError("executor.address is for executor=ray; the local executor runs on this machine")
     if workers == 1 or len(work) <= 1:
         for item in work:
             yield fn(item)
         return
-    # never more processes than items (a pool that forks starts all of them at once), each with the share asked for
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(work)), initializer=_init_worker,
-                               initargs=(threads_per_worker(workers),))
+    size = min(workers, len(work))  # never more processes than items (a pool that forks starts all of them at once)
+    devices = visible_gpus() if any(gpus) else []
+    if devices:  # each worker pinned to one GPU, round-robin over worker slots; started by spawn (see the docstring)
+        context = multiprocessing.get_context("spawn")
+        slots = context.SimpleQueue()
+        for slot in range(size):
+            slots.put(devices[slot % len(devices)])
+        pool = ProcessPoolExecutor(max_workers=size, mp_context=context, initializer=_init_worker,
+                                   initargs=(threads_per_worker(workers), slots))
+    else:
+        pool = ProcessPoolExecutor(max_workers=size, initializer=_init_worker, initargs=(threads_per_worker(workers),))
     try:
         futures = {pool.submit(fn, item) for item in work}
         while futures:
@@ -114,13 +170,17 @@ def threads_per_worker(workers: int) -> int:
     return max(1, cores // workers)
 
 
-def _init_worker(threads: int) -> None:
-    """Set up a pool worker: its share of the cores, interrupts left to the main process, and its end tied to it.
+def _init_worker(threads: int, gpu_slots=None) -> None:
+    """Set up a pool worker: its share of the cores, its GPU if the pool pins them, interrupts left to the main
+    process, and its end tied to it.
 
     Ctrl-C reaches the whole process group: workers ignore it and the main
     process stops them (``_stop``); SIGTERM ends a worker at once (not through
-    the handler a forked worker inherits from the CLI).
+    the handler a forked worker inherits from the CLI). ``gpu_slots`` holds one
+    GPU name per worker: each takes one, before anything here can touch CUDA.
     """
+    if gpu_slots is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpu_slots.get()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     _die_with_parent()
@@ -205,7 +265,7 @@ def _set_variable(name: str, value: str | None) -> None:
         os.environ[name] = value
 
 
-def _ray_map(fn, work: list, workers: int, address: str | None) -> Iterator:
+def _ray_map(fn, work: list, workers: int, address: str | None, gpus: list[float]) -> Iterator:
     try:
         import ray
     except ImportError:
@@ -223,7 +283,10 @@ def _ray_map(fn, work: list, workers: int, address: str | None) -> Iterator:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
     try:
         remote = ray.remote(fn)
-        pending = [remote.remote(item) for item in work]
+        cluster = float(ray.cluster_resources().get("GPU", 0)) if any(gpus) else 0.0
+        # a run asking for more GPUs than the whole cluster has would wait for ever: it asks for none and meets its
+        # own device check instead
+        pending = [remote.options(num_gpus=g if g <= cluster else 0).remote(item) for item, g in zip(work, gpus)]
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
             yield ray.get(finished[0])

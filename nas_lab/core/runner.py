@@ -49,6 +49,15 @@ def check_compatible(space: Space, objective: Objective, searcher: Searcher) -> 
         )
 
 
+def check_proposal(space: Space, searcher: Searcher, archs: np.ndarray) -> None:
+    """``ValueError`` (a plug-in's bug, not bad input) unless ``archs`` is an ``(m, d)`` batch of valid option
+    indices of ``space``."""
+    if archs.ndim != 2 or archs.shape[1] != space.dim:
+        raise ValueError(f"searcher {searcher.name!r} asked for {archs.shape} archs; expected (m, {space.dim})")
+    if (archs < 0).any() or (archs >= space.sizes).any():
+        raise ValueError(f"searcher {searcher.name!r} proposed an option index outside the space")
+
+
 #: a run's budget: distinct archs, so at most the space's (declared here, where every run passes)
 BUDGET = Setting("budget", int, 100, ge=1, le="space.cardinality",
                  help="distinct architectures to evaluate; asking again for an evaluated one is free")
@@ -83,7 +92,6 @@ def run(
     history = History(budget, len(objective.targets), exact_index=space.big)
     searcher.reset(space, Charged(objective, history.__contains__), searcher_rng)  # never the objective itself
 
-    d, sizes = space.dim, space.sizes
     step = idle = 0
     best = -np.inf
     sign = 1.0 if objective.directions[0] == "max" else -1.0
@@ -96,10 +104,7 @@ def run(
         if archs.size == 0:  # the searcher has nothing more to propose (a one-shot searcher's derived arch is in)
             note = f"searcher finished after {n} of {budget} evaluations"
             break
-        if archs.ndim != 2 or archs.shape[1] != d:
-            raise ValueError(f"searcher {searcher.name!r} asked for {archs.shape} archs; expected (m, {d})")
-        if (archs < 0).any() or (archs >= sizes).any():
-            raise ValueError(f"searcher {searcher.name!r} proposed an option index outside the space")
+        check_proposal(space, searcher, archs)
         idx = space.index(archs).tolist()
 
         fresh: dict[int, int] = {}  # new arch index -> its first position in this batch

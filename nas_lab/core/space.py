@@ -492,3 +492,15 @@ def option_values(space: Space, archs: np.ndarray, names: Sequence[str]) -> dict
         table = np.asarray(space.decisions[i].options)
         out[name] = table[np.asarray(archs)[:, i]]
     return out
+
+
+class CategoricalSpace(Space):
+    """A space whose decisions are given when it is made, not by a subclass: named categorical choices such as the
+    parameters of an Optuna study or a Ray Tune search space (``nas_lab.integrations``), with every operator of
+    ``Space`` and nothing optional (no models, no closed-form sizes). Each decision is tagged ``topology``: nothing
+    says a user's choice only scales a network."""
+
+    def __init__(self, name: str, choices: Mapping[str, Sequence]):
+        self.name = name
+        self.decisions = tuple(Decision(key, tuple(options), "topology") for key, options in choices.items())
+        super().__init__()

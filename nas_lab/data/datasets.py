@@ -168,8 +168,11 @@ def cifar100(root: Root = None, image_size: ImageSize = 32, channels: Channels =
 
 @checked("dataset")
 def folder(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
-    """An image folder: ImageNet's ``root/train/<class>/*`` and ``root/val/<class>/*``, or one ``root/<class>/*``;
-    classes are the (training) subfolder names, sorted."""
+    """An image folder, ImageNet's train/<class>/ and val/<class>/ or one subfolder per class, read image by image.
+
+    The layout is ImageNet's when ``root/train`` holds subfolders; classes are
+    the (training) subfolder names, sorted.
+    """
     path = _existing_folder("folder", root, _FOLDER_HINT)
     return _folder(str(path), image_size, channels, seed)
 

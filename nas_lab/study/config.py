@@ -15,6 +15,9 @@ searchers:                  # label: parameters (``searcher:`` picks another reg
   spos: {repeats: 5, objectives: [id]}   # own repeats (at most the study's), objectives and budgets (budgets: [100])
   rea_small: {searcher: rea, space_params: {setting: cpu}}   # a row's own space and objective parameters
 report: [params, test.cifar10]   # optional: the report's columns (default: the benchmark table's accuracies)
+dataset: folder             # optional: what runs that train networks train on (default digits), and where
+dataset_params: {root: /data/imagenet}
+device: cuda                # (default cpu); see executor.gpus_per_run for how runs get their GPUs
 ```
 
 A row's ``space_params`` and ``objective_params`` override the study's for that
@@ -63,6 +66,8 @@ STUDY_SETTINGS = {s.name: s for s in (
     Setting("searchers", dict, None, help="label: parameters of each searcher row"),
     Setting("space_params", dict, None, help="space parameters of every row"),
     Setting("objective_params", dict, None, help="objective parameters of every row"),
+    RUN_SETTINGS["dataset"], RUN_SETTINGS["device"],
+    Setting("dataset_params", dict, None, help="dataset parameters of every run, e.g. {root: /data/imagenet}"),
     Setting("report", str, None, many=True, help="the report's columns (default: the table's accuracies)"),
 )}
 #: a parameter value that stands for the run's repeat number
@@ -94,7 +99,9 @@ class RunSpec:
 
     def run_config(self) -> RunConfig:
         cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.budget,
-                        seed=self.seed, constraints=list(self.study.constraints))
+                        seed=self.seed, constraints=list(self.study.constraints), dataset=self.study.dataset,
+                        device=self.study.device)
+        cfg.params["dataset"] = dict(self.study.dataset_params)
         cfg.params["searcher"] = dict(self.searcher_params)
         cfg.params["space"] = self.merged("space")
         cfg.params["objective"] = {**self.merged("objective"), **({"table": self.study.table} if self.study.table else {})}
@@ -125,6 +132,10 @@ class StudyConfig:
     constraints: list[str] = field(default_factory=list)
     space_params: dict[str, Any] = field(default_factory=dict)
     objective_params: dict[str, Any] = field(default_factory=dict)
+    #: what runs that train networks (one-shot searchers, supernet objectives) train on, and where
+    dataset: str = STUDY_SETTINGS["dataset"].default
+    device: str = STUDY_SETTINGS["device"].default
+    dataset_params: dict[str, Any] = field(default_factory=dict)
     #: the report's columns, metrics of each run's found arch; None: the benchmark table's accuracies the runs reported
     report: list[str] | None = None
 
@@ -181,7 +192,8 @@ class StudyConfig:
         if not isinstance(data.get("searchers"), dict) or not data["searchers"]:
             raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
         data["name"] = check_name(data.get("name", "study"), source)
-        for key in ("space", "table", "repeats", "seed", "space_params", "objective_params"):
+        for key in ("space", "table", "repeats", "seed", "space_params", "objective_params", "dataset", "device",
+                    "dataset_params"):
             if key in data:
                 data[key] = STUDY_SETTINGS[key].coerce(data[key], source if data[key] is None else "")
         for key in ("budget", "constraints", "report"):
@@ -191,7 +203,8 @@ class StudyConfig:
                     raise UserError(f"{source}: '{key}' must list at least one value ({STUDY_SETTINGS[key].help})")
                 _no_repeats(key, data[key], "metric" if key == "report" else None,
                             "the report" if key == "report" else "the grid")
-        data["space_params"], data["objective_params"] = data.get("space_params") or {}, data.get("objective_params") or {}
+        for key in ("space_params", "objective_params", "dataset_params"):
+            data[key] = data.get(key) or {}
         if "budget" in data and len(data["budget"]) == 1:
             data["budget"] = data["budget"][0]
         data["searchers"] = {str(k): _searcher_params(str(k), v, source) for k, v in data["searchers"].items()}

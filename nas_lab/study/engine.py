@@ -6,10 +6,17 @@ run. The main process appends each finished chunk's records to the store as it
 arrives; a killed study loses at most the chunks in flight, and running it
 again skips every recorded run. Each run's seed is ``[study seed, repeat]``, so
 the results, and the report, are the same whatever the executor or worker count.
+
+GPUs: a chunk whose runs train or evaluate networks (its searcher or one of
+its objective's families takes the task) on ``device=cuda`` needs
+``executor.gpus_per_run`` GPUs: Ray reserves them for its task, and the local
+executor pins each worker to one GPU. Every other chunk (tabular, zero-cost,
+latency, and anything on ``device=cpu``) asks for none.
 """
 
 from __future__ import annotations
 
+import inspect
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,10 +26,10 @@ import numpy as np
 import yaml
 
 from nas_lab.core import registry
-from nas_lab.core.config import build_problem, build_searcher
+from nas_lab.core.config import RunConfig, build_problem, build_searcher, objective_metrics, split_objective
 from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, write_atomic
-from nas_lab.core.parallel import check_execution, limit_threads, parallel_map
+from nas_lab.core.parallel import GPUS_PER_RUN, check_execution, limit_threads, parallel_map
 from nas_lab.core.record import from_record
 from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
@@ -82,6 +89,21 @@ def chunks(specs: list[RunSpec], workers: int) -> list[list[RunSpec]]:
     return costly + cheap
 
 
+def trains(cfg: RunConfig) -> bool:
+    """Whether a run trains or evaluates networks on its task: its searcher or one of its objective's families
+    takes the task (one-shot searchers, supernet objectives), found from the classes without building anything."""
+    classes = [registry.load("searcher", cfg.searcher)]
+    classes += [registry.load("objective", split_objective(m)[0]) for m in objective_metrics(cfg.objective)]
+    return any("task" in inspect.signature(cls).parameters for cls in classes)
+
+
+def gpus_of(chunk: list[RunSpec], gpus_per_run: float) -> float:
+    """GPUs a chunk's runs need: ``gpus_per_run`` if they train on a CUDA device, else none (a chunk is one grid
+    cell, whose runs differ only in repeat)."""
+    cfg = chunk[0].run_config()
+    return gpus_per_run if cfg.device.startswith("cuda") and trains(cfg) else 0.0
+
+
 def prepare(study: StudyConfig, directory: Path) -> Store:
     """Check ``directory`` holds this study (or nothing yet) and record its config there."""
     saved = directory / CONFIG_FILE
@@ -107,9 +129,12 @@ def run_study(
     executor: str = "local",
     address: str | None = None,
     on_records: Callable[[list[RunResult]], None] | None = None,
+    gpus_per_run: float = GPUS_PER_RUN.default,
 ) -> StudyOutcome:
-    """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk's runs."""
+    """Run every unfinished run of ``study`` into ``directory``; ``on_records`` sees each finished chunk's runs;
+    runs that train on CUDA get ``gpus_per_run`` GPUs each (``gpus_of``)."""
     workers = check_execution(executor, workers)
+    gpus_per_run = GPUS_PER_RUN.coerce(gpus_per_run)
     directory = Path(directory)
     with FolderLock(directory):  # one writer per folder: a second study here is refused, naming this process
         store = prepare(study, directory)
@@ -119,7 +144,9 @@ def run_study(
         pending = [s for s in specs if s.key not in done]
         ran = 0
         with store:
-            for records in parallel_map(run_chunk, chunks(pending, workers), workers, executor, address):
+            work = chunks(pending, workers)
+            gpus = [gpus_of(chunk, gpus_per_run) for chunk in work]
+            for records in parallel_map(run_chunk, work, workers, executor, address, gpus):
                 for record in records:
                     store.append(record)
                 ran += len(records)

@@ -210,7 +210,7 @@ def write_report(study_dir: str | Path) -> Report:
     frame = pareto.aggregate(study) if multi else aggregate(study)
     md, csv, tex = (study.directory / f"report.{ext}" for ext in ("md", "csv", "tex"))
     try:
-        plots = pareto.write_plots(study) if multi else write_plots(study)
+        plots = write_plots(study)
         markdown = _markdown(study, frame, plots)
         for path, text in ((md, markdown), (csv, frame.to_csv(index=False)), (tex, _latex(study, frame))):
             write_atomic(path, text)
