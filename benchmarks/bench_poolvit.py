@@ -34,8 +34,8 @@ from nas_lab.core.task import Task
 from nas_lab.objectives.latency.measure import time_module
 from nas_lab.oneshot.training import (
     Settings,
-    TaskTensors,
-    minibatches,
+    TaskData,
+    batches_of,
     torch_generator,
     train_weights,
 )
@@ -102,7 +102,7 @@ def search(spec, dataset: str, params: dict) -> np.ndarray:
     return space.arch(index)
 
 
-def train_from_scratch(model: torch.nn.Module, data: TaskTensors, epochs: int, seed: int) -> tuple[float, float]:
+def train_from_scratch(model: torch.nn.Module, data: TaskData, epochs: int, seed: int) -> tuple[float, float]:
     """``(test accuracy %, seconds)`` of ``model`` trained with the one-shot layer's SGD recipe, gradients clipped."""
     settings = Settings(epochs, 64, 0.1, None, 1, grad_clip=GRAD_CLIP)
     torch.manual_seed(seed)
@@ -112,10 +112,9 @@ def train_from_scratch(model: torch.nn.Module, data: TaskTensors, epochs: int, s
     model.eval()
     correct = 0
     with torch.no_grad():
-        test = data.tensors(*data.data.test.arrays())
-        for x, y in minibatches(test, 512):
+        for x, y in batches_of(data.test, 512, data.device):
             correct += int((model(x).argmax(1) == y).sum())
-    return 100.0 * correct / len(test[1]), throughput.seconds
+    return 100.0 * correct / len(data.test), throughput.seconds
 
 
 def main() -> None:
