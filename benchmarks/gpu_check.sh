@@ -36,7 +36,7 @@ step() {  # step NAME SECONDS COMMAND...: run COMMAND with a time limit, print i
 "$PY" -c "import torch; p = torch.cuda.get_device_properties(0); print(f'device: {p.name}, {p.total_memory / 2**30:.0f} GiB, torch {torch.__version__}, CUDA {torch.version.cuda}, bf16 {torch.cuda.is_bf16_supported()}')"
 
 step "throughput, HyViTas supernet and its extracted path, bf16" 70 \
-    "$PY" benchmarks/bench_training_throughput.py --device cuda --precision bf16 --batch 128 --steps 20 --repeats 3
+    "$PY" benchmarks/bench_training_throughput.py --space hyvitas --device cuda --precision bf16 --batch 128 --steps 20 --repeats 3
 step "throughput, ViTAS super-transformer and its extracted path, bf16" 70 \
     "$PY" benchmarks/bench_training_throughput.py --space vitas --device cuda --precision bf16 --batch 128 --steps 20 --repeats 3
 step "SPOS + objective=supernet.id on CUDA under torchrun --nproc_per_node=1 (NCCL, DDP, bf16 by default)" 80 \
