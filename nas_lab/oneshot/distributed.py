@@ -140,4 +140,5 @@ def check_divides(batch_size: int, name: str) -> None:
     n = world()
     if batch_size % n:
         raise UserError(f"{name}={batch_size} is not divisible by the {n} processes torchrun started; "
-                        f"choose a batch size that is a multiple of {n} (the batch is the global one, split over ranks)")
+                        f"choose a batch size that is a multiple of {n} (the batch is the global one, split over "
+                        "ranks)")

@@ -83,8 +83,8 @@ class SinglePathOneShot(OneShotSearcher):
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.max_batches, self.recalibration, self.optimizer = max_batches, recalibration, optimizer
         self.population, self.generations, self.parents = population, generations, parents
-        self.precision, self.compile, self.augment, self.checkpoint_every = precision, compile, augment, checkpoint_every
-        self.workers = workers
+        self.precision, self.compile, self.augment = precision, compile, augment
+        self.checkpoint_every, self.workers = checkpoint_every, workers
 
     def reset(self, space, objective, rng):
         from nas_lab.oneshot.training import Settings
