@@ -5,6 +5,7 @@ importing torch; ``training.Settings`` turns the chosen values into a recipe.
 """
 
 from nas_lab.core.settings import Setting
+from nas_lab.oneshot.augment import CHOICES
 
 EPOCHS = Setting(ge=1, le=100_000, help="training epochs of the supernet (none: the space's recipe)")
 BATCH_SIZE = Setting(ge=1, le=65_536, help="images per training batch")
@@ -12,3 +13,4 @@ LEARNING_RATE = Setting(gt=0, le=100, help="peak learning rate of the weights (n
 MAX_BATCHES = Setting(ge=1, le=100_000_000, help="most batches per epoch (none: whole epochs)")
 RECALIBRATION = Setting(ge=1, le=100_000, help="train batches that re-estimate BatchNorm per arch (none: the recipe's)")
 OPTIMIZER = Setting(choices=("auto", "sgd", "adamw"), help="weight optimizer (auto: the space's recipe)")
+AUGMENT = Setting(choices=CHOICES, help="augmentation of training batches (auto: the space's recipe on CUDA, none on CPU)")

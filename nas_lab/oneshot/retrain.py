@@ -1,0 +1,220 @@
+"""Retraining one arch from scratch: the step every seed paper takes after its search (``nas-lab train``).
+
+- ``parse_arch``: the arch a user names, as an index, a decision string
+  (``name=value,name=value``, the form run summaries print) or a run record
+  file (its best arch);
+- ``retrain``: the arch's model with fresh seeded weights, trained on the
+  task's train split with its space's recipe (``retrain_settings``: the
+  optimiser and augmentation of ``supernet_recipe``, overlaid with its
+  ``retrain`` entries) through ``training.train_weights``;
+- ``test_accuracies``: top-1 accuracy on the val and test splits and on the
+  test split's OoD variants (``evaluation.SETS``, ``data/corruptions.py``);
+- ``export``: the checkpoint, the state dict, a ``torch.export`` program and,
+  where the ``onnx`` package is installed, an ONNX file.
+
+Randomness: ``SeedSequence(seed)`` spawns the initial weights', the
+shuffling's, the augmentation's and the corruptions' seeds, so the same
+settings and seed train the same model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import types
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nas_lab.core.errors import UserError, shorten
+from nas_lab.core.files import reason, write_atomic
+from nas_lab.core.space import Space
+from nas_lab.core.task import Task
+from nas_lab.data.corruptions import ood_variants
+from nas_lab.oneshot.augment import augmentation, resolve
+from nas_lab.oneshot.evaluation import DERIVED, EVAL_BATCH, SETS
+from nas_lab.oneshot.training import (Settings, TaskTensors, Throughput, minibatches, non_finite, torch_generator,
+                                     train_weights)
+
+#: the files ``export`` writes into the output folder
+CHECKPOINT, STATE_DICT, PROGRAM, ONNX = "checkpoint.pt", "state_dict.pt", "model.pt2", "model.onnx"
+#: the OoD metrics reported, each the mean accuracy over its sets of ``evaluation.SETS``; ``ood`` is their mean
+OOD = DERIVED["ood"]
+
+
+def parse_arch(space: Space, text: str) -> np.ndarray:
+    """The arch ``text`` names in ``space``: an index (0..cardinality-1), a decision string (``name=value`` pairs
+    separated by commas or blanks, every active decision of the space named), or a run record file of this space
+    (its best arch); ``UserError`` for anything else."""
+    text = text.strip()
+    if text.isdigit():
+        index = int(text)
+        if index >= space.cardinality:
+            raise UserError(f"arch index {shorten(text)} is out of range: space {space.name!r} has archs "
+                            f"0..{space.cardinality - 1:,}")
+        return np.asarray(space.arch(index), dtype=np.int64).ravel()
+    if "=" in text:
+        return _from_decisions(space, text)
+    path = Path(text).expanduser()
+    if path.suffix == ".json" or path.is_file():
+        return _from_record(space, path)
+    raise UserError(f"arch={shorten(text)} is neither an arch index, a decision string (name=value,...) nor a run "
+                    "record file (.json)")
+
+
+def _from_decisions(space: Space, text: str) -> np.ndarray:
+    values = {}
+    for item in text.replace(",", " ").split():
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise UserError(f"arch={shorten(text)}: {shorten(item)!r} is not name=value")
+        if name not in space.names:
+            raise UserError(f"space {space.name!r} has no decision {shorten(name)!r}; valid: {', '.join(space.names)}")
+        values[name] = value
+    arch = space.check(space.from_values(values))[0]
+    if not space.is_valid(arch[None])[0]:
+        raise UserError(f"arch={shorten(text)} is not an arch of space {space.name!r}: its decisions break the "
+                        "space's rules")
+    return arch
+
+
+def _from_record(space: Space, path: Path) -> np.ndarray:
+    from nas_lab.core.record import read
+
+    run = read(path)
+    if run.space != space.name or run.cardinality != space.cardinality:
+        raise UserError(f"run record {path} is a run of space {run.space!r}, not of {space.name!r}; give space="
+                        f"{run.space} (and its space.<param> settings) or a record of this space")
+    if run.front is not None:
+        shown = ", ".join(str(i) for i in list(run.front["index"])[:5])
+        raise UserError(f"run record {path} holds a front of {len(run.front['index'])} archs, not one best arch; "
+                        f"give one of their indices as arch=INDEX (e.g. {shown})")
+    if run.best_index is None:
+        raise UserError(f"run record {path} found no feasible arch, so there is none to train")
+    return np.asarray(space.arch(int(run.best_index)), dtype=np.int64).ravel()
+
+
+def retrain_settings(space: Space, epochs: int | None, batch_size: int, learning_rate: float | None,
+                     max_batches: int | None, optimizer: str) -> Settings:
+    """Checked training settings where ``auto``/none take the space's retraining recipe: its ``supernet_recipe``
+    overlaid with the recipe's ``retrain`` entries (``training.Settings.resolve`` reads the merged recipe)."""
+    recipe = space.supernet_recipe
+    merged = types.SimpleNamespace(supernet_recipe={**recipe, **recipe.get("retrain", {})})
+    return Settings.resolve(merged, epochs, batch_size, learning_rate, max_batches, None, optimizer, "train")
+
+
+@dataclass
+class Retrained:
+    """A model trained from scratch, what it was trained with, and its accuracies (%)."""
+
+    model: torch.nn.Module
+    arch: np.ndarray
+    settings: Settings
+    augment: str
+    throughput: Throughput
+    accuracies: dict[str, float]
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+
+def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, augment: str, seed: int,
+            ood: bool = True) -> Retrained:
+    """Train ``arch``'s model from scratch on ``task``'s train split (``augment``: a recipe name or ``auto``) and
+    measure its accuracies; ``UserError`` for a dataset without a test split or a training that diverged."""
+    data = TaskTensors(task)
+    test = data.data.test
+    if test is None or len(test[1]) == 0:
+        raise UserError(f"dataset {data.data.name!r} has no test split to evaluate the trained model on; use a "
+                        "dataset with one (its loader splits train / val / test)")
+    init, shuffle, augment_seed, corrupt_seed = np.random.SeedSequence(seed).spawn(4)
+    with torch.random.fork_rng(devices=[]):  # initial weights drawn under the run's seed, torch's state restored
+        torch.manual_seed(int(np.random.default_rng(init).integers(2**62)))
+        model = space.build(arch, num_classes=data.num_classes)
+    model = model.to(data.device)
+    name = resolve(augment, space, task.device, retrain=True)
+    side = data.data.shape[-1]
+    augment_batch = augmentation(name, data.num_classes, side, data.device,
+                                 torch_generator(np.random.default_rng(augment_seed)))
+
+    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if augment_batch is not None:
+            x, y = augment_batch(x, y)
+        return F.cross_entropy(model(x), y)
+
+    trained = train_weights(model, data.train, settings, torch_generator(np.random.default_rng(shuffle)),
+                            f"train {space.name}", loss_of, task.progress)
+    bad = non_finite(model)
+    if bad is not None:
+        raise UserError(f"training diverged: weight {bad} is no longer finite; lower learning_rate or train fewer "
+                        "epochs")
+    accuracies = test_accuracies(model, data, int(np.random.default_rng(corrupt_seed).integers(2**32)), ood)
+    return Retrained(model.eval(), arch, settings, name, trained, accuracies, data.data.shape, data.num_classes)
+
+
+def accuracy(model: torch.nn.Module, split) -> float:
+    """Top-1 accuracy (%) of a plain model on a split ``(x, y)`` of tensors on its device, in eval mode."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for x, y in minibatches(split, EVAL_BATCH):
+            correct += int((model(x).argmax(1) == y).sum())
+    return 100.0 * correct / len(split[1])
+
+
+def test_accuracies(model: torch.nn.Module, data: TaskTensors, seed: int, ood: bool = True) -> dict[str, float]:
+    """``val`` and ``test`` accuracy and, with ``ood``, each OoD metric of ``OOD`` on the test split's variants
+    (drawn with ``seed``) and their mean ``ood``."""
+    out = {"val": accuracy(model, data.val), "test": accuracy(model, data.tensors(*data.data.test))}
+    if ood:
+        variants = ood_variants(data.data, seed)
+        for metric in OOD:
+            out[metric] = float(np.mean([accuracy(model, data.tensors(*variants[s])) for s in SETS[metric]]))
+        out["ood"] = float(np.mean([out[m] for m in OOD]))
+    return out
+
+
+def prepare_folder(folder: Path) -> Path:
+    """``folder``, created, or ``UserError`` if files cannot be written there (checked before any training)."""
+    probe = folder / ".writable"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise UserError(f"cannot write to the output folder {folder}: {reason(err)}; choose another with out=DIR") \
+            from None
+    return folder
+
+
+def export(result: Retrained, folder: Path, facts: dict) -> dict[str, Path]:
+    """Write into ``folder``: ``checkpoint.pt`` (weights with ``facts``: space, arch, settings, metrics),
+    ``state_dict.pt``, ``model.pt2`` (``torch.export``, batch 1 on the CPU) and, where the ``onnx`` package is
+    installed, ``model.onnx``; ``facts`` also as ``result.json``. Returns the paths written, by kind."""
+    model = result.model.cpu().eval()
+    state = model.state_dict()
+    example = (torch.zeros(1, *result.image_shape),)
+    paths = {"checkpoint": folder / CHECKPOINT, "state_dict": folder / STATE_DICT, "program": folder / PROGRAM}
+    try:
+        torch.save({**facts, "state_dict": state}, paths["checkpoint"])
+        torch.save(state, paths["state_dict"])
+        torch.export.save(torch.export.export(model, example), paths["program"])
+        if importlib.util.find_spec("onnx") is not None:
+            paths["onnx"] = folder / ONNX
+            _export_onnx(model, example, paths["onnx"])
+        paths["result"] = write_atomic(folder / "result.json", json.dumps(facts, indent=1, allow_nan=False))
+    except OSError as err:
+        raise UserError(f"cannot write the trained model to {folder}: {reason(err)}; choose another folder with "
+                        "out=DIR") from None
+    return paths
+
+
+def _export_onnx(model: torch.nn.Module, example: tuple, path: Path) -> None:
+    """The model as ONNX: through ``torch.export`` where onnxscript is installed, else torch's TorchScript exporter."""
+    dynamo = importlib.util.find_spec("onnxscript") is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+        torch.onnx.export(model, example, str(path), dynamo=dynamo, input_names=["images"], output_names=["logits"])
