@@ -13,7 +13,7 @@ Named recipes (``RECIPES``; values with where they come from):
   training defaults it states) that AutoViT trains its supernets with
   "except for the repeated augmentation" (seed 001, L289) and that ViTAS
   retrains its found archs with (seed 004, L413-414): random resized crop
-  (scale 0.08-1, aspect 3/4-4/3), horizontal flip 0.5, RandAugment of 2 ops at
+  (scale 0.08-1, aspect 3/4-4/3, bicubic), horizontal flip 0.5, RandAugment of 2 ops at
   magnitude 9 (of 10) with a magnitude noise of std 0.5, Mixup alpha 0.8 and
   CutMix alpha 1.0 (one of the two per batch, each half of the time), label
   smoothing 0.1, random erasing with probability 0.25. Not part of the
@@ -189,11 +189,12 @@ class Augmentation:
         else:
             self.generator = torch.Generator().manual_seed(int(seed_or_generator))
         size = (image_size, image_size)
-        per_image = []
+        self.crop = None  # bicubic resampling overshoots [0, 1]: clamped before the other operations
         if recipe.crop == "resized":
-            per_image.append(K.RandomResizedCrop(size, scale=recipe.scale, resample="bicubic"))
+            self.crop = K.RandomResizedCrop(size, scale=recipe.scale, resample="bicubic")
         elif recipe.crop == "padded":
-            per_image.append(K.RandomCrop(size, padding=recipe.padding))
+            self.crop = K.RandomCrop(size, padding=recipe.padding)
+        per_image = []
         if recipe.flip:
             per_image.append(K.RandomHorizontalFlip(p=recipe.flip))
         self.rand_augment = None
@@ -229,6 +230,8 @@ class Augmentation:
         r = self.recipe
         if self.rand_augment is not None:
             self.rand_augment.m = self._magnitude(r.magnitude + r.magnitude_std * float(torch.randn(())))
+        if self.crop is not None:
+            x = self.crop(x).clamp_(0, 1)
         if self.images is not None:
             x = self.images(x)
         mixer = self.cutmix if self.mixup is None else self.mixup
