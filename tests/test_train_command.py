@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from nas_lab.cli.main import main
-from nas_lab.core.errors import UserError
 from nas_lab.core.task import Task
 from nas_lab.oneshot.retrain import parse_arch, retrain, retrain_settings
 from nas_lab.spaces.hyvitas import HyViTasSpace
@@ -42,7 +41,7 @@ def test_train_end_to_end_on_digits_writes_files_that_load_back(tmp_path):
     assert facts["index"] == int(NB201.index(arch)) and facts["arch"] == NB201.describe(arch)
     assert facts["training"]["augment"] == "none"  # auto on the CPU
     assert facts["params"] == int(NB201.params(arch[None])[0])  # the FLOP counter's model is the space's model
-    assert facts["macs"] > 0 and facts["latency"]["ms"] > 0
+    assert facts["macs"] > 0 and facts["latency"]["ms"] > 0 and facts["onnx"] == "written"
     assert set(facts["accuracy"]) == {"val", "test", "ood.c1", "ood.c5", "ood.sketch", "ood"}
     assert all(0 <= v <= 100 for v in facts["accuracy"].values())
     folder = tmp_path / "o"
@@ -132,3 +131,22 @@ def test_a_record_of_another_space_an_unwritable_folder_and_no_test_split_are_re
     code, _, err = cli("space=nb201", "arch=1", *TINY, f"out={tmp_path / 'o'}")
     assert code == 2 and "dataset 'digits' has no test split" in err, err
 
+
+
+def test_an_onnx_exporter_that_fails_loses_none_of_the_other_files(tmp_path, monkeypatch):
+    from nas_lab.oneshot.retrain import Retrained, export
+    from nas_lab.oneshot.training import Settings, Throughput
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::frobnicate\nmore detail")
+
+    monkeypatch.setattr(torch.onnx, "export", refuse)
+    arch = NB201.arch(4321)
+    result = Retrained(NB201.build(arch, num_classes=10), arch, Settings(1, 8, 0.1, 1, 1), "none", Throughput(8, 1.0),
+                       {"test": 10.0}, (3, 16, 16), 10)
+    facts = {"accuracy": {"test": 10.0}}
+    paths = export(result, tmp_path, facts)
+    assert facts["onnx"].startswith("not written: torch's") and "RuntimeError: unsupported operator" in facts["onnx"]
+    assert "onnx" not in paths and not (tmp_path / "model.onnx").exists()
+    assert {p.name for p in tmp_path.iterdir()} == {"checkpoint.pt", "state_dict.pt", "model.pt2", "result.json"}
+    assert json.loads((tmp_path / "result.json").read_text())["onnx"] == facts["onnx"]

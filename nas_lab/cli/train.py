@@ -176,4 +176,6 @@ def summary(facts: dict, space, paths: dict) -> str:
         "accuracy   " + "  ".join(f"{name} {value:.2f} %" for name, value in acc.items()),
         f"files      {paths['checkpoint'].parent}: " + ", ".join(p.name for p in paths.values()),
     ]
+    if facts["onnx"] != "written":
+        lines.append(f"onnx       {facts['onnx']}")
     return "\n".join(lines)

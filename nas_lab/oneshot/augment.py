@@ -217,11 +217,13 @@ class Augmentation:
         import torch
 
         seed = int(torch.randint(2**62, (1,), generator=self.generator))
-        cuda = [self.device] if self.device.type == "cuda" else []
+        cuda = []
+        if self.device.type == "cuda":
+            cuda = [torch.cuda.current_device() if self.device.index is None else self.device.index]
         with torch.random.fork_rng(devices=cuda), torch.no_grad():
             torch.default_generator.manual_seed(seed)
-            for device in cuda:
-                torch.cuda.default_generators[device.index or 0].manual_seed(seed)
+            for index in cuda:
+                torch.cuda.default_generators[index].manual_seed(seed)
             return self._apply(x, y)
 
     def _apply(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

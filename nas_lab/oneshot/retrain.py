@@ -7,7 +7,7 @@
   task's train split with its space's recipe (``retrain_settings``: the
   optimiser and augmentation of ``supernet_recipe``, overlaid with its
   ``retrain`` entries) through ``training.train_weights``;
-- ``test_accuracies``: top-1 accuracy on the val and test splits and on the
+- ``evaluate``: top-1 accuracy on the val and test splits and on the
   test split's OoD variants (``evaluation.SETS``, ``data/corruptions.py``);
 - ``export``: the checkpoint, the state dict, a ``torch.export`` program and,
   where the ``onnx`` package is installed, an ONNX file.
@@ -37,8 +37,8 @@ from nas_lab.core.task import Task
 from nas_lab.data.corruptions import ood_variants
 from nas_lab.oneshot.augment import augmentation, resolve
 from nas_lab.oneshot.evaluation import DERIVED, EVAL_BATCH, SETS
-from nas_lab.oneshot.training import (Settings, TaskTensors, Throughput, minibatches, non_finite, torch_generator,
-                                     train_weights)
+from nas_lab.oneshot.training import (Settings, TaskTensors, Throughput, minibatches, non_finite, progress,
+                                     torch_generator, train_weights)
 
 #: the files ``export`` writes into the output folder
 CHECKPOINT, STATE_DICT, PROGRAM, ONNX = "checkpoint.pt", "state_dict.pt", "model.pt2", "model.onnx"
@@ -151,7 +151,8 @@ def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, augm
     if bad is not None:
         raise UserError(f"training diverged: weight {bad} is no longer finite; lower learning_rate or train fewer "
                         "epochs")
-    accuracies = test_accuracies(model, data, int(np.random.default_rng(corrupt_seed).integers(2**32)), ood)
+    accuracies = evaluate(model, data, int(np.random.default_rng(corrupt_seed).integers(2**32)), ood,
+                                 task.progress)
     return Retrained(model.eval(), arch, settings, name, trained, accuracies, data.data.shape, data.num_classes)
 
 
@@ -165,14 +166,26 @@ def accuracy(model: torch.nn.Module, split) -> float:
     return 100.0 * correct / len(split[1])
 
 
-def test_accuracies(model: torch.nn.Module, data: TaskTensors, seed: int, ood: bool = True) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, data: TaskTensors, seed: int, ood: bool = True,
+                    show: bool = False) -> dict[str, float]:
     """``val`` and ``test`` accuracy and, with ``ood``, each OoD metric of ``OOD`` on the test split's variants
-    (drawn with ``seed``) and their mean ``ood``."""
-    out = {"val": accuracy(model, data.val), "test": accuracy(model, data.tensors(*data.data.test))}
+    (drawn with ``seed``) and their mean ``ood``; with ``show``, a bar over the evaluation sets."""
+    sets = {"val": ("val",), "test": ("test",), **({m: SETS[m] for m in OOD} if ood else {})}
+    variants = ood_variants(data.data, seed)
+    out = {}
+    with progress(sum(map(len, sets.values())), "test", show, unit="set") as bar:
+        def score(name: str) -> float:
+            if name == "val":
+                split = data.val
+            else:
+                split = data.tensors(*(data.data.test if name == "test" else variants[name]))
+            value = accuracy(model, split)
+            bar.update()
+            return value
+
+        for metric, names in sets.items():
+            out[metric] = float(np.mean([score(name) for name in names]))
     if ood:
-        variants = ood_variants(data.data, seed)
-        for metric in OOD:
-            out[metric] = float(np.mean([accuracy(model, data.tensors(*variants[s])) for s in SETS[metric]]))
         out["ood"] = float(np.mean([out[m] for m in OOD]))
     return out
 
@@ -193,7 +206,9 @@ def prepare_folder(folder: Path) -> Path:
 def export(result: Retrained, folder: Path, facts: dict) -> dict[str, Path]:
     """Write into ``folder``: ``checkpoint.pt`` (weights with ``facts``: space, arch, settings, metrics),
     ``state_dict.pt``, ``model.pt2`` (``torch.export``, batch 1 on the CPU) and, where the ``onnx`` package is
-    installed, ``model.onnx``; ``facts`` also as ``result.json``. Returns the paths written, by kind."""
+    installed, ``model.onnx``; ``facts`` also as ``result.json``, with ``facts["onnx"]`` saying whether the ONNX
+    file was written (an exporter that cannot convert a model loses none of the other files). Returns the paths
+    written, by kind."""
     model = result.model.cpu().eval()
     state = model.state_dict()
     example = (torch.zeros(1, *result.image_shape),)
@@ -202,9 +217,11 @@ def export(result: Retrained, folder: Path, facts: dict) -> dict[str, Path]:
         torch.save({**facts, "state_dict": state}, paths["checkpoint"])
         torch.save(state, paths["state_dict"])
         torch.export.save(torch.export.export(model, example), paths["program"])
+        facts["onnx"] = "not written: the onnx package is not installed"
         if importlib.util.find_spec("onnx") is not None:
-            paths["onnx"] = folder / ONNX
-            _export_onnx(model, example, paths["onnx"])
+            facts["onnx"] = _export_onnx(model, example, folder / ONNX)
+            if facts["onnx"] == "written":
+                paths["onnx"] = folder / ONNX
         paths["result"] = write_atomic(folder / "result.json", json.dumps(facts, indent=1, allow_nan=False))
     except OSError as err:
         raise UserError(f"cannot write the trained model to {folder}: {reason(err)}; choose another folder with "
@@ -212,9 +229,22 @@ def export(result: Retrained, folder: Path, facts: dict) -> dict[str, Path]:
     return paths
 
 
-def _export_onnx(model: torch.nn.Module, example: tuple, path: Path) -> None:
-    """The model as ONNX: through ``torch.export`` where onnxscript is installed, else torch's TorchScript exporter."""
+def _export_onnx(model: torch.nn.Module, example: tuple, path: Path) -> str:
+    """Write the model as ONNX, through ``torch.export`` where onnxscript is installed, else torch's TorchScript
+    exporter; ``"written"``, or why not (the TorchScript tracer cannot follow every model: ViTAS' position
+    embedding, whose size is computed from a shape, stops it)."""
     dynamo = importlib.util.find_spec("onnxscript") is not None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
-        torch.onnx.export(model, example, str(path), dynamo=dynamo, input_names=["images"], output_names=["logits"])
+    exporter = "torch.export-based" if dynamo else "TorchScript"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notes
+            torch.onnx.export(model, example, str(path), dynamo=dynamo, input_names=["images"],
+                              output_names=["logits"])
+    except OSError:
+        raise
+    except Exception as err:  # noqa: BLE001 - an exporter fails in many ways; the other files stand
+        path.unlink(missing_ok=True)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return (f"not written: torch's {exporter} ONNX exporter failed ({type(err).__name__}: {shorten(first)})"
+                + ("" if dynamo else "; installing onnxscript switches to the torch.export-based one"))
+    return "written"
