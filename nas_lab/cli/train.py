@@ -58,7 +58,8 @@ Recipes (augment=): {', '.join(RECIPES)}; auto is the space's recipe on CUDA and
 
 examples:
   nas-lab train space=nb201 arch=1234 epochs=1 max_batches=5
-  nas-lab train space=hyvitas arch='conv.kernel=3,conv.expansion=2,attn.kernel=5,attn.expansion=1,stage1.dim=16,stage2.dim=32,stage3.dim=64,stage4.dim=128' epochs=2
+  nas-lab train space=hyvitas epochs=2 arch=conv.kernel=3,conv.expansion=2,attn.kernel=5,attn.expansion=1,\
+stage1.dim=16,stage2.dim=32,stage3.dim=64,stage4.dim=128
   nas-lab train arch=results/runs/RECORD.json dataset=cifar10 dataset.root=DIR device=cuda epochs=300 --json
 """
 

@@ -105,7 +105,7 @@ class Recipe:
     mixup: float = 0.0
     cutmix: float = 0.0
     switch: float = 0.5
-    #: label smoothing: the true class gets 1 - smoothing + smoothing / classes, every class at least smoothing / classes
+    #: label smoothing: the true class gets 1 - smoothing + smoothing / classes, every other class smoothing / classes
     smoothing: float = 0.0
 
     @property

@@ -13,4 +13,5 @@ LEARNING_RATE = Setting(gt=0, le=100, help="peak learning rate of the weights (n
 MAX_BATCHES = Setting(ge=1, le=100_000_000, help="most batches per epoch (none: whole epochs)")
 RECALIBRATION = Setting(ge=1, le=100_000, help="train batches that re-estimate BatchNorm per arch (none: the recipe's)")
 OPTIMIZER = Setting(choices=("auto", "sgd", "adamw"), help="weight optimizer (auto: the space's recipe)")
-AUGMENT = Setting(choices=CHOICES, help="augmentation of training batches (auto: the space's recipe on CUDA, none on CPU)")
+AUGMENT = Setting(choices=CHOICES,
+                  help="augmentation of training batches (auto: the space's recipe on CUDA, none on CPU)")
