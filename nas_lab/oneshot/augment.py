@@ -108,11 +108,6 @@ class Recipe:
     #: label smoothing: the true class gets 1 - smoothing + smoothing / classes, every other class smoothing / classes
     smoothing: float = 0.0
 
-    @property
-    def soft(self) -> bool:
-        """Whether the targets are probabilities rather than labels."""
-        return bool(self.mixup or self.cutmix or self.smoothing)
-
 
 _DEIT_BASE = Recipe(crop="resized", flip=0.5)
 #: the named recipes (see the module docstring for their sources)
