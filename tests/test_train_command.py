@@ -95,9 +95,12 @@ def test_the_same_seed_trains_the_same_weights_and_another_seed_others():
     assert settings.optimizer == "adamw"  # HyViTas-Bench trains its models with AdamW
     runs = [retrain(space, arch, task, settings, "hyvitas", seed, ood=False) for seed in (0, 0, 1)]
     a, b, c = (r.model.state_dict() for r in runs)
-    assert all(torch.equal(a[k], b[k]) for k in a)  # CPU training with one thread: bit for bit
-    assert any(not torch.equal(a[k], c[k]) for k in a)
-    assert runs[0].augment == "hyvitas" and runs[0].accuracies == runs[1].accuracies
+    for k in a:  # the same computation twice; the tolerance only allows for threads summing in another order
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    assert any(not torch.allclose(a[k], c[k], rtol=1e-3, atol=1e-4) for k in a if a[k].is_floating_point())
+    assert runs[0].augment == "hyvitas"
+    for metric, value in runs[0].accuracies.items():  # at most one of 270 images may flip between the twins
+        assert abs(value - runs[1].accuracies[metric]) <= 100 / 270 + 1e-9
 
 
 def test_archs_are_named_by_index_decisions_or_run_record(tmp_path):
