@@ -31,6 +31,8 @@ from nas_lab.study.config import StudyConfig
 from nas_lab.study.engine import run_study
 from nas_lab.study.report import write_report
 
+from results_page import add_docs_flag, recorded
+
 PROXIES = ("zc.entropic", "zc.logsynflow")
 ABLATION = Path(__file__).resolve().parents[1] / "experiments" / "decoupled_ablation.yaml"
 
@@ -86,23 +88,28 @@ def main():
     parser.add_argument("--set", nargs="*", default=[], metavar="PARAM=VALUE", help="decoupled searcher parameters")
     parser.add_argument("--ablation", metavar="TABLE", help="time experiments/decoupled_ablation.yaml instead (NB201 table)")
     parser.add_argument("--workers", type=int, default=None, help="study workers with --ablation (default: every core)")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    if args.ablation:
-        ablation(args.ablation, args.workers)
-        return
-    print(f"{os.cpu_count()} cores; decoupled on {args.space}, params<={args.cap:g}, proxy inputs "
-          f"{args.resolution or 'default'} px, batch {args.batch_size or 'default'}, searcher {' '.join(args.set) or 'defaults'}")
-    with tempfile.TemporaryDirectory() as tmp:
-        cache = Path(tmp) / "zero_cost.sqlite"
-        cold, cold_wall, objective = search(args, cache)
-        spent = proxy_seconds(cold, objective)
-        warm, warm_wall, _ = search(args, cache)
-    assert np.array_equal(cold.history["index"], warm.history["index"]) and cold.best_index == warm.best_index
-    print(f"proxies computed: {cold.evaluations} archs in {cold_wall:.1f} s wall; {spent:.1f} CPU-s computing "
-          f"proxies ({spent / cold_wall:.0%} of the wall time)")
-    print(f"proxies cached:   the same run in {warm_wall:.2f} s wall ({warm_wall / cold.evaluations * 1e3:.1f} ms per arch)")
-    print(f"final pick: architecture {cold.best_index}, {cold.best_metrics['params'] / 1e6:.2f} M params; "
-          f"{cold.searcher_report['final stage']}")
+    with recorded(args, "decoupled", "Decoupled search timings",
+                  "A default decoupled run with its proxies computed, then cached."):
+        if args.ablation:
+            ablation(args.ablation, args.workers)
+            return
+        print(f"{os.cpu_count()} cores; decoupled on {args.space}, params<={args.cap:g}, proxy inputs "
+              f"{args.resolution or 'default'} px, batch {args.batch_size or 'default'}, searcher "
+              f"{' '.join(args.set) or 'defaults'}")
+        with tempfile.TemporaryDirectory() as tmp:
+            cache = Path(tmp) / "zero_cost.sqlite"
+            cold, cold_wall, objective = search(args, cache)
+            spent = proxy_seconds(cold, objective)
+            warm, warm_wall, _ = search(args, cache)
+        assert np.array_equal(cold.history["index"], warm.history["index"]) and cold.best_index == warm.best_index
+        print(f"proxies computed: {cold.evaluations} archs in {cold_wall:.1f} s wall; {spent:.1f} CPU-s computing "
+              f"proxies ({spent / cold_wall:.0%} of the wall time)")
+        print(f"proxies cached:   the same run in {warm_wall:.2f} s wall ({warm_wall / cold.evaluations * 1e3:.1f} "
+              f"ms per arch)")
+        print(f"final pick: architecture {cold.best_index}, {cold.best_metrics['params'] / 1e6:.2f} M params; "
+              f"{cold.searcher_report['final stage']}")
 
 
 if __name__ == "__main__":

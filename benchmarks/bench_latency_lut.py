@@ -26,6 +26,8 @@ from nas_lab.objectives.latency import measure
 from nas_lab.objectives.latency.table import TableKey
 from nas_lab.objectives.tabular.objective import TabularObjective
 
+from results_page import add_docs_flag, recorded
+
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 HELP_DEVICES = ("gold_6226", "silver_4114")
 
@@ -48,37 +50,40 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA), help="folder with nats_bench.csv and help_nasbench201_latency/")
     parser.add_argument("--cache", default=None, help="folder of nas_lab's caches (sets NAS_LAB_CACHE)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    if args.cache:
-        os.environ["NAS_LAB_CACHE"] = args.cache
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")
-    for name in [s for s in args.spaces.split(",") if s]:
-        space = registry.create("space", name, {})
+    with recorded(args, 'latency-lut', 'Latency look-up tables',
+                  "How well a table built here predicts whole models, and NB201 against HELP's CPUs."):
+        if args.cache:
+            os.environ["NAS_LAB_CACHE"] = args.cache
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the start")
+        for name in [s for s in args.spaces.split(",") if s]:
+            space = registry.create("space", name, {})
+            table = table_for(space, args)
+            if args.sample:
+                result = measure.validate(space, table, args.sample, rounds=args.rounds, progress=not args.quiet)
+                print(result.text(table))
+        if not args.help_sample:
+            return
+        space = registry.create("space", "nb201", {})
         table = table_for(space, args)
-        if args.sample:
-            result = measure.validate(space, table, args.sample, rounds=args.rounds, progress=not args.quiet)
-            print(result.text(table))
-    if not args.help_sample:
-        return
-    space = registry.create("space", "nb201", {})
-    table = table_for(space, args)
-    v = measure.validate(space, table, args.help_sample, seed=2, rounds=args.rounds, progress=not args.quiet)
-    archs = space.arch(np.array([int(i) for i in v.indices]))
-    every = space.all_archs()
-    lut_all = table.predict(space, every)
-    print(f"NB201 against HELP's Intel CPU latencies ({len(archs)} random cells measured end to end here; "
-          f"load average {v.load[0]:.2f} -> {v.load[1]:.2f}):")
-    help_all = {}
-    for device in HELP_DEVICES:
-        metric = f"latency.{device}"
-        help_all[device] = TabularObjective(space, metric, table=args.data).measure(metric, every)
-        theirs = help_all[device][space.index(archs)]
-        print(f"  {device:<12} Spearman rho: measured here {spearmanr(v.measured, theirs).statistic:.3f}, "
-              f"table here {spearmanr(v.predicted, theirs).statistic:.3f}; table over all 15,625 cells "
-              f"{spearmanr(lut_all, help_all[device]).statistic:.3f}")
-    a, b = HELP_DEVICES
-    print(f"  for scale: {a} against {b}, all 15,625 cells: {spearmanr(help_all[a], help_all[b]).statistic:.3f}; "
-          f"our table against our measurements of the sample: {spearmanr(v.predicted, v.measured).statistic:.3f}")
+        v = measure.validate(space, table, args.help_sample, seed=2, rounds=args.rounds, progress=not args.quiet)
+        archs = space.arch(np.array([int(i) for i in v.indices]))
+        every = space.all_archs()
+        lut_all = table.predict(space, every)
+        print(f"NB201 against HELP's Intel CPU latencies ({len(archs)} random cells measured end to end here; "
+              f"load average {v.load[0]:.2f} -> {v.load[1]:.2f}):")
+        help_all = {}
+        for device in HELP_DEVICES:
+            metric = f"latency.{device}"
+            help_all[device] = TabularObjective(space, metric, table=args.data).measure(metric, every)
+            theirs = help_all[device][space.index(archs)]
+            print(f"  {device:<12} Spearman rho: measured here {spearmanr(v.measured, theirs).statistic:.3f}, "
+                  f"table here {spearmanr(v.predicted, theirs).statistic:.3f}; table over all 15,625 cells "
+                  f"{spearmanr(lut_all, help_all[device]).statistic:.3f}")
+        a, b = HELP_DEVICES
+        print(f"  for scale: {a} against {b}, all 15,625 cells: {spearmanr(help_all[a], help_all[b]).statistic:.3f}; "
+              f"our table against our measurements of the sample: {spearmanr(v.predicted, v.measured).statistic:.3f}")
 
 
 if __name__ == "__main__":

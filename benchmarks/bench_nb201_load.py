@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from results_page import add_docs_flag, recorded
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 PROBE = """
@@ -61,21 +63,23 @@ def main() -> int:
     parser.add_argument("--data", default=os.environ.get("NAS_LAB_DATA", str(DEFAULT_DATA)),
                         help="folder holding nats_bench.csv (default: ../shared/data or $NAS_LAB_DATA)")
     parser.add_argument("--repeats", type=int, default=5, help="fresh processes per case (median shown)")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    data = Path(args.data).resolve()
-    if not (data / "nats_bench.csv").is_file():
-        print(f"no nats_bench.csv in {data}; pass --data DIR")
-        return 2
-    print(f"{'case':<50} {'seconds':>8} {'peak RSS MiB':>13}  pandas imported")
-    for name, body in CASES.items():
-        if name.startswith("reference"):
-            try:
-                import pandas  # noqa: F401
-            except ImportError:
-                continue
-        m = measure(body.format(data=data), args.repeats)
-        print(f"{name:<50} {m['seconds']:>8.3f} {m['rss_mib']:>13.1f}  {'yes' if m['pandas'] else 'no'}")
-    return 0
+    with recorded(args, "nb201-load", "The tabular run path on real NB201 data",
+                  "A whole nas-lab run on the NB201 table in a fresh process."):
+        data = Path(args.data).resolve()
+        if not (data / "nats_bench.csv").is_file():
+            raise SystemExit(f"no nats_bench.csv in {data}; pass --data DIR")  # nothing measured: no page
+        print(f"{'case':<50} {'seconds':>8} {'peak RSS MiB':>13}  pandas imported")
+        for name, body in CASES.items():
+            if name.startswith("reference"):
+                try:
+                    import pandas  # noqa: F401
+                except ImportError:
+                    continue
+            m = measure(body.format(data=data), args.repeats)
+            print(f"{name:<50} {m['seconds']:>8.3f} {m['rss_mib']:>13.1f}  {'yes' if m['pandas'] else 'no'}")
+        return 0
 
 
 if __name__ == "__main__":

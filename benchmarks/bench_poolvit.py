@@ -44,6 +44,8 @@ from nas_lab.spaces.poolvit.model import resnet8
 from nas_lab.spaces.poolvit.space import MAX_PARAMS
 from nas_lab.study.config import StudyConfig
 
+from results_page import add_docs_flag, recorded
+
 STUDY = Path(__file__).resolve().parent.parent / "experiments" / "poolvit_tinyml.yaml"
 #: largest gradient norm of a from-scratch step: without it 3 of 16 archs drawn within the cap went to NaN within
 #: 40 steps at SGD 0.1 on digits; clipped at 5 (or 1), none did
@@ -124,29 +126,32 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits")
     parser.add_argument("--root", default=None)
     parser.add_argument("--seed", type=int, default=0, help="seed of the from-scratch trainings")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    space = PoolViTSpace()
-    figures(space, args.repeats)
-    if not args.train:
-        return
-    params = {} if args.root is None else {"root": args.root}
-    found = {spec.searcher: search(spec, args.dataset, params) for spec in StudyConfig.load(STUDY).runs()}
-    task = Task(args.dataset, tuple(params.items())).for_space(space)
-    data = TaskTensors(task)
-    models = {"ResNet-8": resnet8(data.num_classes)}
-    models.update({label: space.build(arch, num_classes=data.num_classes) for label, arch in found.items()})
-    print(f"\nfrom scratch on {data.data.name} ({len(data.train[1])} train / {len(data.data.test[1])} test images, "
-          f"32 x 32), {args.epochs} epochs, SGD 0.1 cosine, gradient norm <= 5, batch 64, seed {args.seed}")
-    print("| model | params | MACs | CPU latency ms | test top-1 % | train s |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: |")
-    for label, model in models.items():
-        n = sum(p.numel() for p in model.parameters())
-        macs = counted_macs(model)
-        ms = latency_ms(model, args.repeats)
-        accuracy, seconds = train_from_scratch(model, data, args.epochs, args.seed)
-        print(f"| {label} | {n:,} | {macs / 1e6:.2f} M | {ms:.2f} | {accuracy:.1f} | {seconds:.0f} |")
-    for label, arch in found.items():
-        print(f"{label}: {space.describe(arch)}")
+    with recorded(args, "poolvit", "Pool-ViT space figures",
+                  "Closed-form figures of the tinyML space; with --train, the tinyML comparison."):
+        space = PoolViTSpace()
+        figures(space, args.repeats)
+        if not args.train:
+            return
+        params = {} if args.root is None else {"root": args.root}
+        found = {spec.searcher: search(spec, args.dataset, params) for spec in StudyConfig.load(STUDY).runs()}
+        task = Task(args.dataset, tuple(params.items())).for_space(space)
+        data = TaskTensors(task)
+        models = {"ResNet-8": resnet8(data.num_classes)}
+        models.update({label: space.build(arch, num_classes=data.num_classes) for label, arch in found.items()})
+        print(f"\nfrom scratch on {data.data.name} ({len(data.train[1])} train / {len(data.data.test[1])} test images, "
+              f"32 x 32), {args.epochs} epochs, SGD 0.1 cosine, gradient norm <= 5, batch 64, seed {args.seed}")
+        print("| model | params | MACs | CPU latency ms | test top-1 % | train s |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: |")
+        for label, model in models.items():
+            n = sum(p.numel() for p in model.parameters())
+            macs = counted_macs(model)
+            ms = latency_ms(model, args.repeats)
+            accuracy, seconds = train_from_scratch(model, data, args.epochs, args.seed)
+            print(f"| {label} | {n:,} | {macs / 1e6:.2f} M | {ms:.2f} | {accuracy:.1f} | {seconds:.0f} |")
+        for label, arch in found.items():
+            print(f"{label}: {space.describe(arch)}")
 
 
 if __name__ == "__main__":

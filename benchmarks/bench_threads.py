@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 
+from results_page import add_docs_flag, recorded
+
 
 def _die_with_parent() -> None:
     """Ask Linux to SIGKILL this child when the benchmark dies, whatever kills it."""
@@ -71,22 +73,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=3, help="batches of 64 images trained (default 3)")
     parser.add_argument("--hogs", type=int, default=2, help="competing CPU-bound processes under load (default 2)")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0))
-    print(f"DARTS, default run cut to {args.batches} batches of 64 images; {cores} cores usable")
-    print(f"{'load':<14}{'threads':<22}{'train img/s':>12}{'CPU s':>8}{'loadavg':>9}")
-    found = {}
-    for hogs in (0, args.hogs):
-        with load(hogs):
-            for threads, name in ((cores, f"{cores} (torch default)"), (1, "1 (run default)")):
-                rate, cpu, found[hogs, threads] = darts(threads, args.batches)
-                print(f"{f'{hogs} busy procs':<14}{name:<22}{rate:>12.1f}{cpu:>8.1f}{os.getloadavg()[0]:>9.2f}",
-                      flush=True)
-    for threads in (cores, 1):
-        print(f"same seed, {threads} thread(s), idle vs loaded: "
-              f"{'identical' if found[0, threads] == found[args.hogs, threads] else 'DIFFERENT'}")
-    differ = sorted(k for k in found[0, 1] if found[0, 1][k] != found[0, cores][k])
-    print(f"same seed, 1 vs {cores} threads: {'identical' if not differ else 'differs in ' + ', '.join(differ)}")
+    with recorded(args, "threads", "DARTS training speed against threads=",
+                  "Why a run computes on one thread by default: a short DARTS run, idle and beside busy processes."):
+        cores = len(os.sched_getaffinity(0))
+        print(f"DARTS, default run cut to {args.batches} batches of 64 images; {cores} cores usable")
+        print(f"{'load':<14}{'threads':<22}{'train img/s':>12}{'CPU s':>8}{'loadavg':>9}")
+        found = {}
+        for hogs in (0, args.hogs):
+            with load(hogs):
+                for threads, name in ((cores, f"{cores} (torch default)"), (1, "1 (run default)")):
+                    rate, cpu, found[hogs, threads] = darts(threads, args.batches)
+                    print(f"{f'{hogs} busy procs':<14}{name:<22}{rate:>12.1f}{cpu:>8.1f}{os.getloadavg()[0]:>9.2f}",
+                          flush=True)
+        for threads in (cores, 1):
+            print(f"same seed, {threads} thread(s), idle vs loaded: "
+                  f"{'identical' if found[0, threads] == found[args.hogs, threads] else 'DIFFERENT'}")
+        differ = sorted(k for k in found[0, 1] if found[0, 1][k] != found[0, cores][k])
+        print(f"same seed, 1 vs {cores} threads: {'identical' if not differ else 'differs in ' + ', '.join(differ)}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ import torch
 from nas_lab.spaces.vitas import ViTASSpace
 from nas_lab.spaces.vitas.cost import ViTShape, shape_macs, shape_params
 
+from results_page import add_docs_flag, recorded
+
 REFERENCES = [  # name, shape, paper params (M), paper GFLOPs (= G MACs)
     ("ViTAS-Block (Table 8)", ViTShape(16, 230, ((3, 432, 720),) * 12), 6.0, 1.3),
     ("DeiT-Ti", ViTShape(16, 192, ((3, 576, 768),) * 12), 5.7, 1.3),
@@ -52,47 +54,50 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--budget", type=float, default=1.0e6,
                         help="CPU-setting MACs budget of the budget-aware samples")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    with recorded(args, "vitas", "ViTAS space figures",
+                  "Reference model sizes against the paper, subnet forward times and budget-aware sampling."):
+        torch.set_num_threads(args.threads)
 
-    print(f"{'model':<22} {'params M':>9} {'paper':>6} {'G MACs':>7} {'paper':>6}")
-    for name, shape, params, gmacs in REFERENCES:
-        print(f"{name:<22} {shape_params(shape) / 1e6:>9.3f} {params:>6.1f} "
-              f"{shape_macs(shape) / 1e9:>7.3f} {gmacs:>6.1f}")
+        print(f"{'model':<22} {'params M':>9} {'paper':>6} {'G MACs':>7} {'paper':>6}")
+        for name, shape, params, gmacs in REFERENCES:
+            print(f"{name:<22} {shape_params(shape) / 1e6:>9.3f} {params:>6.1f} "
+                  f"{shape_macs(shape) / 1e9:>7.3f} {gmacs:>6.1f}")
 
-    space = ViTASSpace(setting="cpu")
-    torch.manual_seed(0)
-    net = space.supernet().eval()
-    x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    rng = np.random.default_rng(0)
-    print(f"\nCPU setting ({space.name}: patches {space.patch_sizes}, widths <= {space.max_embed}/{space.max_qkv}/"
-          f"{space.max_mlp}, {space.positions} positions), 64 images of 32x32, {args.threads} thread(s)")
-    print(f"{'sampling':<26} {'M MACs/img':>10} {'model ms':>9} {'p90':>6} {'path ms':>8} {'p90':>6}")
-    for label, archs in (("uniform (identity 1/2)", space.sample(rng, args.archs)),
-                         (f"budget {args.budget:.3g} MACs", space.budget_sampler(args.budget).sample(rng, args.archs))):
-        model_s, path_s = [], []
-        with torch.no_grad():
-            for arch in archs:
-                model = space.build(arch).eval()
-                model_s.append(timed(lambda: model(x)))
-                path_s.append(timed(lambda: net(x, arch)))
-        model_ms, path_ms = 1e3 * np.array(model_s), 1e3 * np.array(path_s)
-        print(f"{label:<26} {space.macs(archs).mean() / 1e6:>10.2f} {np.median(model_ms):>9.1f} "
-              f"{np.percentile(model_ms, 90):>6.1f} {np.median(path_ms):>8.1f} {np.percentile(path_ms, 90):>6.1f}")
-    net.train()
-    arch = space.budget_sampler(args.budget).sample(rng, 1)[0]
-    step = timed(lambda: net(x, arch).logsumexp(1).mean().backward())
-    print(f"one training step (forward + backward) of a budget-aware path "
-          f"({space.macs(arch)[0] / 1e6:.2f} M MACs/img): {1e3 * step:.1f} ms")
+        space = ViTASSpace(setting="cpu")
+        torch.manual_seed(0)
+        net = space.supernet().eval()
+        x = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+        rng = np.random.default_rng(0)
+        print(f"\nCPU setting ({space.name}: patches {space.patch_sizes}, widths <= {space.max_embed}/{space.max_qkv}/"
+              f"{space.max_mlp}, {space.positions} positions), 64 images of 32x32, {args.threads} thread(s)")
+        print(f"{'sampling':<26} {'M MACs/img':>10} {'model ms':>9} {'p90':>6} {'path ms':>8} {'p90':>6}")
+        for label, archs in (("uniform (identity 1/2)", space.sample(rng, args.archs)),
+                             (f"budget {args.budget:.3g} MACs", space.budget_sampler(args.budget).sample(rng, args.archs))):
+            model_s, path_s = [], []
+            with torch.no_grad():
+                for arch in archs:
+                    model = space.build(arch).eval()
+                    model_s.append(timed(lambda: model(x)))
+                    path_s.append(timed(lambda: net(x, arch)))
+            model_ms, path_ms = 1e3 * np.array(model_s), 1e3 * np.array(path_s)
+            print(f"{label:<26} {space.macs(archs).mean() / 1e6:>10.2f} {np.median(model_ms):>9.1f} "
+                  f"{np.percentile(model_ms, 90):>6.1f} {np.median(path_ms):>8.1f} {np.percentile(path_ms, 90):>6.1f}")
+        net.train()
+        arch = space.budget_sampler(args.budget).sample(rng, 1)[0]
+        step = timed(lambda: net(x, arch).logsumexp(1).mean().backward())
+        print(f"one training step (forward + backward) of a budget-aware path "
+              f"({space.macs(arch)[0] / 1e6:.2f} M MACs/img): {1e3 * step:.1f} ms")
 
-    paper = ViTASSpace()
-    print(f"\n{'budget G MACs':>13} {'identity p':>10} {'mean of 10,000 G':>16} {'error %':>8}")
-    for budget in (0.9e9, 1.0e9, 1.3e9, 1.6e9):
-        sampler = paper.budget_sampler(budget)
-        mean = paper.macs(sampler.sample(np.random.default_rng(1), 10_000)).mean()
-        print(f"{budget / 1e9:>13.1f} {sampler.identity_probability:>10.3f} {mean / 1e9:>16.3f} "
-              f"{100 * (mean / budget - 1):>+8.2f}")
-    return 0
+        paper = ViTASSpace()
+        print(f"\n{'budget G MACs':>13} {'identity p':>10} {'mean of 10,000 G':>16} {'error %':>8}")
+        for budget in (0.9e9, 1.0e9, 1.3e9, 1.6e9):
+            sampler = paper.budget_sampler(budget)
+            mean = paper.macs(sampler.sample(np.random.default_rng(1), 10_000)).mean()
+            print(f"{budget / 1e9:>13.1f} {sampler.identity_probability:>10.3f} {mean / 1e9:>16.3f} "
+                  f"{100 * (mean / budget - 1):>+8.2f}")
+        return 0
 
 
 if __name__ == "__main__":

@@ -22,6 +22,8 @@ from nas_lab.core import parallel
 from nas_lab.study import engine
 from nas_lab.study.config import StudyConfig
 
+from results_page import add_docs_flag, recorded
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data"
 
@@ -56,20 +58,23 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-off", action="store_true", help="only the limited workers (the unlimited take long)")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    study = StudyConfig.load(ROOT / "experiments" / "nb201.yaml", {
-        "table": args.data, "searchers": "bananas", "objectives": "test.cifar10", "budget": str(args.budget),
-        "repeats": str(args.repeats)})
-    print(f"BANANAS on NB201, budget {args.budget}, {args.repeats} runs, {args.workers} workers, "
-          f"{len(os.sched_getaffinity(0))} cores; {parallel.threads_per_worker(args.workers)} thread(s) per worker")
-    print(f"{'worker thread limits':<22} {'study s':>8} {'s per run':>10}")
-    results = {}
-    for limits in (True, False)[: 1 if args.skip_off else 2]:
-        results[limits] = timed(study, args.workers, limits)
-        print(f"{'on' if limits else 'off (as before)':<22} {results[limits][0]:>8.1f} {results[limits][1]:>10.1f}")
-    if len(results) == 2:
-        print(f"speed-up of the study: {results[False][0] / results[True][0]:.1f}x")
-    return 0
+    with recorded(args, "worker-threads", "Study workers and BLAS threads",
+                  "A 2-worker NB201 BANANAS study with the thread limits on and off."):
+        study = StudyConfig.load(ROOT / "experiments" / "nb201.yaml", {
+            "table": args.data, "searchers": "bananas", "objectives": "test.cifar10", "budget": str(args.budget),
+            "repeats": str(args.repeats)})
+        print(f"BANANAS on NB201, budget {args.budget}, {args.repeats} runs, {args.workers} workers, "
+              f"{len(os.sched_getaffinity(0))} cores; {parallel.threads_per_worker(args.workers)} thread(s) per worker")
+        print(f"{'worker thread limits':<22} {'study s':>8} {'s per run':>10}")
+        results = {}
+        for limits in (True, False)[: 1 if args.skip_off else 2]:
+            results[limits] = timed(study, args.workers, limits)
+            print(f"{'on' if limits else 'off (as before)':<22} {results[limits][0]:>8.1f} {results[limits][1]:>10.1f}")
+        if len(results) == 2:
+            print(f"speed-up of the study: {results[False][0] / results[True][0]:.1f}x")
+        return 0
 
 
 if __name__ == "__main__":

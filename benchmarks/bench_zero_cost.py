@@ -28,6 +28,8 @@ from nas_lab.objectives.zero_cost.objective import proxy_key
 from nas_lab.objectives.zero_cost.precompute import sample_indices
 from nas_lab.objectives.zero_cost.proxies import evaluate_proxy
 
+from results_page import add_docs_flag, recorded
+
 SPACES = ("hyvitas", "nb201")
 ZEROSHOT = Path(__file__).resolve().parents[1] / "experiments" / "hyvitas_zeroshot.yaml"
 LOOKUP_TARGET_MS = 10.0
@@ -68,32 +70,35 @@ def main() -> None:
     parser.add_argument("--archs", type=int, default=3, help="archs timed per space and proxy (default: %(default)s)")
     parser.add_argument("--proxies", default=",".join(registry.names("proxy")))
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s, as nas_lab computes proxies)")
+    add_docs_flag(parser)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    proxies = args.proxies.split(",")
-    spaces = {name: registry.create("space", name, {}) for name in SPACES}
-    cores = os.cpu_count() or 1
+    with recorded(args, "zero-cost", "Zero-cost proxies and their cache",
+                  "Seconds per proxy evaluation and cached lookups."):
+        torch.set_num_threads(args.threads)
+        proxies = args.proxies.split(",")
+        spaces = {name: registry.create("space", name, {}) for name in SPACES}
+        cores = os.cpu_count() or 1
 
-    sizes = {name: proxy_key(space, proxies[0], 0, None, 64).resolution for name, space in spaces.items()}
-    print(f"seconds per proxy evaluation, mean over {args.archs} archs, batch 64, {args.threads} torch thread(s)")
-    print(f"{'proxy':<12}" + "".join(f"{f'{n} ({s}x{s})':>18}" for n, s in sizes.items()))
-    per_eval: dict[str, dict[str, float]] = {}
-    for proxy in proxies:
-        per_eval[proxy] = {n: seconds_per_eval(s, proxy, sample_indices(s, args.archs + 1, seed=1)[1:]) for n, s in spaces.items()}
-        print(f"{proxy:<12}" + "".join(f"{per_eval[proxy][n]:>18.3f}" for n in spaces), flush=True)
+        sizes = {name: proxy_key(space, proxies[0], 0, None, 64).resolution for name, space in spaces.items()}
+        print(f"seconds per proxy evaluation, mean over {args.archs} archs, batch 64, {args.threads} torch thread(s)")
+        print(f"{'proxy':<12}" + "".join(f"{f'{n} ({s}x{s})':>18}" for n, s in sizes.items()))
+        per_eval: dict[str, dict[str, float]] = {}
+        for proxy in proxies:
+            per_eval[proxy] = {n: seconds_per_eval(s, proxy, sample_indices(s, args.archs + 1, seed=1)[1:]) for n, s in spaces.items()}
+            print(f"{proxy:<12}" + "".join(f"{per_eval[proxy][n]:>18.3f}" for n in spaces), flush=True)
 
-    study = yaml.safe_load(ZEROSHOT.read_text())
-    wanted = [o.split(".", 1)[1] for o in study["objectives"]]
-    if set(wanted) <= set(per_eval):
-        n = spaces["hyvitas"].cardinality
-        total = sum(per_eval[p]["hyvitas"] for p in wanted) * n / cores
-        print(f"precompute for {ZEROSHOT.name} ({', '.join(wanted)} x {n:,} archs) on {cores} core(s): "
-              f"about {total / 3600:.2f} h ({total:,.0f} s)")
+        study = yaml.safe_load(ZEROSHOT.read_text())
+        wanted = [o.split(".", 1)[1] for o in study["objectives"]]
+        if set(wanted) <= set(per_eval):
+            n = spaces["hyvitas"].cardinality
+            total = sum(per_eval[p]["hyvitas"] for p in wanted) * n / cores
+            print(f"precompute for {ZEROSHOT.name} ({', '.join(wanted)} x {n:,} archs) on {cores} core(s): "
+                  f"about {total / 3600:.2f} h ({total:,.0f} s)")
 
-    ms = lookup_ms(spaces, proxies)
-    verdict = "meets target" if ms <= LOOKUP_TARGET_MS else "MISSES target"
-    print(f"cache lookup of 100 archs (all hits, {len(proxies)} proxies x both spaces stored): "
-          f"{ms:.2f} ms median (target <= {LOOKUP_TARGET_MS:.0f} ms): {verdict}")
+        ms = lookup_ms(spaces, proxies)
+        verdict = "meets target" if ms <= LOOKUP_TARGET_MS else "MISSES target"
+        print(f"cache lookup of 100 archs (all hits, {len(proxies)} proxies x both spaces stored): "
+              f"{ms:.2f} ms median (target <= {LOOKUP_TARGET_MS:.0f} ms): {verdict}")
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
-"""Every ``nas-lab`` example in the README, in each command's ``--help``, in the experiments' comments and in the
-package's docstrings works when pasted into bash: bash hands the command exactly the arguments a reader sees
-(``<=`` is no redirection, ``[a,b]`` no glob, ``;`` or ``|`` no second command), and creates no file."""
+"""Every ``nas-lab`` example in the README and the docs site's pages, in each command's ``--help``, in the
+experiments' comments and in the package's docstrings works when pasted into bash: bash hands the command exactly the
+arguments a reader sees (``<=`` is no redirection, ``[a,b]`` no glob, ``;`` or ``|`` no second command), and creates
+no file."""
 
 import argparse
 import re
 import shlex
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -31,12 +33,25 @@ def _commands(lines) -> list[str]:
     return out
 
 
-def readme_examples() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+#: the Markdown pages whose examples a reader pastes: the README and every page of the docs site
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+
+def page_examples(page: Path) -> list[str]:
+    """The ``nas-lab`` commands of a Markdown page: in its bash (or unlabelled) blocks, and ``nas-lab ...`` spans."""
+    text = page.read_text()
     blocks = [body for lang, body in FENCE.findall(text) if lang not in ("python", "toml", "yaml")]
     prose = FENCE.sub("", text)
     spans = [" ".join(s.split()) for s in SPAN.findall(prose)]
     return [c for body in blocks for c in _commands(body.splitlines())] + spans
+
+
+def readme_examples() -> list[str]:
+    return page_examples(ROOT / "README.md")
+
+
+def docs_examples() -> list[str]:
+    return [c for page in PAGES[1:] for c in page_examples(page)]
 
 
 def help_texts(parser: argparse.ArgumentParser):
@@ -66,20 +81,42 @@ def comment_examples() -> list[str]:
     return _commands(line for line in lines if line.startswith(("nas-lab ", "$ nas-lab "))) + spans
 
 
-EXAMPLES = sorted(set(readme_examples()) | set(help_examples()) | set(comment_examples()))
+EXAMPLES = sorted({c for page in PAGES for c in page_examples(page)} | set(help_examples()) | set(comment_examples()))
 
 
 def test_the_examples_are_found():
-    assert len(readme_examples()) > 40 and len(help_examples()) > 10
+    assert len(readme_examples()) > 15 and len(docs_examples()) > 60 and len(help_examples()) > 10
     assert any("constraint=" in e for e in help_examples())
 
 
+def _bash(example: str, folder: Path) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``printf '%s\\0' EXAMPLE`` run by bash in ``folder``: what bash hands a
+    command of that line."""
+    out = subprocess.run(["bash", "-O", "failglob", "-c", "printf '%s\\0' " + example], cwd=folder,
+                         capture_output=True, text=True, timeout=10)
+    return out.returncode, out.stdout, out.stderr
+
+
+@pytest.fixture(scope="module")
+def pasted(tmp_path_factory) -> dict[str, tuple[int, str, str, list]]:
+    """Every example pasted into bash, each in an empty folder of its own, a few at a time (each is a process start
+    that mostly waits): ``(status, stdout, stderr, files created)`` by example."""
+    root = tmp_path_factory.mktemp("pasted")
+
+    def paste(item):
+        i, example = item
+        folder = root / str(i)
+        folder.mkdir()
+        return example, (*_bash(example, folder), list(folder.iterdir()))
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        return dict(pool.map(paste, enumerate(EXAMPLES)))
+
+
 @pytest.mark.parametrize("example", EXAMPLES)
-def test_example_reaches_the_command_as_written(example, tmp_path):
+def test_example_reaches_the_command_as_written(example, pasted):
     intended = shlex.split(example, comments=True)
-    script = "printf '%s\\0' " + example  # bash parses the arguments as it would for nas-lab
-    out = subprocess.run(["bash", "-O", "failglob", "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                         timeout=10)
-    assert out.returncode == 0, f"bash refuses {example!r}: {out.stderr.strip()}"
-    assert list(tmp_path.iterdir()) == [], f"bash created a file from {example!r}: quote the argument"
-    assert out.stdout.split("\0")[:-1] == intended, f"bash splits {example!r} otherwise: quote it"
+    status, stdout, stderr, created = pasted[example]
+    assert status == 0, f"bash refuses {example!r}: {stderr.strip()}"
+    assert created == [], f"bash created a file from {example!r}: quote the argument"
+    assert stdout.split("\0")[:-1] == intended, f"bash splits {example!r} otherwise: quote it"
