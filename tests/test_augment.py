@@ -3,6 +3,8 @@ determinism per seed, torch's global random state untouched, ``none`` off, ``aut
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +113,19 @@ def test_auto_is_the_space_s_recipe_on_cuda_and_none_on_the_cpu():
     assert resolve("auto", HyViTasSpace(), "cuda") == "hyvitas"
     assert resolve("auto", PoolViTSpace(), "cuda") == resolve("auto", NB201Space(), "cuda", retrain=True) == "cifar"
     assert resolve("deit", None, "cpu") == "deit" and resolve(None) == "none"
+
+
+def test_vitas_retrains_archs_under_1_3_gflops_without_cutmix():
+    """ViTAS (seed 004, L413-416) drops CutMix when retraining archs under 1.3 GFLOPs (its FLOPs: our MACs)."""
+    space = ViTASSpace()  # the paper's setting: 224 px, ImageNet's 1,000 classes
+    archs = space.sample(np.random.default_rng(0), 200)
+    macs = space.macs(archs)
+    small, large = archs[np.argmin(macs)], archs[np.argmax(macs)]
+    assert macs.min() < 1.3e9 <= macs.max()
+    assert resolve("auto", space, "cuda", retrain=True, arch=small) == "deit-nocutmix"
+    assert resolve("auto", space, "cuda", retrain=True, arch=large) == "deit"
+    assert resolve("auto", space, "cuda", retrain=False, arch=small) == "vitas"
+    assert RECIPES["deit-nocutmix"] == replace(RECIPES["deit"], cutmix=0.0)
 
 
 def test_every_space_names_a_recipe_that_exists():

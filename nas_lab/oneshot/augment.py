@@ -19,6 +19,9 @@ Named recipes (``RECIPES``; values with where they come from):
   smoothing 0.1, random erasing with probability 0.25. Not part of the
   recipe: repeated augmentation (a sampler, which AutoViT drops too) and
   stochastic depth (a model setting; ViTAS removes it, L406).
+- ``deit-nocutmix``: ``deit`` without CutMix, with which ViTAS retrains its
+  archs under 1.3 GFLOPs ("too weak to withstand" more, seed 004, L413-416;
+  its FLOPs are our MACs).
 - ``vitas``: ViTAS' weak recipe for its super-transformer (seed 004, Table 4,
   L392-396, and L406-410: of DeiT's augmentations only CutMix 1.0 and erasing
   0.25 are kept): random resized crop and flip as DeiT, CutMix alpha 1.0 on
@@ -54,7 +57,8 @@ recipe runs on the CPU too when asked for. A space names its recipe as
 ``supernet_recipe["augment"]``; ``nas-lab train`` takes
 ``supernet_recipe["retrain"]["augment"]`` where the space retrains otherwise
 than it trains its supernet (ViTAS: ``vitas`` for the super-transformer,
-``deit`` to retrain).
+``deit`` to retrain), and ``["retrain"]["augment_below_macs"] = (limit, name)``
+for the archs of fewer MACs per image (ViTAS: 1.3e9, ``deit-nocutmix``).
 
 Randomness: kornia draws from torch's global generator, so every batch runs
 under ``torch.random.fork_rng`` with the CPU generator (and the batch's CUDA
@@ -114,6 +118,8 @@ _DEIT_BASE = Recipe(crop="resized", flip=0.5)
 RECIPES: dict[str, Recipe] = {
     "deit": replace(_DEIT_BASE, ops=2, magnitude=9.0, magnitude_std=0.5, erasing=0.25, mixup=0.8, cutmix=1.0,
                     smoothing=0.1),
+    "deit-nocutmix": replace(_DEIT_BASE, ops=2, magnitude=9.0, magnitude_std=0.5, erasing=0.25, mixup=0.8,
+                             smoothing=0.1),
     "vitas": replace(_DEIT_BASE, erasing=0.25, cutmix=1.0, smoothing=0.1),
     "hyvitas": replace(_DEIT_BASE, ops=2, magnitude=9.0, magnitude_std=0.5),
     "cifar": Recipe(crop="padded", padding=4, flip=0.5),
@@ -122,9 +128,10 @@ RECIPES: dict[str, Recipe] = {
 CHOICES = ("auto", "none", *RECIPES)
 
 
-def resolve(augment: str | None, space=None, device: str = "cpu", retrain: bool = False) -> str:
+def resolve(augment: str | None, space=None, device: str = "cpu", retrain: bool = False, arch=None) -> str:
     """The recipe name ``augment`` means: ``auto`` is the space's (``supernet_recipe["augment"]``, or with
-    ``retrain`` its ``["retrain"]["augment"]`` where it has one) on CUDA and ``none`` on the CPU; None is ``none``."""
+    ``retrain`` its ``["retrain"]["augment"]`` where it has one, and ``["retrain"]["augment_below_macs"]`` for an
+    ``arch`` under that many MACs) on CUDA and ``none`` on the CPU; None is ``none``."""
     if augment is None:
         return "none"
     if augment != "auto":
@@ -134,6 +141,10 @@ def resolve(augment: str | None, space=None, device: str = "cpu", retrain: bool 
     recipe = space.supernet_recipe
     if retrain:
         recipe = {**recipe, **recipe.get("retrain", {})}
+        if arch is not None and "augment_below_macs" in recipe:
+            limit, small = recipe["augment_below_macs"]
+            if space.macs([arch])[0] < limit:
+                return small
     return recipe.get("augment", "none")
 
 

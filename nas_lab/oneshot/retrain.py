@@ -135,7 +135,7 @@ def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, augm
         torch.manual_seed(int(np.random.default_rng(init).integers(2**62)))
         model = space.build(arch, num_classes=data.num_classes)
     model = model.to(data.device)
-    name = resolve(augment, space, task.device, retrain=True)
+    name = resolve(augment, space, task.device, retrain=True, arch=arch)
     side = data.data.shape[-1]
     augment_batch = augmentation(name, data.num_classes, side, data.device,
                                  torch_generator(np.random.default_rng(augment_seed)))
