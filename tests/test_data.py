@@ -11,23 +11,38 @@ from PIL import Image
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
-from nas_lab.data import CORRUPTIONS, ImageData, corrupt, datasets, ood_variants, severity_parameters, sketch
+from nas_lab.data import (
+    CORRUPTIONS,
+    ImageData,
+    corrupt,
+    datasets,
+    images,
+    ood_variants,
+    severity_parameters,
+    sketch,
+)
 
 SPLITS = ("train", "val", "test")
 
 
 def split_sizes(data: ImageData) -> tuple[int, ...]:
-    return tuple(len(getattr(data, s)[1]) for s in SPLITS)
+    return tuple(len(getattr(data, s)) for s in SPLITS)
 
 
 def assert_well_formed(data: ImageData, shape):
     for split in SPLITS:
-        x, y = getattr(data, split)
+        part = getattr(data, split)
+        x, y = part.arrays()
         assert x.dtype == np.float32 and y.dtype == np.int64, split
-        assert x.shape == (len(y), *shape), split
+        assert x.shape == (len(y), *shape) and part.shape == shape, split
         assert 0.0 <= x.min() and x.max() <= 1.0, split
         assert np.array_equal(np.unique(y), np.arange(data.num_classes)), f"{split} lacks a class"
-        assert not x.flags.writeable and not y.flags.writeable, "cached arrays must be read-only"
+        assert not part.labels.flags.writeable, "cached labels must be read-only"
+        if part.in_memory:
+            assert not x.flags.writeable, "cached arrays must be read-only"
+        image, label = part[len(part) - 1]  # one item, as a DataLoader reads it
+        np.testing.assert_array_equal(image, x[-1])
+        assert label == y[-1] and isinstance(label, int)
 
 
 # ---------------------------------------------------------------- digits (the default)
@@ -39,7 +54,7 @@ def test_digits_default_is_real_offline_images_with_a_fixed_stratified_split():
     assert_well_formed(data, (3, 32, 32))
     assert split_sizes(data) == (1259, 269, 269)  # 70/15/15 of 1,797, per class
     assert "70/15/15" in data.describe() and "1,259" in data.describe()
-    x = data.train[0]
+    x = data.train.x
     assert np.array_equal(x[:, 0], x[:, 1]) and np.array_equal(x[:, 0], x[:, 2])  # grey replicated
     assert registry.create("dataset", "digits", {}) is data  # cached per process
 
@@ -49,8 +64,8 @@ def test_digits_split_is_a_partition_of_the_bundled_images():
 
     source = load_digits()
     data = datasets.digits(image_size=8, channels=1)  # native size: no resampling
-    x = np.concatenate([getattr(data, s)[0] for s in SPLITS]).reshape(-1, 64) * 16
-    y = np.concatenate([getattr(data, s)[1] for s in SPLITS])
+    x = np.concatenate([getattr(data, s).x for s in SPLITS]).reshape(-1, 64) * 16
+    y = np.concatenate([getattr(data, s).labels for s in SPLITS])
     assert np.allclose(x, np.round(x), atol=1e-5)
     ours = sorted(zip(y.tolist(), map(tuple, np.round(x).astype(int).tolist())))
     theirs = sorted(zip(source.target.tolist(), map(tuple, source.data.astype(int).tolist())))
@@ -62,16 +77,16 @@ def test_same_seed_gives_identical_splits_and_another_seed_another_split():
     fresh = datasets._digits.__wrapped__(32, 3, 0)  # recomputed, not the cached object
     other = datasets._digits.__wrapped__(32, 3, 1)
     for split in SPLITS:
-        np.testing.assert_array_equal(getattr(cached, split)[0], getattr(fresh, split)[0])
-        np.testing.assert_array_equal(getattr(cached, split)[1], getattr(fresh, split)[1])
+        np.testing.assert_array_equal(getattr(cached, split).x, getattr(fresh, split).x)
+        np.testing.assert_array_equal(getattr(cached, split).labels, getattr(fresh, split).labels)
     assert split_sizes(other) == split_sizes(cached)
-    assert not np.array_equal(other.test[0], cached.test[0])
+    assert not np.array_equal(other.test.x, cached.test.x)
 
 
 @pytest.mark.parametrize("h, w, size", [(8, 8, 32), (28, 28, 32), (32, 32, 7), (20, 30, 16)])
 def test_array_resizing_is_pils_bilinear_filter(h, w, size):
     x = np.random.default_rng(0).random((2, 3, h, w)).astype(np.float32)
-    ours = datasets._resize(x, size)
+    ours = images.resize(x, size)
     for n, c in ((0, 0), (1, 2)):
         pil = Image.fromarray(x[n, c]).resize((size, size), Image.Resampling.BILINEAR)
         np.testing.assert_allclose(ours[n, c], np.asarray(pil), atol=1e-6)
@@ -139,12 +154,13 @@ def test_cifar10_reads_the_python_batches(tmp_path):
     assert_well_formed(data, (3, 32, 32))
     assert split_sizes(data) == (90, 10, 10)  # 100 training images minus 10% per class as val; test_batch
     test = batches["test_batch"]
-    np.testing.assert_array_equal(data.test[1], test[b"labels"])
+    np.testing.assert_array_equal(data.test.labels, test[b"labels"])
+    assert data.test.source.dtype == np.uint8  # the pickles' bytes are kept, converted per image
     expected = test[b"data"][3].reshape(3, 32, 32) / np.float32(255)  # rows are the R, G, B planes
-    np.testing.assert_allclose(data.test[0][3], expected, atol=1e-7)
+    np.testing.assert_allclose(data.test[3][0], expected, atol=1e-7)
     parent = datasets.cifar10(root=str(tmp_path), channels=1)  # the archive's top folder works too
     luma = np.tensordot([0.299, 0.587, 0.114], expected, axes=1)
-    np.testing.assert_allclose(parent.test[0][3, 0], luma, atol=1e-6)
+    np.testing.assert_allclose(parent.test[3][0][0], luma, atol=1e-6)
 
 
 def test_a_malicious_cifar_pickle_is_refused_without_running(tmp_path):
@@ -201,11 +217,12 @@ def test_folder_dataset_reads_a_labelled_image_folder(tmp_path):
     assert data.classes == ("ant", "zebra")
     assert_well_formed(data, (3, 8, 8))
     assert split_sizes(data) == (4, 2, 2)  # 4 per class: one val, one test, the rest train
-    x, y = data.train
+    x, y = data.train.arrays()
     np.testing.assert_allclose(x[y == 1], np.broadcast_to([1.0, 0.0, 0.0], (2, 8, 8, 3)).transpose(0, 3, 1, 2))
     np.testing.assert_allclose(x[y == 0], 128 / 255, atol=1.5 / 255)  # JPEG may move a grey by a level
     grey = datasets.folder(root=str(tmp_path / "imgs"), image_size=8, channels=1)
-    np.testing.assert_allclose(grey.train[0][grey.train[1] == 1], 76 / 255)  # PIL's luma of pure red
+    x, y = grey.train.arrays()
+    np.testing.assert_allclose(x[y == 1], 76 / 255)  # PIL's luma of pure red
 
 
 def test_folder_errors_name_what_is_wrong(tmp_path):
@@ -224,12 +241,14 @@ def test_folder_errors_name_what_is_wrong(tmp_path):
         datasets.folder(root=str(tmp_path / "few"))
     root = image_folder(tmp_path / "broken")
     (root / "ant" / "2.bmp").write_bytes(b"this is no bitmap")
+    broken = datasets.folder(root=str(root))  # images are decoded when read, not when the folder is listed
     with pytest.raises(UserError, match=r"cannot read image .*ant/2\.bmp"):
-        datasets.folder(root=str(root))
+        for split in SPLITS:
+            getattr(broken, split).arrays()
 
 
 def test_other_bad_input_is_a_user_error(tmp_path):
-    with pytest.raises(UserError, match="unknown dataset 'imagenet'; valid: cifar10, digits, folder, mnist"):
+    with pytest.raises(UserError, match="unknown dataset 'imagenet'; valid: cifar10, cifar100, digits, folder, mnist"):
         registry.load("dataset", "imagenet")
     with pytest.raises(UserError, match="dataset.channels must be one of 1, 3, got 2"):
         datasets.digits(channels=2)
@@ -247,12 +266,12 @@ def test_other_bad_input_is_a_user_error(tmp_path):
 
 def test_a_dataset_larger_than_free_memory_is_refused_before_resizing(monkeypatch):
     pages = {"SC_PAGE_SIZE": 4096, "SC_AVPHYS_PAGES": 2**18}  # 1 GiB free
-    monkeypatch.setattr(datasets.os, "sysconf", pages.__getitem__)
+    monkeypatch.setattr(images.os, "sysconf", pages.__getitem__)
     # 1,797 digits x 3 channels x 4 bytes x 2 copies x 256^2 px = 2.6 GiB
     with pytest.raises(UserError, match=r"dataset digits at dataset.image_size=256 needs 2.6 GiB for its 1,797 "
                                         r"images, more than the 1.0 GiB free here; choose dataset.image_size <= 157"):
         datasets.digits(image_size=256, seed=7)
-    assert datasets.digits(image_size=16, seed=7).train[0].shape[1:] == (3, 16, 16)
+    assert datasets.digits(image_size=16, seed=7).train.shape == (3, 16, 16)
 
 
 # ---------------------------------------------------------------- corruptions
@@ -260,12 +279,12 @@ def test_a_dataset_larger_than_free_memory_is_refused_before_resizing(monkeypatc
 
 @pytest.fixture(scope="module")
 def batch():
-    return datasets.digits().test[0][:48]
+    return datasets.digits().test.x[:48]
 
 
 @pytest.fixture(scope="module")
 def big_batch():
-    return datasets.digits(image_size=96).test[0][:8]  # 96 px: the ImageNet-C table, scaled
+    return datasets.digits(image_size=96).test.x[:8]  # 96 px: the ImageNet-C table, scaled
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
@@ -332,15 +351,16 @@ def test_sketch_keeps_shape_and_drops_colour_and_intensity(batch):
 
 def test_ood_variants_of_the_test_split():
     data = datasets.digits()
-    variants = ood_variants(data, seed=1)
+    variants = ood_variants(data.test, seed=1)
     assert len(variants) == 51 and "sketch" in variants and "c.pixelate.5" in variants
     assert "c.fog.1" not in variants
     with pytest.raises(KeyError):
         variants["c.fog.1"]
-    x, y = variants["c.gaussian_noise.2"]
-    assert y is data.test[1] and x.shape == data.test[0].shape
-    later = ood_variants(data, seed=1)
+    noisy = variants["c.gaussian_noise.2"]
+    x = noisy.x
+    assert noisy.labels is data.test.labels and x.shape == data.test.x.shape
+    later = ood_variants(data.test, seed=1)
     _ = later["c.impulse_noise.4"]  # another variant made first changes nothing
-    np.testing.assert_array_equal(later["c.gaussian_noise.2"][0], x)
-    assert not np.array_equal(ood_variants(data, seed=2)["c.gaussian_noise.2"][0], x)
-    np.testing.assert_array_equal(variants["sketch"][0], sketch(data.test[0]))
+    np.testing.assert_array_equal(later["c.gaussian_noise.2"].x, x)
+    assert not np.array_equal(ood_variants(data.test, seed=2)["c.gaussian_noise.2"].x, x)
+    np.testing.assert_array_equal(variants["sketch"].x, sketch(data.test.x))

@@ -18,7 +18,8 @@ survives, as dark edge lines on white, with no colour and no texture.
 
 Randomness comes from the ``np.random.Generator`` passed in, so a corruption is
 reproducible; ``ood_variants`` derives one generator per variant from its seed
-and the variant's name, so a variant does not depend on which others were made.
+and the variant's name (and, for a test set read one image at a time, the
+image's index), so a variant does not depend on which others were made.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from scipy import fft as sp_fft
 from scipy import ndimage
 
 from nas_lab.core.errors import UserError, shorten
-from nas_lab.data.datasets import LUMA, ImageData
+from nas_lab.data.images import LUMA, ArrayImages, ImageSet
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -259,27 +260,31 @@ def _images(x: np.ndarray) -> np.ndarray:
 
 
 class OodVariants(Mapping):
-    """The OoD versions of a dataset's test split, made on access: ``c.<corruption>.<severity>`` and ``sketch``.
+    """The OoD versions of a test split, made on access: ``c.<corruption>.<severity>`` and ``sketch``.
 
-    Each value is ``(x', y)`` with the test labels. Nothing is kept, so all 51
-    variants of a large test set never sit in memory at once; ``dict(variants)``
-    keeps them when they fit (about 170 MB for the default digits at 32x32).
+    Each value is an image set with the test labels. Of an in-memory test set
+    (digits, mnist) it is the whole variant, corrupted in one go on access (an
+    ``ArrayImages``, about 3 MB for digits' test split at 32x32); nothing is
+    kept, so the 51 variants never sit in memory together. Of any other test set
+    (CIFAR, a folder of any size) it is a ``CorruptedImages`` that corrupts each
+    image when it is read, so a large test split is never copied at all.
     """
 
-    def __init__(self, data: ImageData, seed: int = 0):
-        self.data = data
+    def __init__(self, test: ImageSet, seed: int = 0):
+        self.test = test
         self.seed = seed
         self._keys = (*(f"c.{name}.{s}" for name in CORRUPTIONS for s in SEVERITIES), "sketch")
 
-    def __getitem__(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+    def __getitem__(self, key: str) -> ImageSet:
         if key not in self._keys:
             raise KeyError(key)
-        x, y = self.data.test
+        if not self.test.in_memory:
+            return CorruptedImages(self.test, key, self.seed)
+        x = self.test.x
         if key == "sketch":
-            return sketch(x), y
+            return ArrayImages(sketch(x), self.test.labels)
         _, name, severity = key.split(".")
-        rng = np.random.default_rng([self.seed, zlib.crc32(key.encode())])
-        return corrupt(x, name, int(severity), rng), y
+        return ArrayImages(corrupt(x, name, int(severity), _generator(self.seed, key)), self.test.labels)
 
     def __contains__(self, key: object) -> bool:
         return key in self._keys  # without making the variant, as Mapping's default would
@@ -291,6 +296,31 @@ class OodVariants(Mapping):
         return len(self._keys)
 
 
-def ood_variants(data: ImageData, seed: int = 0) -> OodVariants:
-    """Every corruption at every severity plus ``sketch``, of ``data``'s test split (computed on access)."""
-    return OodVariants(data, seed)
+class CorruptedImages(ImageSet):
+    """An OoD variant (``c.<corruption>.<severity>`` or ``sketch``) of an image set, made one image at a time.
+
+    Image ``i`` is corrupted with a generator seeded by (seed, variant, ``i``), so
+    it is the same whichever process reads it, in whatever order.
+    """
+
+    def __init__(self, source: ImageSet, key: str, seed: int):
+        super().__init__(source.labels, source.shape)
+        self.source, self.key, self.seed = source, key, seed
+
+    def image(self, i: int) -> np.ndarray:
+        x = self.source.image(i)[None]
+        if self.key == "sketch":
+            return sketch(x)[0]
+        _, name, severity = self.key.split(".")
+        return corrupt(x, name, int(severity), _generator(self.seed, self.key, i))[0]
+
+
+def _generator(seed: int, key: str, *image: int) -> np.random.Generator:
+    """The generator of variant ``key`` (of image ``image`` when corrupted one at a time): it does not depend on
+    which other variants, or images, were made before."""
+    return np.random.default_rng([seed, zlib.crc32(key.encode()), *image])
+
+
+def ood_variants(test: ImageSet, seed: int = 0) -> OodVariants:
+    """Every corruption at every severity plus ``sketch``, of the test split ``test`` (computed on access)."""
+    return OodVariants(test, seed)

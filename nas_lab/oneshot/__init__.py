@@ -6,6 +6,10 @@
   weight-step loop and uniform single-path (SPOS) training;
 - ``evaluation``: accuracies of paths with inherited weights after
   recalibration, and the supernet metrics (val, OoD) of archs;
+- ``distributed``: data-parallel training under torchrun (ranks, what they
+  share, rank 0 alone writing);
+- ``checkpoint``: checkpoints of a training in progress, resumed when the same
+  training runs again;
 - ``augment``: the training recipes' augmentation of batches (kornia), named by each space's recipe;
 - ``retrain``: one arch trained from scratch, tested and exported (``nas-lab train``).
 
