@@ -70,17 +70,17 @@ def test_the_ood_metrics_are_means_over_the_test_split_s_variants():
     cheap; the accuracies are exact fractions of the 270 test images, compared exactly."""
     from nas_lab.data.corruptions import CORE_CORRUPTIONS, ood_variants
     from nas_lab.oneshot.retrain import accuracy, evaluate
-    from nas_lab.oneshot.training import TaskTensors
+    from nas_lab.oneshot.training import TaskData
 
-    data = TaskTensors(Task("digits", (("image_size", "8"),)))
+    data = TaskData(Task("digits", (("image_size", "8"),)))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 8 * 8, 10))
     out = evaluate(model, data, seed=5)
     assert set(out) == {"val", "test", "ood.c1", "ood.c5", "ood.sketch", "ood"}
-    variants = ood_variants(data.data, 5)
-    assert out["ood.sketch"] == accuracy(model, data.tensors(*variants["sketch"]))
-    c5 = [accuracy(model, data.tensors(*variants[f"c.{c}.5"])) for c in CORE_CORRUPTIONS]
+    variants = ood_variants(data.test, 5)
+    assert out["ood.sketch"] == accuracy(model, variants["sketch"], data.device)
+    c5 = [accuracy(model, variants[f"c.{c}.5"], data.device) for c in CORE_CORRUPTIONS]
     assert out["ood.c5"] == pytest.approx(np.mean(c5), abs=1e-12)
     assert out["ood"] == pytest.approx(np.mean([out["ood.c1"], out["ood.c5"], out["ood.sketch"]]), abs=1e-12)
     assert evaluate(model, data, seed=5, ood=False) == {"val": out["val"], "test": out["test"]}
@@ -91,16 +91,51 @@ def test_the_same_seed_trains_the_same_weights_and_another_seed_others():
     arch = space.arch(100)
     task = Task("digits").for_space(space)
     task = Task(task.dataset, (("image_size", "32"),), "cpu")
-    settings = retrain_settings(space, 1, 32, None, 2, "auto")
+    settings = retrain_settings(space, arch, 1, 32, None, 2, "auto", "hyvitas")
     assert settings.optimizer == "adamw"  # HyViTas-Bench trains its models with AdamW
-    runs = [retrain(space, arch, task, settings, "hyvitas", seed, ood=False) for seed in (0, 0, 1)]
+    runs = [retrain(space, arch, task, settings, seed, ood=False) for seed in (0, 0, 1)]
     a, b, c = (r.model.state_dict() for r in runs)
     for k in a:  # the same computation twice; the tolerance only allows for threads summing in another order
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
     assert any(not torch.allclose(a[k], c[k], rtol=1e-3, atol=1e-4) for k in a if a[k].is_floating_point())
-    assert runs[0].augment == "hyvitas"
+    assert runs[0].settings.augment == "hyvitas"
     for metric, value in runs[0].accuracies.items():  # at most one of 270 images may flip between the twins
         assert abs(value - runs[1].accuracies[metric]) <= 100 / 270 + 1e-9
+
+
+def test_a_training_stopped_mid_way_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path,
+                                                                                                    monkeypatch):
+    """Two epochs of two steps, augmented (the augmentation's generator is in the checkpoint too); the first try
+    dies in the third step, after the checkpoint of epoch 1; the second resumes and removes the checkpoint."""
+    import types
+
+    import nas_lab.oneshot.retrain as module
+
+    space = HyViTasSpace()
+    arch = space.arch(100)
+    task = Task("digits", (("image_size", "32"),), "cpu")
+    settings = retrain_settings(space, arch, 2, 32, None, 2, "auto", "hyvitas")
+    whole = retrain(space, arch, task, settings, 3, ood=False).model.state_dict()
+
+    calls = []
+
+    def dies_in_step_3(logits, target):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    checkpoint = tmp_path / "training.ckpt"
+    monkeypatch.setattr(module, "F", types.SimpleNamespace(cross_entropy=dies_in_step_3))
+    with pytest.raises(KeyboardInterrupt):
+        retrain(space, arch, task, settings, 3, ood=False, checkpoint=checkpoint)
+    assert checkpoint.is_file()
+    monkeypatch.undo()
+    resumed = retrain(space, arch, task, settings, 3, ood=False, checkpoint=checkpoint)
+    assert resumed.throughput.images == 2 * 32  # only epoch 2 was trained again
+    assert not checkpoint.exists()
+    for k, v in resumed.model.state_dict().items():  # same steps on the same batches; threads may sum otherwise
+        torch.testing.assert_close(v, whole[k], rtol=1e-5, atol=1e-6)
 
 
 def test_archs_are_named_by_index_decisions_or_run_record(tmp_path):
@@ -146,10 +181,13 @@ def test_a_record_of_another_space_an_unwritable_folder_and_no_test_split_are_re
     real = Task.data
 
     def without_test(task):
-        data = real(task)
         from dataclasses import replace
 
-        return replace(data, test=(data.test[0][:0], data.test[1][:0]))
+        from nas_lab.data.images import ArrayImages
+
+        data = real(task)
+        x, y = data.test.arrays()
+        return replace(data, test=ArrayImages(x[:0], y[:0]))
 
     monkeypatch.setattr(Task, "data", without_test)
     code, _, err = cli("space=nb201", "arch=1", *TINY, f"out={tmp_path / 'o'}")
@@ -166,7 +204,7 @@ def test_an_onnx_exporter_that_fails_loses_none_of_the_other_files(tmp_path, mon
 
     monkeypatch.setattr(torch.onnx, "export", refuse)
     arch = NB201.arch(4321)
-    result = Retrained(NB201.build(arch, num_classes=10), arch, Settings(1, 8, 0.1, 1, 1), "none", Throughput(8, 1.0),
+    result = Retrained(NB201.build(arch, num_classes=10), arch, Settings(1, 8, 0.1, 1, 1), Throughput(8, 1.0),
                        {"test": 10.0}, (3, 16, 16), 10)
     facts = {"accuracy": {"test": 10.0}}
     paths = export(result, tmp_path, facts)

@@ -17,10 +17,13 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.settings import Setting, help_text, read_overrides
 from nas_lab.oneshot.augment import RECIPES
-from nas_lab.oneshot.settings import AUGMENT, BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER
+from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
+                                      MAX_BATCHES, OPTIMIZER, PRECISION, WORKERS)
 
 #: the default output folder's parent (beside ``nas-lab run``'s ``results/runs``)
 RESULTS = Path("results/train")
+#: the training's checkpoint in the output folder (removed once the training is done)
+CHECKPOINT = "training.ckpt"
 #: an arch index longer than this many digits (ViTAS has 44) names the default folder by a digest instead
 LONG_INDEX = 24
 
@@ -38,6 +41,10 @@ SETTINGS = {s.name: s for s in (
     replace(MAX_BATCHES, name="max_batches", type=int, default=None),
     replace(OPTIMIZER, name="optimizer", type=str, default="auto"),
     replace(AUGMENT, name="augment", type=str, default="auto"),
+    replace(PRECISION, name="precision", type=str, default="auto"),
+    replace(COMPILE, name="compile", type=bool, default=False),
+    replace(CHECKPOINT_EVERY, name="checkpoint_every", type=int, default=None),
+    replace(WORKERS, name="workers", type=int, default=None),
     Setting("ood", bool, True, help="also test on the test split's OoD variants (corruptions at severities 1 and 5, "
                                     "sketch)"),
     Setting("out", str, None, help="output folder (none: results/train/<space>_<arch index>_seed<seed>)"),
@@ -50,6 +57,9 @@ test it on the dataset's test split (and its OoD variants), and write into the o
 checkpoint (checkpoint.pt: weights, arch, settings, metrics), the state dict (state_dict.pt), the
 model exported with torch.export (model.pt2) and, where the onnx package is installed, as ONNX
 (model.onnx). Prints the parameters, MACs per image, accuracies and measured CPU latency (batch 1).
+While it trains it keeps a checkpoint (training.ckpt) in the output folder, every epoch and every
+checkpoint_every steps: killed, the same command goes on from it. Under torchrun the training is
+data-parallel (torchrun --nproc_per_node=8 -m nas_lab train ...).
 
 Settings (key=value):
 {help_text(SETTINGS)}
@@ -72,6 +82,7 @@ def add_parser(sub) -> None:
 
 
 def command(args) -> int:
+    from nas_lab.oneshot import distributed
     from nas_lab.oneshot.retrain import parse_arch, prepare_folder, retrain, retrain_settings
     from nas_lab.oneshot.training import torch_device
 
@@ -87,13 +98,16 @@ def command(args) -> int:
     cfg.params["dataset"] = {k.removeprefix("dataset."): v for k, v in passed.items() if k.startswith("dataset.")}
     task = cfg.task().for_space(space)
     torch_device(task)  # a missing GPU is refused before anything is written
-    settings = retrain_settings(space, s["epochs"], s["batch_size"], s["learning_rate"], s["max_batches"],
-                                s["optimizer"])
+    settings = retrain_settings(space, arch, s["epochs"], s["batch_size"], s["learning_rate"], s["max_batches"],
+                                s["optimizer"], s["augment"], device=task.device, precision=s["precision"],
+                                compile=s["compile"], checkpoint_every=s["checkpoint_every"], workers=s["workers"])
     index = int(space.index(arch))
     folder = prepare_folder(Path(s["out"]).expanduser() if s["out"] else _default_folder(space.name, index, s["seed"]))
-    with interruptible("a training keeps nothing until it ends; run the same command again to start it afresh"), \
-            limit_threads(s["threads"]):
-        result = retrain(space, arch, task, settings, s["augment"], s["seed"], s["ood"])
+    with interruptible(f"the training's last checkpoint is in {folder / CHECKPOINT}; run the same command again to "
+                       "go on from it"), limit_threads(s["threads"]):
+        result = retrain(space, arch, task, settings, s["seed"], s["ood"], checkpoint=folder / CHECKPOINT)
+        if not distributed.main():  # under torchrun, rank 0 alone exports and reports
+            return 0
         facts = _facts(space, arch, index, task, s, result)
         paths = _export_and_measure(result, folder, facts, s["threads"])
     if args.json:
@@ -130,7 +144,8 @@ def _facts(space, arch, index: int, task, s: dict, result) -> dict:
 
     return json_safe({
         "space": space.name, "arch": space.describe(arch), "index": index, "task": task.describe(),
-        "training": {**result.settings.training(), "optimizer": result.settings.optimizer, "augment": result.augment,
+        "training": {**result.settings.training(), "optimizer": result.settings.optimizer,
+                     "augment": result.settings.augment, "precision": result.settings.precision,
                      "seed": s["seed"], "seconds": result.throughput.seconds,
                      "images_per_second": result.throughput.images_per_second},
         "accuracy": result.accuracies, "image_shape": list(result.image_shape), "num_classes": result.num_classes,

@@ -6,7 +6,10 @@
 - ``retrain``: the arch's model with fresh seeded weights, trained on the
   task's train split with its space's recipe (``retrain_settings``: the
   optimiser and augmentation of ``supernet_recipe``, overlaid with its
-  ``retrain`` entries) through ``training.train_weights``;
+  ``retrain`` entries) through ``training.train_weights``, so precision,
+  data-parallel training under torchrun and checkpoints (``training.ckpt``
+  in the output folder, resumed when the same training runs again) are the
+  supernets';
 - ``evaluate``: top-1 accuracy on the val and test splits and on the
   test split's OoD variants (``evaluation.SETS``, ``data/corruptions.py``);
 - ``export``: the checkpoint, the state dict, a ``torch.export`` program and,
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import types
 import warnings
 from dataclasses import dataclass
@@ -35,10 +39,11 @@ from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.data.corruptions import ood_variants
-from nas_lab.oneshot.augment import augmentation, resolve
+from nas_lab.oneshot.augment import resolve
+from nas_lab.oneshot.checkpoint import Checkpoint
 from nas_lab.oneshot.evaluation import DERIVED, EVAL_BATCH, SETS
-from nas_lab.oneshot.training import (Settings, TaskTensors, Throughput, minibatches, non_finite, progress,
-                                     torch_generator, train_weights)
+from nas_lab.oneshot.training import (Settings, Source, TaskData, Throughput, augmentation_of, batches_of,
+                                     non_finite, progress, size, torch_generator, train_weights, training_key)
 
 #: the files ``export`` writes into the output folder
 CHECKPOINT, STATE_DICT, PROGRAM, ONNX = "checkpoint.pt", "state_dict.pt", "model.pt2", "model.onnx"
@@ -98,13 +103,19 @@ def _from_record(space: Space, path: Path) -> np.ndarray:
     return np.asarray(space.arch(int(run.best_index)), dtype=np.int64).ravel()
 
 
-def retrain_settings(space: Space, epochs: int | None, batch_size: int, learning_rate: float | None,
-                     max_batches: int | None, optimizer: str) -> Settings:
+def retrain_settings(space: Space, arch: np.ndarray, epochs: int | None, batch_size: int,
+                     learning_rate: float | None, max_batches: int | None, optimizer: str, augment: str, *,
+                     device: str = "cpu", precision: str = "auto", compile: bool = False,
+                     checkpoint_every: int | None = None, workers: int | None = None) -> Settings:
     """Checked training settings where ``auto``/none take the space's retraining recipe: its ``supernet_recipe``
-    overlaid with the recipe's ``retrain`` entries (``training.Settings.resolve`` reads the merged recipe)."""
+    overlaid with the recipe's ``retrain`` entries (``training.Settings.resolve`` reads the merged recipe), the
+    augmentation as ``augment.resolve`` picks it for ``arch``."""
     recipe = space.supernet_recipe
     merged = types.SimpleNamespace(supernet_recipe={**recipe, **recipe.get("retrain", {})})
-    return Settings.resolve(merged, epochs, batch_size, learning_rate, max_batches, None, optimizer, "train")
+    return Settings.resolve(merged, epochs, batch_size, learning_rate, max_batches, None, optimizer, "train",
+                            device=device, precision=precision, compile=compile,
+                            augment=resolve(augment, space, device, retrain=True, arch=arch),
+                            checkpoint_every=checkpoint_every, workers=workers)
 
 
 @dataclass
@@ -114,72 +125,67 @@ class Retrained:
     model: torch.nn.Module
     arch: np.ndarray
     settings: Settings
-    augment: str
     throughput: Throughput
     accuracies: dict[str, float]
     image_shape: tuple[int, int, int]
     num_classes: int
 
 
-def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, augment: str, seed: int,
-            ood: bool = True) -> Retrained:
-    """Train ``arch``'s model from scratch on ``task``'s train split (``augment``: a recipe name or ``auto``) and
-    measure its accuracies; ``UserError`` for a dataset without a test split or a training that diverged."""
-    data = TaskTensors(task)
-    test = data.data.test
-    if test is None or len(test[1]) == 0:
+def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, seed: int, ood: bool = True,
+            checkpoint: Path | None = None) -> Retrained:
+    """Train ``arch``'s model from scratch on ``task``'s train split and measure its accuracies; with
+    ``checkpoint`` (a file), the training resumes from it if it was written by the same training, checkpoints
+    there (every epoch and every ``settings.checkpoint_every`` steps) and removes it once done. ``UserError`` for a
+    dataset without a test split or a training that diverged."""
+    data = TaskData(task)
+    if data.test is None or len(data.test) == 0:
         raise UserError(f"dataset {data.data.name!r} has no test split to evaluate the trained model on; use a "
                         "dataset with one (its loader splits train / val / test)")
-    init, shuffle, augment_seed, corrupt_seed = np.random.SeedSequence(seed).spawn(4)
+    init, shuffle, augment_seed, corrupt_seed = (np.random.default_rng(s)
+                                                 for s in np.random.SeedSequence(seed).spawn(4))
     with torch.random.fork_rng(devices=[]):  # initial weights drawn under the run's seed, torch's state restored
-        torch.manual_seed(int(np.random.default_rng(init).integers(2**62)))
+        torch.manual_seed(int(init.integers(2**62)))
         model = space.build(arch, num_classes=data.num_classes)
     model = model.to(data.device)
-    name = resolve(augment, space, task.device, retrain=True, arch=arch)
-    side = data.data.shape[-1]
-    augment_batch = augmentation(name, data.num_classes, side, data.device,
-                                 torch_generator(np.random.default_rng(augment_seed)))
-
-    def loss_of(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if augment_batch is not None:
-            x, y = augment_batch(x, y)
-        return F.cross_entropy(model(x), y)
-
-    trained = train_weights(model, data.train, settings, torch_generator(np.random.default_rng(shuffle)),
-                            f"train {space.name}", loss_of, task.progress)
+    augment, resumable = augmentation_of(settings, data.num_classes, data.image_size, data.device, augment_seed)
+    saved = None
+    if checkpoint is not None:
+        key = {**training_key(space, task, settings, seed), "arch": str(space.index(arch)), "retrain": True}
+        saved = Checkpoint(checkpoint, key, settings.checkpoint_every)
+    trained = train_weights(model, data.train, settings, torch_generator(shuffle), f"train {space.name}",
+                            lambda x, target: F.cross_entropy(model(x), target), task.progress, augment=augment,
+                            checkpoint=saved, resumable=resumable)
     bad = non_finite(model)
     if bad is not None:
         raise UserError(f"training diverged: weight {bad} is no longer finite; lower learning_rate or train fewer "
                         "epochs")
-    accuracies = evaluate(model, data, int(np.random.default_rng(corrupt_seed).integers(2**32)), ood,
-                                 task.progress)
-    return Retrained(model.eval(), arch, settings, name, trained, accuracies, data.data.shape, data.num_classes)
+    accuracies = evaluate(model, data, int(corrupt_seed.integers(2**32)), ood, task.progress)
+    if saved is not None:
+        saved.remove()
+    return Retrained(model.eval(), arch, settings, trained, accuracies, data.data.shape, data.num_classes)
 
 
-def accuracy(model: torch.nn.Module, split) -> float:
-    """Top-1 accuracy (%) of a plain model on a split ``(x, y)`` of tensors on its device, in eval mode."""
+def accuracy(model: torch.nn.Module, source: Source, device: torch.device) -> float:
+    """Top-1 accuracy (%) of a plain model on an image set, in eval mode, in batches moved to ``device``."""
     model.eval()
     correct = 0
     with torch.no_grad():
-        for x, y in minibatches(split, EVAL_BATCH):
+        for x, y in batches_of(source, EVAL_BATCH, device):
             correct += int((model(x).argmax(1) == y).sum())
-    return 100.0 * correct / len(split[1])
+    return 100.0 * correct / size(source)
 
 
-def evaluate(model: torch.nn.Module, data: TaskTensors, seed: int, ood: bool = True,
-                    show: bool = False) -> dict[str, float]:
+def evaluate(model: torch.nn.Module, data: TaskData, seed: int, ood: bool = True,
+             show: bool = False) -> dict[str, float]:
     """``val`` and ``test`` accuracy and, with ``ood``, each OoD metric of ``OOD`` on the test split's variants
     (drawn with ``seed``) and their mean ``ood``; with ``show``, a bar over the evaluation sets."""
     sets = {"val": ("val",), "test": ("test",), **({m: SETS[m] for m in OOD} if ood else {})}
-    variants = ood_variants(data.data, seed)
+    variants = ood_variants(data.test, seed)
     out = {}
     with progress(sum(map(len, sets.values())), "test", show, unit="set") as bar:
         def score(name: str) -> float:
-            if name == "val":
-                split = data.val
-            else:
-                split = data.tensors(*(data.data.test if name == "test" else variants[name]))
-            value = accuracy(model, split)
+            source = data.val if name == "val" else data.test if name == "test" else variants[name]
+            value = accuracy(model, source, data.device)
             bar.update()
             return value
 
@@ -192,7 +198,7 @@ def evaluate(model: torch.nn.Module, data: TaskTensors, seed: int, ood: bool = T
 
 def prepare_folder(folder: Path) -> Path:
     """``folder``, created, or ``UserError`` if files cannot be written there (checked before any training)."""
-    probe = folder / ".writable"
+    probe = folder / f".writable-{os.getpid()}"  # one per process: ranks under torchrun probe at once
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe.write_text("")
