@@ -204,7 +204,7 @@ def test_an_onnx_exporter_that_fails_loses_none_of_the_other_files(tmp_path, mon
 
     monkeypatch.setattr(torch.onnx, "export", refuse)
     arch = NB201.arch(4321)
-    result = Retrained(NB201.build(arch, num_classes=10), arch, Settings(1, 8, 0.1, 1, 1), Throughput(8, 1.0),
+    result = Retrained(NB201.build(arch, num_classes=10), Settings(1, 8, 0.1, 1, 1), Throughput(8, 1.0),
                        {"test": 10.0}, (3, 16, 16), 10)
     facts = {"accuracy": {"test": 10.0}}
     paths = export(result, tmp_path, facts)

@@ -123,7 +123,6 @@ class Retrained:
     """A model trained from scratch, what it was trained with, and its accuracies (%)."""
 
     model: torch.nn.Module
-    arch: np.ndarray
     settings: Settings
     throughput: Throughput
     accuracies: dict[str, float]
@@ -162,7 +161,7 @@ def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, seed
     accuracies = evaluate(model, data, int(corrupt_seed.integers(2**32)), ood, task.progress)
     if saved is not None:
         saved.remove()
-    return Retrained(model.eval(), arch, settings, trained, accuracies, data.data.shape, data.num_classes)
+    return Retrained(model.eval(), settings, trained, accuracies, data.data.shape, data.num_classes)
 
 
 def accuracy(model: torch.nn.Module, source: Source, device: torch.device) -> float:
