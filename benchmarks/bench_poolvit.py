@@ -34,8 +34,8 @@ from nas_lab.core.task import Task
 from nas_lab.objectives.latency.measure import time_module
 from nas_lab.oneshot.training import (
     Settings,
-    TaskTensors,
-    minibatches,
+    TaskData,
+    batches_of,
     torch_generator,
     train_weights,
 )
@@ -102,7 +102,7 @@ def search(spec, dataset: str, params: dict) -> np.ndarray:
     return space.arch(index)
 
 
-def train_from_scratch(model: torch.nn.Module, data: TaskTensors, epochs: int, seed: int) -> tuple[float, float]:
+def train_from_scratch(model: torch.nn.Module, data: TaskData, epochs: int, seed: int) -> tuple[float, float]:
     """``(test accuracy %, seconds)`` of ``model`` trained with the one-shot layer's SGD recipe, gradients clipped."""
     settings = Settings(epochs, 64, 0.1, None, 1, grad_clip=GRAD_CLIP)
     torch.manual_seed(seed)
@@ -112,10 +112,9 @@ def train_from_scratch(model: torch.nn.Module, data: TaskTensors, epochs: int, s
     model.eval()
     correct = 0
     with torch.no_grad():
-        test = data.tensors(*data.data.test.arrays())
-        for x, y in minibatches(test, 512):
+        for x, y in batches_of(data.test, 512, data.device):
             correct += int((model(x).argmax(1) == y).sum())
-    return 100.0 * correct / len(test[1]), throughput.seconds
+    return 100.0 * correct / len(data.test), throughput.seconds
 
 
 def main() -> None:
@@ -137,10 +136,10 @@ def main() -> None:
         params = {} if args.root is None else {"root": args.root}
         found = {spec.searcher: search(spec, args.dataset, params) for spec in StudyConfig.load(STUDY).runs()}
         task = Task(args.dataset, tuple(params.items())).for_space(space)
-        data = TaskTensors(task)
+        data = TaskData(task)
         models = {"ResNet-8": resnet8(data.num_classes)}
         models.update({label: space.build(arch, num_classes=data.num_classes) for label, arch in found.items()})
-        print(f"\nfrom scratch on {data.data.name} ({len(data.train[1])} train / {len(data.data.test)} test images, "
+        print(f"\nfrom scratch on {data.data.name} ({len(data.train)} train / {len(data.data.test)} test images, "
               f"32 x 32), {args.epochs} epochs, SGD 0.1 cosine, gradient norm <= 5, batch 64, seed {args.seed}")
         print("| model | params | MACs | CPU latency ms | test top-1 % | train s |")
         print("| --- | ---: | ---: | ---: | ---: | ---: |")

@@ -77,3 +77,62 @@ def test_grad_clip_bounds_each_step_and_joins_the_key_only_when_set():
     assert Settings(1, 64, 0.1, None, 1, grad_clip=5.0).training()["grad_clip"] == 5.0
     with pytest.raises(UserError, match="objective.grad_clip must be a positive number or none"):
         Settings(1, 64, 0.1, None, 1, grad_clip=0.0).check("objective")
+
+
+def _linear_training(settings, **hooks):
+    """A 3-class linear model trained on 64 fixed random images (flattened 8 features); what each step saw."""
+    import numpy as np
+
+    from nas_lab.oneshot.training import torch_generator, train_weights
+
+    x, y = torch.randn(64, 8, generator=torch.Generator().manual_seed(0)), torch.arange(64) % 3
+    torch.manual_seed(0)
+    net = torch.nn.Linear(8, 3)
+    seen = []
+
+    def loss_of(a, target):
+        logits = net(a)
+        seen.append((logits.dtype, target.dtype))
+        return torch.nn.functional.cross_entropy(logits, target)
+
+    train_weights(net, (x, y), settings, torch_generator(np.random.default_rng(0)), "t", loss_of, **hooks)
+    return net, seen
+
+
+@pytest.mark.parametrize("precision, dtype", [("fp32", torch.float32), ("bf16", torch.bfloat16),
+                                              ("fp16", torch.float16)])
+def test_each_precision_runs_its_steps_under_autocast_and_keeps_float32_weights(precision, dtype):
+    net, seen = _linear_training(Settings(1, 16, 0.1, None, 1, precision=precision))
+    assert {logits for logits, _ in seen} == {dtype} and len(seen) == 4
+    assert net.weight.dtype == torch.float32 and torch.isfinite(net.weight).all()
+
+
+def test_precision_auto_is_bf16_on_cuda_and_fp32_on_cpu_and_joins_the_key_only_when_not_fp32():
+    from nas_lab.oneshot.training import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "fp32" and resolve_precision("auto", "cuda:1") == "bf16"
+    assert resolve_precision("fp16", "cpu") == "fp16"
+    base = Settings(1, 16, 0.1, None, 1)
+    assert base.training() == {"epochs": 1, "batch_size": 16, "learning_rate": 0.1, "max_batches": None}
+    assert Settings(1, 16, 0.1, None, 1, precision="bf16", compile=True, augment="deit").training() == {
+        **base.training(), "precision": "bf16", "compile": True, "augment": "deit"}
+    assert Settings.resolve(None, 1, 16, None, None, None, "auto", "o", device="cpu") == Settings(1, 16, 0.1, None, 4)
+
+
+def test_augment_maps_every_training_batch_and_log_gets_each_step_and_each_epoch():
+    """The augmentation's soft targets reach the loss; the log has the loss, rate and images/s of every step and the
+    val accuracy of every epoch."""
+    calls, logged = [], []
+
+    def augment(x, y):
+        calls.append(len(y))
+        return x, torch.nn.functional.one_hot(y, 3).float() * 0.9 + 0.1 / 3  # label smoothing
+
+    class Log:
+        def scalars(self, step, values):
+            logged.append((step, sorted(values)))
+
+    _, seen = _linear_training(Settings(2, 16, 0.1, None, 1), augment=augment, log=Log(), val=lambda: 50.0)
+    assert calls == [16] * 8 and {target for _, target in seen} == {torch.float32}
+    steps = [(s, ["images_per_s", "loss", "lr"]) for s in range(1, 9)]
+    assert logged == steps[:4] + [(4, ["val_accuracy"])] + steps[4:] + [(8, ["val_accuracy"])]

@@ -28,14 +28,11 @@ config trains nothing. The cost of an evaluation is the seconds it takes
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 from typing import Annotated
 
 import numpy as np
 
-import nas_lab
 from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, replacing
@@ -44,8 +41,10 @@ from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.objectives.tabular.objective import reference_table
+from nas_lab.oneshot.checkpoint import digest
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
-from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER, RECALIBRATION
+from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
+    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
 
 TABLE = "table."
 
@@ -85,6 +84,11 @@ class SupernetObjective(Objective):
         table: Annotated[str | None, Setting(help="benchmark table reports compare with (default: the space's "
                                                    "own)")] = None,
         optimizer: Annotated[str, OPTIMIZER] = "auto",
+        precision: Annotated[str, PRECISION] = "auto",
+        compile: Annotated[bool, COMPILE] = False,
+        augment: Annotated[str, AUGMENT] = "auto",
+        checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 
@@ -94,7 +98,8 @@ class SupernetObjective(Objective):
         self.metric = metric
         self.task = (task or Task()).for_space(space)
         self.settings = Settings.resolve(space, epochs, batch_size, learning_rate, max_batches, recalibration, optimizer,
-                                         "objective")
+                                         "objective", device=self.task.device, precision=precision, compile=compile,
+                                         augment=augment, checkpoint_every=checkpoint_every, workers=workers)
         self.seed = seed
         self.folder = Path(cache).expanduser().resolve() if cache else cache_root() / "supernets"
         self.reference = reference_table(space, table)
@@ -106,19 +111,21 @@ class SupernetObjective(Objective):
 
     # -- cache ---------------------------------------------------------------------
     def key(self) -> dict:
-        """Everything the trained weights depend on (``training_version`` is ``oneshot.training.VERSION``)."""
-        from nas_lab.oneshot.training import VERSION
+        """Everything the trained weights depend on (``oneshot.training.training_key``)."""
+        from nas_lab.oneshot.training import training_key
 
-        return {"space": self.space.name, "decisions": repr(self.space.decisions), "dataset": self.task.dataset,
-                "dataset_params": [[k, str(v)] for k, v in self.task.params], "device": self.device,
-                **self.settings.training(), "seed": self.seed, "training_version": VERSION,
-                "nas_lab": nas_lab.__version__}
+        return training_key(self.space, self.task, self.settings, self.seed)
 
     @property
     def path(self) -> Path:
         """The cache file of this objective's supernet."""
-        digest = hashlib.sha256(json.dumps(self.key(), sort_keys=True).encode()).hexdigest()[:16]
-        return self.folder / f"{self.space.name}_{self.task.dataset}_{digest}.pt"
+        return self.folder / f"{self.space.name}_{self.task.dataset}_{digest(self.key())}.pt"
+
+    def checkpoint(self):
+        """Where the training of this objective's supernet keeps its checkpoint: beside the cache file, same key."""
+        from nas_lab.oneshot.checkpoint import SUFFIX, Checkpoint
+
+        return Checkpoint(self.path.with_suffix(SUFFIX), self.key(), self.settings.checkpoint_every)
 
     def _setup(self):
         """Inherited accuracies from the trained supernet (from the cache, else trained and cached) and the
@@ -127,38 +134,41 @@ class SupernetObjective(Objective):
             from nas_lab.oneshot import training as st
             from nas_lab.oneshot.evaluation import PathEvaluator
 
-            data = st.TaskTensors(self.task)
+            data = st.TaskData(self.task)
             init, train, recalibration = (np.random.default_rng(s) for s in np.random.SeedSequence(self.seed).spawn(3))
             net = st.new_supernet(self.space, data.num_classes, init, data.device)
             facts = self._load(net, data.device)
             if facts is None:
+                augment, resumable = st.augmentation_of(self.settings, data.num_classes, data.image_size, data.device,
+                                                        train)
+                checkpoint = self.checkpoint()
                 trained = st.train_single_path(net, self.space, data.train, self.settings, train,
-                                               "supernet objective training", self.task.progress)
-                facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second}
+                                               "supernet objective training", self.task.progress, augment=augment,
+                                               checkpoint=checkpoint, resumable=resumable)
+                facts = {"train_seconds": trained.seconds, "train_images_per_second": trained.images_per_second,
+                         "train_images": trained.images}  # this process's: fewer after a resumed checkpoint
                 bad = st.non_finite(net)
                 if bad is not None:
                     raise UserError(f"training the supernet diverged: its weight {bad} is no longer finite, so every "
                                     "arch would score alike; lower objective.learning_rate or train fewer epochs")
                 self._save(net, facts)
+                checkpoint.remove()
             evaluator = PathEvaluator(net, self.space, data.train, self.settings, recalibration)
             self._ready = (InheritedAccuracies(evaluator, data, self.seed), facts)
         return self._ready
 
     def _load(self, net, device) -> dict | None:
-        """Load the cached weights into ``net``; their training facts, or None if nothing is cached."""
-        import torch
+        """Load the cached weights into ``net``; their training facts, or None if nothing is cached (under torchrun,
+        what rank 0 finds on its disk, sent to every rank)."""
+        from nas_lab.oneshot import distributed
 
-        path = self.path
-        if not path.is_file():
+        saved = distributed.share(self._read)
+        if saved is None:
             return None
+        path = self.path
         try:
-            saved = torch.load(path, map_location=device, weights_only=True)
-            if saved["key"] != self.key():
-                raise ValueError("saved under another key")
             net.load_state_dict(saved["state_dict"])
             facts = saved["facts"]
-        except OSError as err:
-            raise UserError(f"cannot read the cached supernet {path}: {reason(err)}") from None
         except Exception:  # noqa: BLE001 - a damaged file can fail in many ways
             raise UserError(f"{path} is not the cached supernet its name says (damaged, or written by something "
                             "else); delete it and the supernet is trained again") from None
@@ -170,10 +180,33 @@ class SupernetObjective(Objective):
                             "score alike; delete it and the supernet is trained again") from None
         return facts
 
-    def _save(self, net, facts: dict) -> None:
-        """Write the weights atomically (``core.files``): a full disk leaves the previous file."""
+    def _read(self) -> dict | None:
+        """The cache file's content (key checked), None if there is none."""
         import torch
 
+        path = self.path
+        if not path.is_file():
+            return None
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            if saved["key"] != self.key():
+                raise ValueError("saved under another key")
+        except OSError as err:
+            raise UserError(f"cannot read the cached supernet {path}: {reason(err)}") from None
+        except Exception:  # noqa: BLE001 - a damaged file can fail in many ways
+            raise UserError(f"{path} is not the cached supernet its name says (damaged, or written by something "
+                            "else); delete it and the supernet is trained again") from None
+        return saved
+
+    def _save(self, net, facts: dict) -> None:
+        """Write the weights atomically (``core.files``): a full disk leaves the previous file; under torchrun,
+        rank 0 alone writes."""
+        import torch
+
+        from nas_lab.oneshot import distributed
+
+        if not distributed.main():
+            return
         path = self.path
         state = {name: value.cpu() for name, value in net.state_dict().items()}
         try:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     import torch
 
     from nas_lab.oneshot.contract import Supernet
-    from nas_lab.oneshot.training import Settings, Split, TaskTensors
+    from nas_lab.oneshot.training import Settings, Source, TaskData
 
 #: images per forward pass when only evaluating (no activations are kept)
 EVAL_BATCH = 512
@@ -49,47 +49,54 @@ LABELS = {"id": "supernet val top-1", "ood.c1": "supernet C-1", "ood.c5": "super
           "ood.sketch": "supernet sketch", "ood": "supernet OoD mean", "id+ood": "supernet ID+OoD"}
 
 
-def accuracy(net: Supernet, split: Split, arch=None, weights: Sequence[torch.Tensor] | None = None) -> float:
-    """Top-1 accuracy (%) of the single path ``arch`` or the mixture ``weights`` on a split, in eval mode."""
+def accuracy(net: Supernet, source: Source, arch=None, weights: Sequence[torch.Tensor] | None = None,
+             workers: int = 0) -> float:
+    """Top-1 accuracy (%) of the single path ``arch`` or the mixture ``weights`` on a split (an image set or a pair
+    of tensors), in eval mode, in batches moved to the supernet's device (float32: scores do not depend on the
+    training's precision). Under torchrun every rank scores the whole split, so every rank gets the same score and
+    goes on with the same search."""
     import torch
 
-    from nas_lab.oneshot.training import minibatches
+    from nas_lab.oneshot.training import batches_of, size
 
+    device = next(net.parameters()).device
     with torch.no_grad():
         was_training = net.training
         net.eval()
-        correct = 0
-        for x, y in minibatches(split, EVAL_BATCH):
+        correct = torch.zeros((), dtype=torch.int64, device=device)
+        for x, y in batches_of(source, EVAL_BATCH, device, workers=workers):
             logits = net(x, arch) if weights is None else net(x, weights=weights)
-            correct += int((logits.argmax(1) == y).sum())
+            correct += (logits.argmax(1) == y).sum()
         net.train(was_training)
-    return 100.0 * correct / len(split[1])
+    return 100.0 * int(correct) / size(source)
 
 
 class PathEvaluator:
     """Accuracies of single paths with inherited weights, normalisation re-estimated for each arch on fixed batches.
 
     The recalibration batches are ``settings.recalibration`` train batches
-    drawn once, so every arch is scored on the same data and the same arch
+    drawn once (kept on the device), so every arch is scored on the same data and the same arch
     always gets the same score; the supernet is re-estimated only when the arch
     changes.
     """
 
-    def __init__(self, net: Supernet, space: Space, train: Split, settings: Settings, rng: np.random.Generator):
-        from nas_lab.oneshot.training import minibatches, torch_generator
+    def __init__(self, net: Supernet, space: Space, train: Source, settings: Settings, rng: np.random.Generator):
+        from nas_lab.oneshot.training import batches_of, torch_generator
 
-        self.net, self.space = net, space
+        self.net, self.space, self.workers = net, space, settings.workers
         generator = torch_generator(rng)
-        self.batches = [x for x, _ in minibatches(train, settings.batch_size, generator, settings.recalibration)]
+        device = next(net.parameters()).device
+        self.batches = [x for x, _ in batches_of(train, settings.batch_size, device, generator, settings.recalibration,
+                                                  workers=settings.workers)]
         self._current: int | None = None  # index of the arch the statistics are estimated for
 
-    def accuracy(self, arch, split: Split) -> float:
-        """Top-1 accuracy (%) of ``arch`` on ``split`` after its recalibration."""
+    def accuracy(self, arch, source: Source) -> float:
+        """Top-1 accuracy (%) of ``arch`` on ``source`` after its recalibration."""
         index = int(self.space.index(arch))
         if index != self._current:
             self.net.recalibrate(arch, self.batches)
             self._current = index
-        return accuracy(self.net, split, arch)
+        return accuracy(self.net, source, arch, workers=self.workers)
 
 
 class InheritedAccuracies:
@@ -98,17 +105,15 @@ class InheritedAccuracies:
     ``seed`` draws the OoD variants of the test split; each set is made on first use.
     """
 
-    def __init__(self, evaluator: PathEvaluator, data: TaskTensors, seed: int):
+    def __init__(self, evaluator: PathEvaluator, data: TaskData, seed: int):
         self.evaluator, self.data, self.seed = evaluator, data, seed
-        self._sets: dict = {}  # evaluation set name -> (x, y) tensors
+        self._sets: dict = {}  # evaluation set name -> image set
         self._scores: dict[tuple[int, str], tuple[float, float]] = {}  # (arch index, set) -> (accuracy, seconds)
 
     def _split(self, name: str):
-        """The tensors of an evaluation set: ``val``, or an OoD variant of the test split."""
+        """An evaluation set: ``val``, or an OoD variant of the test split (corrupted per image as it is read)."""
         if name not in self._sets:
-            data = self.data
-            self._sets[name] = (data.val if name == "val"
-                                else data.tensors(*ood_variants(data.data.test, self.seed)[name].arrays()))
+            self._sets[name] = self.data.val if name == "val" else ood_variants(self.data.test, self.seed)[name]
         return self._sets[name]
 
     def _score(self, arch, name: str) -> tuple[float, float]:
@@ -142,7 +147,7 @@ class InheritedAccuracies:
         return out, seconds
 
 
-def derived_arch_report(evaluator: PathEvaluator, data: TaskTensors, arch, seed: int) -> dict[str, float]:
+def derived_arch_report(evaluator: PathEvaluator, data: TaskData, arch, seed: int) -> dict[str, float]:
     """A one-shot searcher's figures for the arch it derived: every supernet metric but ``id`` (its own val
     score), keyed ``"<label> %"``, with inherited weights from its supernet and OoD variants drawn from ``seed``."""
     scores = InheritedAccuracies(evaluator, data, seed).metrics(np.asarray(arch)[None], list(METRICS))[0]

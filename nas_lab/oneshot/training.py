@@ -1,11 +1,15 @@
 """Training a weight-sharing supernet on a task: what SPOS, DARTS and the supernet objective share.
 
 - ``Settings``: the training length, batch, learning rate and BN-recalibration
-  size every one-shot method is configured with, checked once;
-- ``TaskTensors``: the task's train and val splits as tensors on its device;
+  size every one-shot method is configured with, and the arithmetic, compile,
+  augmentation, checkpoint and data-loading choices, checked once;
+- ``TaskData``: the task's splits (image sets) and its device; ``batches_of``:
+  the one way training, recalibration and evaluation read batches;
 - ``new_supernet``: the space's supernet (checked against the contract of
   ``contract.Supernet``) with seeded initial weights;
-- ``train_weights``: the epoch loop of weight steps, whatever each batch trains;
+- ``train_weights``: the epoch loop of weight steps, whatever each batch trains,
+  in mixed precision, data-parallel under torchrun (``distributed.py``), with
+  checkpoints that resume (``checkpoint.py``);
 - ``train_single_path``: single-path uniform sampling (SPOS, Guo et al., ECCV
   2020): every batch trains one arch drawn uniformly from the space, so every
   arch's slice of the shared weights is trained about equally often.
@@ -14,25 +18,33 @@ Scoring paths with the trained weights is ``evaluation.py``'s.
 
 Weights are trained with SGD (momentum 0.9, Nesterov, weight decay 5e-4) under a
 cosine learning-rate schedule to zero, DARTS' weight optimiser (SPOS uses the
-same SGD with a linear decay); no data augmentation. Vision transformers do not
+same SGD with a linear decay). Vision transformers do not
 learn under that recipe in a few epochs (the ViTAS super-transformer stays near
 chance on digits), so ``optimizer="adamw"`` is the transformer recipe of DeiT and
 ViTAS: AdamW (weight decay 0.05 on tensors of two or more dimensions, none on biases and norm
 scales)
 with a linear warm-up over the first tenth of the steps, then the cosine decay.
 A space names the recipe its supernet wants as ``supernet_recipe`` (see
-``contract.py``); ``Settings.resolve`` fills the unset settings from it. Torch's randomness (initial weights, shuffling) is drawn from
+``contract.py``); ``Settings.resolve`` fills the unset settings from it, the
+augmentation (``oneshot.augment``) included, which applies on CUDA only unless
+named (``augment=auto`` is none on the CPU, so the CPU miniatures keep their
+results). Precision: ``auto`` is bf16 autocast on CUDA and fp32 on the CPU;
+fp16 adds a gradient scaler; weights stay float32. Torch's randomness (initial weights, shuffling) is drawn from
 generators seeded by the caller's ``np.random.Generator`` or seed, never from
 global state.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -43,6 +55,9 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.data.datasets import ImageData
+from nas_lab.data.images import ArrayImages, ImageSet
+from nas_lab.oneshot import distributed
+from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
 from nas_lab.oneshot.contract import Supernet, check_supernet
 
 #: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
@@ -54,14 +69,20 @@ LEARNING_RATES = {"sgd": 0.1, "adamw": 1e-3}
 EPOCHS = 5  # the default training length, sized for the HyViTas supernet on a CPU
 RECALIBRATION = 4  # the default number of train batches that re-estimate BN per arch
 ADAMW_WEIGHT_DECAY, WARMUP_SHARE = 0.05, 0.1
+#: the autocast dtype of each precision (None: no autocast)
+AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Split = tuple[torch.Tensor, torch.Tensor]
+#: what batches are read from: an image set (``data/images.py``), or images and labels already in tensors
+Source = Union[ImageSet, Split]
 
 
 @dataclass(frozen=True)
 class Settings:
     """How a supernet is trained (``epochs`` over the train split in batches of ``batch_size``, at most
-    ``max_batches`` per epoch, peak ``learning_rate``) and how many train batches re-estimate BN per arch."""
+    ``max_batches`` per epoch, peak ``learning_rate``) and how many train batches re-estimate BN per arch;
+    the arithmetic (``precision``, resolved: never ``auto``), ``compile``, the augmentation recipe (``augment``,
+    resolved) and how often a checkpoint is written (``checkpoint_every`` steps, besides every epoch's end)."""
 
     epochs: int
     batch_size: int
@@ -71,6 +92,12 @@ class Settings:
     optimizer: str = "sgd"
     #: largest gradient norm a step may take (``clip_grad_norm_``); None: no clipping
     grad_clip: float | None = None
+    precision: str = "fp32"
+    compile: bool = False
+    augment: str = "none"
+    checkpoint_every: int | None = None
+    #: processes decoding images of sets read from disk (resolved: never None)
+    workers: int = 0
 
     def check(self, owner: str) -> Settings:
         """``self``, or ``UserError`` naming the first bad value as ``<owner>.<param>``."""
@@ -86,31 +113,45 @@ class Settings:
             raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
         if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
             raise UserError(f"{owner}.grad_clip must be a positive number or none, got {self.grad_clip}")
+        if self.precision not in AUTOCAST:
+            raise UserError(f"{owner}.precision must be one of auto, {', '.join(AUTOCAST)}, got {self.precision!r}")
+        distributed.check_divides(self.batch_size, f"{owner}.batch_size")
         return self
 
     def batches_per_epoch(self, images: int) -> int:
-        """Training batches an epoch over ``images`` images has (full batches only, see ``minibatches``)."""
+        """Training batches an epoch over ``images`` images has (full batches only, see ``data.loading.batches``)."""
         full = max(1, images // self.batch_size)
         return full if self.max_batches is None else min(full, self.max_batches)
 
     def training(self) -> dict:
-        """The settings the trained weights depend on (recalibration does not change them); the optimiser only
-        when it is not SGD and the clipping only when set, so supernets cached before there was a choice keep
-        their keys."""
+        """The settings the trained weights depend on (recalibration and checkpoints do not change them); the
+        optimiser only when it is not SGD, the clipping only when set, the precision only when not fp32, compile
+        only when on and the augmentation only when there is one, so supernets cached before there was a choice
+        keep their keys."""
         out = {"epochs": self.epochs, "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                "max_batches": self.max_batches}
         if self.optimizer != "sgd":
             out["optimizer"] = self.optimizer
         if self.grad_clip is not None:
             out["grad_clip"] = self.grad_clip
+        if self.precision != "fp32":
+            out["precision"] = self.precision
+        if self.compile:
+            out["compile"] = True
+        if self.augment != "none":
+            out["augment"] = self.augment
         return out
 
     @classmethod
     def resolve(cls, space: Space | None, epochs: int | None, batch_size: int, learning_rate: float | None,
-                max_batches: int | None, recalibration: int | None, optimizer: str, owner: str) -> Settings:
+                max_batches: int | None, recalibration: int | None, optimizer: str, owner: str, *,
+                device: str = "cpu", precision: str = "auto", compile: bool = False, augment: str = "auto",
+                checkpoint_every: int | None = None, workers: int | None = None) -> Settings:
         """Checked settings where ``optimizer="auto"``, ``epochs=None`` and ``recalibration=None`` take the space's
-        recipe (``space.supernet_recipe``, see ``contract.py``; else SGD, 5 epochs, 4 batches) and
-        ``learning_rate=None`` the optimiser's default peak rate."""
+        recipe (``space.supernet_recipe``, see ``contract.py``; else SGD, 5 epochs, 4 batches),
+        ``learning_rate=None`` the optimiser's default peak rate, and ``precision="auto"`` / ``augment="auto"`` bf16
+        and the recipe's augmentation on CUDA, fp32 and none on CPU (the CPU miniatures keep their results),
+        ``workers=None`` ``resolve_workers``."""
         recipe = space.supernet_recipe if space is not None else {}
         if optimizer == "auto":
             optimizer = recipe.get("optimizer", "sgd")
@@ -118,8 +159,31 @@ class Settings:
             epochs = recipe.get("epochs", EPOCHS)
         if recalibration is None:
             recalibration = recipe.get("recalibration", RECALIBRATION)
+        if augment == "auto":
+            augment = recipe.get("augment", "none") if on_cuda(device) else "none"
         rate = LEARNING_RATES.get(optimizer, 1.0) if learning_rate is None else learning_rate
-        return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer).check(owner)
+        return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer,
+                   precision=resolve_precision(precision, device), compile=compile, augment=augment,
+                   checkpoint_every=checkpoint_every, workers=resolve_workers(workers, device)).check(owner)
+
+
+def on_cuda(device: str) -> bool:
+    return device.split(":")[0] == "cuda"
+
+
+def resolve_workers(workers: int | None, device: str) -> int:
+    """``None``: on CUDA, up to 8 decoding processes per training process (as many as its share of the CPUs), so
+    the GPU does not wait for images; on CPU none (decoding would take cores from the training itself)."""
+    if workers is not None:
+        return workers
+    return max(1, min(8, (os.cpu_count() or 1) // distributed.world())) if on_cuda(device) else 0
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto``: bf16 on CUDA, fp32 on CPU (where autocast is slower than float32 on most CPUs); else as given."""
+    if precision == "auto":
+        return "bf16" if on_cuda(device) else "fp32"
+    return precision
 
 
 @dataclass(frozen=True)
@@ -135,14 +199,20 @@ class Throughput:
 
 
 def torch_device(task: Task) -> torch.device:
-    """The task's torch device, refusing ``cuda`` on a machine without a GPU."""
+    """The task's torch device, refusing ``cuda`` on a machine without a GPU; under torchrun on CUDA, this rank's
+    GPU (``LOCAL_RANK``), the process group joined first (``distributed.setup``)."""
     if task.device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError("device=cuda was asked for but torch finds no CUDA GPU here; use device=cpu")
+    distributed.setup()
+    if distributed.launched() and task.device == "cuda":
+        return torch.device("cuda", distributed.local_rank())
     return torch.device(task.device)
 
 
-class TaskTensors:
-    """A task's train and val splits as tensors on its device (``cuda`` refused without a GPU); ``data`` has them all."""
+class TaskData:
+    """A task's splits (``train``, ``val``, ``test``: image sets, ``data/images.py``) and the device their batches
+    go to (``cuda`` refused without a GPU); ``data`` is the whole ``ImageData``. Nothing is copied here: training
+    and evaluation read batches (``batches_of``) and move each to the device."""
 
     def __init__(self, task: Task):
         self.device = torch_device(task)
@@ -150,16 +220,30 @@ class TaskTensors:
         if self.data.shape[0] != 3:
             raise UserError(f"supernets take RGB images, but dataset {self.data.name!r} has {self.data.shape[0]} "
                             "channel(s); drop dataset.channels or set dataset.channels=3")
-        self.train, self.val = (self.tensors(*part.arrays(f"dataset {self.data.name}"))
-                                for part in (self.data.train, self.data.val))
+        self.train, self.val, self.test = self.data.train, self.data.val, self.data.test
 
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
 
-    def tensors(self, x: np.ndarray, y: np.ndarray) -> Split:
-        """Arrays as tensors on the device (copied: the dataset's arrays are read-only and shared)."""
-        return torch.tensor(x, device=self.device), torch.tensor(y, device=self.device)
+    @property
+    def image_size(self) -> int:
+        return int(self.data.shape[-1])
+
+
+def training_key(space: Space, task: Task, settings: Settings, seed) -> dict:
+    """Everything weights trained by ``train_single_path`` depend on: space, dataset and its settings, device type,
+    training settings, ``seed`` (anything JSON can write), the number of data-parallel processes when above one
+    (BatchNorm sees each rank's share of a batch, see ``distributed``) and the versions; what names cached
+    supernets and checkpoints."""
+    import nas_lab
+
+    out = {"space": space.name, "decisions": repr(space.decisions), "dataset": task.dataset,
+           "dataset_params": [[k, str(v)] for k, v in task.params], "device": torch.device(task.device).type,
+           **settings.training(), "seed": seed, "training_version": VERSION, "nas_lab": nas_lab.__version__}
+    if distributed.world() > 1:
+        out["processes"] = distributed.world()
+    return out
 
 
 def torch_generator(rng: np.random.Generator) -> torch.Generator:
@@ -183,29 +267,26 @@ def non_finite(net: torch.nn.Module) -> str | None:
                 None)
 
 
-def minibatches(split: Split, batch_size: int, generator: torch.Generator | None = None,
-                limit: int | None = None) -> Iterator[Split]:
-    """``(x, y)`` batches of a split, at most ``limit``: in order, or shuffled by ``generator`` and then full only.
+def batches_of(source: Source, batch_size: int, device: torch.device, generator: torch.Generator | None = None,
+               limit: int | None = None, *, skip: int = 0, rank: int = 0, world: int = 1,
+               workers: int = 0) -> Iterator[Split]:
+    """The one way training, recalibration and evaluation read data: ``data.loading.batches`` of an image set (or of
+    a pair of tensors, read as an in-memory set; tests and benchmarks hand those), each batch moved to ``device``
+    (asynchronously from pinned memory on CUDA), the first ``skip`` left out (a training resumed mid-epoch; a set
+    read from disk still decodes them). Images sets not in memory are decoded in ``workers`` processes."""
+    from nas_lab.data.loading import batches
 
-    Shuffled batches feed train-mode forward passes (training, BN recalibration),
-    so a ragged last batch is dropped: a batch of one image has no batch
-    statistics where the last stage is 1x1. A split smaller than a batch is one batch.
-    """
-    x, y = split
-    n = len(y)
-    if generator is None:
-        order, starts = torch.arange(n), range(0, n, batch_size)
-    else:
-        order, starts = torch.randperm(n, generator=generator), range(0, max(1, n - batch_size + 1), batch_size)
-    for start in starts if limit is None else starts[:limit]:
-        idx = order[start:start + batch_size].to(x.device)
-        yield x[idx], y[idx]
+    if isinstance(source, tuple):
+        source = ArrayImages(source[0].detach().cpu().numpy(), source[1].cpu().numpy())
+    read = batches(source, batch_size, generator=generator, limit=limit, workers=workers, rank=rank, world=world,
+                   pin_memory=device.type == "cuda")
+    for x, y in itertools.islice(read, skip, None):
+        yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
-def epochs(split: Split, settings: Settings, generator: torch.Generator) -> Iterator[Split]:
-    """Every training batch of every epoch, reshuffled each epoch."""
-    for _ in range(settings.epochs):
-        yield from minibatches(split, settings.batch_size, generator, settings.max_batches)
+def size(source: Source) -> int:
+    """Images in a source of batches."""
+    return len(source[1]) if isinstance(source, tuple) else len(source)
 
 
 def weight_optimizer(params, settings: Settings, steps: int):
@@ -237,42 +318,164 @@ def progress(total: int, desc: str, show: bool, unit: str = "it", postfix: str |
                 dynamic_ncols=True, mininterval=0.5, leave=False, postfix=postfix)
 
 
-def train_weights(net: Supernet, train: Split, settings: Settings, generator: torch.Generator, desc: str,
-                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], show: bool = False) -> Throughput:
-    """Train ``net``'s weights in place: every batch of every epoch, one SGD step on ``loss_of(x, y)``.
+class _Step(torch.nn.Module):
+    """The loss of one batch as a module around the network, so that DistributedDataParallel (and
+    ``torch.compile``) wrap the whole step whatever ``loss_of`` does with the network (a sampled path, a
+    mixture, an architecture step of its own first)."""
+
+    def __init__(self, net: torch.nn.Module, loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]):
+        super().__init__()
+        self.net, self.loss_of = net, loss_of
+
+    def forward(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.loss_of(x, target)
+
+
+def channels_last(net: torch.nn.Module, device: torch.device) -> bool:
+    """Whether training ``net`` on ``device`` keeps tensors channels-last: on CUDA, for networks with
+    convolutions (its tensor cores take NHWC; on CPU and for plain transformers it gains nothing)."""
+    return device.type == "cuda" and any(isinstance(m, torch.nn.Conv2d) for m in net.modules())
+
+
+def step_module(net: torch.nn.Module, loss_of, settings: Settings, device: torch.device) -> torch.nn.Module:
+    """What each training step calls with ``(x, target)``: the loss module, data-parallel under torchrun (gradients
+    averaged over the ranks; ``find_unused_parameters`` since a sampled path leaves most weights out), compiled
+    when ``settings.compile``."""
+    step = _Step(net, loss_of)
+    if distributed.active():
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        step = DistributedDataParallel(step, device_ids=ids, find_unused_parameters=True)
+    return torch.compile(step) if settings.compile else step
+
+
+def train_weights(net: Supernet, train: Source, settings: Settings, generator: torch.Generator, desc: str,
+                  loss_of: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], show: bool = False, *,
+                  augment: Callable | None = None, log=None, val: Callable[[], float] | None = None,
+                  checkpoint: Checkpoint | None = None, resumable: dict[str, Any] | None = None) -> Throughput:
+    """Train ``net``'s weights in place: every batch of every epoch, one optimiser step on ``loss_of(x, target)``.
 
     ``loss_of`` picks what the batch trains (a sampled path, a mixture) and may
     take steps of its own first (DARTS' architecture step); ``generator``
-    shuffles the epochs. The throughput counts the train images of the steps.
-    With ``show``, a bar named ``desc`` counts the train images (so its rate is
-    images/s and its ETA the training's) with the epoch, batch and loss.
+    shuffles the epochs. ``augment`` maps each training batch ``(x, y)``, on the
+    device, to ``(x, target)`` (target: labels or class probabilities) before the
+    loss. Steps run under ``settings.precision`` (autocast; fp16 with a gradient
+    scaler), channels-last on CUDA for convolutional nets, compiled if asked, and
+    data-parallel under torchrun (each rank a share of every global batch).
+
+    ``log`` (an object with ``scalars(step, values)``), on rank 0, gets the loss
+    averaged over the ranks, the learning rate and images/s of every step, and,
+    when ``val`` (a callable giving the val accuracy %, called on every rank) is
+    given, ``val_accuracy`` after every epoch. With ``checkpoint``, the training
+    resumes from a matching checkpoint and writes one at the end of every epoch
+    and every ``checkpoint.every`` steps, holding the weights, optimiser,
+    schedule, scaler, the generators (``generator``, torch's global ones and
+    ``resumable``'s, e.g. the numpy generator of sampled paths) and the position
+    in the data. The throughput counts the (global) train images of the steps
+    this call took. With ``show``, a bar named ``desc`` counts the train images
+    (so its rate is images/s and its ETA the training's) with the epoch, batch and
+    loss (rank 0's share).
     """
-    n = len(train[1])
+    device = next(net.parameters()).device
+    world, rank = distributed.world(), distributed.rank()
+    distributed.check_divides(settings.batch_size, "batch_size")
+    n = size(train)
     per_epoch = settings.batches_per_epoch(n)
     steps = settings.epochs * per_epoch
+    nhwc = channels_last(net, device)
+    if nhwc:
+        net.to(memory_format=torch.channels_last)
     optimizer, schedule = weight_optimizer(net.parameters(), settings, steps)
+    scaler = torch.amp.GradScaler(device.type, enabled=settings.precision == "fp16")
+    dtype = AUTOCAST[settings.precision]
+    model = step_module(net, loss_of, settings, device)
+    keep = {"model": net, "optimizer": optimizer, "schedule": schedule, "scaler": scaler, **(resumable or {})}
+    saved = checkpoint.load() if checkpoint is not None else None
+    epoch, done = (saved["epoch"], saved["step"]) if saved else (0, 0)
+    if saved:
+        for name, thing in keep.items():
+            restore(thing, saved["states"][name])
+        restore_random_states(saved["random"])
+        generator.set_state(saved["order"])
+    log = log if distributed.main() else None
+    batch = min(settings.batch_size, n)
     net.train()
     images, start = 0, time.perf_counter()
-    with progress(steps * min(settings.batch_size, n), desc, show, unit="img",
-                  postfix=f"epoch 1/{settings.epochs} batch 0/{per_epoch}") as bar:
-        for step, (x, y) in enumerate(epochs(train, settings, generator)):
-            loss = loss_of(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if settings.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
-            optimizer.step()
-            schedule.step()
-            images += len(y)
-            if show:
-                bar.set_postfix_str(f"epoch {step // per_epoch + 1}/{settings.epochs} batch {step % per_epoch + 1}/"
-                                    f"{per_epoch} loss {loss.item():.3f}", refresh=False)
-                bar.update(len(y))
+    with progress(steps * batch, desc, show, unit="img", postfix=f"epoch {epoch + 1}/{settings.epochs} batch "
+                                                                    f"{done - epoch * per_epoch}/{per_epoch}") as bar:
+        bar.update(done * batch)
+        while epoch < settings.epochs:
+            order = generator.get_state()  # what draws this epoch's permutation: resumes it mid-epoch
+            within = done - epoch * per_epoch
+            for x, y in batches_of(train, settings.batch_size, device, generator, settings.max_batches, skip=within,
+                                   rank=rank, world=world, workers=settings.workers):
+                tick = time.perf_counter()
+                if nhwc:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                x, target = augment(x, y) if augment is not None else (x, y)
+                with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+                    loss = model(x, target)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if settings.grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(net.parameters(), settings.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                schedule.step()
+                done, images = done + 1, images + batch
+                if log is not None or world > 1:
+                    value = distributed.mean(loss, device)  # every rank joins the reduction
+                    if log is not None:
+                        log.scalars(done, {"loss": value, "lr": optimizer.param_groups[0]["lr"],
+                                           "images_per_s": batch / (time.perf_counter() - tick)})
+                if show:
+                    bar.set_postfix_str(f"epoch {epoch + 1}/{settings.epochs} batch {done - epoch * per_epoch}/"
+                                        f"{per_epoch} loss {loss.item():.3f}", refresh=False)
+                    bar.update(batch)
+                if checkpoint is not None and checkpoint.every and done % checkpoint.every == 0 and done < steps:
+                    _save(checkpoint, keep, epoch, done, order)
+            epoch += 1
+            if val is not None:
+                accuracy = val()
+                if log is not None:
+                    log.scalars(done, {"val_accuracy": accuracy})
+                net.train()
+            if checkpoint is not None and done < steps:
+                _save(checkpoint, keep, epoch, done, generator.get_state())
     return Throughput(images, time.perf_counter() - start)
 
 
-def train_single_path(net: Supernet, space: Space, train: Split, settings: Settings, rng: np.random.Generator,
-                      desc: str, show: bool = False) -> Throughput:
-    """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch."""
+def _save(checkpoint: Checkpoint, keep: dict[str, Any], epoch: int, done: int, order: torch.Tensor) -> None:
+    """Checkpoint the training after ``done`` steps, in ``epoch``, whose permutation ``order`` draws (rank 0 only:
+    the other ranks hold the same state)."""
+    if not distributed.main():
+        return
+    checkpoint.save({"epoch": epoch, "step": done, "order": order, "random": random_states(),
+                     "states": {name: state_of(thing) for name, thing in keep.items()}})
+
+
+def augmentation_of(settings: Settings, num_classes: int, image_size: int, device: torch.device,
+                    rng: np.random.Generator) -> tuple[Callable | None, dict[str, torch.Generator]]:
+    """The augmentation of ``settings.augment`` (``oneshot.augment``) and the generator it draws from, to keep in
+    checkpoints; ``(None, {})`` for ``none``, which draws nothing from ``rng`` (results as before augmentation)."""
+    if settings.augment == "none":
+        return None, {}
+    if importlib.util.find_spec("nas_lab.oneshot.augment") is None:
+        raise UserError(f"augment={settings.augment} needs nas_lab.oneshot.augment, which this installation lacks; "
+                        "use augment=none")
+    from nas_lab.oneshot.augment import augmentation
+
+    generator = torch_generator(rng)
+    return augmentation(settings.augment, num_classes, image_size, device, generator), {"augment": generator}
+
+
+def train_single_path(net: Supernet, space: Space, train: Source, settings: Settings, rng: np.random.Generator,
+                      desc: str, show: bool = False, *, augment: Callable | None = None, log=None,
+                      checkpoint: Checkpoint | None = None, resumable: dict[str, Any] | None = None) -> Throughput:
+    """Train ``net`` in place by uniform single-path sampling (SPOS): one arch from ``space.sample`` per batch, the
+    same on every rank (``rng`` is seeded alike everywhere and kept in checkpoints)."""
     return train_weights(net, train, settings, torch_generator(rng), desc,
-                         lambda x, y: F.cross_entropy(net(x, space.sample(rng, 1)[0]), y), show)
+                         lambda x, y: F.cross_entropy(net(x, space.sample(rng, 1)[0]), y), show,
+                         augment=augment, log=log, checkpoint=checkpoint, resumable={"paths": rng, **(resumable or {})})

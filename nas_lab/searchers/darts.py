@@ -47,7 +47,16 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, RECALIBRATION
+from nas_lab.oneshot.settings import (
+    BATCH_SIZE,
+    COMPILE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCHES,
+    PRECISION,
+    RECALIBRATION,
+    WORKERS,
+)
 
 #: DARTS' Adam settings for alpha
 ARCH_BETAS, ARCH_WEIGHT_DECAY = (0.5, 0.999), 1e-3
@@ -70,18 +79,23 @@ class Darts(OneShotSearcher):
         max_batches: Annotated[int | None, MAX_BATCHES] = None,
         recalibration: Annotated[int, RECALIBRATION] = 4,
         second_order: Annotated[bool, Setting(help="DARTS' unrolled second-order alpha gradient (not implemented: false only)")] = False,
+        precision: Annotated[str, PRECISION] = "auto",
+        compile: Annotated[bool, COMPILE] = False,
+        workers: Annotated[int | None, WORKERS] = None,
     ):
-        from nas_lab.oneshot.training import Settings, torch_device
+        from nas_lab.oneshot.training import Settings, resolve_precision, resolve_workers, torch_device
 
-        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration).check("searcher")
+        self.task = task or Task()
+        arithmetic = resolve_precision(precision, self.task.device)
+        self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration, precision=arithmetic,
+                                 compile=compile, workers=resolve_workers(workers, self.task.device)).check("searcher")
         if second_order:
             raise UserError("searcher.second_order=true (DARTS' unrolled second-order alpha gradient) is not "
                             "implemented; valid: false, the first-order alternating updates")
-        self.task = task or Task()
         torch_device(self.task)  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.arch_learning_rate, self.max_batches, self.recalibration = arch_learning_rate, max_batches, recalibration
-        self.second_order = second_order
+        self.second_order, self.precision, self.compile, self.workers = second_order, precision, compile, workers
 
     def reset(self, space, objective, rng):
         from nas_lab.oneshot.contract import supports_mixture
@@ -101,23 +115,26 @@ class Darts(OneShotSearcher):
         import torch
         import torch.nn.functional as F
 
+        from nas_lab.oneshot import distributed
         from nas_lab.oneshot import training as st
         from nas_lab.oneshot.evaluation import PathEvaluator, accuracy, derived_arch_report
 
         start = time.perf_counter()
-        data = st.TaskTensors(self.task.for_space(self.space))
+        data = st.TaskData(self.task.for_space(self.space))
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
         self.alphas = [torch.zeros(int(n), device=data.device, requires_grad=True) for n in self.space.sizes]
         arch_optimizer = torch.optim.Adam(self.alphas, lr=self.arch_learning_rate, betas=ARCH_BETAS,
                                           weight_decay=ARCH_WEIGHT_DECAY)
         generator = st.torch_generator(self.rng)
-        val = _endless(data.val, self.batch_size, generator)
+        val = _endless(data.val, self.settings, data.device, generator)
 
         def weight_loss(x, y):
-            """One Adam step on alpha against a val batch, then the train batch's loss for the weight step."""
+            """One Adam step on alpha against a val batch (under torchrun, each rank's share of it, the gradients
+            averaged), then the train batch's loss for the weight step."""
             xv, yv = next(val)
             arch_optimizer.zero_grad(set_to_none=True)
             F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(inputs=self.alphas)
+            distributed.average_gradients(self.alphas)
             arch_optimizer.step()
             return F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
 
@@ -125,7 +142,8 @@ class Darts(OneShotSearcher):
                                    self.task.progress)
 
         derived = np.array([int(a.argmax()) for a in self.alphas], dtype=np.int64)
-        mixture = accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas])
+        mixture = accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas],
+                           workers=self.settings.workers)
         evaluator = PathEvaluator(net, self.space, data.train, self.settings, self.rng)
         self._report = {
             **{f"softmax(alpha) {name}": [round(float(p), 3) for p in probs]
@@ -140,9 +158,12 @@ class Darts(OneShotSearcher):
         return derived
 
 
-def _endless(split, batch_size: int, generator) -> Iterator:
-    """Shuffled batches of ``split``, reshuffled at the end of each pass, forever (val batches for alpha)."""
-    from nas_lab.oneshot.training import minibatches
+def _endless(split, settings, device, generator) -> Iterator:
+    """Shuffled batches of ``split`` on ``device``, reshuffled at the end of each pass, forever (val batches for
+    alpha; under torchrun, this rank's share of each)."""
+    from nas_lab.oneshot import distributed
+    from nas_lab.oneshot.training import batches_of
 
     while True:
-        yield from minibatches(split, batch_size, generator)
+        yield from batches_of(split, settings.batch_size, device, generator, rank=distributed.rank(),
+                              world=distributed.world(), workers=settings.workers)

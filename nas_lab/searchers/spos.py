@@ -34,11 +34,13 @@ from typing import Annotated
 
 import numpy as np
 
+from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import BATCH_SIZE, EPOCHS, LEARNING_RATE, MAX_BATCHES, OPTIMIZER, RECALIBRATION
+from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
+    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10
@@ -63,34 +65,48 @@ class SinglePathOneShot(OneShotSearcher):
         generations: Annotated[int, Setting(ge=0, le=100_000, help="generations of the evolution (0: the random initial population only)")] = 8,
         parents: Annotated[int, Setting(ge=1, le="population", help="best paths kept as parents per generation")] = 5,
         optimizer: Annotated[str, OPTIMIZER] = "auto",
+        precision: Annotated[str, PRECISION] = "auto",
+        compile: Annotated[bool, COMPILE] = False,
+        augment: Annotated[str, AUGMENT] = "auto",
+        checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 
-        self._recipe = (epochs, batch_size, learning_rate, max_batches, recalibration, optimizer)
-        self.settings = Settings.resolve(None, *self._recipe, "searcher")  # checked now; ``auto`` resolved in reset
         self.task = task or Task()
+        self._recipe = (epochs, batch_size, learning_rate, max_batches, recalibration, optimizer)
+        self._speed = {"device": self.task.device, "precision": precision, "compile": compile, "augment": augment,
+                       "checkpoint_every": checkpoint_every, "workers": workers}
+        # checked now; ``auto`` resolved in reset
+        self.settings = Settings.resolve(None, *self._recipe, "searcher", **self._speed)
         torch_device(self.task)  # refuse a missing GPU before anything runs
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.max_batches, self.recalibration, self.optimizer = max_batches, recalibration, optimizer
         self.population, self.generations, self.parents = population, generations, parents
+        self.precision, self.compile, self.augment, self.checkpoint_every = precision, compile, augment, checkpoint_every
+        self.workers = workers
 
     def reset(self, space, objective, rng):
         from nas_lab.oneshot.training import Settings
 
         super().reset(space, objective, rng)
         self._bounds = cheap_bounds(space, objective)
-        self.settings = Settings.resolve(space, *self._recipe, "searcher")
+        self.settings = Settings.resolve(space, *self._recipe, "searcher", **self._speed)
 
     def _search(self) -> np.ndarray:
         from nas_lab.oneshot import training as st
         from nas_lab.oneshot.evaluation import PathEvaluator, derived_arch_report
 
         start = time.perf_counter()
-        data = st.TaskTensors(self.task.for_space(self.space))
+        task = self.task.for_space(self.space)
+        data = st.TaskData(task)
+        checkpoint = self._checkpoint(task)  # keyed by the generator's state before anything is drawn
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
         show = self.task.progress
+        augment, resumable = st.augmentation_of(self.settings, data.num_classes, data.image_size, data.device, self.rng)
         trained = st.train_single_path(net, self.space, data.train, self.settings, self.rng, "SPOS supernet training",
-                                       show)
+                                       show, augment=augment, checkpoint=checkpoint, resumable=resumable)
+        checkpoint.remove()
         evaluator = PathEvaluator(net, self.space, data.train, self.settings, self.rng)
         searched = time.perf_counter()
 
@@ -127,6 +143,17 @@ class SinglePathOneShot(OneShotSearcher):
             "seconds": end - start,
         }
         return derived
+
+    def _checkpoint(self, task: Task):
+        """Where SPOS' supernet training keeps its checkpoint: beside the cached supernets, keyed like them, the run's
+        seed standing in as the state of its generator (the same command resumes; another seed never does)."""
+        from nas_lab.oneshot.checkpoint import SUFFIX, Checkpoint, digest
+        from nas_lab.oneshot.training import training_key
+
+        seed = digest(self.rng.bit_generator.state)
+        key = {"searcher": self.name, **training_key(self.space, task, self.settings, seed)}
+        path = cache_root() / "supernets" / f"spos_{self.space.name}_{task.dataset}_{digest(key)}{SUFFIX}"
+        return Checkpoint(path, key, self.settings.checkpoint_every)
 
     def _first(self, seen: set[int]) -> np.ndarray:
         """The first generation: ``population`` random archs, within the run's cheap bounds (closed-form

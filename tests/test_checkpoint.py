@@ -1,0 +1,86 @@
+"""Checkpoints of supernet training: a training killed with SIGKILL mid-epoch resumes where it was when the same
+command runs again, and ends with the weights of a training that was never interrupted.
+
+Tolerance: every weight within 1e-6 (absolute; weights are of order 1) of the
+uninterrupted run's; on CPU with the same seed the resumed run repeats the same
+float operations in the same order, so the weights come out equal (seen: 0).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from nas_lab.objectives.supernet import SupernetObjective
+from nas_lab.oneshot.checkpoint import Checkpoint
+from nas_lab.oneshot.training import Settings, torch_generator, train_weights
+from nas_lab.spaces.vitas import ViTASSpace
+
+VITAS = ["space=vitas", "space.setting=cpu", "space.positions=2", "space.budget_macs=2e5"]
+#: 2 epochs of 40 steps, a checkpoint every 3 steps: the first ones are mid-epoch
+TRAINING = {"epochs": 2, "max_batches": 40, "batch_size": 16, "recalibration": 1, "checkpoint_every": 3}
+STEPS = 80
+
+
+def test_a_training_killed_mid_epoch_resumes_and_ends_with_the_uninterrupted_weights(tmp_path):
+    folder = tmp_path / "killed"
+    command = [sys.executable, "-m", "nas_lab", "run", *VITAS, "searcher=random", "budget=1", "objective=supernet.id",
+               *(f"objective.{k}={v}" for k, v in TRAINING.items()), f"objective.cache={folder}", "--no-save",
+               "--no-progress", "--json"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    deadline = time.monotonic() + 120
+    while not list(folder.glob("*.ckpt")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL, process.stderr.read().decode()[-2000:]
+    (checkpoint,) = folder.glob("*.ckpt")
+    step = torch.load(checkpoint, weights_only=True)["step"]
+    assert 0 < step < STEPS and step % (STEPS // 2)  # killed mid-epoch, after a checkpoint
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0, again.stderr[-2000:]
+    info = json.loads(again.stdout)["objective_info"]
+    assert info["train_images"] <= (STEPS - step) * TRAINING["batch_size"]  # resumed, not started over
+    assert not list(folder.glob("*.ckpt"))  # removed once the supernet is cached
+    (resumed,) = folder.glob("*.pt")
+
+    space = ViTASSpace(setting="cpu", positions=2, budget_macs=2e5)
+    whole = SupernetObjective(space, "id", **TRAINING, cache=str(tmp_path / "whole"))
+    whole.evaluate(space.sample(np.random.default_rng(0), 1), np.random.default_rng(0))
+    assert whole.path.name == resumed.name  # the same key: the same settings and seed
+    weights = [torch.load(p, weights_only=True)["state_dict"] for p in (whole.path, resumed)]
+    gap = max(float((weights[0][k] - weights[1][k]).abs().max()) for k in weights[0])
+    assert gap <= 1e-6, gap
+
+
+def test_a_checkpoint_of_other_settings_is_never_resumed(tmp_path):
+    """A file at the checkpoint's path written under another key (other settings, seed or space) is ignored: the
+    training starts from step 0 and its weights are those of a training without any file."""
+    x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
+    settings = Settings(2, 16, 0.1, None, 1)
+
+    def train(checkpoint):
+        torch.manual_seed(0)
+        net = torch.nn.Linear(8, 3)
+        done = train_weights(net, (x, y), settings, torch_generator(np.random.default_rng(0)), "t",
+                             lambda a, b: torch.nn.functional.cross_entropy(net(a), b), checkpoint=checkpoint)
+        return net.weight.detach().clone(), done.images
+
+    path = tmp_path / "t.ckpt"
+    plain, images = train(None)
+    torch.manual_seed(1)
+    stale = {"key": {"seed": 1}, "epoch": 1, "step": 4, "order": torch.Generator().get_state(), "random": {},
+             "states": {"model": torch.nn.Linear(8, 3).state_dict()}}
+    torch.save(stale, path)
+    again, images_again = train(Checkpoint(path, {"seed": 0}))
+    assert torch.equal(plain, again) and images_again == images == 8 * 16  # started over, same weights
+    assert torch.load(path, weights_only=True)["key"] == {"seed": 0}  # replaced by its own epoch-end checkpoint
