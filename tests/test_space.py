@@ -93,11 +93,12 @@ def test_capabilities_follow_what_a_space_overrides_and_declares(space):
 
     base = {"sample", "mutate", "crossover", "neighbors", "encode", "index"}
     assert space.capabilities() == base | {"build", "supernet", "params", "flops", "latency", "resolution",
-                                           "num_classes", "rectifiers"}
-    assert NB201Space().capabilities() == base | {"build", "params", "latency", "num_classes", "rectifiers"}
+                                           "num_classes", "rectifiers", "supernet_recipe"}
+    assert NB201Space().capabilities() == base | {"build", "params", "latency", "num_classes", "rectifiers",
+                                                  "supernet_recipe"}
     assert PoolViTSpace().capabilities() == base | {"build", "supernet", "params", "flops", "macs", "lowest",
                                                    "highest", "default_constraints", "resolution", "num_classes",
-                                                   "zero_cost_batch", "rectifiers"}
+                                                   "zero_cost_batch", "rectifiers", "supernet_recipe"}
     assert {"supernet_recipe", "highest", "macs"} <= AutoViTSpace().capabilities()
     assert "rectifiers" not in AutoViTSpace().capabilities()
 

@@ -1,7 +1,7 @@
 """The ``nas-lab`` command: ``run`` one search, ``study`` a grid of them, ``report`` it, ``plot`` a run or a study's
 decision importance, ``list`` plug-ins;
 ``precompute`` zero-cost proxies into their cache and ``correlate`` them with a benchmark metric; ``lut`` builds
-and validates a latency look-up table.
+and validates a latency look-up table; ``train`` trains one arch from scratch, tests and exports it.
 
 Each command is a module of ``nas_lab.cli`` with ``add_parser(sub)``, which
 registers its ``command(args)``; ``common`` says how any of them ends (exit
@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas_lab.cli import correlate, listing, lut, plot, precompute, report, run, study
+from nas_lab.cli import correlate, listing, lut, plot, precompute, report, run, study, train
 from nas_lab.cli.common import run_command
 from nas_lab.core.errors import shorten
 
 #: the commands, in the order ``nas-lab --help`` lists them
-COMMANDS = (run, study, precompute, correlate, lut, report, plot, listing)
+COMMANDS = (run, study, precompute, correlate, lut, train, report, plot, listing)
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,7 +9,9 @@
 - ``distributed``: data-parallel training under torchrun (ranks, what they
   share, rank 0 alone writing);
 - ``checkpoint``: checkpoints of a training in progress, resumed when the same
-  training runs again.
+  training runs again;
+- ``augment``: the training recipes' augmentation of batches (kornia), named by each space's recipe;
+- ``retrain``: one arch trained from scratch, tested and exported (``nas-lab train``).
 
 SPOS, DARTS and ``objective=supernet.*`` import from here, never from each
 other. Nothing is imported here, so naming a module of this package does not

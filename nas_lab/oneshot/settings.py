@@ -5,6 +5,7 @@ importing torch; ``training.Settings`` turns the chosen values into a recipe.
 """
 
 from nas_lab.core.settings import Setting
+from nas_lab.oneshot.augment import CHOICES
 
 EPOCHS = Setting(ge=1, le=100_000, help="training epochs of the supernet (none: the space's recipe)")
 BATCH_SIZE = Setting(ge=1, le=65_536, help="images per training batch")
@@ -18,8 +19,7 @@ COMPILE = Setting(help="compile the training step with torch.compile (pays off f
                        "not for sampled paths)")
 CHECKPOINT_EVERY = Setting(ge=1, le=100_000_000, help="training steps between checkpoints (none: at the end of "
                                                       "every epoch only)")
-#: placeholder copy of the recipe names until nas_lab/oneshot/augment.py (helper "aug") declares them: take its CHOICES
-AUGMENT = Setting(choices=("auto", "none", "deit", "vitas", "hyvitas", "cifar"),
+AUGMENT = Setting(choices=CHOICES,
                   help="augmentation of training batches (auto: the space's recipe on CUDA, none on CPU)")
 WORKERS = Setting(ge=0, le=256, help="processes decoding the images of a dataset read from disk, per training process "
                                    "(none: up to 8 on CUDA, 0 on CPU)")

@@ -42,6 +42,9 @@ class HyViTasSpace(Space):
     )
     resolution = 160  # input side at which the benchmark trains and ``flops`` counts
     num_classes = 500  # the benchmark's ImageNet subset
+    #: the benchmark's augmentation (crop, flip, RandAugment; ``oneshot.augment``); its models train with AdamW,
+    #: so retraining one does (the supernet keeps SGD, with which the one-shot baselines were set up)
+    supernet_recipe = {"augment": "hyvitas", "retrain": {"optimizer": "adamw"}}
     min_side = 32  # the 4 px stem, then three 2x2 stride-2 downsamplings: the last stage sees 1 x 1
 
     def build(self, arch, num_classes: int = 500, **task):

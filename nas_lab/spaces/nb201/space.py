@@ -116,6 +116,9 @@ class NB201Space(Space):
     #: two reduction blocks halve the side; an odd side would leave the residual shortcut one pixel short
     min_side = side_step = 4
     num_classes = 10  # CIFAR-10's, the benchmark's first dataset
+    #: the recipe NB201's models were trained with, which ``nas-lab train`` follows (the space has no supernet):
+    #: SGD with Nesterov momentum and cosine decay (the default), CIFAR's crop and flip (``oneshot.augment``)
+    supernet_recipe = {"augment": "cifar"}
 
     def index_order(self) -> np.ndarray:
         """NATS index of each mixed-radix code (the benchmark's seeded shuffle)."""

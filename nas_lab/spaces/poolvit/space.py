@@ -102,6 +102,8 @@ class PoolViTSpace(Space):
     #: zero-cost proxies' input batch (``objectives.zero_cost``): 8, at which the float64 Entropic Score costs a
     #: tenth of batch 64's and ranks archs the same (Kendall tau 0.98 over 16)
     zero_cost_batch = 8
+    #: training augmentation (``oneshot.augment``): the paper states none, so CIFAR's usual crop and flip
+    supernet_recipe = {"augment": "cifar"}
 
     def __init__(
         self,

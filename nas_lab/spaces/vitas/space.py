@@ -101,8 +101,11 @@ class ViTASSpace(Space):
 
     conditional = True
     #: the one-shot layer's training recipe for this supernet (``oneshot.training``): transformers want AdamW and
-    #: more epochs than a CNN to learn anything on a small dataset
-    supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "epochs": 60}
+    #: more epochs than a CNN to learn anything on a small dataset; the paper's weak augmentation for the
+    #: super-transformer (CutMix and erasing, Table 4) and DeiT's to retrain a found arch, without CutMix under
+    #: 1.3 GFLOPs (the paper's FLOPs are multiply-accumulates; ``oneshot.augment``)
+    supernet_recipe: ClassVar[dict] = {"optimizer": "adamw", "epochs": 60, "augment": "vitas",
+                                       "retrain": {"augment": "deit", "augment_below_macs": (1.3e9, "deit-nocutmix")}}
 
     def __init__(
         self,
