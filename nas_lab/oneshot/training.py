@@ -36,7 +36,6 @@ global state.
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import math
 import os
@@ -57,6 +56,8 @@ from nas_lab.core.task import Task
 from nas_lab.data.datasets import ImageData
 from nas_lab.data.images import ArrayImages, ImageSet
 from nas_lab.oneshot import distributed
+from nas_lab.oneshot.augment import augmentation
+from nas_lab.oneshot.augment import resolve as resolve_augment
 from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
 from nas_lab.oneshot.contract import Supernet, check_supernet, runs_mixtures
 
@@ -159,8 +160,7 @@ class Settings:
             epochs = recipe.get("epochs", EPOCHS)
         if recalibration is None:
             recalibration = recipe.get("recalibration", RECALIBRATION)
-        if augment == "auto":
-            augment = recipe.get("augment", "none") if on_cuda(device) else "none"
+        augment = resolve_augment(augment, space, device)
         rate = LEARNING_RATES.get(optimizer, 1.0) if learning_rate is None else learning_rate
         return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer,
                    precision=resolve_precision(precision, device), compile=compile, augment=augment,
@@ -463,11 +463,6 @@ def augmentation_of(settings: Settings, num_classes: int, image_size: int, devic
     checkpoints; ``(None, {})`` for ``none``, which draws nothing from ``rng`` (results as before augmentation)."""
     if settings.augment == "none":
         return None, {}
-    if importlib.util.find_spec("nas_lab.oneshot.augment") is None:
-        raise UserError(f"augment={settings.augment} needs nas_lab.oneshot.augment, which this installation lacks; "
-                        "use augment=none")
-    from nas_lab.oneshot.augment import augmentation
-
     generator = torch_generator(rng)
     return augmentation(settings.augment, num_classes, image_size, device, generator), {"augment": generator}
 
