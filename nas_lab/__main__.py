@@ -3,8 +3,9 @@
 ``torchrun --nproc_per_node=8 -m nas_lab run space=vitas searcher=spos device=cuda ...`` starts one copy of the
 command per GPU (and per node with ``--nnodes``). Every copy joins the process group torchrun describes and runs the
 whole command with the same seed, training data-parallel (``oneshot.distributed``); only rank 0 speaks and writes:
-the other ranks print nothing on stdout, show no progress bars and, for ``run``, write no run record. Errors still
-reach stderr on every rank. Without torchrun this is exactly ``nas-lab``.
+the other ranks print nothing on stdout, show no progress bars (``run``, ``train``) and, for ``run``, write no run
+record (``train`` writes its files on rank 0 itself). Errors still reach stderr on every rank. Without torchrun
+this is exactly ``nas-lab``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from nas_lab.cli.main import main
 from nas_lab.oneshot import distributed
 
 #: options that keep a rank other than 0 from writing or drawing, per command that has them
-QUIET = {"run": ("--no-save", "--no-progress")}
+QUIET = {"run": ("--no-save", "--no-progress"), "train": ("--no-progress",)}
 
 
 def rank_argv(argv: list[str]) -> list[str]:
