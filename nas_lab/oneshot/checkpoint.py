@@ -57,7 +57,7 @@ class Checkpoint:
         if not self.path.is_file():
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - a damaged file can fail in many ways; training starts afresh
             print(f"nas-lab: ignoring the unreadable checkpoint {self.path} ({type(err).__name__}); training "
                   "starts from the beginning", file=sys.stderr)
