@@ -45,21 +45,24 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 TARGET_CPU_1000 = 1.5
 
 
+def timed_run(space, objective, params: dict, budget: int, seed: int) -> tuple[float, float, float]:
+    """Best value, CPU seconds and wall seconds of one gp run."""
+    searcher = registry.create("searcher", "gp", params)
+    wall, cpu = time.perf_counter(), time.process_time()
+    best = run(space, objective, searcher, budget=budget, seed=seed).best_metrics[objective.targets[0]]
+    return best, time.process_time() - cpu, time.perf_counter() - wall
+
+
 def measure(space, objective, configs: dict[str, dict], budget: int, seeds: int) -> dict[str, dict]:
-    """Best value, CPU and wall seconds per run of each gp configuration, seeds run round robin."""
-    out = {label: {"best": [], "cpu": [], "wall": []} for label in configs}
-    target = objective.targets[0]
+    """Best value, CPU and wall seconds per run (arrays over the seeds) of each gp configuration, seeds run
+    round robin so that load on a shared machine falls on every configuration alike."""
+    runs = {label: [] for label in configs}
     for seed in range(seeds):
         for label, params in configs.items():
-            searcher = registry.create("searcher", "gp", params)
-            w, c = time.perf_counter(), time.process_time()
-            result = run(space, objective, searcher, budget=budget, seed=seed)
-            out[label]["cpu"].append(time.process_time() - c)
-            out[label]["wall"].append(time.perf_counter() - w)
-            out[label]["best"].append(result.best_metrics[target])
+            runs[label].append(timed_run(space, objective, params, budget, seed))
         print(f"\r  budget {budget}: seed {seed + 1}/{seeds}", end="", file=sys.stderr, flush=True)
     print(file=sys.stderr)
-    return {label: {k: np.array(v) for k, v in d.items()} for label, d in out.items()}
+    return {label: dict(zip(("best", "cpu", "wall"), np.array(r).T)) for label, r in runs.items()}
 
 
 def se(x: np.ndarray) -> float:

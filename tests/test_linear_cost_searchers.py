@@ -10,7 +10,7 @@ from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.runner import run
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.searchers.bananas import Bananas
-from nas_lab.searchers.gp import GPSearch, training_subset
+from nas_lab.searchers.gp import GaussianProcess, GPSearch, groups_of, training_subset
 from nas_lab.searchers.predictors import MLPEnsemble
 from nas_lab.searchers.rea import RegularizedEvolution
 
@@ -254,3 +254,16 @@ def test_the_bound_changes_nothing_until_the_history_outgrows_it(space):
 
     np.testing.assert_array_equal(history(50, 60), history(100_000, 60))
     assert not np.array_equal(history(50, 100), history(100_000, 100))
+
+
+def test_gp_conditions_on_the_given_rows_and_keeps_the_mean_of_all(space):
+    rng = np.random.default_rng(5)
+    archs = np.unique(space.sample(rng, 80), axis=0)
+    x, y = space.encode(archs).astype(float), archs.sum(axis=1).astype(float)
+    rows = np.arange(0, len(archs), 2)
+    gp = GaussianProcess(groups_of(space), prior=0.1).fit(x, y, fit_rows=rows, condition_rows=rows)
+    assert len(gp._x) == len(rows) and gp._mean == pytest.approx(y.mean(), abs=1e-12)  # float sums only
+    mean, var = gp.predict(x[rows])
+    assert np.abs(mean - y[rows]).max() < 1e-2 * y.std()  # interpolates the rows it conditions on
+    far = np.setdiff1d(np.arange(len(archs)), rows)
+    assert gp.predict(x[far])[1].min() > 10 * var.max()  # and is unsure about the others
