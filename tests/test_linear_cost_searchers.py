@@ -267,3 +267,15 @@ def test_gp_conditions_on_the_given_rows_and_keeps_the_mean_of_all(space):
     assert np.abs(mean - y[rows]).max() < 1e-2 * y.std()  # interpolates the rows it conditions on
     far = np.setdiff1d(np.arange(len(archs)), rows)
     assert gp.predict(x[far])[1].min() > 10 * var.max()  # and is unsure about the others
+
+
+def test_the_bound_holds_on_a_huge_conditional_space():
+    """ViTAS (10^43 archs, inactive decisions encoded as zeros): distances still rank the history, runs stay
+    distinct."""
+    from nas_lab.core import registry
+
+    vitas = registry.create("space", "vitas", {})
+    gp = Bounded(max_points=25)
+    result = run(vitas, SumObjective(vitas), gp, budget=60, seed=1)
+    assert result.evaluations == 60 and len(set(gp.told)) == 60
+    assert gp.conditioned == [10, 20, 25, 25, 25]
