@@ -15,7 +15,7 @@ then conditions on every evaluated arch, which is gp as it was before the bound
 (the same runs, seed for seed). It prints the same table for it and, per
 budget, the difference of mean best (bounded - unbounded), its paired standard
 error over the seeds, and whether the bounded mean lies within one standard
-error of the unbounded one (the larger of the two means' SEs).
+error of the unbounded one (the larger of the two means' SEs), or else above or below it.
 
     python benchmarks/bench_gp_cost.py [--table DIR] [--metric test.cifar100] [--seeds 30]
         [--budgets 100,300,1000] [--unbounded] [--space nb201] [searcher.max_points=150 ...]
@@ -146,9 +146,10 @@ def main() -> int:
         for budget in budgets:
             a, b = results[budget]["gp"]["best"], results[budget]["gp unbounded"]["best"]
             diff = a.mean() - b.mean()
-            ok = abs(diff) <= max(se(a), se(b)) + 1e-12  # means of table values: 1e-12 absorbs float rounding only
-            print(f"  budget {budget:>5,}: {diff:+.3f} (paired SE {se(a - b):.3f}); within 1 SE "
-                  f"({max(se(a), se(b)):.3f}): {'yes' if ok else 'NO'}")
+            one = max(se(a), se(b))
+            within = abs(diff) <= one + 1e-12  # means of table values: 1e-12 absorbs float rounding only
+            verdict = "yes" if within else "no, better" if diff > 0 else "NO, WORSE"
+            print(f"  budget {budget:>5,}: {diff:+.3f} (paired SE {se(a - b):.3f}); within 1 SE ({one:.3f}): {verdict}")
     return 0
 
 
