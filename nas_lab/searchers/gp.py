@@ -31,6 +31,22 @@ batch is picked greedily by expected improvement over the best score plus
 variances shrink as if the pick had been observed at its predicted mean (a
 rank-one update of all candidates at once).
 
+Linear cost: a GP fit costs O(n^3) and a prediction O(n^2) per candidate in the
+number ``n`` of archs it conditions on, so conditioning on the whole history
+makes a run's cost grow faster than its budget (before this bound: 39, 249 and
+2,748 ms of CPU at budgets 100, 300 and 1,000 on NB201 CIFAR-100, exponent 1.9). Once
+more than ``max_points`` archs are evaluated, the GP conditions on the
+``max_points`` nearest the ``parents`` (``training_subset``: a trust region
+around the archs whose mutants are the candidates; the parents themselves
+first, the better arch first among archs as near), and its hyper-parameters are
+fitted on those same archs. Two things stay global: the targets are ranked
+among *all* evaluated archs (the copula is taken before the subset) and the
+GP's constant mean is the mean of all of them (with the trust region's own,
+higher mean, runs found the optimum less often: docs/searchers/gp.md). A round then costs the same however
+long the history, so a run's cost grows linearly with the budget; runs that
+never evaluate more than ``max_points`` archs are exactly the runs without the
+bound (every budget-100 run with the default of 100).
+
 Single-objective: with several targets the runner refuses it (no ParEGO).
 """
 
@@ -85,6 +101,20 @@ def half_sq_distances(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nd
     return np.maximum(out, 0.0).reshape(n_groups, -1)
 
 
+def training_subset(x: np.ndarray, y: np.ndarray, focus: np.ndarray, max_points: int) -> np.ndarray:
+    """Sorted rows of ``x (n, f)`` a GP conditions on: all of them while ``n <= max_points``, else the
+    ``max_points`` nearest (half squared distance: on a one-hot encoding, the number of differing decisions) to any
+    row of ``focus (k, f)``, the archs around which a searcher draws its candidates (a trust region); among rows
+    as near, those with the higher ``y``. Pass all rows to ``GaussianProcess.fit`` with these as its
+    ``condition_rows``: a round then costs the same however long the history grows, and the constant mean is
+    still that of every row."""
+    n = len(x)
+    if n <= max_points:
+        return np.arange(n)
+    distance = (0.5 * (x * x).sum(1)[:, None] + 0.5 * (focus * focus).sum(1)[None, :] - x @ focus.T).min(1)
+    return np.sort(np.lexsort((-y, np.round(distance, 6)))[:max_points])  # rounded: float error breaks no tie
+
+
 class GaussianProcess:
     """GP regression with the kernel ``s2 * k(sum_j theta_j h_j)`` on features grouped by decision.
 
@@ -125,9 +155,11 @@ class GaussianProcess:
         grad[-1] = 0.5 * g * np.trace(w)
         return value, grad
 
-    def fit(self, x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray | None = None) -> GaussianProcess:
-        """Fit the hyper-parameters on rows ``fit_rows`` (all by default) of features ``x (n, f)`` and targets
-        ``y (n,)``, starting from the last fit, then condition on every row."""
+    def fit(self, x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray | None = None,
+            condition_rows: np.ndarray | None = None) -> GaussianProcess:
+        """Fit the hyper-parameters on rows ``fit_rows`` of features ``x (n, f)`` and targets ``y (n,)``, starting
+        from the last fit, then condition on rows ``condition_rows`` (both all rows by default; a bounded
+        ``training_subset`` keeps a fit's cost bounded). The constant mean is that of every row of ``y``."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         self._mean = float(y.mean())
@@ -141,6 +173,8 @@ class GaussianProcess:
         self.log_theta, self.log_noise = res.x[:-1].copy(), float(res.x[-1])
         self.theta, self.noise = np.exp(self.log_theta), float(np.exp(self.log_noise))
         self._weights = self.theta[self.groups]
+        if condition_rows is not None:
+            x, yc = x[condition_rows], yc[condition_rows]
         self._x = x
         a = self.correlation(x)
         a.flat[:: len(x) + 1] += self.noise
@@ -207,6 +241,7 @@ class GPSearch(Searcher):
         prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
         kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
         transform: Annotated[str, Setting(choices=tuple(TRANSFORMS), help="map of values before the fit")] = "copula",
+        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs the GP conditions on (those nearest the parents)")] = 100,
         fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
         max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit")] = 30,
     ):
@@ -220,6 +255,7 @@ class GPSearch(Searcher):
         self.prior = prior
         self.kernel = kernel
         self.transform = transform
+        self.max_points = max_points
         self.fit_points = fit_points
         self.max_iter = max_iter
 
@@ -244,12 +280,15 @@ class GPSearch(Searcher):
         if finite.sum() < 2:  # nothing to learn from yet
             return sample_distinct(self.space, self.rng, min(n, self.batch), self._proposed)
         fitness = np.where(finite, fitness, fitness[finite].min())
-        y = TRANSFORMS[self.transform](fitness)
-        rows = None
-        if len(y) > self.fit_points:  # hyper-parameters from a random subset: each likelihood costs O(rows^3)
-            rows = np.sort(self.rng.choice(len(y), self.fit_points, replace=False))
-        self._gp.fit(self.space.encode(archs), y, rows)
-        candidates = self._candidates(archs[np.argsort(-fitness, kind="stable")[: self.parents]])
+        y = TRANSFORMS[self.transform](fitness)  # ranks among every evaluated arch, before any subset
+        order = np.argsort(-fitness, kind="stable")[: self.parents]
+        x = self.space.encode(archs).astype(np.float64)
+        keep = training_subset(x, y, x[order], self.max_points)  # bounded: a round costs O(max_points^3)
+        rows = keep
+        if len(keep) > self.fit_points:  # hyper-parameters from a random subset: each likelihood costs O(rows^3)
+            rows = np.sort(self.rng.choice(keep, self.fit_points, replace=False))
+        self._gp.fit(x, y, rows, keep)
+        candidates = self._candidates(archs[order])
         if len(candidates) == 0:  # the whole space has been proposed
             return candidates
         best = candidates[self._select(candidates, float(y.max()) + self.xi, min(n, self.batch))]
