@@ -49,7 +49,7 @@ step "objective=supernet.id on HyViTas, fp16 (gradient scaler, channels-last), c
     objective.precision=fp16 objective.epochs=2 objective.max_batches=20 objective.checkpoint_every=10 \
     "objective.cache=$CACHE/fp16" --no-save --no-progress
 step "nas-lab train of one ViTAS architecture on CUDA" 60 \
-    "$PY" -m nas_lab train space=vitas arch=0 dataset=digits device=cuda epochs=1 "out=$CACHE/train" --no-progress
+    "$PY" -m nas_lab train space=vitas arch=0 dataset=digits device=cuda epochs=1 max_batches=20 "out=$CACHE/train" --no-progress
 
 echo
 if [ ${#FAILED[@]} -gt 0 ]; then

@@ -225,6 +225,8 @@ def test_make_batch_is_seeded_labelled_and_leaves_the_global_rng_alone():
 def test_default_image_size():
     assert default_image_size(NB201Space()) == 32
     assert default_image_size(HyViTasSpace()) == 64
+    assert default_image_size(HyViTasSpace(), "cuda:1") == 160  # a GPU trains at the paper's resolution
+    assert default_image_size(NB201Space(), "cuda") == 32
 
 
 def test_evaluate_proxy_is_deterministic_and_seeded_and_leaves_the_global_rng_alone():

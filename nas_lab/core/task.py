@@ -22,14 +22,17 @@ CIFAR_SIDE = 32
 MAX_DEFAULT_SIDE = 64
 
 
-def default_image_size(space) -> int:
-    """Input side models of ``space`` see unless told: its training resolution, capped at 64 px for a CPU.
+def default_image_size(space, device: str = "cpu") -> int:
+    """Input side models of ``space`` see unless told: its training resolution, capped at 64 px on a CPU.
 
-    NB201 (no declared resolution, CIFAR images) gets 32; HyViTas (trained at
-    160) gets 64, at which its attention stages see 4 x 4 and 2 x 2 tokens, so
-    every ``attn.kernel`` option still differs (at 32 px they would not).
+    NB201 (no declared resolution, CIFAR images) gets 32; on a CPU HyViTas
+    (trained at 160) gets 64, at which its attention stages see 4 x 4 and 2 x 2
+    tokens, so every ``attn.kernel`` option still differs (at 32 px they would
+    not). On a GPU (``device=cuda``) the cap is lifted: the real experiments run
+    at the papers' resolutions without a ``dataset.image_size=`` of their own.
     """
-    return min(space.resolution or CIFAR_SIDE, MAX_DEFAULT_SIDE)
+    side = space.resolution or CIFAR_SIDE
+    return side if device.split(":")[0] != "cpu" else min(side, MAX_DEFAULT_SIDE)
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,7 @@ class Task:
     def for_space(self, space) -> Task:
         """This task with ``image_size`` set to the space's ``default_image_size`` unless the user chose one."""
         params = dict(self.params)
-        params.setdefault("image_size", str(default_image_size(space)))
+        params.setdefault("image_size", str(default_image_size(space, self.device)))
         side = Setting("image_size", int, 0).coerce(params["image_size"], "dataset")
         space.check_side(side, "dataset.image_size")  # before any data loads or network trains
         return Task(self.dataset, tuple(sorted(params.items())), self.device, self.progress)
