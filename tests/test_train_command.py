@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import csv
 import json
 
 import numpy as np
@@ -46,7 +47,11 @@ def test_train_end_to_end_on_digits_writes_files_that_load_back(tmp_path):
     assert all(0 <= v <= 100 for v in facts["accuracy"].values())
     folder = tmp_path / "o"
     assert {p.name for p in folder.iterdir()} == {"checkpoint.pt", "state_dict.pt", "model.pt2", "model.onnx",
-                                                  "result.json"}
+                                                  "result.json", "training.logs"}
+    with (folder / "training.logs" / "scalars.csv").open() as f:  # one row per step, then val accuracy per epoch
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows if r["loss"]] == list(range(1, len(rows)))
+    assert rows[-1]["val_accuracy"] != "" and float(rows[0]["lr"]) > 0  # the cosine ends at 0
     # the state dict, the checkpoint and the exported program are one model
     model = NB201.build(arch, num_classes=10).eval()
     model.load_state_dict(torch.load(folder / "state_dict.pt", weights_only=True))

@@ -58,7 +58,9 @@ checkpoint (checkpoint.pt: weights, arch, settings, metrics), the state dict (st
 model exported with torch.export (model.pt2) and, where the onnx package is installed, as ONNX
 (model.onnx). Prints the parameters, MACs per image, accuracies and measured CPU latency (batch 1).
 While it trains it keeps a checkpoint (training.ckpt) in the output folder, every epoch and every
-checkpoint_every steps: killed, the same command goes on from it. Under torchrun the training is
+checkpoint_every steps: killed, the same command goes on from it; and a log of its loss, learning
+rate, images/s and accuracy (training.logs/: scalars.csv, and TensorBoard events when the tensorboard
+package is installed: tensorboard --logdir OUT/training.logs). Under torchrun the training is
 data-parallel (torchrun --nproc_per_node=8 -m nas_lab train ...).
 
 Settings (key=value):
@@ -110,6 +112,7 @@ def command(args) -> int:
             return 0
         facts = _facts(space, arch, index, task, s, result)
         paths = _export_and_measure(result, folder, facts, s["threads"])
+        paths["logs"] = (folder / CHECKPOINT).with_suffix(".logs")  # the training's scalars, kept
     if args.json:
         print(json.dumps({**facts, "files": {k: str(p) for k, p in paths.items()}}, allow_nan=False))
     else:

@@ -9,7 +9,9 @@ depends on: the model's weights and buffers, the optimiser, the learning-rate sc
 was when the current epoch drew its order, and the other generators the training draws from: the numpy
 generator of the sampled paths, the augmentation's), and the data position (the epoch and the steps done in
 it). ``training.train_weights`` writes one at the end of every epoch and every ``checkpoint_every`` steps, but
-not after its last step; the caller removes it once the trained supernet is cached.
+not after its last step; the caller removes it once the trained supernet is cached. Beside it, in
+``<name>.logs/``, the training logs its loss, learning rate, images/s and val accuracy (``logs.TrainingLog``: a
+CSV, and TensorBoard events when that package is installed); the log stays once the training is done.
 
 Writes go through ``core.files.replacing`` (temporary file, fsync, rename), so a kill during a write leaves the
 previous checkpoint. Under torchrun only rank 0 reads and writes the file; the other ranks receive what it read
@@ -76,6 +78,11 @@ class Checkpoint:
         except OSError as err:
             raise UserError(f"cannot write the training checkpoint to {self.path.parent}: {reason(err)}; free space "
                             "there or choose another folder (objective.cache=DIR or $NAS_LAB_CACHE)") from None
+
+    @property
+    def logs(self) -> Path:
+        """The folder of the training's log (``logs.TrainingLog``) beside the checkpoint, kept once it is removed."""
+        return self.path.with_suffix(".logs")
 
     def remove(self) -> None:
         """Delete the checkpoint (the training finished and its result is kept elsewhere), on rank 0 only."""

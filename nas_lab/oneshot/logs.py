@@ -20,6 +20,8 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, write_atomic
 
 CSV_NAME = "scalars.csv"
+#: the names TensorBoard gives its event files
+EVENTS = "events.out.tfevents.*"
 
 
 def tensorboard_available() -> bool:
@@ -29,15 +31,19 @@ def tensorboard_available() -> bool:
 
 class TrainingLog:
     """Scalars of a training run, logged to ``folder``: a CSV always, TensorBoard events when ``tensorboard`` is
-    true, or when it is None (the default) and the package is installed. A context manager; ``close`` ends it."""
+    true, or when it is None (the default) and the package is installed. A log already in the folder is appended
+    to (a resumed training), or removed first when ``fresh``. A context manager; ``close`` ends it."""
 
-    def __init__(self, folder: str | Path, tensorboard: bool | None = None):
+    def __init__(self, folder: str | Path, tensorboard: bool | None = None, fresh: bool = False):
         self.folder = Path(folder)
         if tensorboard and not tensorboard_available():
             raise UserError("TensorBoard logs need the tensorboard package: pip install 'nas-lab[tensorboard]' "
                             "(or log the CSV alone)")
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
+            if fresh:  # a training that starts over: the log of an earlier attempt would mix with this one's
+                for old in (self.folder / CSV_NAME, *self.folder.glob(EVENTS)):
+                    old.unlink(missing_ok=True)
             self.path = self.folder / CSV_NAME
             self.columns = self._existing_columns()
             self._file = self.path.open("a", newline="")

@@ -153,7 +153,7 @@ def retrain(space: Space, arch: np.ndarray, task: Task, settings: Settings, seed
         saved = Checkpoint(checkpoint, key, settings.checkpoint_every)
     trained = train_weights(model, data.train, settings, torch_generator(shuffle), f"train {space.name}",
                             lambda x, target: F.cross_entropy(model(x), target), task.progress, augment=augment,
-                            checkpoint=saved, resumable=resumable)
+                            val=lambda: accuracy(model, data.val, data.device), checkpoint=saved, resumable=resumable)
     bad = non_finite(model)
     if bad is not None:
         raise UserError(f"training diverged: weight {bad} is no longer finite; lower learning_rate or train fewer "

@@ -36,6 +36,7 @@ global state.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -60,6 +61,7 @@ from nas_lab.oneshot.augment import augmentation
 from nas_lab.oneshot.augment import resolve as resolve_augment
 from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
 from nas_lab.oneshot.contract import Supernet, check_supernet, runs_mixtures
+from nas_lab.oneshot.logs import TrainingLog
 
 #: bumped whenever ``train_single_path`` learns other weights from the same settings and seed (keys cached supernets);
 #: still 1 after the move from ``searchers/supernet_training.py``, which changed no weight
@@ -365,7 +367,8 @@ def train_weights(net: Supernet, train: Source, settings: Settings, generator: t
     scaler), channels-last on CUDA for convolutional nets, compiled if asked, and
     data-parallel under torchrun (each rank a share of every global batch).
 
-    ``log`` (an object with ``scalars(step, values)``), on rank 0, gets the loss
+    ``log`` (an object with ``scalars(step, values)``; with a ``checkpoint`` and no ``log``, a ``TrainingLog``
+    in the checkpoint's ``logs`` folder, started afresh unless the training resumes), on rank 0, gets the loss
     averaged over the ranks, the learning rate and images/s of every step, and,
     when ``val`` (a callable giving the val accuracy %, called on every rank) is
     given, ``val_accuracy`` after every epoch. With ``checkpoint``, the training
@@ -399,12 +402,17 @@ def train_weights(net: Supernet, train: Source, settings: Settings, generator: t
             restore(thing, saved["states"][name])
         restore_random_states(saved["random"])
         generator.set_state(saved["order"])
-    log = log if distributed.main() else None
+    if log is None and checkpoint is not None and distributed.main():
+        log = TrainingLog(checkpoint.logs, fresh=saved is None)
+        opened = log
+    else:
+        log, opened = (log if distributed.main() else None), None
     batch = min(settings.batch_size, n)
     net.train()
     images, start = 0, time.perf_counter()
-    with progress(steps * batch, desc, show, unit="img", postfix=f"epoch {epoch + 1}/{settings.epochs} batch "
-                                                                    f"{done - epoch * per_epoch}/{per_epoch}") as bar:
+    with opened or contextlib.nullcontext(), progress(steps * batch, desc, show, unit="img",
+                                                    postfix=f"epoch {epoch + 1}/{settings.epochs} batch "
+                                                            f"{done - epoch * per_epoch}/{per_epoch}") as bar:
         bar.update(done * batch)
         while epoch < settings.epochs:
             order = generator.get_state()  # what draws this epoch's permutation: resumes it mid-epoch
