@@ -1,4 +1,4 @@
-"""The Python API: the README's example runs as written; nas_lab.run validates as `nas-lab run` does and makes
+"""The Python API: the guide's example runs as written; nas_lab.run validates as `nas-lab run` does and makes
 the same run; frames and load_study hold what the records hold."""
 
 import json
@@ -25,22 +25,20 @@ from nas_lab.study.store import Store
 REPO = Path(__file__).resolve().parents[1]
 
 
-def readme_blocks(language: str) -> list[str]:
-    """The ``language`` code blocks of the README's "Python API" section."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Python API\n"):]
-    section = section[:section.index("\n## ", 1)]
-    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.S)
+def guide_blocks(language: str) -> list[str]:
+    """The ``language`` code blocks of the Python API guide (docs/guide/python-api.md)."""
+    text = (REPO / "docs" / "guide" / "python-api.md").read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
 
 
-def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
+def test_the_guide_example_runs_as_written(tmp_path, monkeypatch, capsys):
     (tmp_path / "experiments").mkdir()
     shutil.copy(REPO / "experiments" / "hyvitas_table4.yaml", tmp_path / "experiments")
     monkeypatch.chdir(tmp_path)
-    (commands,), (example,) = readme_blocks("bash"), readme_blocks("python")
+    (commands,), (example,) = guide_blocks("bash"), guide_blocks("python")
     for line in commands.strip().splitlines():
         assert main(shlex.split(line)[1:]) == 0, capsys.readouterr().err
-    exec(compile(example, "README.md (Python API)", "exec"), {})
+    exec(compile(example, "docs/guide/python-api.md", "exec"), {})
     out = capsys.readouterr().out
     assert "ID top-1" in out and "rea" in out  # the study's frame, grouped
 
