@@ -300,6 +300,7 @@ class MultiObjectiveGP(GPSearch):
                 score[c] = -np.inf
                 front = pareto_front(np.vstack([front, mean[c]]))
                 fresh[:] = False
+                fresh[picks] = True  # taken: never re-scored
                 continue
             stale = top[~fresh[top]]  # re-scored against the front with the picks so far: they can only drop
             score[stale] = weight[stale] * improvement(front, Y[stale], ref).mean(axis=1)
