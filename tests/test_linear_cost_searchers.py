@@ -10,6 +10,7 @@ from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.runner import run
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.searchers.bananas import Bananas
+from nas_lab.searchers.gp import GPSearch, training_subset
 from nas_lab.searchers.predictors import MLPEnsemble
 from nas_lab.searchers.rea import RegularizedEvolution
 
@@ -188,3 +189,68 @@ def test_archs_cut_by_the_budget_join_no_population(space):
 def test_rea_refuses_a_batch_below_1():
     with pytest.raises(UserError, match="searcher.batch must lie in 1..100,000, got 0"):
         RegularizedEvolution(batch=0)
+
+
+# -- gp: a bounded training set ------------------------------------------------------------
+
+
+def hamming_to_nearest(archs: np.ndarray, focus: np.ndarray) -> np.ndarray:
+    return (archs[:, None, :] != focus[None, :, :]).sum(axis=2).min(axis=1)
+
+
+def test_training_subset_keeps_every_row_up_to_its_bound(space):
+    x = space.encode(space.sample(np.random.default_rng(0), 30)).astype(float)
+    y = np.random.default_rng(1).standard_normal(30)
+    np.testing.assert_array_equal(training_subset(x, y, x[:3], 30), np.arange(30))
+
+
+def test_training_subset_takes_the_best_half_then_the_nearest_to_the_focus(space):
+    """On HyViTas (no conditional decisions) the encoding's half squared distance is the Hamming distance."""
+    rng = np.random.default_rng(2)
+    focus = space.sample(rng, 3)
+    archs = np.concatenate([space.mutate(np.repeat(focus, 40, axis=0), rng, k) for k in (1, 2, 4)]
+                           + [space.sample(rng, 200)])
+    y = rng.standard_normal(len(archs))
+    rows = training_subset(space.encode(archs).astype(float), y, space.encode(focus).astype(float), 100)
+    assert len(rows) == 100 and np.all(np.diff(rows) > 0)  # distinct, sorted
+    best = np.argsort(-y)[:50]
+    assert set(best) <= set(rows.tolist())
+    chosen = np.setdiff1d(rows, best)
+    left_out = np.setdiff1d(np.arange(len(archs)), rows)
+    distance = hamming_to_nearest(archs, focus)
+    assert distance[chosen].max() <= distance[left_out].min()  # no arch left out is nearer the focus
+    assert distance[chosen].max() < distance[left_out].max()  # and the bound did leave far archs out
+
+
+class Bounded(GPSearch):
+    """Records how many archs the GP conditioned on in each round and every arch it was told."""
+
+    def reset(self, space, objective, rng):
+        super().reset(space, objective, rng)
+        self.conditioned, self.told = [], []
+
+    def _select(self, candidates, target, q):
+        self.conditioned.append(len(self._gp._x))
+        return super()._select(candidates, target, q)
+
+    def tell(self, archs, evaluation):
+        self.told.extend(self.space.index(archs).tolist())
+        super().tell(archs, evaluation)
+
+
+def test_gp_conditions_on_at_most_max_points_and_never_repeats_a_proposal(space):
+    gp = Bounded(max_points=40, fit_points=30)
+    result = run(space, SumObjective(space), gp, budget=200, seed=0)
+    assert result.evaluations == 200 and len(set(gp.told)) == len(gp.told) == 200
+    assert max(gp.conditioned) == 40 and gp.conditioned[-1] == 40  # the bound is reached and held
+    assert gp.conditioned[:3] == [10, 20, 30]  # below it: every arch told so far
+    assert result.best_metrics["sum"] == 16.0  # and the optimum is still found
+
+
+def test_the_bound_changes_nothing_until_the_history_outgrows_it(space):
+    """Budget 60: the last round fits on 50 archs, within a bound of 50; budget 100 outgrows it."""
+    def history(max_points, budget):
+        return run(space, SumObjective(space), GPSearch(max_points=max_points), budget=budget, seed=3).history["index"]
+
+    np.testing.assert_array_equal(history(50, 60), history(100_000, 60))
+    assert not np.array_equal(history(50, 100), history(100_000, 100))
