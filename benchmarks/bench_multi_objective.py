@@ -232,7 +232,8 @@ def measure(method: str, problem: str, space, objective, budget: int, seed: int)
 
 
 def load(path: Path) -> dict[tuple, dict]:
-    """Records already in ``path`` (JSON lines), by (method, problem, budget, seed)."""
+    """Records already in ``path`` (JSON lines), by (method, problem, budget, seed); a run recorded twice counts by its
+    newest record."""
     out = {}
     if path.is_file():
         for line in path.read_text().splitlines():
@@ -331,7 +332,7 @@ def compare(args) -> None:
     for _, objective in problems.values():
         true_front(objective)  # computed once per objective, untimed, as in a study worker
     todo = [(b, s, p, m) for b in args.budgets for s in seeds for p in problems for m in args.methods
-            if (m, p, b, s) not in records]
+            if (m, p, b, s) not in records or m in args.rerun]
     space, objective = problems[next(iter(PROBLEMS))]
     for method in dict.fromkeys(m for *_, m in todo):  # warm-up, untimed: imports, caches
         searched(method, space, objective, objective.exhaustive()[0], 20, 0)
@@ -364,6 +365,8 @@ def main() -> int:
                              "(default: %(default)s)")
     parser.add_argument("--methods", type=lambda v: v.split(","), default=list(METHODS),
                         help=f"comma-separated, of {','.join(METHODS)} (default: all)")
+    parser.add_argument("--rerun", type=lambda v: v.split(","), default=[],
+                        help="comma-separated methods run again where --out has them (a run's newest record counts)")
     parser.add_argument("--budgets", type=lambda v: [int(b) for b in v.split(",")], default=list(BUDGETS),
                         help="comma-separated (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="print each run as it ends")

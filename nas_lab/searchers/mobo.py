@@ -52,7 +52,8 @@ from nas_lab.core.objective import EVALUATED, Evaluation
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.searcher import cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
-from nas_lab.searchers.gp import KERNELS, TRANSFORMS, GaussianProcess, GPSearch, copula, groups_of, standardise
+from nas_lab.searchers.gp import (KERNELS, TRANSFORMS, GaussianProcess, GPSearch, copula, groups_of, standardise,
+                                 training_subset)
 
 
 def power(y: np.ndarray) -> np.ndarray:
@@ -143,7 +144,9 @@ class TargetModel:
     def __init__(self, gp: GaussianProcess):
         self.gp = gp
 
-    def fit(self, x: np.ndarray, y: np.ndarray, rows: np.ndarray | None) -> TargetModel:
+    def fit(self, x: np.ndarray, y: np.ndarray, keep: np.ndarray, rows: np.ndarray | None) -> TargetModel:
+        """The trend from every row of ``x``, ``y`` (its cost grows linearly with the rows); the GP on rows ``keep``
+        only, its hyper-parameters from ``rows`` of those (``None``: all)."""
         centre, level = x.mean(axis=0), y.mean()
         u, s, vt = np.linalg.svd(x - centre, full_matrices=False)
         uy = u.T @ (y - level)
@@ -153,7 +156,7 @@ class TargetModel:
         a = ALPHAS[int(np.argmin(gcv))]
         self.coef = vt.T @ (s / (s**2 + a) * uy)
         self.intercept = level - centre @ self.coef
-        self.gp.fit(x, y - self.trend(x), rows)
+        self.gp.fit(x[keep], (y - self.trend(x))[keep], rows)
         return self
 
     def trend(self, x: np.ndarray) -> np.ndarray:
@@ -198,7 +201,7 @@ class MultiObjectiveGP(GPSearch):
         self,
         initial: Annotated[int, Setting(ge=2, le="space.cardinality", help="random archs before the first fit (a GP needs two)")] = 10,
         batch: Annotated[int, Setting(ge=1, le=10_000, help="archs proposed per fit")] = 10,
-        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="candidates scored by expected hypervolume improvement per fit")] = 500,
+        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="candidates scored by expected hypervolume improvement per fit")] = 400,
         parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs (by non-dominated rank) whose mutations fill the pool")] = 20,
         mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per mutated candidate")] = 3,
         random: Annotated[int, Setting(ge=0, le=1_000_000, help="random candidates added to the pool")] = 100,
@@ -207,12 +210,13 @@ class MultiObjectiveGP(GPSearch):
         transform: Annotated[str, Setting(choices=tuple(OUTPUT_MAPS), help="map of each target's values before its fit")] = "power",
         prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
         kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
+        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs each GP conditions on (the best by non-dominated rank and those nearest the parents)")] = 200,
         fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
-        max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit")] = 10,
+        max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit (warm-started from the last round's)")] = 5,
     ):
         self.initial, self.batch, self.pool, self.parents = initial, batch, pool, parents
         self.mutations, self.random, self.prior, self.kernel = mutations, random, prior, kernel
-        self.transform, self.fit_points, self.max_iter = transform, fit_points, max_iter
+        self.transform, self.max_points, self.fit_points, self.max_iter = transform, max_points, fit_points, max_iter
         self.samples = samples
         self.margin = margin
 
@@ -241,22 +245,25 @@ class MultiObjectiveGP(GPSearch):
         values = np.where(finite, values, worst)
         Y = np.column_stack([OUTPUT_MAPS[self.transform](v) for v in values.T])
         maps = [ValueMap(y, v) for y, v in zip(Y.T, values.T)]
-        x = self.space.encode(archs)
+        x = self.space.encode(archs).astype(np.float64)
+        order = pareto_order(Y, violation)
+        rank = np.empty(len(order))
+        rank[order] = -np.arange(len(order))  # higher is better, as training_subset wants
+        keep = training_subset(x, rank, x[order[: self.parents]], self.max_points)  # bounded: O(max_points^3)
         rows = None
-        if len(Y) > self.fit_points:  # hyper-parameters from a random subset: each likelihood costs O(rows^3)
-            rows = np.sort(self.rng.choice(len(Y), self.fit_points, replace=False))
+        if len(keep) > self.fit_points:  # hyper-parameters from a random subset: each likelihood costs O(rows^3)
+            rows = np.sort(self.rng.choice(len(keep), self.fit_points, replace=False))
         for model, y in zip(self._models, Y.T):
-            model.fit(x, y, rows)
+            model.fit(x, y, keep, rows)
         infeasible = violation > 0
         threshold = None
         if infeasible.any():  # model the violation, negated, so feasible archs tie at the top
             scores = copula(-np.nan_to_num(violation, posinf=np.finfo(float).max))
-            self._feasibility.fit(x, scores, rows)
+            self._feasibility.fit(x[keep], scores[keep], rows)
             # feasible: above the midpoint between the feasible archs' score and the best infeasible one's; before
             # any feasible arch, better than the best infeasible one
             best_infeasible = scores[infeasible].max()
             threshold = 0.5 * (scores[~infeasible].min() + best_infeasible) if (~infeasible).any() else best_infeasible
-        order = pareto_order(Y, violation)
         candidates = self._candidates(archs[order[: self.parents]])
         if self._bounds and len(candidates):
             candidates = candidates[within(self._bounds, candidates)]
