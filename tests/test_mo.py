@@ -123,6 +123,18 @@ def test_any_number_of_targets(k):
     assert (result.front is None) == (k == 1)
 
 
+def test_each_gp_conditions_on_at_most_max_points_archs(space):
+    """The bound that keeps a round's cost constant however long the run (the linear trend still sees every arch)."""
+    objective = build(RunConfig(objective="id,params"))[1]
+    searcher = MultiObjectiveGP(max_points=30)
+    run(space, objective, searcher, budget=80, seed=0)
+    told = sum(len(a) for a in searcher._archs)
+    assert told == 80 and all(len(model.gp._x) == 30 for model in searcher._models)
+    unbounded = MultiObjectiveGP()
+    run(space, objective, unbounded, budget=80, seed=0)
+    assert all(len(model.gp._x) == 70 for model in unbounded._models)  # the last fit: every arch told before it
+
+
 def test_improvement_is_the_hypervolume_gained_as_pymoo_computes_it():
     rng = np.random.default_rng(0)
     for k in (2, 3):
