@@ -98,11 +98,13 @@ def test_a_charged_constraint_steers_the_search_to_feasible_archs():
     spends a larger share of its budget on feasible archs than random search (a third of the space is feasible)."""
     space = Stack(positions=4, ratios=3)
     objective = Targets(space, floor=13.0)
-    share = lambda searcher, s: run(space, objective, searcher, budget=50, seed=s).history["feasible"].mean()  # noqa: E731
-    assert 0.2 < np.mean([share(RandomSearch(), s) for s in range(8)]) < 0.5
-    ours = [share(MultiObjectiveGP(), s) for s in range(8)]
-    theirs = [share(RandomSearch(), s) for s in range(8)]
-    assert np.mean(ours) > np.mean(theirs) + 0.2
+
+    def share(make):
+        return np.mean([run(space, objective, make(), budget=50, seed=s).history["feasible"].mean() for s in range(8)])
+
+    theirs = share(RandomSearch)
+    assert 0.2 < theirs < 0.5  # measured: 0.375
+    assert share(MultiObjectiveGP) > theirs + 0.2  # measured: 0.81
 
 
 def test_runs_on_a_conditional_space_past_int64():

@@ -66,7 +66,6 @@ import numpy as np
 from scipy.special import ndtr
 
 from nas_lab.core.objective import EVALUATED, Evaluation
-from nas_lab.core.parallel import limit_threads
 from nas_lab.core.searcher import cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
 from nas_lab.searchers.gp import (KERNELS, TRANSFORMS, GaussianProcess, GPSearch, copula, groups_of, standardise,
