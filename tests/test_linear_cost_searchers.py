@@ -10,7 +10,7 @@ from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.runner import run
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.searchers.bananas import Bananas
-from nas_lab.searchers.gp import GPSearch, training_subset
+from nas_lab.searchers.gp import GaussianProcess, GPSearch, groups_of, training_subset
 from nas_lab.searchers.predictors import MLPEnsemble
 from nas_lab.searchers.rea import RegularizedEvolution
 
@@ -204,22 +204,22 @@ def test_training_subset_keeps_every_row_up_to_its_bound(space):
     np.testing.assert_array_equal(training_subset(x, y, x[:3], 30), np.arange(30))
 
 
-def test_training_subset_takes_the_best_half_then_the_nearest_to_the_focus(space):
+def test_training_subset_keeps_the_archs_nearest_the_focus_the_better_first_among_equals(space):
     """On HyViTas (no conditional decisions) the encoding's half squared distance is the Hamming distance."""
     rng = np.random.default_rng(2)
     focus = space.sample(rng, 3)
-    archs = np.concatenate([space.mutate(np.repeat(focus, 40, axis=0), rng, k) for k in (1, 2, 4)]
+    archs = np.concatenate([focus] + [space.mutate(np.repeat(focus, 40, axis=0), rng, k) for k in (1, 2, 4)]
                            + [space.sample(rng, 200)])
     y = rng.standard_normal(len(archs))
     rows = training_subset(space.encode(archs).astype(float), y, space.encode(focus).astype(float), 100)
     assert len(rows) == 100 and np.all(np.diff(rows) > 0)  # distinct, sorted
-    best = np.argsort(-y)[:50]
-    assert set(best) <= set(rows.tolist())
-    chosen = np.setdiff1d(rows, best)
     left_out = np.setdiff1d(np.arange(len(archs)), rows)
     distance = hamming_to_nearest(archs, focus)
-    assert distance[chosen].max() <= distance[left_out].min()  # no arch left out is nearer the focus
-    assert distance[chosen].max() < distance[left_out].max()  # and the bound did leave far archs out
+    assert set(range(3)) <= set(rows.tolist())  # the focus archs themselves (distance 0)
+    edge = distance[rows].max()
+    assert edge <= distance[left_out].min() and edge < distance[left_out].max()  # none left out is nearer
+    tied_in, tied_out = rows[distance[rows] == edge], left_out[distance[left_out] == edge]
+    assert len(tied_out) > 0 and y[tied_in].min() >= y[tied_out].max()  # among archs as near, the better are kept
 
 
 class Bounded(GPSearch):
@@ -254,3 +254,28 @@ def test_the_bound_changes_nothing_until_the_history_outgrows_it(space):
 
     np.testing.assert_array_equal(history(50, 60), history(100_000, 60))
     assert not np.array_equal(history(50, 100), history(100_000, 100))
+
+
+def test_gp_conditions_on_the_given_rows_and_keeps_the_mean_of_all(space):
+    rng = np.random.default_rng(5)
+    archs = np.unique(space.sample(rng, 80), axis=0)
+    x, y = space.encode(archs).astype(float), archs.sum(axis=1).astype(float)
+    rows = np.arange(0, len(archs), 2)
+    gp = GaussianProcess(groups_of(space), prior=0.1).fit(x, y, fit_rows=rows, condition_rows=rows)
+    assert len(gp._x) == len(rows) and gp._mean == pytest.approx(y.mean(), abs=1e-12)  # float sums only
+    mean, var = gp.predict(x[rows])
+    assert np.abs(mean - y[rows]).max() < 1e-2 * y.std()  # interpolates the rows it conditions on
+    far = np.setdiff1d(np.arange(len(archs)), rows)
+    assert gp.predict(x[far])[1].min() > 10 * var.max()  # and is unsure about the others
+
+
+def test_the_bound_holds_on_a_huge_conditional_space():
+    """ViTAS (10^43 archs, inactive decisions encoded as zeros): distances still rank the history, runs stay
+    distinct."""
+    from nas_lab.core import registry
+
+    vitas = registry.create("space", "vitas", {})
+    gp = Bounded(max_points=25)
+    result = run(vitas, SumObjective(vitas), gp, budget=60, seed=1)
+    assert result.evaluations == 60 and len(set(gp.told)) == 60
+    assert gp.conditioned == [10, 20, 25, 25, 25]

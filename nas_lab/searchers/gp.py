@@ -33,18 +33,19 @@ rank-one update of all candidates at once).
 
 Linear cost: a GP fit costs O(n^3) and a prediction O(n^2) per candidate in the
 number ``n`` of archs it conditions on, so conditioning on the whole history
-makes a run's cost grow with the cube of the budget (measured before this
-bound: 48, 287 and 2,942 ms of CPU at budgets 100, 300 and 1,000 on NB201, a
-growth exponent of 1.9). Once more than ``max_points`` archs are evaluated, the
-GP conditions on ``max_points`` of them only (``training_subset``): the best
-half, which holds the incumbents and the parents, and then those nearest the
-``parents`` in Hamming distance, the trust region where the mutants are drawn.
-The targets keep their ranks among *all* evaluated archs (the copula is taken
-before the subset), so the best value and expected improvement's threshold do
-not move. A round then costs the same however long the history, and a run's
-cost grows linearly with the budget; runs that never evaluate more than
-``max_points`` archs are exactly the runs without the bound. The default (200)
-was chosen by measurement (docs/searchers/gp.md).
+makes a run's cost grow faster than its budget (before this bound: 39, 249 and
+2,748 ms of CPU at budgets 100, 300 and 1,000 on NB201 CIFAR-100, exponent 1.9). Once
+more than ``max_points`` archs are evaluated, the GP conditions on the
+``max_points`` nearest the ``parents`` (``training_subset``: a trust region
+around the archs whose mutants are the candidates; the parents themselves
+first, the better arch first among archs as near), and its hyper-parameters are
+fitted on those same archs. Two things stay global: the targets are ranked
+among *all* evaluated archs (the copula is taken before the subset) and the
+GP's constant mean is the mean of all of them (with the trust region's own,
+higher mean, runs found the optimum less often: docs/searchers/gp.md). A round then costs the same however
+long the history, so a run's cost grows linearly with the budget; runs that
+never evaluate more than ``max_points`` archs are exactly the runs without the
+bound (every budget-100 run with the default of 100).
 
 Single-objective: with several targets the runner refuses it (no ParEGO).
 """
@@ -101,23 +102,17 @@ def half_sq_distances(x: np.ndarray, groups: np.ndarray, n_groups: int) -> np.nd
 
 
 def training_subset(x: np.ndarray, y: np.ndarray, focus: np.ndarray, max_points: int) -> np.ndarray:
-    """Sorted rows of ``x (n, f)`` a GP conditions on: all of them while ``n <= max_points``, else ``max_points``
-    chosen by relevance to the region a searcher proposes in: the best half by ``y`` (higher is better), then the
-    rest nearest (half squared distance, on a one-hot encoding the number of differing decisions) to any row of
-    ``focus (k, f)`` (the archs whose neighbourhoods the candidates come from), ties to the better ``y``.
-    The cost of a fit and of a prediction then stays bounded however long the history grows."""
+    """Sorted rows of ``x (n, f)`` a GP conditions on: all of them while ``n <= max_points``, else the
+    ``max_points`` nearest (half squared distance: on a one-hot encoding, the number of differing decisions) to any
+    row of ``focus (k, f)``, the archs around which a searcher draws its candidates (a trust region); among rows
+    as near, those with the higher ``y``. Pass all rows to ``GaussianProcess.fit`` with these as its
+    ``condition_rows``: a round then costs the same however long the history grows, and the constant mean is
+    still that of every row."""
     n = len(x)
     if n <= max_points:
         return np.arange(n)
-    by_value = np.argsort(-y, kind="stable")
-    best = by_value[: max_points // 2]
-    sq = 0.5 * (x * x).sum(1)
-    distance = (sq[:, None] + 0.5 * (focus * focus).sum(1)[None, :] - x @ focus.T).min(1)
-    rank = np.empty(n, dtype=np.int64)
-    rank[by_value] = np.arange(n)
-    nearest = np.lexsort((rank, np.round(distance, 6)))  # distance first, the better value breaks ties
-    rest = nearest[~np.isin(nearest, best)][: max_points - len(best)]
-    return np.sort(np.concatenate([best, rest]))
+    distance = (0.5 * (x * x).sum(1)[:, None] + 0.5 * (focus * focus).sum(1)[None, :] - x @ focus.T).min(1)
+    return np.sort(np.lexsort((-y, np.round(distance, 6)))[:max_points])  # rounded: float error breaks no tie
 
 
 class GaussianProcess:
@@ -160,9 +155,11 @@ class GaussianProcess:
         grad[-1] = 0.5 * g * np.trace(w)
         return value, grad
 
-    def fit(self, x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray | None = None) -> GaussianProcess:
-        """Fit the hyper-parameters on rows ``fit_rows`` (all by default) of features ``x (n, f)`` and targets
-        ``y (n,)``, starting from the last fit, then condition on every row."""
+    def fit(self, x: np.ndarray, y: np.ndarray, fit_rows: np.ndarray | None = None,
+            condition_rows: np.ndarray | None = None) -> GaussianProcess:
+        """Fit the hyper-parameters on rows ``fit_rows`` of features ``x (n, f)`` and targets ``y (n,)``, starting
+        from the last fit, then condition on rows ``condition_rows`` (both all rows by default; a bounded
+        ``training_subset`` keeps a fit's cost bounded). The constant mean is that of every row of ``y``."""
         x = np.asarray(x, dtype=np.float64)
         y = np.asarray(y, dtype=np.float64)
         self._mean = float(y.mean())
@@ -176,6 +173,8 @@ class GaussianProcess:
         self.log_theta, self.log_noise = res.x[:-1].copy(), float(res.x[-1])
         self.theta, self.noise = np.exp(self.log_theta), float(np.exp(self.log_noise))
         self._weights = self.theta[self.groups]
+        if condition_rows is not None:
+            x, yc = x[condition_rows], yc[condition_rows]
         self._x = x
         a = self.correlation(x)
         a.flat[:: len(x) + 1] += self.noise
@@ -242,7 +241,7 @@ class GPSearch(Searcher):
         prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
         kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
         transform: Annotated[str, Setting(choices=tuple(TRANSFORMS), help="map of values before the fit")] = "copula",
-        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs the GP conditions on (the best and those nearest the parents)")] = 200,
+        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs the GP conditions on (those nearest the parents)")] = 100,
         fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
         max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit")] = 30,
     ):
@@ -284,11 +283,11 @@ class GPSearch(Searcher):
         y = TRANSFORMS[self.transform](fitness)  # ranks among every evaluated arch, before any subset
         order = np.argsort(-fitness, kind="stable")[: self.parents]
         x = self.space.encode(archs).astype(np.float64)
-        keep = training_subset(x, y, x[order], self.max_points)  # bounded: each round costs O(max_points^3)
-        rows = None
+        keep = training_subset(x, y, x[order], self.max_points)  # bounded: a round costs O(max_points^3)
+        rows = keep
         if len(keep) > self.fit_points:  # hyper-parameters from a random subset: each likelihood costs O(rows^3)
-            rows = np.sort(self.rng.choice(len(keep), self.fit_points, replace=False))
-        self._gp.fit(x[keep], y[keep], rows)
+            rows = np.sort(self.rng.choice(keep, self.fit_points, replace=False))
+        self._gp.fit(x, y, rows, keep)
         candidates = self._candidates(archs[order])
         if len(candidates) == 0:  # the whole space has been proposed
             return candidates
