@@ -49,11 +49,10 @@ every arch already proposed (an evaluated arch is never proposed again). The
 space is never enumerated, so this works on spaces of 10^43 archs.
 
 Cost: each GP conditions on at most ``max_points`` archs (``gp.training_subset``:
-the best half by non-dominated rank, then those nearest the parents), so a
-round costs the same however long the history and a run's cost grows about
-linearly with the budget (NB201, two targets: 0.10, 0.67 and 2.8 s of CPU at
-100, 300 and 1,000 evaluations); the trend, linear in the number of archs,
-sees them all.
+those nearest the parents, a trust region around where the candidates are
+drawn), its hyper-parameters fitted on those, so a round costs the same however
+long the history and a run's cost grows about linearly with the budget; the
+trend, linear in the number of archs, and the GP's constant mean see them all.
 
 With one target the EHVI is the expected improvement over the best value.
 """
@@ -160,9 +159,9 @@ class TargetModel:
     def __init__(self, gp: GaussianProcess):
         self.gp = gp
 
-    def fit(self, x: np.ndarray, y: np.ndarray, keep: np.ndarray, rows: np.ndarray | None) -> TargetModel:
-        """The trend from every row of ``x``, ``y`` (its cost grows linearly with the rows); the GP on rows ``keep``
-        only, its hyper-parameters from ``rows`` of those (``None``: all)."""
+    def fit(self, x: np.ndarray, y: np.ndarray, keep: np.ndarray, rows: np.ndarray) -> TargetModel:
+        """The trend from every row of ``x``, ``y`` (its cost grows linearly with the rows); the GP conditioned on
+        rows ``keep``, its hyper-parameters fitted on ``rows`` (both bounded in size)."""
         centre, level = x.mean(axis=0), y.mean()
         u, s, vt = np.linalg.svd(x - centre, full_matrices=False)
         uy = u.T @ (y - level)
@@ -172,7 +171,7 @@ class TargetModel:
         a = ALPHAS[int(np.argmin(gcv))]
         self.coef = vt.T @ (s / (s**2 + a) * uy)
         self.intercept = level - centre @ self.coef
-        self.gp.fit(x[keep], (y - self.trend(x))[keep], rows)
+        self.gp.fit(x, y - self.trend(x), rows, keep)
         return self
 
     def trend(self, x: np.ndarray) -> np.ndarray:
@@ -226,7 +225,7 @@ class MultiObjectiveGP(GPSearch):
         transform: Annotated[str, Setting(choices=tuple(OUTPUT_MAPS), help="map of each target's values before its fit")] = "power",
         prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
         kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
-        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs each GP conditions on (the best by non-dominated rank and those nearest the parents)")] = 200,
+        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs each GP conditions on (those nearest the parents)")] = 200,
         fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
         max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit (warm-started from the last round's)")] = 5,
     ):
@@ -264,18 +263,18 @@ class MultiObjectiveGP(GPSearch):
         x = self.space.encode(archs).astype(np.float64)
         order = pareto_order(Y, violation)
         rank = np.empty(len(order))
-        rank[order] = -np.arange(len(order))  # higher is better, as training_subset wants
+        rank[order] = -np.arange(len(order))  # higher is better: ties in distance go to the better rank
         keep = training_subset(x, rank, x[order[: self.parents]], self.max_points)  # bounded: O(max_points^3)
-        rows = None
+        rows = keep
         if len(keep) > self.fit_points:  # hyper-parameters from a random subset: each likelihood costs O(rows^3)
-            rows = np.sort(self.rng.choice(len(keep), self.fit_points, replace=False))
+            rows = np.sort(self.rng.choice(keep, self.fit_points, replace=False))
         for model, y in zip(self._models, Y.T):
             model.fit(x, y, keep, rows)
         infeasible = violation > 0
         threshold = None
         if infeasible.any():  # model the violation, negated, so feasible archs tie at the top
             scores = copula(-np.nan_to_num(violation, posinf=np.finfo(float).max))
-            self._feasibility.fit(x[keep], scores[keep], rows)
+            self._feasibility.fit(x, scores, rows, keep)
             # feasible: above the midpoint between the feasible archs' score and the best infeasible one's; before
             # any feasible arch, better than the best infeasible one
             best_infeasible = scores[infeasible].max()
