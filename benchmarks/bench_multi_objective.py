@@ -61,6 +61,7 @@ from nas_lab.core.runner import run  # noqa: E402
 from nas_lab.searchers.nsga2 import NSGA2  # noqa: E402
 from nas_lab.searchers.optuna_sampler import OptunaSearch  # noqa: E402
 from nas_lab.searchers.random import RandomSearch  # noqa: E402
+from results_page import add_docs_flag, recorded  # noqa: E402
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared" / "data"
 OBJECTIVE = "test.cifar10,latency.pixel3"
@@ -354,6 +355,8 @@ def compare(args) -> None:
         true_front(objective)  # computed once per objective, untimed, as in a study worker
     todo = [(b, s, p, m) for b in args.budgets for s in seeds for p in problems for m in args.methods
             if (m, p, b, s) not in records or m in args.rerun]
+    reused = sum(1 for b in args.budgets for s in seeds for p in problems for m in args.methods
+                 if (m, p, b, s) in records and m not in args.rerun)
     space, objective = problems[next(iter(PROBLEMS))]
     for method in dict.fromkeys(m for *_, m in todo):  # warm-up, untimed: imports, caches
         searched(method, space, objective, objective.exhaustive()[0], 20, 0)
@@ -367,11 +370,19 @@ def compare(args) -> None:
             if args.verbose:
                 print(f"{method} {problem} {budget} {seed}: hv {r['hv']:.2%} cpu {r['cpu']:.3f} s", flush=True)
     methods = [m for m in METHODS if any(k[0] == m for k in records)]
-    print(f"NB201 multi-objective, seeds {seeds.start}..{seeds.stop - 1}, scored against the exact true fronts "
-          f"(hypervolume normalised by the true front's ideal and nadir, reference = nadir); records in {args.out}\n")
-    print(tables(records, methods, args.budgets, seeds))
-    for line in verdicts(records, args.budgets, seeds):
-        print(line)
+    intro = ("mobo against nas_lab's nsga2 and random search, pymoo's NSGA-II, and Optuna's NSGA-II and "
+             "multi-objective TPE driven directly, on NAS-Bench-201's exact fronts.")
+    with recorded(args, "multi-objective", "Multi-objective search on NAS-Bench-201", intro) as page:
+        print(f"NB201 multi-objective, seeds {seeds.start}..{seeds.stop - 1}, scored against the exact true fronts "
+              f"(hypervolume normalised by the true front's ideal and nadir, reference = nadir); records in "
+              f"{args.out}\n")
+        print(tables(records, methods, args.budgets, seeds))
+        for line in verdicts(records, args.budgets, seeds):
+            print(line)
+        if reused:
+            page.add(f"{reused} of the {len(records)} runs were read back from `{args.out}` (measured by earlier "
+                     "invocations of this command, in the same way, each run's CPU time in the process that ran it); "
+                     f"{len(todo)} were run by this invocation.")
 
 
 def main() -> int:
@@ -392,6 +403,7 @@ def main() -> int:
     parser.add_argument("--budgets", type=lambda v: [int(b) for b in v.split(",")], default=list(BUDGETS),
                         help="comma-separated (default: %(default)s)")
     parser.add_argument("--verbose", action="store_true", help="print each run as it ends")
+    add_docs_flag(parser)
     args = parser.parse_args()
     if not (args.table / "nats_bench.csv").is_file():
         print(f"skipped: the NB201 table (nats_bench.csv and HELP latencies) is not at {args.table}; give --table PATH")
