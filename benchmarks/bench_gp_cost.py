@@ -42,6 +42,8 @@ from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run
 
+from results_page import add_docs_flag, recorded
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 #: the issue's target: CPU seconds of one gp run at budget 1,000
 TARGET_CPU_1000 = 1.5
@@ -83,6 +85,7 @@ def main() -> int:
     parser.add_argument("--unbounded", action="store_true",
                         help="also run gp conditioned on every evaluated arch (gp before the bound) and compare")
     parser.add_argument("overrides", nargs="*", help="gp settings, e.g. searcher.max_points=150")
+    add_docs_flag(parser)
     args = parser.parse_args()
 
     budgets = [int(b) for b in args.budgets.split(",")]
@@ -115,41 +118,42 @@ def main() -> int:
     optimum = float(np.nanmax(objective.values()))
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
     where = f"table {args.table}" if args.space == "nb201" else "the space's default table"
-    print(f"gp ({shown}) on {args.space} {args.metric} (optimum {optimum:.3f}, {where}); "
-          f"{args.seeds} seeds (0..{args.seeds - 1}) per budget; one BLAS thread")
-    results = {budget: measure(space, objective, configs, budget, args.seeds) for budget in budgets}
+    with recorded(args, "gp-cost", "gp: cost per run against the budget", "How gp's CPU time per run grows with the budget, and (with --unbounded) its quality against gp without the bound on its training set."):
+        print(f"gp ({shown}) on {args.space} {args.metric} (optimum {optimum:.3f}, {where}); "
+              f"{args.seeds} seeds (0..{args.seeds - 1}) per budget; one BLAS thread")
+        results = {budget: measure(space, objective, configs, budget, args.seeds) for budget in budgets}
 
-    print(f"\n{'searcher':<14} {'budget':>7} {'CPU ms/run':>11} {'wall ms/run':>12} {'mean best ± SE':>17} "
-          f"{'found opt.':>10}")
-    for label in configs:
-        for budget in budgets:
-            r = results[budget][label]
-            print(f"{label:<14} {budget:>7,} {1e3 * r['cpu'].mean():>11,.1f} {1e3 * r['wall'].mean():>12,.1f} "
-                  f"{r['best'].mean():>9.3f} ± {se(r['best']):<5.3f} {np.mean(r['best'] >= optimum - 1e-9):>9.0%}")
+        print(f"\n{'searcher':<14} {'budget':>7} {'CPU ms/run':>11} {'wall ms/run':>12} {'mean best ± SE':>17} "
+              f"{'found opt.':>10}")
+        for label in configs:
+            for budget in budgets:
+                r = results[budget][label]
+                print(f"{label:<14} {budget:>7,} {1e3 * r['cpu'].mean():>11,.1f} {1e3 * r['wall'].mean():>12,.1f} "
+                      f"{r['best'].mean():>9.3f} ± {se(r['best']):<5.3f} {np.mean(r['best'] >= optimum - 1e-9):>9.0%}")
 
-    print("\nGrowth of CPU time with the budget (log-log slope; 1 is linear)")
-    for label in configs:
-        cpu = np.array([results[b][label]["cpu"].mean() for b in budgets])
-        if len(budgets) > 1:
-            slope = np.polyfit(np.log(budgets), np.log(cpu), 1)[0]
-            last = np.log(cpu[-1] / cpu[-2]) / np.log(budgets[-1] / budgets[-2])
-            print(f"  {label:<14} exponent {slope:.2f} over {budgets[0]:,}..{budgets[-1]:,}, "
-                  f"{last:.2f} from {budgets[-2]:,} to {budgets[-1]:,}")
+        print("\nGrowth of CPU time with the budget (log-log slope; 1 is linear)")
+        for label in configs:
+            cpu = np.array([results[b][label]["cpu"].mean() for b in budgets])
+            if len(budgets) > 1:
+                slope = np.polyfit(np.log(budgets), np.log(cpu), 1)[0]
+                last = np.log(cpu[-1] / cpu[-2]) / np.log(budgets[-1] / budgets[-2])
+                print(f"  {label:<14} exponent {slope:.2f} over {budgets[0]:,}..{budgets[-1]:,}, "
+                      f"{last:.2f} from {budgets[-2]:,} to {budgets[-1]:,}")
 
-    if 1000 in budgets:
-        cpu = results[1000]["gp"]["cpu"].mean()
-        ok = cpu <= TARGET_CPU_1000
-        print(f"\nTarget: gp at budget 1,000 {cpu:.2f} s of CPU per run <= {TARGET_CPU_1000} s: "
-              f"{'meets target' if ok else 'MISSES target'}")
-    if args.unbounded:
-        print("\nBounded - unbounded, mean best (paired over seeds)")
-        for budget in budgets:
-            a, b = results[budget]["gp"]["best"], results[budget]["gp unbounded"]["best"]
-            diff = a.mean() - b.mean()
-            one = max(se(a), se(b))
-            within = abs(diff) <= one + 1e-12  # means of table values: 1e-12 absorbs float rounding only
-            verdict = "yes" if within else "no, better" if diff > 0 else "NO, WORSE"
-            print(f"  budget {budget:>5,}: {diff:+.3f} (paired SE {se(a - b):.3f}); within 1 SE ({one:.3f}): {verdict}")
+        if 1000 in budgets:
+            cpu = results[1000]["gp"]["cpu"].mean()
+            ok = cpu <= TARGET_CPU_1000
+            print(f"\nTarget: gp at budget 1,000 {cpu:.2f} s of CPU per run <= {TARGET_CPU_1000} s: "
+                  f"{'meets target' if ok else 'MISSES target'}")
+        if args.unbounded:
+            print("\nBounded - unbounded, mean best (paired over seeds)")
+            for budget in budgets:
+                a, b = results[budget]["gp"]["best"], results[budget]["gp unbounded"]["best"]
+                diff = a.mean() - b.mean()
+                one = max(se(a), se(b))
+                within = abs(diff) <= one + 1e-12  # means of table values: 1e-12 absorbs float rounding only
+                verdict = "yes" if within else "no, better" if diff > 0 else "NO, WORSE"
+                print(f"  budget {budget:>5,}: {diff:+.3f} (paired SE {se(a - b):.3f}); within 1 SE ({one:.3f}): {verdict}")
     return 0
 
 
