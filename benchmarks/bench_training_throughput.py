@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from results_page import add_docs_flag, recorded
-
 from nas_lab.core import registry
 from nas_lab.core.task import default_image_size
 from nas_lab.oneshot.training import AUTOCAST, Settings, new_supernet, torch_generator, train_weights, weight_optimizer
+
+from results_page import add_docs_flag, recorded
 
 
 def sync(device: torch.device) -> None:

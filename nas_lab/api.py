@@ -8,8 +8,9 @@ unless a plug-in that trains is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nas_lab.core.config import RunConfig, build_problem, build_searcher
 from nas_lab.core.errors import UserError, shorten

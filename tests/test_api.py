@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import untimed
 
 import nas_lab
-from conftest import untimed
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
 from nas_lab.objectives.tabular.objective import TabularObjective

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import untimed
+
 from nas_lab.cli.main import main
 from nas_lab.core.results import RunResult
 

@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import SumObjective
+
 from nas_lab.core.errors import UserError
+from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.core.space import Decision, Space
 from nas_lab.searchers.random import RandomSearch
 from nas_lab.searchers.rea import RegularizedEvolution
-from nas_lab.core.results import RunResult
 
 
 class Stack(Space):

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import SumObjective, untimed
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from conftest import SumObjective, untimed
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.constraint import Constrained, Constraint

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_study_robustness import REPO, SMALL, alive, children, one_sentence, signalled_once_shown, study, wait_for
 
 from nas_lab.core.parallel import parallel_map
-from test_study_robustness import REPO, SMALL, alive, children, one_sentence, signalled_once_shown, study, wait_for
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds child processes in /proc")
 

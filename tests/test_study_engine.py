@@ -10,15 +10,14 @@ import time
 import numpy as np
 import pytest
 import yaml
-
 from conftest import SumObjective, untimed
 
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
+from nas_lab.core.parallel import parallel_map, threads_per_worker
 from nas_lab.core.runner import run
 from nas_lab.searchers.random import RandomSearch
 from nas_lab.study.config import StudyConfig
-from nas_lab.core.parallel import parallel_map, threads_per_worker
 from nas_lab.study.engine import chunks, run_study
 from nas_lab.study.store import Store, key_of
 

@@ -16,10 +16,10 @@ from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import run_chunk, run_study
 from nas_lab.study.plots import incumbent_curves
 from nas_lab.study.report import write_report
 from nas_lab.study.results import cell_of
-from nas_lab.study.engine import run_chunk, run_study
 from nas_lab.study.store import RUNS_FILE, Store, key_of
 
 COLUMNS = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized")

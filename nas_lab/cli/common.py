@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from nas_lab.core.errors import UserError, shorten
 

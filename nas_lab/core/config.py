@@ -68,7 +68,7 @@ class RunConfig:
     #: show supernet training and one-shot searches as progress bars on stderr (``nas-lab run``; studies keep it off)
     progress: bool = False
 
-    def apply(self, overrides: list[str]) -> "RunConfig":
+    def apply(self, overrides: list[str]) -> RunConfig:
         """Apply ``key=value`` strings in order; ``UserError`` for anything malformed or unknown."""
         for key, value in parse_overrides(overrides):
             self.set(key, value)

@@ -53,7 +53,7 @@ class ExclusiveLock:
         self.path = Path(path)
         self.fd: int | None = None
 
-    def acquire(self) -> "ExclusiveLock":
+    def acquire(self) -> ExclusiveLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -101,7 +101,7 @@ class ExclusiveLock:
             os.close(self.fd)  # closing releases the flock
             self.fd = None
 
-    def __enter__(self) -> "ExclusiveLock":
+    def __enter__(self) -> ExclusiveLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

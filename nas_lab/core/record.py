@@ -55,7 +55,7 @@ FORMAT = 1
 #: the history columns a record keeps under ``history`` (``time`` goes to ``timing``)
 HISTORY = tuple(c for c in COLUMNS if c != "time")
 
-_STATISTICS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_STATISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def config_of(cfg: RunConfig) -> dict[str, Any]:

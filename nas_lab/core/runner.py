@@ -10,7 +10,7 @@ numpy calls per step, no per-arch Python objects beyond the index cache.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

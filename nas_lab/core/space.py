@@ -22,11 +22,11 @@ decisions take option 0.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping, Sequence
-
-import math
+from typing import Any, ClassVar
 
 import numpy as np
 

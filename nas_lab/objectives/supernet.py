@@ -43,8 +43,19 @@ from nas_lab.core.task import Task
 from nas_lab.objectives.tabular.objective import reference_table
 from nas_lab.oneshot.checkpoint import digest
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
-from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
-    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
+from nas_lab.oneshot.settings import (
+    AUGMENT,
+    BATCH_SIZE,
+    CHECKPOINT_EVERY,
+    COMPILE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCHES,
+    OPTIMIZER,
+    PRECISION,
+    RECALIBRATION,
+    WORKERS,
+)
 
 TABLE = "table."
 

@@ -39,7 +39,6 @@ from nas_lab.core.searcher import Searcher, sample_distinct
 from nas_lab.core.settings import Setting
 from nas_lab.searchers.predictors import MLPEnsemble
 
-
 #: a predictor ensemble larger than this (weights in all) is refused: it is a typo, not a search setting
 MAX_PREDICTOR_WEIGHTS = 10_000_000
 

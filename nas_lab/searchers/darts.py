@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-
 from typing import Annotated
 
 import numpy as np

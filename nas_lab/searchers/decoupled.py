@@ -67,7 +67,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-
 from typing import Annotated
 
 import numpy as np
@@ -75,8 +74,8 @@ import numpy as np
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation, default_direction
 from nas_lab.core.searcher import Searcher, cheap_bounds, sample_distinct, within
-from nas_lab.core.space import TAGS
 from nas_lab.core.settings import Setting
+from nas_lab.core.space import TAGS
 
 FITNESS = ("decoupled", "combined", "topology", "size")
 #: a stage whose last this many children were all archs evaluated before has converged, and ends

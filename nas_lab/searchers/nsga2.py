@@ -60,8 +60,8 @@ import numpy as np
 from nas_lab.core.fronts import minimisation
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher
-from nas_lab.core.space import Space
 from nas_lab.core.settings import Setting
+from nas_lab.core.space import Space
 
 #: objectives (and constraint violation) of a failed or cut evaluation: worse than any real value, yet finite
 #: (pymoo's crowding distance subtracts objectives, and infinities would make NaNs)

@@ -30,15 +30,14 @@ from __future__ import annotations
 
 import inspect
 import warnings
-
 from typing import Annotated, Any
 
 import numpy as np
 
+from nas_lab.core import settings
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.searcher import Searcher
-from nas_lab.core import settings
 from nas_lab.core.settings import Setting
 
 #: searcher.sampler name -> optuna.samplers class name

@@ -29,7 +29,6 @@ weights, shuffling, sampled paths, evolution) all comes from the run's generator
 from __future__ import annotations
 
 import time
-
 from typing import Annotated
 
 import numpy as np
@@ -39,8 +38,19 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
-    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
+from nas_lab.oneshot.settings import (
+    AUGMENT,
+    BATCH_SIZE,
+    CHECKPOINT_EVERY,
+    COMPILE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCHES,
+    OPTIMIZER,
+    PRECISION,
+    RECALIBRATION,
+    WORKERS,
+)
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10

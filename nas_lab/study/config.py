@@ -84,7 +84,7 @@ class RunSpec:
     objective: str
     budget: int
     repeat: int
-    study: "StudyConfig"
+    study: StudyConfig
     #: the row's own space and objective parameters (over the study's)
     space_params: tuple = ()
     objective_params: tuple = ()
@@ -140,7 +140,7 @@ class StudyConfig:
     report: list[str] | None = None
 
     @classmethod
-    def load(cls, path: str | Path, overrides: dict[str, str] | None = None, check: bool = True) -> "StudyConfig":
+    def load(cls, path: str | Path, overrides: dict[str, str] | None = None, check: bool = True) -> StudyConfig:
         """Read a YAML study config and apply ``key=value`` overrides; every error is a ``UserError``. ``check``
         builds every plug-in once (``validate``); a report reads a finished study's config without (it works from
         the run records alone)."""
@@ -166,7 +166,7 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], overrides: dict[str, str], source: str = "study config",
-                  check: bool = True) -> "StudyConfig":
+                  check: bool = True) -> StudyConfig:
         """A study from a YAML mapping and command-line overrides, every value read by its ``STUDY_SETTINGS``
         declaration (the same text means the same as in ``nas-lab run``); ``check`` as in ``load``."""
         data = dict(data)
@@ -275,7 +275,7 @@ class StudyConfig:
         out["objectives"] = [list(m) if len(m) > 1 else o for o, m in zip(self.objectives, metrics)]
         return out
 
-    def same_grid(self, other: "StudyConfig") -> bool:
+    def same_grid(self, other: StudyConfig) -> bool:
         """True if ``other`` is this study with possibly another number of repeats (so it may resume it)."""
         mine, theirs = self.to_dict(), other.to_dict()
         for key in ("repeats", "report"):  # neither changes what a run is

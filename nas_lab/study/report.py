@@ -25,10 +25,10 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.objective import default_direction
 from nas_lab.core.results import RunResult
-from nas_lab.study.config import StudyConfig
-from nas_lab.study.engine import CONFIG_FILE
 from nas_lab.study import pareto
 from nas_lab.study.cells import CELL_KEYS, cell_statistics
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import CONFIG_FILE
 from nas_lab.study.plots import write_plots
 from nas_lab.study.results import StudyResults, cell_of, first_run, tabulated
 from nas_lab.study.store import RUNS_FILE, Store, key_of

@@ -18,8 +18,9 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, write_atomic
@@ -127,7 +128,7 @@ class Store:
         """Keys of the runs already recorded."""
         return {key_of(r) for r in self.records()}
 
-    def open(self) -> "Store":
+    def open(self) -> Store:
         """Prepare for appending: create the folder, drop a half-written last line."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._readable():
@@ -161,7 +162,7 @@ class Store:
         os.fsync(self._fh.fileno())
         self._fh.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self.open()
 
     def __exit__(self, *exc) -> None:
@@ -177,7 +178,7 @@ class FolderLock(ExclusiveLock):
         super().__init__(Path(directory) / LOCK_FILE)
         self.directory = Path(directory)
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         """Take the lock; ``UserError`` naming the holder if another process has it."""
         try:
             super().acquire()

@@ -31,8 +31,8 @@ import difflib
 import json
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -122,7 +122,7 @@ class Table:
             raise UserError(f"cannot write table to {path}: {reason(exc)}") from None
 
     @classmethod
-    def load(cls, path, space: Space) -> "Table":
+    def load(cls, path, space: Space) -> Table:
         """Read a ``.npz`` or ``.csv`` table, or a benchmark release in its own layout, in arch-index order for ``space``."""
         path = Path(path)
         importer = _importer(path)

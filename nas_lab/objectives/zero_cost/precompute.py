@@ -20,11 +20,11 @@ import numpy as np
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
+from nas_lab.core.parallel import check_execution, parallel_map
 from nas_lab.core.settings import check_all, declared
 from nas_lab.core.space import Space
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
 from nas_lab.objectives.zero_cost.objective import ZeroCostObjective, check_device, check_proxy, compute, proxy_key
-from nas_lab.core.parallel import check_execution, parallel_map
 
 #: at most this many archs per work item: small enough for a lively progress bar and little lost on a kill
 MAX_ITEM = 32
