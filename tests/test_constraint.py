@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from test_cli_bad_input import refused, study  # noqa: F401 (a fixture)
+from test_cli_bad_input import refused
 
 from nas_lab.cli.main import main
 from nas_lab.core import registry

@@ -44,7 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Split = tuple[torch.Tensor, torch.Tensor]
 #: what batches are read from: an image set (``data/images.py``), or images and labels already in tensors
-Source = Union[ImageSet, Split]
+Source = ImageSet | Split
 
 
 @dataclass(frozen=True)
