@@ -111,7 +111,8 @@ class Settings:
             raise UserError(f"{owner}.max_batches must be a positive whole number or none (whole epochs), "
                             f"got {self.max_batches}")
         if self.optimizer not in LEARNING_RATES:
-            raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, got {self.optimizer!r}")
+            raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, "
+                            f"got {self.optimizer!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
         if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):

@@ -71,8 +71,11 @@ class SinglePathOneShot(OneShotSearcher):
         learning_rate: Annotated[float | None, LEARNING_RATE] = None,
         max_batches: Annotated[int | None, MAX_BATCHES] = None,
         recalibration: Annotated[int | None, RECALIBRATION] = None,
-        population: Annotated[int, Setting(ge=2, le="space.cardinality", help="archs per generation of the evolution over paths")] = 20,
-        generations: Annotated[int, Setting(ge=0, le=100_000, help="generations of the evolution (0: the random initial population only)")] = 8,
+        population: Annotated[int, Setting(ge=2, le="space.cardinality",
+                                           help="archs per generation of the evolution over paths")] = 20,
+        generations: Annotated[int, Setting(ge=0, le=100_000,
+                                            help="generations of the evolution (0: the random initial "
+                                                 "population only)")] = 8,
         parents: Annotated[int, Setting(ge=1, le="population", help="best paths kept as parents per generation")] = 5,
         optimizer: Annotated[str, OPTIMIZER] = "auto",
         precision: Annotated[str, PRECISION] = "auto",

@@ -98,13 +98,15 @@ class RunSpec:
         return [self.study.seed, self.repeat]
 
     def run_config(self) -> RunConfig:
-        cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.budget,
-                        seed=self.seed, constraints=list(self.study.constraints), dataset=self.study.dataset,
+        cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective,
+                        budget=self.budget, seed=self.seed, constraints=list(self.study.constraints),
+                        dataset=self.study.dataset,
                         device=self.study.device)
         cfg.params["dataset"] = dict(self.study.dataset_params)
         cfg.params["searcher"] = dict(self.searcher_params)
         cfg.params["space"] = self.merged("space")
-        cfg.params["objective"] = {**self.merged("objective"), **({"table": self.study.table} if self.study.table else {})}
+        cfg.params["objective"] = {**self.merged("objective"),
+                                   **({"table": self.study.table} if self.study.table else {})}
         return cfg
 
     def merged(self, kind: str) -> dict[str, Any]:
@@ -114,7 +116,8 @@ class RunSpec:
 
     def describe(self) -> dict[str, Any]:
         """The run's config as its record keeps it: the run config, and the study's fields under ``study``."""
-        return {**config_of(self.run_config()), "study": {"key": self.key, "label": self.searcher, "repeat": self.repeat}}
+        return {**config_of(self.run_config()),
+                "study": {"key": self.key, "label": self.searcher, "repeat": self.repeat}}
 
 
 @dataclass
@@ -146,11 +149,13 @@ class StudyConfig:
         the run records alone)."""
         path = Path(path)
         if path.is_dir():
-            hint = f" (it is a study folder: `nas-lab report {path}` reports it)" if (path / "study.yaml").is_file() else ""
+            hint = (f" (it is a study folder: `nas-lab report {path}` reports it)"
+                    if (path / "study.yaml").is_file() else "")
             raise UserError(f"study config {path} is a folder, not a YAML file; give a study config such as "
                             f"experiments/hyvitas_table4.yaml{hint}")
         if not path.is_file():
-            raise UserError(f"study config {path} does not exist; give a YAML file such as experiments/hyvitas_table4.yaml")
+            raise UserError(f"study config {path} does not exist; "
+                            "give a YAML file such as experiments/hyvitas_table4.yaml")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
@@ -190,7 +195,8 @@ class StudyConfig:
         if "objectives" not in data:
             raise UserError(f"{source}: 'objectives' must be a list of objective names, e.g. objectives: [id, id+ood]")
         if not isinstance(data.get("searchers"), dict) or not data["searchers"]:
-            raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
+            raise UserError(f"{source}: 'searchers' must map labels to parameters, "
+                            "e.g. searchers: {rea: {population: 50}}")
         data["name"] = check_name(data.get("name", "study"), source)
         for key in ("space", "table", "repeats", "seed", "space_params", "objective_params", "dataset", "device",
                     "dataset_params"):
@@ -328,7 +334,8 @@ def _searcher_params(label: str, params, source: str) -> dict:
     if "repeats" in params:
         params["repeats"] = STUDY_SETTINGS["repeats"].coerce(params["repeats"], f"searchers.{label}")
     if "searcher" in params and not isinstance(params["searcher"], str):
-        raise UserError(f"searchers.{label}.searcher must be a registered searcher name, got {shorten(params['searcher'])}")
+        raise UserError(f"searchers.{label}.searcher must be a registered searcher name, "
+                        f"got {shorten(params['searcher'])}")
     if "budgets" in params:
         params["budgets"] = list(STUDY_SETTINGS["budget"].coerce(params["budgets"], f"searchers.{label}"))
     own = params.get("objectives")
@@ -350,7 +357,8 @@ def objective_list(value, source: str) -> list[str]:
     for entry in entries:
         if isinstance(entry, str) and "," in entry:
             raise UserError(f"{source}: objective {shorten(entry)} is ambiguous: write several metrics as a list, "
-                            f"[{', '.join(m.strip() for m in entry.split(','))}], or separate objectives as list entries")
+                            f"[{', '.join(m.strip() for m in entry.split(','))}], "
+                            "or separate objectives as list entries")
         if not (isinstance(entry, str) and entry.strip() or isinstance(entry, list) and entry
                 and all(isinstance(m, str) and m.strip() for m in entry)):
             raise UserError(f"{source}: each objective is a metric name or a list of metric names, e.g. "

@@ -2,8 +2,9 @@
 
 ``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
 the runs in flight, and a half-written last line is dropped on the next open.
-A damaged line elsewhere (blank, not JSON, not a complete run record: a missing key, a field of the wrong type) is skipped and counted by readers;
-a resuming study moves it to ``runs.damaged.jsonl`` and runs its run again.
+A damaged line elsewhere (blank, not JSON, not a complete run record: a missing
+key, a field of the wrong type) is skipped and counted by readers; a resuming
+study moves it to ``runs.damaged.jsonl`` and runs its run again.
 One study writes a folder at a time (``FolderLock`` on ``study.lock``).
 
 Each line is the run's record (``core.record``: the shape ``nas-lab run`` writes too), whose config holds the

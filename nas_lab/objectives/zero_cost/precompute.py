@@ -138,7 +138,8 @@ def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: i
     total = sum(len(m) for m in missing.values())
     parts = max(math.ceil(total / MAX_ITEM), 4 * workers)
     size = max(1, min(MAX_ITEM, math.ceil(total / parts)))
-    work = [(space, keys[p], m[i:i + size], device, str(store.path)) for p, m in missing.items() for i in range(0, len(m), size)]
+    work = [(space, keys[p], m[i:i + size], device, str(store.path))
+            for p, m in missing.items() for i in range(0, len(m), size)]
     with tqdm(total=total, unit="value", file=sys.stderr, disable=not progress or total == 0, dynamic_ncols=True,
               mininterval=0.5, desc=f"precompute {space.name}") as bar:
         for proxy, done, n, seconds in parallel_map(_fill, work, workers, executor, address):
