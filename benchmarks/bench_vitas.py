@@ -74,7 +74,8 @@ def main() -> int:
               f"{space.max_mlp}, {space.positions} positions), 64 images of 32x32, {args.threads} thread(s)")
         print(f"{'sampling':<26} {'M MACs/img':>10} {'model ms':>9} {'p90':>6} {'path ms':>8} {'p90':>6}")
         for label, archs in (("uniform (identity 1/2)", space.sample(rng, args.archs)),
-                             (f"budget {args.budget:.3g} MACs", space.budget_sampler(args.budget).sample(rng, args.archs))):
+                             (f"budget {args.budget:.3g} MACs",
+                              space.budget_sampler(args.budget).sample(rng, args.archs))):
             model_s, path_s = [], []
             with torch.no_grad():
                 for arch in archs:

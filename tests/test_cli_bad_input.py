@@ -40,8 +40,10 @@ def test_negative_run_seed(capsys):
 
 
 def test_negative_study_seed_as_override_and_in_yaml(capsys, study, out):
-    refused(capsys, "study", study(), "seed=-5", out, "--no-progress", valid=("seed must lie in 0..4,294,967,295, got -5",))
-    refused(capsys, "study", study("seed: -5"), out, "--no-progress", valid=("seed must lie in 0..4,294,967,295, got -5",))
+    refused(capsys, "study", study(), "seed=-5", out, "--no-progress",
+            valid=("seed must lie in 0..4,294,967,295, got -5",))
+    refused(capsys, "study", study("seed: -5"), out, "--no-progress",
+            valid=("seed must lie in 0..4,294,967,295, got -5",))
 
 
 def test_negative_study_seed_from_the_installed_command(study, tmp_path):
