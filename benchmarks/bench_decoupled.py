@@ -86,7 +86,8 @@ def main():
     parser.add_argument("--resolution", type=int, default=None, help="proxy input side (default: the space's)")
     parser.add_argument("--batch-size", type=int, default=None, help="proxy batch (default: the space's)")
     parser.add_argument("--set", nargs="*", default=[], metavar="PARAM=VALUE", help="decoupled searcher parameters")
-    parser.add_argument("--ablation", metavar="TABLE", help="time experiments/decoupled_ablation.yaml instead (NB201 table)")
+    parser.add_argument("--ablation", metavar="TABLE",
+                        help="time experiments/decoupled_ablation.yaml instead (NB201 table)")
     parser.add_argument("--workers", type=int, default=None, help="study workers with --ablation (default: every core)")
     add_docs_flag(parser)
     args = parser.parse_args()

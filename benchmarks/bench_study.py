@@ -3,7 +3,8 @@
 Targets (issue 3, 2-core machine): 500 repeats at budget 100 of random search,
 REA or REINFORCE in <= 30 s each; of BANANAS in <= 5 min; the multi-shot part of
 experiments/hyvitas_table4.yaml (4 searchers x 2 objectives x 500) in
-<= 10 min (its 5-repeat DARTS/SPOS rows train supernets: see bench_one_shot.py). Each figure includes process start-up, table building in every
+<= 10 min (its 5-repeat DARTS/SPOS rows train supernets: see bench_one_shot.py). Each figure includes process \
+start-up, table building in every
 worker and writing the store; the full study also includes the report and plots.
 
     python benchmarks/bench_study.py                 # per-searcher timings

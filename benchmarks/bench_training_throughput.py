@@ -26,11 +26,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from results_page import add_docs_flag, recorded
-
 from nas_lab.core import registry
 from nas_lab.core.task import default_image_size
 from nas_lab.oneshot.training import AUTOCAST, Settings, new_supernet, torch_generator, train_weights, weight_optimizer
+
+from results_page import add_docs_flag, recorded
 
 
 def sync(device: torch.device) -> None:
@@ -118,8 +118,8 @@ def main() -> None:
             net = new_supernet(space, 10, rng, device)
             arch = space.sample(rng, 1)[0]
             label = f"{space.name} {side}x{side}"
-            compare(f"{label}, supernet on one path", net, lambda x: net(x, arch), data, batch, settings, args.steps,
-                    args.repeats, device)
+            compare(f"{label}, supernet on one path", net, lambda x: net(x, arch),  # noqa: B023 (run in this iteration)
+                    data, batch, settings, args.steps, args.repeats, device)
             model = net.extract(arch).to(device)
             compare(f"{label}, the path extracted", model, model, data, batch, settings, args.steps, args.repeats,
                     device)

@@ -74,13 +74,14 @@ def main() -> int:
               f"{space.max_mlp}, {space.positions} positions), 64 images of 32x32, {args.threads} thread(s)")
         print(f"{'sampling':<26} {'M MACs/img':>10} {'model ms':>9} {'p90':>6} {'path ms':>8} {'p90':>6}")
         for label, archs in (("uniform (identity 1/2)", space.sample(rng, args.archs)),
-                             (f"budget {args.budget:.3g} MACs", space.budget_sampler(args.budget).sample(rng, args.archs))):
+                             (f"budget {args.budget:.3g} MACs",
+                              space.budget_sampler(args.budget).sample(rng, args.archs))):
             model_s, path_s = [], []
             with torch.no_grad():
                 for arch in archs:
                     model = space.build(arch).eval()
-                    model_s.append(timed(lambda: model(x)))
-                    path_s.append(timed(lambda: net(x, arch)))
+                    model_s.append(timed(lambda: model(x)))  # noqa: B023 (timed here, in this iteration)
+                    path_s.append(timed(lambda: net(x, arch)))  # noqa: B023 (timed here, in this iteration)
             model_ms, path_ms = 1e3 * np.array(model_s), 1e3 * np.array(path_s)
             print(f"{label:<26} {space.macs(archs).mean() / 1e6:>10.2f} {np.median(model_ms):>9.1f} "
                   f"{np.percentile(model_ms, 90):>6.1f} {np.median(path_ms):>8.1f} {np.percentile(path_ms, 90):>6.1f}")

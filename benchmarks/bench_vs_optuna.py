@@ -125,8 +125,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--table", default=os.environ.get("NAS_LAB_DATA", str(SHARED)),
                         help="folder holding nats_bench.csv (default: %(default)s)")
-    parser.add_argument("--seeds", type=int, default=200, help="seeds per searcher at budget 100, CIFAR-10 (default: %(default)s)")
-    parser.add_argument("--seeds-1000", type=int, default=10, help="seeds per searcher at budget 1,000 (default: %(default)s)")
+    parser.add_argument("--seeds", type=int, default=200,
+                        help="seeds per searcher at budget 100, CIFAR-10 (default: %(default)s)")
+    parser.add_argument("--seeds-1000", type=int, default=10,
+                        help="seeds per searcher at budget 1,000 (default: %(default)s)")
     parser.add_argument("--seeds-gpsampler", type=int, default=2,
                         help="Optuna GPSampler seeds, budget 100 only: minutes per run (default: %(default)s)")
     parser.add_argument("--seeds-nsga2", type=int, default=2,

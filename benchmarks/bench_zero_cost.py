@@ -52,7 +52,8 @@ def lookup_ms(spaces: dict, proxies: list[str], n: int = 100, repeats: int = 200
         for space in spaces.values():
             every = np.arange(space.cardinality)
             for proxy in proxies:
-                cache.store(CacheKey(space.name, proxy, 1, 0, 32, 64), every, rng.random(len(every)), rng.random(len(every)))
+                cache.store(CacheKey(space.name, proxy, 1, 0, 32, 64), every, rng.random(len(every)),
+                            rng.random(len(every)))
         key = CacheKey("hyvitas", proxies[0], 1, 0, 32, 64)
         times = []
         for _ in range(repeats):
@@ -69,7 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--archs", type=int, default=3, help="archs timed per space and proxy (default: %(default)s)")
     parser.add_argument("--proxies", default=",".join(registry.names("proxy")))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default: %(default)s, as nas_lab computes proxies)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default: %(default)s, as nas_lab computes proxies)")
     add_docs_flag(parser)
     args = parser.parse_args()
     with recorded(args, "zero-cost", "Zero-cost proxies and their cache",
@@ -84,7 +86,8 @@ def main() -> None:
         print(f"{'proxy':<12}" + "".join(f"{f'{n} ({s}x{s})':>18}" for n, s in sizes.items()))
         per_eval: dict[str, dict[str, float]] = {}
         for proxy in proxies:
-            per_eval[proxy] = {n: seconds_per_eval(s, proxy, sample_indices(s, args.archs + 1, seed=1)[1:]) for n, s in spaces.items()}
+            per_eval[proxy] = {n: seconds_per_eval(s, proxy, sample_indices(s, args.archs + 1, seed=1)[1:])
+                               for n, s in spaces.items()}
             print(f"{proxy:<12}" + "".join(f"{per_eval[proxy][n]:>18.3f}" for n in spaces), flush=True)
 
         study = yaml.safe_load(ZEROSHOT.read_text())

@@ -8,8 +8,9 @@ unless a plug-in that trains is asked for.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from nas_lab.core.config import RunConfig, build_problem, build_searcher
 from nas_lab.core.errors import UserError, shorten
@@ -55,7 +56,8 @@ def run(space: str | Space | None = None, searcher: str | Searcher | None = None
         elif isinstance(value, str):
             cfg.set(kind, value)
         elif value is not None:
-            raise UserError(f"{kind} must be a registered name or a {_KINDS[kind].__name__}, got {shorten(repr(value))}")
+            raise UserError(f"{kind} must be a registered name or a {_KINDS[kind].__name__}, "
+                            f"got {shorten(repr(value))}")
     if "objective" in objects:
         own = objects["objective"].space
         if "space" in objects and objects["space"] != own or isinstance(space, str) and space != own.name:

@@ -12,6 +12,17 @@ from nas_lab.spaces.hyvitas import HyViTasSpace
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+#: the tiny study the ``study`` fixture writes
+STUDY = """\
+name: tiny
+space: hyvitas
+budget: 5
+repeats: 1
+objectives: [id]
+searchers: {random: {}}
+"""
+
+
 class SumObjective(Objective):
     """Value = sum of option indices (optimum 16 at the all-last arch); cost 1 per arch.
 
@@ -61,6 +72,20 @@ class Counting:
     def evaluate(self, archs, rng):
         self.evaluated.extend(self.inner.space.index(archs).tolist())
         return self.inner.evaluate(archs, rng)
+
+
+@pytest.fixture
+def study(tmp_path):
+    """A tiny study config; ``study(extra)`` replaces or adds its top-level YAML lines."""
+
+    def write(extra: str = "", name: str = "study.yaml"):
+        keys = {line.split(":")[0] for line in extra.splitlines() if line.strip()}
+        body = "".join(line + "\n" for line in STUDY.splitlines() if line.split(":")[0] not in keys)
+        path = tmp_path / name
+        path.write_text(body + extra + "\n")
+        return str(path)
+
+    return write
 
 
 @pytest.fixture(scope="session")

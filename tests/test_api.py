@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import untimed
 
 import nas_lab
-from conftest import untimed
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
 from nas_lab.objectives.tabular.objective import TabularObjective
@@ -108,7 +108,8 @@ def test_frames_hold_the_history_and_the_front():
 
 def test_load_study_is_one_row_per_run_and_the_history_one_row_per_evaluation(tmp_path):
     study = StudyConfig.from_dict({"name": "s", "budget": 15, "repeats": 3, "seed": 2, "objectives": ["id", "id+ood"],
-                                   "searchers": {"random": {}, "fast": {"searcher": "rea", "population": 5, "tournament": 2}}}, {})
+                                   "searchers": {"random": {},
+                                                 "fast": {"searcher": "rea", "population": 5, "tournament": 2}}}, {})
     run_study(study, tmp_path, workers=1)
     runs = nas_lab.load_study(tmp_path)
     records = {r.config["study"]["key"]: r for r in Store(tmp_path).records()}

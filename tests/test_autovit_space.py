@@ -34,7 +34,8 @@ def test_decisions_are_table_1():
     assert d["t2.depth"] == (2, 3, 4, 5) and d["t3.heads"] == (2, 3, 4) and d["t4.mlp_ratio"] == (1.5, 2.0)
     assert d["pool.width"] == (1000, 1280) and XXS.dim == 1 + 6 + 1 + 4 * 4 + 1
     xs, s = ({x.name: x.options for x in sp.decisions} for sp in (XS, S))
-    assert xs["mb2.width"] == s["mb2.width"] == (32, 48) and xs["t4.width"] == (112, 128) and xs["t1.heads"] == (4, 5, 6)
+    assert (xs["mb2.width"] == s["mb2.width"] == (32, 48) and xs["t4.width"] == (112, 128)
+            and xs["t1.heads"] == (4, 5, 6))
     assert s["t1.width"] == (64, 96) and s["t4.width"] == (160, 192) and s["t1.heads"] == (7, 8, 9)
     assert s["pool.width"] == (1280, 1560)
     tags = {x.name: x.tag for x in XXS.decisions}
@@ -65,7 +66,8 @@ REDUCED = {
     "per stage": (Variant("count", (16, 24), ((16, 24), (24, 32), (32, 48)), ((1,), (2,), (2, 3)),
                           ((48, 64), (64, 80), (80, 96), (96, 112)), (2, 3), (2, 3), (2.0,), (3, 4), (1000,)), False),
     "per layer": (Variant("count", (16,), ((24,), (16, 32), (32,)), ((1,), (2,), (2,)),
-                          ((32, 48), (48, 64), (64, 80), (80, 96)), (1, 2), (2, 3), (2.0,), (3, 4), (1000, 1280)), True),
+                          ((32, 48), (48, 64), (64, 80), (80, 96)), (1, 2), (2, 3), (2.0,), (3, 4), (1000, 1280)),
+                  True),
 }
 
 
@@ -152,7 +154,8 @@ BAD = [
     ({"mb_expansion": 1_000_000}, "space.mb_expansion must lie in 1..16, got 1,000,000"),
     ({"num_classes": 10**9}, "space.num_classes must lie in 2..100,000, got 1,000,000,000"),
     ({"patch": 9}, "space.patch must lie in 1..8, got 9"),
-    ({"setting": "cpu", "patch": 8}, "space.patch=8 does not divide the 4 x 4 last map of setting 'cpu'; valid: 1, 2, 4"),
+    ({"setting": "cpu", "patch": 8},
+     "space.patch=8 does not divide the 4 x 4 last map of setting 'cpu'; valid: 1, 2, 4"),
 ]
 
 

@@ -59,7 +59,8 @@ def supernet():
     return perturbed(SPACE.supernet())
 
 
-@pytest.mark.parametrize("space", [SPACE, AutoViTSpace(TINY, setting="cpu", head_dim=4, per_layer=True, mb_expansion=2)],
+@pytest.mark.parametrize("space", [SPACE,
+                                   AutoViTSpace(TINY, setting="cpu", head_dim=4, per_layer=True, mb_expansion=2)],
                          ids=["per stage", "per layer, expansion 2"])
 def test_single_paths_equal_the_extracted_models(space):
     torch.manual_seed(1)

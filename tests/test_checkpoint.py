@@ -16,7 +16,6 @@ import sys
 import time
 
 import numpy as np
-import pytest
 import torch
 
 from nas_lab.objectives.supernet import SupernetObjective

@@ -5,8 +5,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import untimed
+
 from nas_lab.cli.main import main
 from nas_lab.core.results import RunResult
 
@@ -38,7 +38,8 @@ def test_json_output_has_the_promised_fields(capsys):
     code, out, _ = nas_lab(capsys, "run", "searcher=rea", "objective=id+ood", "seed=3", "--json", "--no-save")
     assert code == 0
     d = json.loads(out)
-    assert (d["space"], d["searcher"], d["objective"], d["seed"], d["budget"], d["evaluations"]) == ("hyvitas", "rea", "id+ood", 3, 100, 100)
+    assert (d["space"], d["searcher"], d["objective"], d["seed"], d["budget"], d["evaluations"]) == (
+        "hyvitas", "rea", "id+ood", 3, 100, 100)
     assert d["best"]["arch"].keys() == {"conv.kernel", "conv.expansion", "attn.kernel", "attn.expansion",
                                         "stage1.dim", "stage2.dim", "stage3.dim", "stage4.dim"}
     assert {"id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized", "ood", "params"} <= d["best"]["metrics"].keys()
@@ -58,8 +59,8 @@ def test_same_seed_gives_identical_json(capsys):
 def test_list_shows_every_registered_name_with_parameters(capsys):
     code, out, _ = nas_lab(capsys, "list")
     assert code == 0
-    for needle in ("spaces:", "hyvitas", "objectives:", "tabular", "default metric id", "seeds=mean", "searchers:", "rea",
-                   "population=50 tournament=10", "random", "tables:", "hyvitas-sim"):
+    for needle in ("spaces:", "hyvitas", "objectives:", "tabular", "default metric id", "seeds=mean", "searchers:",
+                   "rea", "population=50 tournament=10", "random", "tables:", "hyvitas-sim"):
         assert needle in out
 
 
@@ -96,8 +97,10 @@ def test_console_script_runs_and_fails_cleanly():
     ok = subprocess.run([sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=random", "budget=10", "--no-save"],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and "searcher   random (no parameters)" in ok.stdout
-    bad = subprocess.run([sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=nope"], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.startswith("nas-lab: error: unknown searcher") and "Traceback" not in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "nas_lab.cli.main", "run", "searcher=nope"],
+                         capture_output=True, text=True)
+    assert (bad.returncode == 2 and bad.stderr.startswith("nas-lab: error: unknown searcher")
+            and "Traceback" not in bad.stderr)
 
 
 def test_run_shows_a_search_bar_for_objectives_that_compute(tmp_path, capsys):

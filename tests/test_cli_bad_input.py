@@ -13,15 +13,6 @@ import pytest
 
 from nas_lab.cli.main import main
 
-STUDY = """\
-name: tiny
-space: hyvitas
-budget: 5
-repeats: 1
-objectives: [id]
-searchers: {random: {}}
-"""
-
 
 def refused(capsys, *args: str, valid: tuple[str, ...] = ()) -> str:
     """Run ``nas-lab ARGS``; assert exit 2 with one ``nas-lab: error:`` line holding every ``valid`` text."""
@@ -37,20 +28,6 @@ def refused(capsys, *args: str, valid: tuple[str, ...] = ()) -> str:
 
 
 @pytest.fixture
-def study(tmp_path):
-    """A tiny study config; ``study(extra)`` replaces or adds its top-level YAML lines."""
-
-    def write(extra: str = "", name: str = "study.yaml"):
-        keys = {line.split(":")[0] for line in extra.splitlines() if line.strip()}
-        body = "".join(line + "\n" for line in STUDY.splitlines() if line.split(":")[0] not in keys)
-        path = tmp_path / name
-        path.write_text(body + extra + "\n")
-        return str(path)
-
-    return write
-
-
-@pytest.fixture
 def out(tmp_path):
     return f"out={tmp_path / 'out'}"
 
@@ -63,8 +40,10 @@ def test_negative_run_seed(capsys):
 
 
 def test_negative_study_seed_as_override_and_in_yaml(capsys, study, out):
-    refused(capsys, "study", study(), "seed=-5", out, "--no-progress", valid=("seed must lie in 0..4,294,967,295, got -5",))
-    refused(capsys, "study", study("seed: -5"), out, "--no-progress", valid=("seed must lie in 0..4,294,967,295, got -5",))
+    refused(capsys, "study", study(), "seed=-5", out, "--no-progress",
+            valid=("seed must lie in 0..4,294,967,295, got -5",))
+    refused(capsys, "study", study("seed: -5"), out, "--no-progress",
+            valid=("seed must lie in 0..4,294,967,295, got -5",))
 
 
 def test_negative_study_seed_from_the_installed_command(study, tmp_path):

@@ -2,17 +2,16 @@
 
 import numpy as np
 import pytest
+from test_cli_bad_input import refused
 
 from nas_lab.cli.main import main
-from nas_lab.core.config import RunConfig, build
 from nas_lab.core import registry
-from nas_lab.core.config import split_objective
+from nas_lab.core.config import RunConfig, build, split_objective
 from nas_lab.core.constraint import Constraint
 from nas_lab.core.errors import UserError
 from nas_lab.core.joint import SpaceMetrics
 from nas_lab.core.runner import run
 from nas_lab.core.searcher import cheap_bounds
-from test_cli_bad_input import refused, study  # noqa: F401 (a fixture)
 
 
 def constrained(*overrides):

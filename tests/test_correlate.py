@@ -70,7 +70,8 @@ def test_reference_values_give_rho_per_proxy(tmp_path, capsys):
     ref = tmp_path / "reference"
     ref.mkdir()
     # someone else's params: our count in millions, for every arch, in index order (a monotone map: rho 1)
-    pd.DataFrame({"index": every, "params": space.params(space.arch(every)) / 1e6}).to_csv(ref / "params.csv", index=False)
+    pd.DataFrame({"index": every, "params": space.params(space.arch(every)) / 1e6}).to_csv(ref / "params.csv",
+                                                                                          index=False)
     out_dir = tmp_path / "corr"
     code, out, err = nas_lab(capsys, "correlate", "space=hyvitas", "proxies=params,flops", "metric=id", "sample=40",
                              "stratify=true", f"reference={ref}", f"out={out_dir}", "workers=1", "--no-progress")

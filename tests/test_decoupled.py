@@ -189,4 +189,5 @@ def test_cli_budget_below_the_plan(capsys, zc_run):
 
 def test_cli_bad_parameters(capsys, zc_run):
     refused(capsys, *zc_run, "searcher.fitness=both", valid=("decoupled, combined, topology, size",))
-    refused(capsys, *zc_run, "searcher.subpopulation_budget=10", valid=("subpopulation_budget must lie in 25..10,000,000 (subpopulation_size), got 10",))
+    refused(capsys, *zc_run, "searcher.subpopulation_budget=10",
+            valid=("subpopulation_budget must lie in 25..10,000,000 (subpopulation_size), got 10",))

@@ -22,7 +22,8 @@ class Tiny(Space):
     """3 x 3 x 3 = 27 archs: small enough to exhaust."""
 
     name = "tiny"
-    decisions = (Decision("a", (0, 1, 2), "size"), Decision("b", (0, 1, 2), "size"), Decision("c", (0, 1, 2), "topology"))
+    decisions = (Decision("a", (0, 1, 2), "size"), Decision("b", (0, 1, 2), "size"),
+                 Decision("c", (0, 1, 2), "topology"))
 
 
 def smooth(space, archs):

@@ -5,14 +5,14 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import SumObjective
+
 from nas_lab.core.errors import UserError
+from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.core.space import Decision, Space
 from nas_lab.searchers.random import RandomSearch
 from nas_lab.searchers.rea import RegularizedEvolution
-from nas_lab.core.results import RunResult
 
 
 class Stack(Space):
@@ -26,7 +26,8 @@ class Stack(Space):
         r = tuple(range(1, ratios + 1))
         self.decisions = (Decision("patch", (14, 16, 32), "topology"), Decision("embed", r, "size")) + tuple(
             d for i in range(positions) for d in (
-                Decision(f"b{i}.block", ("identity", "transformer"), "topology"), Decision(f"b{i}.heads", (3, 6, 12, 16), "size"),
+                Decision(f"b{i}.block", ("identity", "transformer"), "topology"),
+                Decision(f"b{i}.heads", (3, 6, 12, 16), "size"),
                 Decision(f"b{i}.qkv", r, "size"), Decision(f"b{i}.mlp", r, "size")))
         super().__init__()
         self._per_block = 1 + 4 * ratios * ratios
@@ -142,12 +143,14 @@ def test_a_table_for_a_space_past_int64_is_checked_in_memory_of_its_rows(tmp_pat
 
     space = registry.create("space", "vitas", {})
     archs = space.sample(np.random.default_rng(0), 3)
-    frame = pd.DataFrame({d.name: np.asarray(d.options, dtype=object)[archs[:, i]] for i, d in enumerate(space.decisions)})
+    frame = pd.DataFrame({d.name: np.asarray(d.options, dtype=object)[archs[:, i]]
+                          for i, d in enumerate(space.decisions)})
     frame["id"] = [70.0, 71.0, 72.0]
     frame.to_csv(tmp_path / "vitas.csv", index=False)
     tracemalloc.start()
     try:
-        with pytest.raises(UserError, match=f"lacks {space.cardinality - 3} of the {space.cardinality} archs of space 'vitas'"):
+        with pytest.raises(UserError,
+                           match=f"lacks {space.cardinality - 3} of the {space.cardinality} archs of space 'vitas'"):
             Table.load(tmp_path / "vitas.csv", space)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

@@ -126,7 +126,8 @@ def test_prediction_is_the_sum_of_the_measured_entries(cache):
     stored = json.loads(key.default_path().read_text())
     archs = space.sample(np.random.default_rng(5), 20)
     blocks = space.latency_blocks(32)
-    by_hand = np.array([sum(stored["entries"][entry(*blocks[i])][0] for i in row) for row in space.latency_slots(archs)])
+    by_hand = np.array([sum(stored["entries"][entry(*blocks[i])][0] for i in row)
+                        for row in space.latency_slots(archs)])
     np.testing.assert_allclose(table.predict(space, archs, corrected=False), by_hand, rtol=1e-12)
     ratio = np.median([m[0] / s for m, s in zip(stored["calibration"]["measured"],
                                                  table.predict(space, space.arch(np.array(

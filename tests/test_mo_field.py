@@ -218,7 +218,8 @@ def test_tpe_through_the_adapter_matches_tpe_driven_directly(nb201):
                         for s in range(TPE_SEEDS)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        direct = np.array([values[optuna_direct(space, objective, optuna.samplers.TPESampler(seed=10_000 + s), 100)].max()
+        direct = np.array([values[optuna_direct(space, objective, optuna.samplers.TPESampler(seed=10_000 + s),
+                                                100)].max()
                            for s in range(TPE_SEEDS)])
     tolerance = 3 * np.hypot(se(adapter), se(direct))
     print(f"\nTPE at 100 distinct archs: adapter {adapter.mean():.3f} ± {se(adapter):.3f}, "

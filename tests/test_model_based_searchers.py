@@ -154,7 +154,8 @@ class Uneven(Space):
 
 
 @pytest.mark.parametrize(
-    "make", [Reinforce, lambda: Reinforce(learning_rate=1.0), Bananas], ids=["reinforce", "reinforce-collapsing", "bananas"]
+    "make", [Reinforce, lambda: Reinforce(learning_rate=1.0), Bananas],
+    ids=["reinforce", "reinforce-collapsing", "bananas"]
 )
 def test_uneven_option_counts_and_validity_constraints_down_to_the_last_valid_arch(make):
     space = Uneven()

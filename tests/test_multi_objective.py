@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import SumObjective, untimed
 from pymoo.indicators.hv import HV
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
-from conftest import SumObjective, untimed
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.constraint import Constrained, Constraint
@@ -135,7 +135,8 @@ def test_a_random_run_reports_its_front_and_quality(space):
     f = result.front
     assert result.best_index is None and f is not None
     F = minimisation(result.history["value"], objective.directions)
-    assert sorted(f["index"]) == sorted(result.history["index"][NonDominatedSorting().do(F, only_non_dominated_front=True)].tolist())
+    assert sorted(f["index"]) == sorted(
+        result.history["index"][NonDominatedSorting().do(F, only_non_dominated_front=True)].tolist())
     first = [v[0] for v in f["values"]]
     assert first == sorted(first, reverse=True)  # best first target first
     assert 0 < f["hypervolume"] <= f["true_hypervolume"]
@@ -148,7 +149,8 @@ def test_a_random_run_reports_its_front_and_quality(space):
 
 
 def test_run_json_carries_front_hypervolume_and_reference(capsys):
-    assert main(["run", "objective=id+ood,latency.agx_orin", "searcher=random", "budget=200", "--json", "--no-save"]) == 0
+    assert main(["run", "objective=id+ood,latency.agx_orin", "searcher=random", "budget=200", "--json",
+                 "--no-save"]) == 0
     front = json.loads(capsys.readouterr().out)["front"]
     assert {"index", "archs", "values", "hypervolume", "igd", "scale", "true_front"} <= set(front)
     assert len(front["index"]) == len(front["archs"]) == len(front["values"]) and len(front["values"][0]) == 2
@@ -220,7 +222,8 @@ def test_multi_objective_study_stores_every_target_and_reports_front_quality(tmp
     assert len(records) == 3
     r = records[0]
     assert len(r["history"]["value"][0]) == 2 and r["targets"] == ["id", "latency.rpi4"]
-    assert r["front"]["scale"]["source"] == "true front" and 0 < r["front"]["hypervolume"] <= r["front"]["true_hypervolume"]
+    assert (r["front"]["scale"]["source"] == "true front"
+            and 0 < r["front"]["hypervolume"] <= r["front"]["true_hypervolume"])
     report = (out / "report.md").read_text()
     assert "Hypervolume" in report and "True front" in report and "| 3 |" in report
     hv = np.mean([x["front"]["hypervolume"] for x in records])

@@ -27,7 +27,8 @@ def objectives(shared_data):
 
 
 def best_values(space, objective, make, seeds, budget):
-    return np.array([run(space, objective, make(), budget=budget, seed=s).best_metrics[objective.targets[0]] for s in seeds])
+    return np.array([run(space, objective, make(), budget=budget, seed=s).best_metrics[objective.targets[0]]
+                     for s in seeds])
 
 
 def expected_max_of_distinct_draws(values: np.ndarray, k: int) -> float:

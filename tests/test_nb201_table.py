@@ -157,7 +157,8 @@ def test_missing_path(tmp_path):
 def test_missing_columns_are_named(frame, tmp_path):
     path = tmp_path / nats.CSV_NAME
     frame.drop(columns=["CIFAR100TestAccuracy200Epochs", "ImageNetTestAccuracy200Epochs"]).to_csv(path, index=False)
-    with pytest.raises(UserError, match=r"lacks the column\(s\) CIFAR100TestAccuracy200Epochs, ImageNetTestAccuracy200Epochs;"):
+    with pytest.raises(UserError,
+                       match=r"lacks the column\(s\) CIFAR100TestAccuracy200Epochs, ImageNetTestAccuracy200Epochs;"):
         Table.load(path, SPACE)
     frame.drop(columns=["ArchitectureString"]).to_csv(path, index=False)
     with pytest.raises(UserError, match=r"lacks the column\(s\) ArchitectureString; it needs CIFAR10"):
@@ -267,7 +268,8 @@ def no_data(monkeypatch, tmp_path):
 
 
 def test_default_table_says_how_to_get_the_data(no_data):
-    with pytest.raises(UserError, match=r"no NB201 data found .*pass table=PATH.*v-tao/nats-bench-landscape.*set NAS_LAB_DATA"):
+    with pytest.raises(UserError,
+                       match=r"no NB201 data found .*pass table=PATH.*v-tao/nats-bench-landscape.*set NAS_LAB_DATA"):
         registry.load("table", "nb201")(SPACE)
     with pytest.raises(UserError, match=r"no NB201 data found"):
         TabularObjective(SPACE, "test.cifar10")

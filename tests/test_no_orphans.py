@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_study_robustness import REPO, SMALL, alive, children, one_sentence, signalled_once_shown, study, wait_for
 
 from nas_lab.core.parallel import parallel_map
-from test_study_robustness import REPO, SMALL, alive, children, one_sentence, signalled_once_shown, study, wait_for
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds child processes in /proc")
 
@@ -74,7 +74,8 @@ def test_sigterm_to_a_lut_build_is_one_sentence_and_exit_143(tmp_path):
     cmd = [sys.executable, "-m", "nas_lab.cli.main", "lut", "build", "space=nb201", "repeats=2000", f"out={table}"]
     err, _ = signalled_once_shown(cmd, b"lut nb201:", signal.SIGTERM, 143, cwd=tmp_path)  # measuring, with its bar
     assert err.replace("\r", "\n").strip().splitlines()[-1] == (
-        f"nas-lab: interrupted; every block measured so far is in {table}; run the same command again to finish the table")
+        f"nas-lab: interrupted; every block measured so far is in {table}; "
+        "run the same command again to finish the table")
 
 
 def _pid(_) -> int:

@@ -62,7 +62,8 @@ def test_budget_counts_distinct_archs_and_repeats_are_answered_from_the_cache(tw
     # pymoo offered more archs than it was charged for: its repeats were answered from the run's cache
     assert (told == CACHED).sum() > 0 and (told == EVALUATED).sum() == 400
     assert len(searcher.sources) == searcher.report()["generations"]
-    assert all(1 <= len(batch) <= 50 for batch in searcher.sources)  # a population, then 50 offspring at most per generation
+    # a population, then 50 offspring at most per generation
+    assert all(1 <= len(batch) <= 50 for batch in searcher.sources)
 
 
 def test_the_last_generation_is_cut_by_the_budget_and_told_back_whole(two_targets):

@@ -194,7 +194,8 @@ def test_supernet_objective_names_metrics_and_measures_table_ones(space, tmp_pat
     monkeypatch.setenv("NAS_LAB_CACHE", str(tmp_path))
     objective = SupernetObjective(space, "id+ood")
     assert objective.path.parent == tmp_path / "supernets"
-    assert (objective.name, objective.targets, objective.directions) == ("supernet.id+ood", ("supernet.id+ood",), ("max",))
+    assert (objective.name, objective.targets, objective.directions) == (
+        "supernet.id+ood", ("supernet.id+ood",), ("max",))
     assert objective.label("table.id") == "table ID top-1" and objective.label("ood.c5") == "supernet C-5"
     arch = space.sample(np.random.default_rng(3), 1)
     assert objective.measure("table.id", arch) == TabularObjective(space, "id").report(arch)["id"]
@@ -215,7 +216,8 @@ def test_a_damaged_cache_file_is_named(space, tmp_path):
     # zc.params: an objective NB201 has without its table, so that the searcher is what gets refused
     (["searcher=spos", "space=nb201", "objective=zc.params"], "searcher 'spos' needs a space that offers supernet"),
     (["searcher=darts", "space=nb201", "objective=zc.params"], "searcher 'darts' needs a space that offers supernet"),
-    (["searcher=rea", "space=nb201", "objective=supernet.id"], "objective 'supernet.id' needs a space that offers supernet"),
+    (["searcher=rea", "space=nb201", "objective=supernet.id"],
+     "objective 'supernet.id' needs a space that offers supernet"),
     (["searcher=darts", "searcher.second_order=true"], "searcher.second_order=true"),
     (["searcher=spos", "searcher.epochs=0"], "searcher.epochs must lie in 1..100,000, got 0"),
     (["searcher=spos", "searcher.parents=30"], "searcher.parents must lie in 1..20 (population), got 30"),
@@ -285,7 +287,8 @@ def test_a_cached_supernet_with_weights_that_are_not_finite_is_refused_not_score
     torch.save(saved, objective.path)
     again = SupernetObjective(space, "id", **TINY, cache=str(tmp_path))
     with pytest.raises(UserError, match=rf"^the cached supernet {re.escape(str(objective.path))} has weights that are "
-                                        rf"not finite \({re.escape(name)}\), so every arch would score alike; delete it"):
+                                        rf"not finite \({re.escape(name)}\), so every arch would score alike; "
+                                        r"delete it"):
         again.evaluate(archs, np.random.default_rng(0))
 
 

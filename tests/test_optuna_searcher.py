@@ -163,17 +163,22 @@ def test_the_gp_sampler_searches_categorical_decisions_silently(single):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["searcher.sampler=hyperband"], "searcher.sampler must be one of tpe, random, gp, nsga2, nsga3, qmc, got 'hyperband'"),
+    (["searcher.sampler=hyperband"],
+     "searcher.sampler must be one of tpe, random, gp, nsga2, nsga3, qmc, got 'hyperband'"),
     (["searcher.sampler=cmaes"], "searcher.sampler must be one of tpe, random, gp, nsga2, nsga3, qmc, got 'cmaes'"),
-    (["searcher.population_size=10"], "Optuna's TPESampler (searcher.sampler=tpe) takes no option 'population_size'; valid:"),
+    (["searcher.population_size=10"],
+     "Optuna's TPESampler (searcher.sampler=tpe) takes no option 'population_size'; valid:"),
     (["searcher.options=gamma_x=1"], "takes no option 'gamma_x'"),
     (["searcher.options=seed=3"], "searcher.options cannot set 'seed'"),
     (["searcher.options=n_startup_trials=1e9"], "searcher.options.n_startup_trials must lie in 0..1,000,000"),
     (["searcher.options=constant_liar=maybe"], "searcher.options.constant_liar must be true or false, got 'maybe'"),
     (["searcher.options=n_startup_trials"], "searcher.options=n_startup_trials: not key=value,key=value"),
-    (["searcher.n_startup_trials=5", "searcher.options=n_startup_trials=6"], "searcher.n_startup_trials is given twice"),
-    (["searcher.sampler=nsga2", "searcher.population_size=1"], "searcher.population_size must lie in 2..1,000,000, got 1"),
-    (["searcher.sampler=qmc", "searcher.qmc_type=lattice"], "searcher.qmc_type must be one of sobol, halton, got 'lattice'"),
+    (["searcher.n_startup_trials=5", "searcher.options=n_startup_trials=6"],
+     "searcher.n_startup_trials is given twice"),
+    (["searcher.sampler=nsga2", "searcher.population_size=1"],
+     "searcher.population_size must lie in 2..1,000,000, got 1"),
+    (["searcher.sampler=qmc", "searcher.qmc_type=lattice"],
+     "searcher.qmc_type must be one of sobol, halton, got 'lattice'"),
 ])
 def test_bad_input_is_one_sentence_and_exit_2(capsys, args, message):
     code = main(["run", "searcher=optuna", *args, "budget=5", "--no-save"])

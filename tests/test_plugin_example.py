@@ -8,10 +8,10 @@ real ``.dist-info`` whose ``entry_points.txt`` is written from the package's own
 import os
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 from nas_lab.core import registry
 from nas_lab.core.config import RunConfig, build

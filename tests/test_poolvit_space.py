@@ -160,7 +160,8 @@ def test_a_cap_below_the_smallest_arch_is_refused_by_the_objectives_extent():
 
 
 @pytest.mark.parametrize("args, text", [
-    (["constraint=params<=1000"], "constraint params<=1000 leaves no architecture of space 'poolvit': params runs from 1120 to"),
+    (["constraint=params<=1000"],
+     "constraint params<=1000 leaves no architecture of space 'poolvit': params runs from 1120 to"),
     (["space.vit_blocks=0"], "space.vit_blocks must lie in 1..4, got 0"),
     (["space.image_size=big"], "space.image_size must be a whole number, got 'big'"),
     (["space.image_size=1e6"], "space.image_size must lie in 8..512, got 1,000,000"),

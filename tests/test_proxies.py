@@ -110,7 +110,8 @@ def test_synflow_and_logsynflow_of_a_two_layer_linear_net():
     x = torch.randn(4, 2)
     assert synflow.synflow(model, x, None) == pytest.approx(2 * 9)
     # log(1 + g): W1 rows weigh log 2 and log 3, W2 entries log 4
-    assert synflow.logsynflow(model, x, None) == pytest.approx((1 + 2) * math.log(2) + 3 * math.log(3) + (1 + 2) * math.log(4))
+    assert synflow.logsynflow(model, x, None) == pytest.approx(
+        (1 + 2) * math.log(2) + 3 * math.log(3) + (1 + 2) * math.log(4))
     assert w1.weight[0, 1] == -2 and isinstance(model[1], nn.BatchNorm1d)  # the model itself is unchanged
 
 
@@ -127,7 +128,8 @@ class Quotient(nn.Module):
 
 def test_logsynflow_takes_the_gradients_magnitude_where_it_is_negative():
     # ones input, |w1| = 3, |w2| = 1: R = 3, dR/dw1 = 1, dR/dw2 = -3 (below -1, where log(g + 1) is undefined)
-    assert synflow.logsynflow(Quotient(3.0, -1.0), torch.ones(1, 1), None) == pytest.approx(3 * math.log(2) + math.log(4))
+    assert synflow.logsynflow(Quotient(3.0, -1.0), torch.ones(1, 1), None) == pytest.approx(
+        3 * math.log(2) + math.log(4))
 
 
 def test_synflow_is_the_depth_times_the_path_sum_of_a_deeper_positive_chain():
@@ -251,7 +253,8 @@ def test_size_proxies_match_the_spaces_closed_forms():
     hyvitas, nb201 = HyViTasSpace(), NB201Space()
     arch = hyvitas.arch(1234)
     assert evaluate_proxy(hyvitas, arch, "params") == hyvitas.params(arch[None])[0]
-    assert evaluate_proxy(hyvitas, arch, "flops", resolution=hyvitas.resolution, batch_size=1) == hyvitas.flops(arch[None])[0]
+    assert (evaluate_proxy(hyvitas, arch, "flops", resolution=hyvitas.resolution, batch_size=1)
+            == hyvitas.flops(arch[None])[0])
     best = nb201.from_strings(NB201_BEST)
     assert evaluate_proxy(nb201, best[0], "params") == nb201.params(best)[0]
 

@@ -181,7 +181,8 @@ def test_ranks_cells_as_freerea_does(correlation, proxy):
 def test_rank_correlation_with_test_accuracy_is_the_published_one(correlation, proxy):
     figures, _, _ = correlation
     rho = figures.loc[proxy, "spearman_rho"]
-    print(f"\n{proxy}: Spearman rho with CIFAR-10 test accuracy {rho:.3f} (published over all cells {PUBLISHED[proxy]})")
+    print(f"\n{proxy}: Spearman rho with CIFAR-10 test accuracy {rho:.3f} "
+          f"(published over all cells {PUBLISHED[proxy]})")
     assert abs(rho - PUBLISHED[proxy]) <= TOLERANCE
 
 

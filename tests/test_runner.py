@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import SumObjective
+
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import MAX_IDLE_ASKS, run
 from nas_lab.core.searcher import Searcher

@@ -108,7 +108,8 @@ def test_capabilities_follow_what_a_space_overrides_and_declares(space):
 
     bare = Bare()  # the base declares every optional part with a default that offers nothing
     assert bare.capabilities() == base | {"rectifiers"}
-    assert (bare.resolution, bare.num_classes, bare.zero_cost_batch, dict(bare.supernet_recipe)) == (None, None, None, {})
+    assert (bare.resolution, bare.num_classes, bare.zero_cost_batch, dict(bare.supernet_recipe)) == (
+        None, None, None, {})
     with pytest.raises(NotImplementedError, match="space 'bare' has no closed-form params"):
         bare.params(bare.all_archs())
 

@@ -10,15 +10,14 @@ import time
 import numpy as np
 import pytest
 import yaml
-
 from conftest import SumObjective, untimed
 
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
+from nas_lab.core.parallel import parallel_map, threads_per_worker
 from nas_lab.core.runner import run
 from nas_lab.searchers.random import RandomSearch
 from nas_lab.study.config import StudyConfig
-from nas_lab.core.parallel import parallel_map, threads_per_worker
 from nas_lab.study.engine import chunks, run_study
 from nas_lab.study.store import Store, key_of
 
@@ -146,7 +145,8 @@ def test_kill_9_loses_only_runs_in_flight_and_the_same_command_finishes(tmp_path
     ("name: [unclosed", [], "is not valid YAML"),
     (yaml.safe_dump({**SMALL, "budgte": 3}), [], "unknown key 'budgte'"),
     (yaml.safe_dump({**SMALL, "searchers": {"rae": {}}}), [], "unknown searcher 'rae'"),
-    (yaml.safe_dump({**SMALL, "searchers": {"rea": {"population": "x"}}}), [], "searcher.population must be a whole number"),
+    (yaml.safe_dump({**SMALL, "searchers": {"rea": {"population": "x"}}}), [],
+     "searcher.population must be a whole number"),
     (yaml.safe_dump(SMALL), ["repeats=0"], "repeats must lie in 1..1,000,000, got 0"),
     (yaml.safe_dump(SMALL), ["objectives=acc"], "has no metric 'acc'"),
     (yaml.safe_dump(SMALL), ["searchers=bananas"], "bananas not in the study; valid: random, rea"),
@@ -176,14 +176,16 @@ def test_budgets_are_a_grid_axis_and_constraints_apply_to_every_run(tmp_path):
     assert len(found) >= 10 and all(b["latency.rtx4090"] <= 1.0 for b in found)
     assert all(r.config["constraints"] == ["latency.rtx4090<=1.0"] for r in records)
     report = write_report(tmp_path)
-    assert "| REA (ID top-1, 25 evals) |" in report.markdown and "budget 10 or 25 evaluations, subject to latency" in report.markdown
+    assert ("| REA (ID top-1, 25 evals) |" in report.markdown
+            and "budget 10 or 25 evaluations, subject to latency" in report.markdown)
     assert {p.name for p in report.paths} >= {"anytime.png", "id_vs_ood.png"}
 
 
 def test_a_searcher_may_run_fewer_repeats_and_fewer_objectives(tmp_path):
     from nas_lab.study.report import write_report
 
-    study = StudyConfig.from_dict({**SMALL, "searchers": {"random": {}, "rea": {"repeats": 2, "objectives": ["id"]}}}, {})
+    study = StudyConfig.from_dict({**SMALL, "searchers": {"random": {}, "rea": {"repeats": 2, "objectives": ["id"]}}},
+                                  {})
     assert run_study(study, tmp_path, workers=1).ran == 6 * 2 + 2
     report = write_report(tmp_path)
     assert "| REA (ID top-1) |" in report.markdown and "REA (ID+OoD)" not in report.markdown

@@ -16,10 +16,10 @@ from nas_lab.core.results import RunResult
 from nas_lab.core.runner import run
 from nas_lab.objectives.tabular.objective import TabularObjective
 from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import run_chunk, run_study
 from nas_lab.study.plots import incumbent_curves
 from nas_lab.study.report import write_report
 from nas_lab.study.results import cell_of
-from nas_lab.study.engine import run_chunk, run_study
 from nas_lab.study.store import RUNS_FILE, Store, key_of
 
 COLUMNS = ("id", "ood.c1", "ood.c5", "ood.sketch", "ood.stylized")
@@ -35,7 +35,8 @@ def make_study(directory, repeats=5):
 
 
 def run_grid(directory, config):
-    """Every run of ``config``, recorded in the study folder ``directory`` as ``nas-lab study`` would (in one process)."""
+    """Every run of ``config``, recorded in the study folder ``directory`` as ``nas-lab study`` would (in one
+    process)."""
     directory.mkdir(parents=True)
     (directory / "study.yaml").write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
     with Store(directory) as store:
@@ -63,7 +64,8 @@ def test_rows_are_mean_and_std_over_repeats_of_the_found_archs(study, every_arch
     cells = csv[csv["objective"].notna()]
     assert list(zip(cells["objective"], cells["searcher"])) == [
         ("id", "random"), ("id", "rea"), ("id+ood", "random"), ("id+ood", "rea")]
-    assert list(cells["row"]) == ["Random search (ID top-1)", "REA (ID top-1)", "Random search (ID+OoD)", "REA (ID+OoD)"]
+    assert list(cells["row"]) == ["Random search (ID top-1)", "REA (ID top-1)", "Random search (ID+OoD)",
+                                  "REA (ID+OoD)"]
     assert list(cells["runs"]) == [5, 5, 5, 5]
     for _, row in cells.iterrows():
         runs = [r for r in records if cell_of(r) == (row["objective"], row["budget"], row["searcher"])]
@@ -174,7 +176,8 @@ def test_incumbent_is_the_first_to_reach_the_best_value(space, sum_objective):
 
 def _small_study(directory, data):
     """Run a small study config (a dict) into ``directory`` and report it."""
-    config = StudyConfig.from_dict({"name": "cols", "space": "hyvitas", "budget": 8, "repeats": 2, "seed": 3, **data}, {})
+    config = StudyConfig.from_dict({"name": "cols", "space": "hyvitas", "budget": 8, "repeats": 2, "seed": 3, **data},
+                                   {})
     return write_report(run_grid(directory, config))
 
 
@@ -198,8 +201,9 @@ def test_report_key_chooses_the_columns_and_their_order(tmp_path, every_arch):
 def test_report_column_the_runs_lack_is_measured_by_their_objective_as_they_run(tmp_path):
     cache = str(tmp_path / "zc.sqlite")
     params = {"cache": cache, "resolution": 32, "batch_size": 2}
-    report = _small_study(tmp_path / "s", {"budget": 3, "repeats": 1, "objectives": ["zc.params"], "searchers": {"random": {}},
-                                           "objective_params": params, "report": ["zc.params", "zc.synflow"]})
+    report = _small_study(tmp_path / "s", {"budget": 3, "repeats": 1, "objectives": ["zc.params"],
+                                           "searchers": {"random": {}}, "objective_params": params,
+                                           "report": ["zc.params", "zc.synflow"]})
     (record,) = Store(tmp_path / "s").records()
     assert record.targets == ("zc.params",)  # the run searched zc.params only, and recorded zc.synflow too
     cfg = RunConfig(space="hyvitas", objective="zc.synflow")
@@ -228,7 +232,8 @@ def test_report_column_no_one_gives_is_refused_before_any_run(tmp_path, study):
         write_report(edited)
 
 
-@pytest.mark.parametrize("value, match", [(7, "report column '7' cannot be given"), ([], "'report' must list at least one value"),
+@pytest.mark.parametrize("value, match", [(7, "report column '7' cannot be given"),
+                                          ([], "'report' must list at least one value"),
                                           (["id", "id"], "lists id more than once")])
 def test_bad_report_key_is_refused(value, match):
     with pytest.raises(UserError, match=match):

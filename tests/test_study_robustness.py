@@ -107,8 +107,8 @@ def test_a_study_folder_in_use_is_refused_naming_the_holder_then_free_again(tmp_
 
 def test_the_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
     config, out = small_config(tmp_path), tmp_path / "out"
-    code = f"from nas_lab.study.store import FolderLock; FolderLock({str(out)!r}).acquire(); print('locked', flush=True); " \
-           "import time; time.sleep(120)"
+    code = (f"from nas_lab.study.store import FolderLock; FolderLock({str(out)!r}).acquire(); "
+            "print('locked', flush=True); import time; time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
         assert proc.stdout.readline().strip() == "locked"
@@ -435,7 +435,8 @@ def test_a_run_record_that_cannot_be_written_is_named_and_leaves_no_torn_file(tm
     assert not list(out.iterdir())
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod; the monkeypatched EROFS/EACCES tests cover it")
+@pytest.mark.skipif(os.geteuid() == 0,
+                    reason="root writes through chmod; the monkeypatched EROFS/EACCES tests cover it")
 def test_a_report_into_a_read_only_study_folder_is_one_sentence_and_leaves_every_file(tmp_path, capsys):
     config, out = small_config(tmp_path), tmp_path / "out"
     assert main(["study", str(config), f"out={out}", "--no-progress"]) == 0

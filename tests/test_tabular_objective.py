@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import untimed
+
 from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run

@@ -4,8 +4,8 @@ tested, exported and loaded back; archs named three ways; bad input ends in one 
 from __future__ import annotations
 
 import contextlib
-import io
 import csv
+import io
 import json
 
 import numpy as np

@@ -39,9 +39,10 @@ def test_built_models_have_the_closed_form_parameter_count():
     assert [numel(CPU.build(a)) for a in archs] == CPU.params(archs).tolist()
     # the paper's setting: three archs of about 1.3 G MACs
     paper = PAPER.budget_sampler(1.3e9).sample(np.random.default_rng(1), 3)
-    assert [numel(meta(lambda: PAPER.build(a))) for a in paper] == PAPER.params(paper).tolist()
-    assert [numel(meta(lambda: PAPER.build(a, num_classes=100))) for a in paper] == \
-        PAPER.params(paper, num_classes=100).tolist()
+    # meta() calls each lambda at once, so capturing the loop's ``a`` is safe (B023)
+    assert [numel(meta(lambda: PAPER.build(a))) for a in paper] == PAPER.params(paper).tolist()  # noqa: B023
+    assert [numel(meta(lambda: PAPER.build(a, num_classes=100))) for a in paper] == (  # noqa: B023
+        PAPER.params(paper, num_classes=100).tolist())
 
 
 def test_deit_shaped_models_built_by_the_same_code_have_the_papers_sizes():

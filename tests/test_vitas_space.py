@@ -13,8 +13,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import SumObjective
+
 from nas_lab.cli.main import main
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run

@@ -136,7 +136,8 @@ def test_a_corrupt_cache_file_is_a_user_error_saying_to_delete_it(tmp_path, caps
     bad.write_bytes(b"this is not an SQLite database, just some bytes " * 100)
     with pytest.raises(UserError, match=rf"zero-cost cache {bad} is corrupt or unreadable .*; delete it"):
         ProxyCache(bad).lookup(KEY, [1])
-    code, out, err = nas_lab(capsys, "run", "objective=zc.params", "space=nb201", "budget=3", f"objective.cache={bad}", "--no-save")
+    code, out, err = nas_lab(capsys, "run", "objective=zc.params", "space=nb201", "budget=3", f"objective.cache={bad}",
+                             "--no-save")
     assert code == 2 and out == "" and str(bad) in err and "delete it" in err
     assert len(err.strip().splitlines()) == 1
 
@@ -173,10 +174,12 @@ def test_a_second_run_computes_nothing_and_costs_the_same(cache_file, calls):
 def test_the_objective_declares_what_it_is(cache_file):
     space, objective, _ = build(RunConfig(space="hyvitas", objective="zc.naswot"))
     assert (objective.name, objective.targets, objective.directions) == ("zc.naswot", ("zc.naswot",), ("max",))
-    assert objective.cheap is False and objective.needs == ("build", "num_classes", "rectifiers") and objective.cost_unit == "CPU-seconds"
+    assert (objective.cheap is False and objective.needs == ("build", "num_classes", "rectifiers")
+            and objective.cost_unit == "CPU-seconds")
     info = objective.info()
     assert {k: info[k] for k in ("family", "proxy", "proxy_version", "seed", "resolution", "batch_size", "device")} == {
-        "family": "zc", "proxy": "naswot", "proxy_version": 1, "seed": 0, "resolution": 64, "batch_size": 64, "device": "cpu"}
+        "family": "zc", "proxy": "naswot", "proxy_version": 1, "seed": 0, "resolution": 64, "batch_size": 64,
+        "device": "cpu"}
     assert info["cache"] == str(cache_file) and info["table"] == "hyvitas-sim" and info["simulated"] is True
     assert "maximise zc.naswot" in objective.describe() and "64x64" in objective.describe()
 
@@ -205,7 +208,8 @@ def test_a_proxy_the_space_cannot_serve_is_refused_before_the_run(cache_file):
 
 def test_building_the_objective_imports_no_torch(cache_file):
     code = ("import sys; from nas_lab.core.config import RunConfig, build; "
-            "build(RunConfig(objective='zc.naswot')); build(RunConfig(objective='zc.params', constraints=['params<=2e6'])); "
+            "build(RunConfig(objective='zc.naswot')); "
+            "build(RunConfig(objective='zc.params', constraints=['params<=2e6'])); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
@@ -227,7 +231,8 @@ def test_constraints_on_table_metrics_and_other_proxies(cache_file):
 
 
 def test_run_on_nb201_reports_the_found_archs_test_accuracies(cache_file, capsys, shared_data):
-    code, out, err = nas_lab(capsys, "run", "objective=zc.params", "space=nb201", "budget=5", f"table={shared_data}", "--no-save")
+    code, out, err = nas_lab(capsys, "run", "objective=zc.params", "space=nb201", "budget=5", f"table={shared_data}",
+                             "--no-save")
     assert code == 0, err
     for needle in ("objective  maximise zc.params", "table      nb201: NATS-Bench", "zc.params", "CIFAR-10 test",
                    "CIFAR-100 test", "ImageNet16-120 test", "CPU-seconds"):
@@ -245,12 +250,14 @@ def test_run_on_hyvitas_reports_id_and_ood_accuracies(cache_file, capsys):
 
 
 def test_zero_shot_study_reports_tabular_accuracies_of_the_found_archs(cache_file, capsys, tmp_path):
-    code, out, err = nas_lab(capsys, "study", str(ROOT / "experiments" / "hyvitas_zeroshot.yaml"), "repeats=2", "budget=5",
-                             "objectives=zc.params", "searchers=random,rea", f"out={tmp_path / 'study'}", "workers=2",
+    code, out, err = nas_lab(capsys, "study", str(ROOT / "experiments" / "hyvitas_zeroshot.yaml"), "repeats=2",
+                             "budget=5", "objectives=zc.params", "searchers=random,rea", f"out={tmp_path / 'study'}",
+                             "workers=2",
                              "--no-progress")
     assert code == 0, err
     assert "4 runs now" in out
-    for needle in ("Random search (zc.params)", "REA (zc.params)", "ID top-1", "RedIN-C 1", "RedIN-Sketch", "RedStylized-IN"):
+    for needle in ("Random search (zc.params)", "REA (zc.params)", "ID top-1", "RedIN-C 1", "RedIN-Sketch",
+                   "RedStylized-IN"):
         assert needle in out
 
 
@@ -260,7 +267,8 @@ def test_precompute_fills_then_skips(cache_file, capsys):
     assert code == 0, err
     assert "computed 12 values" in out and "already cached       0" in out and str(cache_file) in out
     space = NB201Space()
-    values, _, found = ProxyCache(cache_file).lookup(CacheKey("nb201", "params", 1, 2, 32, 64), sample_indices(space, 6, 2))
+    values, _, found = ProxyCache(cache_file).lookup(CacheKey("nb201", "params", 1, 2, 32, 64),
+                                                     sample_indices(space, 6, 2))
     assert found.all()
     np.testing.assert_array_equal(values, space.params(space.arch(sample_indices(space, 6, 2))))
     code, out, _ = nas_lab(capsys, *args)
@@ -279,7 +287,8 @@ def test_samples_are_fixed_and_nested():
     (["run", "objective=zc.nope"], "unknown zero-cost proxy 'nope'; valid: entropic, flops, grad_norm, jacob_cov"),
     (["run", "objective=zc.params", "objective.batch_size=0"], "objective.batch_size must lie in 1..4,096, got 0"),
     (["run", "objective=zc.params", "objective.device=tpu"], "device must be cpu, cuda or cuda:N, got 'tpu'"),
-    (["run", "objective=zc.params", "objective.seeds=mean"], "objective 'zc' has no parameter seeds; valid: objective.seed"),
+    (["run", "objective=zc.params", "objective.seeds=mean"],
+     "objective 'zc' has no parameter seeds; valid: objective.seed"),
     (["run", "objective=zc.params", "constraint=latency.nope<=3"], "has no metric 'latency.nope'"),
     (["precompute", "space=nb201"], "say which proxies with proxies=a,b; valid: entropic"),
     (["precompute", "proxies=params,nope"], "unknown zero-cost proxy 'nope'"),
@@ -287,7 +296,8 @@ def test_samples_are_fixed_and_nested():
     (["precompute", "proxies=params", "sample=7000"], "sample must lie in 1..6561"),
     (["precompute", "proxies=params", "space=nb201", "sample=20000"], "sample must lie in 1..15625"),
     (["precompute", "proxies=params", "sample=x"], "sample must be a whole number, got 'x'"),
-    (["precompute", "proxies=params", "samples=3"], "unknown setting 'samples' of `nas-lab precompute`; valid: space, proxies"),
+    (["precompute", "proxies=params", "samples=3"],
+     "unknown setting 'samples' of `nas-lab precompute`; valid: space, proxies"),
     (["precompute", "proxies=params", "resolution=-1"], "resolution must lie in 1..4,096, got -1"),
     (["precompute", "proxies=params", "resolution=16"], "resolution must be from 32 to 2048 px for space 'hyvitas'"),
     (["precompute", "proxies=params", "executor=dask"], "executor must be one of local, ray, got 'dask'"),

@@ -16,7 +16,7 @@ import re
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from nas_lab.core.errors import UserError, shorten
 
@@ -79,7 +79,7 @@ def run_command(command: Callable[[argparse.Namespace], int], args: argparse.Nam
 def _short_words(message: str, limit: int = 200) -> str:
     """``message`` with any run of over ``limit`` non-blank characters cut by ``shorten``: whatever a message
     echoes, a pasted 100 KB value never comes back whole."""
-    return re.sub(r"\S{%d,}" % (limit + 1), lambda m: shorten(m.group(0)), message)
+    return re.sub(rf"\S{{{limit + 1},}}", lambda m: shorten(m.group(0)), message)
 
 
 def format_params(params: dict, sep: str = ", ") -> str:

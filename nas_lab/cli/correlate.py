@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from nas_lab.cli import precompute
-from nas_lab.cli.precompute import MAX_SAMPLE
 from nas_lab.cli.common import interruptible
+from nas_lab.cli.precompute import MAX_SAMPLE
 from nas_lab.core.errors import UserError
 from nas_lab.core.settings import Setting, help_text
 

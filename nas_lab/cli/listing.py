@@ -13,7 +13,8 @@ LISTED = ("space", "objective", "searcher", "dataset", "table", "proxy")
 def add_parser(sub) -> None:
     p = add_command(sub, "list", "list registered spaces, objectives, searchers and tables with their parameters",
                     command)
-    p.add_argument("kind", nargs="?", choices=LISTED, help="only this kind (then each parameter's type, bounds and help)")
+    p.add_argument("kind", nargs="?", choices=LISTED,
+                   help="only this kind (then each parameter's type, bounds and help)")
 
 
 def command(args) -> int:
@@ -27,7 +28,8 @@ def command(args) -> int:
             if k in ("table", "proxy"):  # fixed data, nothing to set
                 continue
             if registry.metric_default(obj) is not None:
-                print(f"  {'':<12} objective={name}.<metric> or objective=<metric>, default metric {registry.metric_default(obj)}")
+                print(f"  {'':<12} objective={name}.<metric> or objective=<metric>, "
+                      f"default metric {registry.metric_default(obj)}")
             declared = registry.parameters(obj)
             print(f"  {'':<12} parameters: {format_params({p.name: p.default for p in declared}, sep=' ')}")
             for p in declared if verbose else ():

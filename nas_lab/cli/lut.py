@@ -23,7 +23,8 @@ SETTINGS = {s.name: s for s in (
     Setting("repeats", int, None, ge=1, le=100_000, help="timed calls per round, their median kept (none: 20)"),
     Setting("rounds", int, None, ge=1, le=1000, help="rounds over all blocks (or models) in turn, the fastest kept "
                                                      "(none: 5; validate: the table's)"),
-    Setting("calibrate", int, None, ge=0, le=10_000, help="(build) whole models measured for the correction (none: 10)"),
+    Setting("calibrate", int, None, ge=0, le=10_000,
+            help="(build) whole models measured for the correction (none: 10)"),
     Setting("seed", int, None, ge=0, le=2**32 - 1, help="seed of the models drawn (none: 0 for build, 1 for validate)"),
     Setting("sample", int, 50, ge=1, le=100_000, help="(validate) random models measured end to end"),
     Setting("out", str, None, help="build: the table file (none: in $NAS_LAB_CACHE/latency); validate: the folder "
@@ -36,7 +37,8 @@ ONLY = {"build": ("calibrate",), "validate": ("sample", "lut")}
 HELP = f"""\
 Build a latency look-up table by measuring every distinct block of a space's models with torch on
 this machine (batch 1, warm-up, median of repeated runs, fixed thread count), then a few whole models
-for the correction (a line through their summed and measured latency); or validate a table against whole models measured end to end.
+for the correction (a line through their summed and measured latency); or validate a table against \
+whole models measured end to end.
 A build is resumable: what was measured is kept, so run the same command again after an interruption.
 
 Settings (key=value):

@@ -47,7 +47,8 @@ def add_parser(sub) -> None:
     p = add_command(sub, "run", "run one search", command, HELP)
     p.add_argument("overrides", nargs="*", metavar="key=value", help="settings, e.g. searcher=rea objective=id+ood")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
-    p.add_argument("--out", default="results/runs", metavar="DIR", help="where the run record is written (default: %(default)s)")
+    p.add_argument("--out", default="results/runs", metavar="DIR",
+                   help="where the run record is written (default: %(default)s)")
     p.add_argument("--no-save", action="store_true", help="do not write a run record")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bars (shown on stderr while a supernet trains and a one-shot search runs)")
@@ -101,7 +102,8 @@ def _save(result: RunResult, out: Path) -> Path:
     try:
         return result.save(out / name)
     except OSError as err:
-        raise UserError(f"cannot write the run record to {out}: {reason(err)}; choose another --out DIR or use --no-save") from None
+        raise UserError(f"cannot write the run record to {out}: {reason(err)}; "
+                        "choose another --out DIR or use --no-save") from None
 
 
 def summary(result: RunResult, space, objective, saved: Path | None) -> str:
@@ -118,11 +120,13 @@ def summary(result: RunResult, space, objective, saved: Path | None) -> str:
     if result.note:
         lines.append(f"note       {result.note}")
     for key, value in result.searcher_report.items():
-        lines.append(f"{result.searcher:<10} {key}: {value:.4g}" if isinstance(value, float) else f"{result.searcher:<10} {key}: {value}")
+        lines.append(f"{result.searcher:<10} {key}: {value:.4g}" if isinstance(value, float)
+                     else f"{result.searcher:<10} {key}: {value}")
     if result.front is not None:
         lines += front_lines(result, objective)
     elif result.best_arch is None:
-        lines.append("best       none: no evaluated architecture was feasible with a finite value" + unchecked(objective))
+        lines.append("best       none: no evaluated architecture was feasible with a finite value"
+                     + unchecked(objective))
     else:
         lines.append(f"best       architecture {result.best_index}: {format_params(result.best_arch, sep='  ')}")
         width = max(len(objective.label(m)) for m in result.best_metrics)
@@ -176,7 +180,8 @@ def front_lines(result: RunResult, objective) -> list[str]:
     ref = ", ".join(f"{v:.4g}" for v in scale["reference"])
     how = {"true front": "normalised by the true front's ideal and nadir; reference = nadir",
            "objective.reference": "reference point from objective.reference",
-           "run": "reference = this run's worst feasible values (comparable only within the run; set objective.reference=)"}
+           "run": "reference = this run's worst feasible values "
+                  "(comparable only within the run; set objective.reference=)"}
     lines.append(f"           reference ({ref}): {how.get(scale['source'], scale['source'])}")
     return lines
 

@@ -68,7 +68,9 @@ def command(args) -> int:
     finally:
         progress.close()
     if outcome.damaged:
-        print(f"nas-lab: note: {outcome.damaged} damaged line(s) of {directory / RUNS_FILE} (blank, not JSON, or not a complete run "
-              f"record) were moved to {directory / DAMAGED_FILE} and their runs run again", file=sys.stderr)
-    print(f"study {study.name}: {outcome.ran} runs now, {outcome.skipped} already recorded, {outcome.total} in all; folder {directory}")
+        print(f"nas-lab: note: {outcome.damaged} damaged line(s) of {directory / RUNS_FILE} (blank, not JSON, "
+              f"or not a complete run record) were moved to {directory / DAMAGED_FILE} and their runs run again",
+              file=sys.stderr)
+    print(f"study {study.name}: {outcome.ran} runs now, {outcome.skipped} already recorded, {outcome.total} in all; "
+          f"folder {directory}")
     return print_report(directory)

@@ -17,8 +17,18 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.settings import Setting, help_text, read_overrides
 from nas_lab.oneshot.augment import RECIPES
-from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
-                                      MAX_BATCHES, OPTIMIZER, PRECISION, WORKERS)
+from nas_lab.oneshot.settings import (
+    AUGMENT,
+    BATCH_SIZE,
+    CHECKPOINT_EVERY,
+    COMPILE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCHES,
+    OPTIMIZER,
+    PRECISION,
+    WORKERS,
+)
 
 #: the default output folder's parent (beside ``nas-lab run``'s ``results/runs``)
 RESULTS = Path("results/train")

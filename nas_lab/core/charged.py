@@ -15,7 +15,7 @@ into private attributes; the view closes every public route.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

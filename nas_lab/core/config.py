@@ -68,7 +68,7 @@ class RunConfig:
     #: show supernet training and one-shot searches as progress bars on stderr (``nas-lab run``; studies keep it off)
     progress: bool = False
 
-    def apply(self, overrides: list[str]) -> "RunConfig":
+    def apply(self, overrides: list[str]) -> RunConfig:
         """Apply ``key=value`` strings in order; ``UserError`` for anything malformed or unknown."""
         for key, value in parse_overrides(overrides):
             self.set(key, value)
@@ -135,7 +135,8 @@ def build_problem(cfg: RunConfig, space: Space | None = None, objective: Objecti
         objective = build_objective(space, cfg.objective, dict(cfg.params["objective"]), task)
     constraints = run_constraints(space, cfg.constraints)
     if constraints:
-        measurers = {c.metric: _measurer(c.metric, objective, space, cfg.params["objective"], task) for c in constraints}
+        measurers = {c.metric: _measurer(c.metric, objective, space, cfg.params["objective"], task)
+                     for c in constraints}
         objective = Constrained(objective, constraints, measurers)
     return space, objective
 
@@ -163,7 +164,8 @@ def build_objective(space: Space, spec: str, params: dict[str, Any], task: Task)
                         "(objective=a,b); a single tabular metric takes objective.direction=max|min")
     if len(names) == 1:  # every parameter goes to the one family, which refuses those it does not take
         family, metric = split_objective(names[0])
-        return registry.create("objective", family, params, *((space,) if metric is None else (space, metric)), task=task)
+        return registry.create("objective", family, params, *((space,) if metric is None else (space, metric)),
+                               task=task)
     primary = _family_objective(names[0], space, params, task)
     extras = [(name, _measurer(name, primary, space, params, task)) for name in names[1:]]
     _check_params(params, [primary, *(o for _, o in extras)])

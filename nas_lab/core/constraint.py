@@ -49,7 +49,7 @@ class Constraint:
     bound: float
 
     @classmethod
-    def parse(cls, text: str) -> "Constraint":
+    def parse(cls, text: str) -> Constraint:
         match = _PATTERN.match(text)
         bound = None
         if match:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import errno
 import os
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 #: how each errno a user can fix reads in a sentence
 _REASONS = {

@@ -88,7 +88,7 @@ class TrueFront:
     hypervolume: float
 
 
-_TRUE_FRONTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TRUE_FRONTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def true_front(objective) -> TrueFront | None:

@@ -16,7 +16,6 @@ from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.objective import Evaluation, Objective
 from nas_lab.core.space import CLOSED_FORM, Space
 
-
 #: spaces at most this large have the exact extent of their closed-form sizes, by enumeration
 ENUMERATE_EXTENT = 100_000
 

@@ -7,8 +7,9 @@ however it ends, so a killed holder leaves no stale lock to clean up (its file
 stays, and is taken over). The holder writes its pid and host into the file, so
 a refused process can say who holds it, and deletes the file on release, so a
 command leaves no lock file behind: a process that locked a file deleted under
-it sees that the path no longer names its file and tries again. Processes forked while it is held (pool workers) close their copy of the
-descriptor: only the process that took the lock holds it.
+it sees that the path no longer names its file and tries again. Processes forked
+while it is held (pool workers) close their copy of the descriptor: only the
+process that took the lock holds it.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class ExclusiveLock:
         self.path = Path(path)
         self.fd: int | None = None
 
-    def acquire(self) -> "ExclusiveLock":
+    def acquire(self) -> ExclusiveLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -101,7 +102,7 @@ class ExclusiveLock:
             os.close(self.fd)  # closing releases the flock
             self.fd = None
 
-    def __enter__(self) -> "ExclusiveLock":
+    def __enter__(self) -> ExclusiveLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:

@@ -32,8 +32,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from typing import Callable, Iterator, TypeVar
+from typing import TypeVar
 
 from nas_lab.core.errors import UserError, shorten
 from nas_lab.core.settings import Setting

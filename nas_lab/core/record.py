@@ -55,7 +55,7 @@ FORMAT = 1
 #: the history columns a record keeps under ``history`` (``time`` goes to ``timing``)
 HISTORY = tuple(c for c in COLUMNS if c != "time")
 
-_STATISTICS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_STATISTICS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def config_of(cfg: RunConfig) -> dict[str, Any]:
@@ -149,7 +149,8 @@ class _Optional:
 
 
 _STATISTICS_KEYS = ("min", "max", "mean", "std")
-_METRIC = {"label": str, "unit": str, **{k: _Optional(lambda v: _number(v) and v is not None) for k in _STATISTICS_KEYS}}
+_METRIC = {"label": str, "unit": str,
+           **{k: _Optional(lambda v: _number(v) and v is not None) for k in _STATISTICS_KEYS}}
 _TABLE_INFO = {"table": str, "table_description": str, "simulated": bool}
 _STUDY_CONFIG = {"objective": str, "budget": _integer, "study": {"key": str, "label": str, "repeat": _integer}}
 #: what a report reads of a record, and its type: a callable is a test, a dict a JSON object with those keys, a

@@ -10,7 +10,7 @@ there is no separate defaults file to drift out of date.
 from __future__ import annotations
 
 import inspect
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -28,7 +28,7 @@ GROUPS = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def _entry_points(kind: str) -> dict:
     return {ep.name: ep for ep in entry_points(group=GROUPS[kind])}
 

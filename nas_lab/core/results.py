@@ -97,7 +97,7 @@ class RunResult:
         return record.to_record(self)
 
     @classmethod
-    def from_record(cls, data: dict[str, Any]) -> "RunResult":
+    def from_record(cls, data: dict[str, Any]) -> RunResult:
         """The run of a record (``core.record.from_record``)."""
         return record.from_record(data)
 
@@ -106,7 +106,7 @@ class RunResult:
         return record.write(self, path)
 
     @classmethod
-    def load(cls, path: str | Path) -> "RunResult":
+    def load(cls, path: str | Path) -> RunResult:
         """The run of a record file ``save`` (``nas-lab run``) wrote; ``UserError`` if it is not one."""
         return record.read(path)
 

@@ -10,7 +10,7 @@ numpy calls per step, no per-arch Python objects beyond the index cache.
 from __future__ import annotations
 
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -35,7 +35,8 @@ def check_compatible(space: Space, objective: Objective, searcher: Searcher) -> 
     of the space, and searcher settings bounded by the space (``le="space.dim"``)."""
     check_all(declared(type(searcher)), current(searcher), "searcher", space_bounds(space))
     caps = space.capabilities()
-    for who, needs in ((f"searcher {searcher.name!r}", searcher.needs), (f"objective {objective.name!r}", objective.needs)):
+    for who, needs in ((f"searcher {searcher.name!r}", searcher.needs),
+                       (f"objective {objective.name!r}", objective.needs)):
         missing = sorted(set(needs) - caps)
         if missing:
             raise UserError(

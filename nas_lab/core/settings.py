@@ -385,7 +385,7 @@ def check_all(settings: dict[str, Setting], values: dict[str, Any], owner: str,
 PROVIDED = {"self", "space", "metric", "task"}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def declared(cls) -> dict[str, Setting]:
     """The settings a plug-in class (or factory function) declares in its signature, by name: every parameter
     with a default that the framework does not supply itself."""

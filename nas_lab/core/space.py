@@ -22,11 +22,11 @@ decisions take option 0.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Mapping, Sequence
-
-import math
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -307,7 +307,8 @@ class Space(Declared):
         if bad.any():
             r, c = np.argwhere(bad)[0]
             d = self.decisions[c]
-            raise UserError(f"option index {archs[r, c]} is out of range for {d.name!r}; valid: 0..{len(d.options) - 1}")
+            raise UserError(f"option index {archs[r, c]} is out of range for {d.name!r}; "
+                            f"valid: 0..{len(d.options) - 1}")
         return archs
 
     # -- human-readable form ---------------------------------------------------
@@ -321,7 +322,8 @@ class Space(Declared):
         """Inverse of ``describe``: the arch whose decisions take these values (inactive ones may be left out)."""
         missing = [n for n in self.names if n not in values]
         if missing and not self.conditional:
-            raise UserError(f"missing decision(s) {', '.join(missing)}; space {self.name!r} has {', '.join(self.names)}")
+            raise UserError(f"missing decision(s) {', '.join(missing)}; "
+                            f"space {self.name!r} has {', '.join(self.names)}")
         arch = []
         for d in self.decisions:
             if d.name not in values:
@@ -370,8 +372,8 @@ class Space(Declared):
 
     def highest(self, metric: str) -> float | None:
         """An upper bound of the closed-form ``metric`` over the space's archs where the space knows one (None
-        otherwise); ``check_fits`` refuses a space whose largest model no machine holds, and every objective's ``extent``
-        reports it, so a lower bound above it is refused before a run."""
+        otherwise); ``check_fits`` refuses a space whose largest model no machine holds, and every objective's
+        ``extent`` reports it, so a lower bound above it is refused before a run."""
         return None
 
     def latency_blocks(self, side: int) -> list[tuple[str, tuple[int, ...]]]:

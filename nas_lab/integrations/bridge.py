@@ -13,7 +13,7 @@ same way, as within a nas_lab run.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

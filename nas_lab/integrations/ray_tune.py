@@ -18,7 +18,8 @@ import pickle
 from typing import Any
 
 import numpy as np
-from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE, Searcher as TuneSearcher
+from ray.tune.search import UNDEFINED_METRIC_MODE, UNDEFINED_SEARCH_SPACE
+from ray.tune.search import Searcher as TuneSearcher
 from ray.tune.search.sample import Categorical
 from ray.tune.search.variant_generator import parse_spec_vars
 from ray.tune.utils.util import flatten_dict, unflatten_dict

@@ -43,8 +43,19 @@ from nas_lab.core.task import Task
 from nas_lab.objectives.tabular.objective import reference_table
 from nas_lab.oneshot.checkpoint import digest
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
-from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
-    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
+from nas_lab.oneshot.settings import (
+    AUGMENT,
+    BATCH_SIZE,
+    CHECKPOINT_EVERY,
+    COMPILE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCHES,
+    OPTIMIZER,
+    PRECISION,
+    RECALIBRATION,
+    WORKERS,
+)
 
 TABLE = "table."
 
@@ -56,8 +67,8 @@ class SupernetObjective(Objective):
     supernet (as ``searcher=spos`` does; ``optimizer=auto`` and ``epochs=none`` are the
     space's recipe: SGD for 5 epochs, or for ViTAS' transformers AdamW with warm-up for
     60; ``learning_rate=none`` is the optimiser's peak rate, 0.1 or 1e-3), ``recalibration`` train batches
-    re-estimate BN per arch (``none``: the space's recipe, 4 unless it says; AutoViT 2), ``seed`` fixes everything random (initial weights,
-    training, recalibration batches, corruptions) so every run searches the same
+    re-estimate BN per arch (``none``: the space's recipe, 4 unless it says; AutoViT 2), ``seed`` fixes
+    everything random (initial weights, training, recalibration batches, corruptions) so every run searches the same
     supernet; ``cache`` is the folder of trained supernets; ``table`` the
     benchmark table reports compare with (default: the space's own, when it opens).
     """
@@ -97,8 +108,9 @@ class SupernetObjective(Objective):
         self.space = space
         self.metric = metric
         self.task = (task or Task()).for_space(space)
-        self.settings = Settings.resolve(space, epochs, batch_size, learning_rate, max_batches, recalibration, optimizer,
-                                         "objective", device=self.task.device, precision=precision, compile=compile,
+        self.settings = Settings.resolve(space, epochs, batch_size, learning_rate, max_batches, recalibration,
+                                         optimizer, "objective", device=self.task.device, precision=precision,
+                                         compile=compile,
                                          augment=augment, checkpoint_every=checkpoint_every, workers=workers)
         self.seed = seed
         self.folder = Path(cache).expanduser().resolve() if cache else cache_root() / "supernets"

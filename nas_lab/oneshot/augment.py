@@ -73,9 +73,9 @@ Importing this module does not import torch or kornia (the settings layer and
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from nas_lab.core.errors import UserError, shorten
 

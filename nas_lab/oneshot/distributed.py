@@ -20,7 +20,8 @@ path on one GPU), and the results are those of a plain run.
 from __future__ import annotations
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from nas_lab.core.errors import UserError
 

@@ -42,8 +42,20 @@ from nas_lab.data.corruptions import ood_variants
 from nas_lab.oneshot.augment import resolve
 from nas_lab.oneshot.checkpoint import Checkpoint
 from nas_lab.oneshot.evaluation import DERIVED, EVAL_BATCH, SETS
-from nas_lab.oneshot.training import (Settings, Source, TaskData, Throughput, augmentation_of, batches_of,
-                                     non_finite, progress, size, torch_generator, train_weights, training_key)
+from nas_lab.oneshot.training import (
+    Settings,
+    Source,
+    TaskData,
+    Throughput,
+    augmentation_of,
+    batches_of,
+    non_finite,
+    progress,
+    size,
+    torch_generator,
+    train_weights,
+    training_key,
+)
 
 #: the files ``export`` writes into the output folder
 CHECKPOINT, STATE_DICT, PROGRAM, ONNX = "checkpoint.pt", "state_dict.pt", "model.pt2", "model.onnx"

@@ -44,7 +44,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -77,7 +77,7 @@ AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Split = tuple[torch.Tensor, torch.Tensor]
 #: what batches are read from: an image set (``data/images.py``), or images and labels already in tensors
-Source = Union[ImageSet, Split]
+Source = ImageSet | Split
 
 
 @dataclass(frozen=True)
@@ -111,7 +111,8 @@ class Settings:
             raise UserError(f"{owner}.max_batches must be a positive whole number or none (whole epochs), "
                             f"got {self.max_batches}")
         if self.optimizer not in LEARNING_RATES:
-            raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, got {self.optimizer!r}")
+            raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, "
+                            f"got {self.optimizer!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
         if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):

@@ -39,7 +39,6 @@ from nas_lab.core.searcher import Searcher, sample_distinct
 from nas_lab.core.settings import Setting
 from nas_lab.searchers.predictors import MLPEnsemble
 
-
 #: a predictor ensemble larger than this (weights in all) is refused: it is a typo, not a search setting
 MAX_PREDICTOR_WEIGHTS = 10_000_000
 
@@ -54,18 +53,23 @@ class Bananas(Searcher):
     def __init__(
         self,
         initial: Annotated[int, Setting(ge=1, le="space.cardinality", help="random archs before the first fit")] = 10,
-        pool: Annotated[int, Setting(ge=1, le=10**12, help="mutated candidates the ensemble scores per round (at most the space)")] = 512,
+        pool: Annotated[int, Setting(ge=1, le=10**12,
+                                     help="mutated candidates the ensemble scores per round (at most the "
+                                          "space)")] = 512,
         top_k: Annotated[int, Setting(ge=1, le="pool", help="best-scored candidates proposed per round")] = 10,
         parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs whose mutations fill the pool")] = 10,
         mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per candidate")] = 2,
-        ensemble: Annotated[int, Setting(ge=2, le=100, help="networks in the predictor (their spread is the uncertainty)")] = 5,
+        ensemble: Annotated[int, Setting(ge=2, le=100,
+                                         help="networks in the predictor (their spread is the uncertainty)")] = 5,
         hidden: Annotated[int, Setting(ge=1, le=4096, help="units per hidden layer")] = 32,
         layers: Annotated[int, Setting(ge=1, le=32, help="hidden layers per network")] = 2,
         steps: Annotated[int, Setting(ge=1, le=100_000, help="full-batch Adam steps of a fit from scratch")] = 100,
         learning_rate: Annotated[float, Setting(gt=0, le=10, help="Adam's step size")] = 0.01,
         weight_decay: Annotated[float, Setting(ge=0, le=10, help="L2 weight decay")] = 1e-4,
-        warm_steps: Annotated[int, Setting(ge=0, le=100_000, help="steps of a warm refit (0 refits from scratch every round)")] = 30,
-        replay: Annotated[int, Setting(ge=0, le=1_000_000, help="earlier archs replayed beside the new ones in a warm refit")] = 100,
+        warm_steps: Annotated[int, Setting(ge=0, le=100_000,
+                                           help="steps of a warm refit (0 refits from scratch every round)")] = 30,
+        replay: Annotated[int, Setting(ge=0, le=1_000_000,
+                                       help="earlier archs replayed beside the new ones in a warm refit")] = 100,
         renew: Annotated[int, Setting(ge=0, le="ensemble", help="members re-initialised per round (round robin)")] = 1,
     ):
         self.initial = initial
@@ -90,11 +94,13 @@ class Bananas(Searcher):
         if weights > MAX_PREDICTOR_WEIGHTS:
             raise UserError(f"searcher.ensemble={self.ensemble:,}, searcher.layers={self.layers:,} and "
                             f"searcher.hidden={self.hidden:,} make a predictor of {weights:,} weights; at most "
-                            f"{MAX_PREDICTOR_WEIGHTS:,} are allowed (the default 5 networks of 2 x 32 units make about 10,000)")
+                            f"{MAX_PREDICTOR_WEIGHTS:,} are allowed "
+                            "(the default 5 networks of 2 x 32 units make about 10,000)")
         self._proposed: set[int] = set()
         self._archs: list[np.ndarray] = []
         self._fitness: list[np.ndarray] = []
-        self._model = MLPEnsemble(self.ensemble, (self.hidden,) * self.layers, self.steps, self.learning_rate, self.weight_decay)
+        self._model = MLPEnsemble(self.ensemble, (self.hidden,) * self.layers, self.steps, self.learning_rate,
+                                  self.weight_decay)
         self._renewed = 0  # members re-initialised so far (round robin)
         self._trained = 0  # archs the ensemble has been trained on so far (the first rows of the told ones)
 
@@ -130,7 +136,8 @@ class Bananas(Searcher):
             for _ in range(self.renew):
                 self._model.renew(self._renewed % self.ensemble, self.rng)
                 self._renewed += 1
-            rows = np.concatenate([self.rng.choice(old, min(self.replay, old), replace=False), np.arange(old, len(archs))])
+            rows = np.concatenate([self.rng.choice(old, min(self.replay, old), replace=False),
+                                   np.arange(old, len(archs))])
             self._model.partial_fit(self.space.encode(archs[rows]), fitness[rows], self.warm_steps,
                                     float(fitness.mean()), float(fitness.std()))
         self._trained = len(archs)

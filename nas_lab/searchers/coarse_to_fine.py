@@ -77,7 +77,7 @@ FRESH_DRAW = 256
 
 
 class CoarseToFine(Searcher):
-    """AutoViT's latency-aware coarse-to-fine search: random archs filtered by cheap bounds and ranked, then evolution."""
+    """AutoViT's latency-aware coarse-to-fine search: random archs filtered by cheap bounds and ranked, then evolution."""  # noqa: E501 (this one line is the summary `nas-lab list` shows)
 
     name = "coarse_to_fine"
     title = "Coarse-to-fine"
@@ -87,14 +87,18 @@ class CoarseToFine(Searcher):
         self,
         samples: Annotated[int, Setting(ge=1, le=10_000_000, help="random archs of the coarse stage")] = 1000,
         keep: Annotated[int, Setting(ge=1, le="samples", help="best-ranked coarse archs that seed the evolution")] = 50,
-        key: Annotated[str, Setting(choices=KEYS, help="coarse ranking: params, latency, eq3 (latency + tradeoff x params) or random")] = "params",
+        key: Annotated[str, Setting(choices=KEYS,
+                                    help="coarse ranking: params, latency, eq3 (latency + tradeoff x "
+                                         "params) or random")] = "params",
         tradeoff: Annotated[float, Setting(ge=0, le=1e6, help="ms per million parameters in the eq3 ranking")] = 1.0,
-        population: Annotated[int, Setting(ge=1, le="space.cardinality", help="archs per generation of the fine stage")] = 50,
+        population: Annotated[int, Setting(ge=1, le="space.cardinality",
+                                           help="archs per generation of the fine stage")] = 50,
         generations: Annotated[int, Setting(ge=1, le=100_000, help="generations of the fine stage")] = 20,
         parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs kept as parents per generation")] = 10,
         depth_prob: Annotated[float, Setting(ge=0, le=1, help="mutation probability of a depth decision")] = 0.2,
         block_prob: Annotated[float, Setting(ge=0, le=1, help="mutation probability of any other decision")] = 0.4,
-        crossover_prob: Annotated[float, Setting(ge=0, le=1, help="probability that a child is a crossover of two parents")] = 0.5,
+        crossover_prob: Annotated[float, Setting(ge=0, le=1,
+                                                 help="probability that a child is a crossover of two parents")] = 0.5,
     ):
         self.samples = samples
         self.keep = keep
@@ -188,7 +192,8 @@ class CoarseToFine(Searcher):
             self._sources["reserve"] += len(admitted)
             out = np.concatenate([out, admitted])
         while len(out) < count:  # no reserve left: new random archs within the bounds, until none is left
-            drawn = sample_distinct(self.space, self.rng, max(count - len(out), FRESH_DRAW), self._proposed | self._outside)
+            drawn = sample_distinct(self.space, self.rng, max(count - len(out), FRESH_DRAW),
+                                    self._proposed | self._outside)
             if not len(drawn):
                 break
             fits = within(self._bounds, drawn)

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-
 from typing import Annotated
 
 import numpy as np
@@ -75,10 +74,12 @@ class Darts(OneShotSearcher):
         epochs: Annotated[int, EPOCHS] = 3,
         batch_size: Annotated[int, BATCH_SIZE] = 64,
         learning_rate: Annotated[float, LEARNING_RATE] = 0.05,
-        arch_learning_rate: Annotated[float, Setting(gt=0, le=100, help="Adam's step size for the architecture logits")] = 0.01,
+        arch_learning_rate: Annotated[float, Setting(gt=0, le=100,
+                                                     help="Adam's step size for the architecture logits")] = 0.01,
         max_batches: Annotated[int | None, MAX_BATCHES] = None,
         recalibration: Annotated[int, RECALIBRATION] = 4,
-        second_order: Annotated[bool, Setting(help="DARTS' unrolled second-order alpha gradient (not implemented: false only)")] = False,
+        second_order: Annotated[bool, Setting(help="DARTS' unrolled second-order alpha gradient "
+                                                   "(not implemented: false only)")] = False,
         precision: Annotated[str, PRECISION] = "auto",
         compile: Annotated[bool, COMPILE] = False,
         workers: Annotated[int | None, WORKERS] = None,

@@ -67,7 +67,6 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
-
 from typing import Annotated
 
 import numpy as np
@@ -75,8 +74,8 @@ import numpy as np
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation, default_direction
 from nas_lab.core.searcher import Searcher, cheap_bounds, sample_distinct, within
-from nas_lab.core.space import TAGS
 from nas_lab.core.settings import Setting
+from nas_lab.core.space import TAGS
 
 FITNESS = ("decoupled", "combined", "topology", "size")
 #: a stage whose last this many children were all archs evaluated before has converged, and ends
@@ -116,19 +115,30 @@ class DecoupledSearch(Searcher):
         self,
         topology_metric: Annotated[str, Setting(help="metric that judges topology decisions")] = "zc.entropic",
         size_metric: Annotated[str, Setting(help="metric that judges size decisions")] = "zc.logsynflow",
-        fitness: Annotated[str, Setting(choices=FITNESS, help="decoupled: each tag by its own metric; topology or size: that metric throughout; combined: both")] = "decoupled",
-        subpopulations: Annotated[int, Setting(ge=1, le=10_000, help="independent topology searches before the phases")] = 5,
-        subpopulation_size: Annotated[int, Setting(ge=1, le="space.cardinality", help="members of each subpopulation")] = 25,
-        subpopulation_tournament: Annotated[int, Setting(ge=1, le="subpopulation_size", help="tournament of a subpopulation")] = 5,
-        subpopulation_budget: Annotated[int, Setting(ge="subpopulation_size", le=10_000_000, help="new archs per subpopulation (its random members come first)")] = 60,
-        handover: Annotated[int, Setting(ge=1, le="subpopulation_size", help="best members each subpopulation hands to the phases")] = 10,
-        population: Annotated[int, Setting(ge=1, le="space.cardinality", help="members of the phases' population")] = 50,
+        fitness: Annotated[str, Setting(choices=FITNESS,
+                                        help="decoupled: each tag by its own metric; topology or "
+                                             "size: that metric throughout; combined: both")] = "decoupled",
+        subpopulations: Annotated[int, Setting(ge=1, le=10_000,
+                                               help="independent topology searches before the phases")] = 5,
+        subpopulation_size: Annotated[int, Setting(ge=1, le="space.cardinality",
+                                                   help="members of each subpopulation")] = 25,
+        subpopulation_tournament: Annotated[int, Setting(ge=1, le="subpopulation_size",
+                                                         help="tournament of a subpopulation")] = 5,
+        subpopulation_budget: Annotated[int, Setting(ge="subpopulation_size", le=10_000_000,
+                                                     help="new archs per subpopulation (its random members "
+                                                          "come first)")] = 60,
+        handover: Annotated[int, Setting(ge=1, le="subpopulation_size",
+                                         help="best members each subpopulation hands to the phases")] = 10,
+        population: Annotated[int, Setting(ge=1, le="space.cardinality",
+                                           help="members of the phases' population")] = 50,
         tournament: Annotated[int, Setting(ge=1, le="population", help="tournament of the phases")] = 10,
         phases: Annotated[int, Setting(ge=1, le=10_000, help="alternating topology and size phases")] = 6,
         phase_budget: Annotated[int, Setting(ge=1, le=10_000_000, help="new archs per phase")] = 100,
         first: Annotated[str, Setting(choices=TAGS, help="tag of the first phase")] = "topology",
         mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per child")] = 2,
-        time_limit: Annotated[float | None, Setting(gt=0, le=1e9, help="seconds for the whole search, shared by its stages (none: no limit)")] = None,
+        time_limit: Annotated[float | None, Setting(gt=0, le=1e9,
+                                                    help="seconds for the whole search, shared by its stages "
+                                                         "(none: no limit)")] = None,
     ):
         self.topology_metric = topology_metric
         self.size_metric = size_metric

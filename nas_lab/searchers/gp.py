@@ -231,18 +231,24 @@ class GPSearch(Searcher):
 
     def __init__(
         self,
-        initial: Annotated[int, Setting(ge=2, le="space.cardinality", help="random archs before the first fit (a GP needs two)")] = 10,
+        initial: Annotated[int, Setting(ge=2, le="space.cardinality",
+                                        help="random archs before the first fit (a GP needs two)")] = 10,
         batch: Annotated[int, Setting(ge=1, le=10_000, help="archs proposed per fit")] = 10,
-        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="candidates scored by expected improvement per fit")] = 500,
+        pool: Annotated[int, Setting(ge=1, le=1_000_000,
+                                     help="candidates scored by expected improvement per fit")] = 500,
         parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs whose mutations fill the pool")] = 10,
         mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per mutated candidate")] = 3,
         random: Annotated[int, Setting(ge=0, le=1_000_000, help="random candidates added to the pool")] = 100,
         xi: Annotated[float, Setting(ge=0, le=100, help="exploration margin of expected improvement (in sd)")] = 0.5,
         prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
-        kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
+        kernel: Annotated[str, Setting(choices=KERNELS,
+                                       help="kernel shape over per-decision Hamming distances")] = "exp",
         transform: Annotated[str, Setting(choices=tuple(TRANSFORMS), help="map of values before the fit")] = "copula",
-        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs the GP conditions on (those nearest the parents)")] = 100,
-        fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
+        max_points: Annotated[int, Setting(ge=2, le=100_000,
+                                           help="most evaluated archs the GP conditions on (those nearest the "
+                                                "parents)")] = 100,
+        fit_points: Annotated[int, Setting(ge=2, le=100_000,
+                                           help="most points (a random subset) a hyper-parameter fit uses")] = 200,
         max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit")] = 30,
     ):
         self.initial = initial

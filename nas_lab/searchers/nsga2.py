@@ -60,8 +60,8 @@ import numpy as np
 from nas_lab.core.fronts import minimisation
 from nas_lab.core.objective import CUT, EVALUATED, Evaluation
 from nas_lab.core.searcher import Searcher
-from nas_lab.core.space import Space
 from nas_lab.core.settings import Setting
+from nas_lab.core.space import Space
 
 #: objectives (and constraint violation) of a failed or cut evaluation: worse than any real value, yet finite
 #: (pymoo's crowding distance subtracts objectives, and infinities would make NaNs)
@@ -84,16 +84,27 @@ class NSGA2(Searcher):
 
     def __init__(
         self,
-        population: Annotated[int, Setting(ge=2, le=("space.cardinality", MAX_GENERATION), help="survivors per generation (tournaments pick between two)")] = 50,
-        offspring: Annotated[int | None, Setting(ge=1, le=MAX_GENERATION, help="children per generation (none: the population size)")] = None,
-        crossover: Annotated[str, Setting(choices=CROSSOVERS, help="sbx (simulated binary on indices) or ux (uniform)")] = "sbx",
+        population: Annotated[int, Setting(ge=2, le=("space.cardinality", MAX_GENERATION),
+                                           help="survivors per generation (tournaments pick between two)")] = 50,
+        offspring: Annotated[int | None, Setting(ge=1, le=MAX_GENERATION,
+                                                 help="children per generation (none: the population size)")] = None,
+        crossover: Annotated[str, Setting(choices=CROSSOVERS,
+                                          help="sbx (simulated binary on indices) or ux (uniform)")] = "sbx",
         crossover_prob: Annotated[float, Setting(ge=0, le=1, help="probability that a pair is crossed")] = 1.0,
-        crossover_eta: Annotated[float, Setting(gt=0, le=1000, help="SBX distribution index (larger: children nearer parents)")] = 3.0,
-        mutation: Annotated[str, Setting(choices=MUTATIONS, help="pm (polynomial on indices) or reset (a random option)")] = "pm",
-        mutation_rate: Annotated[float | None, Setting(gt=0, le=1, help="per-decision mutation probability (none: 1/decisions)")] = None,
+        crossover_eta: Annotated[float, Setting(gt=0, le=1000,
+                                                help="SBX distribution index (larger: children nearer parents)")] = 3.0,
+        mutation: Annotated[str, Setting(choices=MUTATIONS,
+                                         help="pm (polynomial on indices) or reset (a random option)")] = "pm",
+        mutation_rate: Annotated[float | None, Setting(gt=0, le=1,
+                                                       help="per-decision mutation probability (none: "
+                                                            "1/decisions)")] = None,
         mutation_eta: Annotated[float, Setting(gt=0, le=1000, help="polynomial mutation's distribution index")] = 3.0,
-        duplicates: Annotated[str, Setting(choices=DUPLICATES, help="children dropped as duplicates of the population or of the whole run")] = "population",
-        patience: Annotated[int, Setting(ge=1, le=1_000_000, help="generations in a row without a new arch after which the search stops")] = 10,
+        duplicates: Annotated[str, Setting(choices=DUPLICATES,
+                                           help="children dropped as duplicates of the population or "
+                                                "of the whole run")] = "population",
+        patience: Annotated[int, Setting(ge=1, le=1_000_000,
+                                         help="generations in a row without a new arch after which the search "
+                                              "stops")] = 10,
     ):
         self.population = population
         self.offspring = offspring

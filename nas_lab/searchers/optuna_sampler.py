@@ -3,8 +3,9 @@
 Every decision of the space is one categorical parameter (named by the
 decision, choices = its option indices), suggested with
 ``trial.suggest_categorical`` in decision order (``study.ask`` with fixed
-distributions gives the same trials but costs a third more). One trial per ask: the sampler sees every result before its next
-suggestion, exactly as when driving Optuna directly. A trial that repeats an
+distributions gives the same trials but costs a third more). One trial per ask:
+the sampler sees every result before its next suggestion, exactly as when
+driving Optuna directly. A trial that repeats an
 arch evaluated earlier in the run is answered from the runner's cache and
 still told to Optuna with its values, so the sampler behaves as it would
 alone, while the budget counts distinct archs (which Optuna by itself cannot).
@@ -30,15 +31,14 @@ from __future__ import annotations
 
 import inspect
 import warnings
-
 from typing import Annotated, Any
 
 import numpy as np
 
+from nas_lab.core import settings
 from nas_lab.core.errors import UserError
 from nas_lab.core.objective import CUT, Evaluation
 from nas_lab.core.searcher import Searcher
-from nas_lab.core import settings
 from nas_lab.core.settings import Setting
 
 #: searcher.sampler name -> optuna.samplers class name
@@ -70,18 +70,23 @@ class OptunaSearch(Searcher):
         self,
         sampler: Annotated[str, Setting(choices=tuple(SAMPLERS), help="Optuna sampler (cmaes is not offered: it models "
                                         "continuous parameters only)")] = "tpe",
-        n_startup_trials: Annotated[int | None, Setting(ge=0, le=1_000_000, help="random trials before the model (TPE, GP)")] = None,
-        n_ei_candidates: Annotated[int | None, Setting(ge=1, le=1_000_000, help="candidates scored per TPE trial")] = None,
+        n_startup_trials: Annotated[int | None, Setting(ge=0, le=1_000_000,
+                                                        help="random trials before the model (TPE, GP)")] = None,
+        n_ei_candidates: Annotated[int | None, Setting(ge=1, le=1_000_000,
+                                                       help="candidates scored per TPE trial")] = None,
         multivariate: Annotated[bool | None, Setting(help="TPE over the joint distribution of decisions")] = None,
         group: Annotated[bool | None, Setting(help="multivariate TPE split by co-occurring parameters")] = None,
         population_size: Annotated[int | None, Setting(ge=2, le=1_000_000, help="population of NSGA-II/III")] = None,
         crossover_prob: Annotated[float | None, Setting(ge=0, le=1, help="NSGA-II/III crossover probability")] = None,
-        mutation_prob: Annotated[float | None, Setting(ge=0, le=1, help="NSGA-II/III per-parameter mutation probability")] = None,
-        swapping_prob: Annotated[float | None, Setting(ge=0, le=1, help="NSGA-II/III uniform-crossover swap probability")] = None,
+        mutation_prob: Annotated[float | None, Setting(ge=0, le=1,
+                                                       help="NSGA-II/III per-parameter mutation probability")] = None,
+        swapping_prob: Annotated[float | None, Setting(ge=0, le=1,
+                                                       help="NSGA-II/III uniform-crossover swap probability")] = None,
         deterministic_objective: Annotated[bool | None, Setting(help="GP sampler: the objective has no noise")] = None,
         qmc_type: Annotated[str | None, Setting(choices=("sobol", "halton"), help="QMC sequence")] = None,
         scramble: Annotated[bool | None, Setting(help="QMC: scramble the sequence")] = None,
-        options: Annotated[dict[str, Any] | None, Setting(help="any other keyword of the sampler, key=value,key=value")] = None,
+        options: Annotated[dict[str, Any] | None,
+                           Setting(help="any other keyword of the sampler, key=value,key=value")] = None,
     ):
         self.sampler = sampler
         self.n_startup_trials = n_startup_trials
@@ -189,7 +194,8 @@ class OptunaSearch(Searcher):
 def _plain(param: inspect.Parameter) -> bool:
     """Whether a sampler argument takes a plain value (number, flag, name), not an object or a callable."""
     note = str(param.annotation)
-    return not any(word in note for word in ("Callable", "Sampler", "Mutation", "Crossover", "ndarray", "Trial", "dict"))
+    return not any(word in note
+                   for word in ("Callable", "Sampler", "Mutation", "Crossover", "ndarray", "Trial", "dict"))
 
 
 def _typed(key: str, value, sampler_class):

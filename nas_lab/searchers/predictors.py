@@ -110,7 +110,8 @@ class MLPEnsemble:
                     b[member] = 0.0
 
     def fit(self, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> MLPEnsemble:
-        """Train ``steps`` steps from a fresh He initialisation drawn from ``rng`` on features ``(n, f)``, targets ``(n,)``."""
+        """Train ``steps`` steps from a fresh He initialisation drawn from ``rng`` on features ``(n, f)``,
+        targets ``(n,)``."""
         x = np.asarray(x, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         self._y_mean = float(y.mean())

@@ -23,15 +23,14 @@ exists there is nothing to compare with and the policy is left unchanged.
 from __future__ import annotations
 
 import math
-
 from typing import Annotated
 
 import numpy as np
 
 from nas_lab.core.objective import Evaluation
 from nas_lab.core.searcher import Searcher, sample_distinct
-from nas_lab.searchers.predictors import Adam
 from nas_lab.core.settings import Setting
+from nas_lab.searchers.predictors import Adam
 
 #: policy draws an ask makes at most before it falls back to an unseen mutant
 DRAWS = 64

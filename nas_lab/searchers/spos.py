@@ -29,7 +29,6 @@ weights, shuffling, sampled paths, evolution) all comes from the run's generator
 from __future__ import annotations
 
 import time
-
 from typing import Annotated
 
 import numpy as np
@@ -39,8 +38,19 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import (AUGMENT, BATCH_SIZE, CHECKPOINT_EVERY, COMPILE, EPOCHS, LEARNING_RATE,
-    MAX_BATCHES, OPTIMIZER, PRECISION, RECALIBRATION, WORKERS)
+from nas_lab.oneshot.settings import (
+    AUGMENT,
+    BATCH_SIZE,
+    CHECKPOINT_EVERY,
+    COMPILE,
+    EPOCHS,
+    LEARNING_RATE,
+    MAX_BATCHES,
+    OPTIMIZER,
+    PRECISION,
+    RECALIBRATION,
+    WORKERS,
+)
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10
@@ -61,8 +71,11 @@ class SinglePathOneShot(OneShotSearcher):
         learning_rate: Annotated[float | None, LEARNING_RATE] = None,
         max_batches: Annotated[int | None, MAX_BATCHES] = None,
         recalibration: Annotated[int | None, RECALIBRATION] = None,
-        population: Annotated[int, Setting(ge=2, le="space.cardinality", help="archs per generation of the evolution over paths")] = 20,
-        generations: Annotated[int, Setting(ge=0, le=100_000, help="generations of the evolution (0: the random initial population only)")] = 8,
+        population: Annotated[int, Setting(ge=2, le="space.cardinality",
+                                           help="archs per generation of the evolution over paths")] = 20,
+        generations: Annotated[int, Setting(ge=0, le=100_000,
+                                            help="generations of the evolution (0: the random initial "
+                                                 "population only)")] = 8,
         parents: Annotated[int, Setting(ge=1, le="population", help="best paths kept as parents per generation")] = 5,
         optimizer: Annotated[str, OPTIMIZER] = "auto",
         precision: Annotated[str, PRECISION] = "auto",

@@ -84,7 +84,7 @@ class RunSpec:
     objective: str
     budget: int
     repeat: int
-    study: "StudyConfig"
+    study: StudyConfig
     #: the row's own space and objective parameters (over the study's)
     space_params: tuple = ()
     objective_params: tuple = ()
@@ -98,13 +98,15 @@ class RunSpec:
         return [self.study.seed, self.repeat]
 
     def run_config(self) -> RunConfig:
-        cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective, budget=self.budget,
-                        seed=self.seed, constraints=list(self.study.constraints), dataset=self.study.dataset,
+        cfg = RunConfig(space=self.study.space, searcher=self.searcher_name, objective=self.objective,
+                        budget=self.budget, seed=self.seed, constraints=list(self.study.constraints),
+                        dataset=self.study.dataset,
                         device=self.study.device)
         cfg.params["dataset"] = dict(self.study.dataset_params)
         cfg.params["searcher"] = dict(self.searcher_params)
         cfg.params["space"] = self.merged("space")
-        cfg.params["objective"] = {**self.merged("objective"), **({"table": self.study.table} if self.study.table else {})}
+        cfg.params["objective"] = {**self.merged("objective"),
+                                   **({"table": self.study.table} if self.study.table else {})}
         return cfg
 
     def merged(self, kind: str) -> dict[str, Any]:
@@ -114,7 +116,8 @@ class RunSpec:
 
     def describe(self) -> dict[str, Any]:
         """The run's config as its record keeps it: the run config, and the study's fields under ``study``."""
-        return {**config_of(self.run_config()), "study": {"key": self.key, "label": self.searcher, "repeat": self.repeat}}
+        return {**config_of(self.run_config()),
+                "study": {"key": self.key, "label": self.searcher, "repeat": self.repeat}}
 
 
 @dataclass
@@ -140,17 +143,19 @@ class StudyConfig:
     report: list[str] | None = None
 
     @classmethod
-    def load(cls, path: str | Path, overrides: dict[str, str] | None = None, check: bool = True) -> "StudyConfig":
+    def load(cls, path: str | Path, overrides: dict[str, str] | None = None, check: bool = True) -> StudyConfig:
         """Read a YAML study config and apply ``key=value`` overrides; every error is a ``UserError``. ``check``
         builds every plug-in once (``validate``); a report reads a finished study's config without (it works from
         the run records alone)."""
         path = Path(path)
         if path.is_dir():
-            hint = f" (it is a study folder: `nas-lab report {path}` reports it)" if (path / "study.yaml").is_file() else ""
+            hint = (f" (it is a study folder: `nas-lab report {path}` reports it)"
+                    if (path / "study.yaml").is_file() else "")
             raise UserError(f"study config {path} is a folder, not a YAML file; give a study config such as "
                             f"experiments/hyvitas_table4.yaml{hint}")
         if not path.is_file():
-            raise UserError(f"study config {path} does not exist; give a YAML file such as experiments/hyvitas_table4.yaml")
+            raise UserError(f"study config {path} does not exist; "
+                            "give a YAML file such as experiments/hyvitas_table4.yaml")
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
@@ -166,7 +171,7 @@ class StudyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], overrides: dict[str, str], source: str = "study config",
-                  check: bool = True) -> "StudyConfig":
+                  check: bool = True) -> StudyConfig:
         """A study from a YAML mapping and command-line overrides, every value read by its ``STUDY_SETTINGS``
         declaration (the same text means the same as in ``nas-lab run``); ``check`` as in ``load``."""
         data = dict(data)
@@ -190,7 +195,8 @@ class StudyConfig:
         if "objectives" not in data:
             raise UserError(f"{source}: 'objectives' must be a list of objective names, e.g. objectives: [id, id+ood]")
         if not isinstance(data.get("searchers"), dict) or not data["searchers"]:
-            raise UserError(f"{source}: 'searchers' must map labels to parameters, e.g. searchers: {{rea: {{population: 50}}}}")
+            raise UserError(f"{source}: 'searchers' must map labels to parameters, "
+                            "e.g. searchers: {rea: {population: 50}}")
         data["name"] = check_name(data.get("name", "study"), source)
         for key in ("space", "table", "repeats", "seed", "space_params", "objective_params", "dataset", "device",
                     "dataset_params"):
@@ -275,7 +281,7 @@ class StudyConfig:
         out["objectives"] = [list(m) if len(m) > 1 else o for o, m in zip(self.objectives, metrics)]
         return out
 
-    def same_grid(self, other: "StudyConfig") -> bool:
+    def same_grid(self, other: StudyConfig) -> bool:
         """True if ``other`` is this study with possibly another number of repeats (so it may resume it)."""
         mine, theirs = self.to_dict(), other.to_dict()
         for key in ("repeats", "report"):  # neither changes what a run is
@@ -328,7 +334,8 @@ def _searcher_params(label: str, params, source: str) -> dict:
     if "repeats" in params:
         params["repeats"] = STUDY_SETTINGS["repeats"].coerce(params["repeats"], f"searchers.{label}")
     if "searcher" in params and not isinstance(params["searcher"], str):
-        raise UserError(f"searchers.{label}.searcher must be a registered searcher name, got {shorten(params['searcher'])}")
+        raise UserError(f"searchers.{label}.searcher must be a registered searcher name, "
+                        f"got {shorten(params['searcher'])}")
     if "budgets" in params:
         params["budgets"] = list(STUDY_SETTINGS["budget"].coerce(params["budgets"], f"searchers.{label}"))
     own = params.get("objectives")
@@ -350,7 +357,8 @@ def objective_list(value, source: str) -> list[str]:
     for entry in entries:
         if isinstance(entry, str) and "," in entry:
             raise UserError(f"{source}: objective {shorten(entry)} is ambiguous: write several metrics as a list, "
-                            f"[{', '.join(m.strip() for m in entry.split(','))}], or separate objectives as list entries")
+                            f"[{', '.join(m.strip() for m in entry.split(','))}], "
+                            "or separate objectives as list entries")
         if not (isinstance(entry, str) and entry.strip() or isinstance(entry, list) and entry
                 and all(isinstance(m, str) and m.strip() for m in entry)):
             raise UserError(f"{source}: each objective is a metric name or a list of metric names, e.g. "

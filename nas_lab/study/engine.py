@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import yaml
@@ -176,7 +176,8 @@ class Progress:
     def update(self, results: list[RunResult], advance: bool = True) -> None:
         for r in results:
             objective, label = r.config["objective"], r.config["study"]["label"]
-            figure = r.front["hypervolume"] if r.front is not None else r.best_so_far()[-1] if r.evaluations else -np.inf
+            figure = (r.front["hypervolume"] if r.front is not None
+                      else r.best_so_far()[-1] if r.evaluations else -np.inf)
             if np.isfinite(figure):  # several targets: a run's figure is its front's hypervolume
                 entry = self.sums.setdefault((objective, label), [0.0, 0])
                 entry[0] += figure

@@ -27,7 +27,8 @@ from nas_lab.study.store import key_of
 TRUE_FRONT = "True front"
 #: columns of the table: (frame column, header, format)
 COLUMNS = (("hypervolume", "Hypervolume", "{:.4f}"), ("hv_share", "HV / true HV (%)", "{:.2f}"),
-           ("igd", "IGD", "{:.4f}"), ("recovered", "True front found (%)", "{:.1f}"), ("front_size", "Front size", "{:.1f}"))
+           ("igd", "IGD", "{:.4f}"), ("recovered", "True front found (%)", "{:.1f}"),
+           ("front_size", "Front size", "{:.1f}"))
 
 
 def is_multi_objective(study: StudyResults) -> bool:

@@ -154,7 +154,8 @@ def id_vs_ood_figure(study: StudyResults) -> Figure:
         for k, searcher in enumerate(study.config.searchers):
             points = np.array(found.get((objective, budget, searcher), [])).reshape(-1, 2)
             ax.scatter(points[:, 0], points[:, 1], s=30, marker=MARKERS[k % len(MARKERS)], facecolors="none",
-                       edgecolors=f"C{k}", linewidths=1.1, alpha=0.8, label=f"found by {study.searcher_title(searcher)}")
+                       edgecolors=f"C{k}", linewidths=1.1, alpha=0.8,
+                       label=f"found by {study.searcher_title(searcher)}")
         ax.set_xlabel(_metric(study, metric).axis_label())
         ax.set_ylabel(_metric(study, "ood").axis_label())
     if every is not None:

@@ -25,10 +25,10 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, write_atomic
 from nas_lab.core.objective import default_direction
 from nas_lab.core.results import RunResult
-from nas_lab.study.config import StudyConfig
-from nas_lab.study.engine import CONFIG_FILE
 from nas_lab.study import pareto
 from nas_lab.study.cells import CELL_KEYS, cell_statistics
+from nas_lab.study.config import StudyConfig
+from nas_lab.study.engine import CONFIG_FILE
 from nas_lab.study.plots import write_plots
 from nas_lab.study.results import StudyResults, cell_of, first_run, tabulated
 from nas_lab.study.store import RUNS_FILE, Store, key_of
@@ -64,11 +64,13 @@ def read_study(directory: str | Path) -> StudyResults:
     config = StudyConfig.load(directory / CONFIG_FILE, check=False)
     recorded = {key_of(r): r for r in Store(directory).records()}  # a run stored twice counts once
     if not recorded:
-        raise UserError(f"study {config.name!r} in {directory} has no finished runs yet ({RUNS_FILE} is empty or missing)")
+        raise UserError(f"study {config.name!r} in {directory} has no finished runs yet "
+                        f"({RUNS_FILE} is empty or missing)")
     grid = config.runs()
     records = [recorded[spec.key] for spec in grid if spec.key in recorded]
     if not records:
-        raise UserError(f"none of the {len(recorded)} runs in {directory / RUNS_FILE} belong to the grid of its {CONFIG_FILE}")
+        raise UserError(f"none of the {len(recorded)} runs in {directory / RUNS_FILE} "
+                        f"belong to the grid of its {CONFIG_FILE}")
 
     metrics: dict[str, dict[str, Any]] = {}
     for r in records:  # the first run naming a metric describes it (all runs of a study share its table)
@@ -146,9 +148,11 @@ def _notes(study: StudyResults) -> list[str]:
         notes.append(f"{study.outside} recorded run(s) outside the grid of {CONFIG_FILE} are left out")
     empty = sum(not r.front["index"] if r.front is not None else r.best_index is None for r in study.records)
     if empty:
-        notes.append(f"{empty} run(s) found no architecture with a finite value: they count in `runs`, not in the means")
+        notes.append(f"{empty} run(s) found no architecture with a finite value: "
+                     "they count in `runs`, not in the means")
     if study.table is None:
-        notes.append("no benchmark table for this space: no Optimum and Search space mean rows" if not study.config.report
+        notes.append("no benchmark table for this space: no Optimum and Search space mean rows"
+                     if not study.config.report
                      else "no benchmark table holds the reported columns: no Optimum and Search space mean rows")
     return notes
 
@@ -182,7 +186,8 @@ def _markdown(study: StudyResults, frame: pd.DataFrame, plots: list[Path]) -> st
     return "\n".join(lines) + "\n"
 
 
-_TEX_ESCAPES = str.maketrans({c: "\\" + c for c in "&%$#_{}"} | {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"})
+_TEX_ESCAPES = str.maketrans({c: "\\" + c for c in "&%$#_{}"}
+                             | {"~": r"\textasciitilde{}", "^": r"\^{}", "\\": r"\textbackslash{}"})
 
 
 def _latex(study: StudyResults, frame: pd.DataFrame) -> str:

@@ -87,4 +87,5 @@ class StudyResults:
         cfg = self.config
         budgets = " or ".join(map(str, cfg.budgets))
         limits = f", subject to {' and '.join(cfg.constraints)}" if cfg.constraints else ""
-        return f"space {cfg.space}, {table}, budget {budgets} evaluations{limits}, {cfg.repeats} repeats, seed {cfg.seed}"
+        return (f"space {cfg.space}, {table}, budget {budgets} evaluations{limits}, {cfg.repeats} repeats, "
+                f"seed {cfg.seed}")

@@ -2,8 +2,9 @@
 
 ``STUDY_DIR/runs.jsonl`` is append-only, so a crash or ``kill -9`` loses at most
 the runs in flight, and a half-written last line is dropped on the next open.
-A damaged line elsewhere (blank, not JSON, not a complete run record: a missing key, a field of the wrong type) is skipped and counted by readers;
-a resuming study moves it to ``runs.damaged.jsonl`` and runs its run again.
+A damaged line elsewhere (blank, not JSON, not a complete run record: a missing
+key, a field of the wrong type) is skipped and counted by readers; a resuming
+study moves it to ``runs.damaged.jsonl`` and runs its run again.
 One study writes a folder at a time (``FolderLock`` on ``study.lock``).
 
 Each line is the run's record (``core.record``: the shape ``nas-lab run`` writes too), whose config holds the
@@ -18,8 +19,9 @@ import contextlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from nas_lab.core.errors import UserError
 from nas_lab.core.files import reason, write_atomic
@@ -127,7 +129,7 @@ class Store:
         """Keys of the runs already recorded."""
         return {key_of(r) for r in self.records()}
 
-    def open(self) -> "Store":
+    def open(self) -> Store:
         """Prepare for appending: create the folder, drop a half-written last line."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._readable():
@@ -161,7 +163,7 @@ class Store:
         os.fsync(self._fh.fileno())
         self._fh.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self.open()
 
     def __exit__(self, *exc) -> None:
@@ -177,7 +179,7 @@ class FolderLock(ExclusiveLock):
         super().__init__(Path(directory) / LOCK_FILE)
         self.directory = Path(directory)
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         """Take the lock; ``UserError`` naming the holder if another process has it."""
         try:
             super().acquire()

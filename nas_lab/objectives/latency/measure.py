@@ -1,13 +1,15 @@
 """Measure a latency look-up table with torch on this machine, and validate it against whole models.
 
 ``build``: every block of ``space.latency_blocks`` at the input shape it meets in
-the network, and ``calibrate`` random whole models (for the correction, ``table.py``), one after another in this process (parallel timing would measure
+the network, and ``calibrate`` random whole models (for the correction,
+``table.py``), one after another in this process (parallel timing would measure
 contention): batch 1, eval mode, ``torch.inference_mode``, random inputs,
 ``warmup`` untimed calls then the median of ``repeats`` timed ones (the
 thread's CPU time, or wall time with ``clock=wall``: see ``table.py``), torch,
 OpenMP and BLAS held to ``threads`` threads (``core.parallel.limit_threads``),
-the allocator held steady (``allocator.py``); all of it ``rounds`` times over, the fastest round kept. The file is rewritten
-as times come in, so a killed build resumes where it stopped. One process at a time measures a table
+the allocator held steady (``allocator.py``); all of it ``rounds`` times over,
+the fastest round kept. The file is rewritten as times come in, so a killed
+build resumes where it stopped. One process at a time measures a table
 (``measuring``: a second build or validation of it exits 2, naming the first).
 
 ``validate``: ``sample`` other random archs (none of the calibration's) measured
@@ -215,7 +217,8 @@ class Validation:
         lines = [(f"lut validate {k.space}: {len(self.measured)} random archs measured end to end, {k.device}, "
                   f"torch {k.torch}, {k.threads} thread(s), {k.resolution}x{k.resolution} inputs, batch 1, "
                   f"{k.clock} clock"),
-                 f"  load average (1 min) {self.load[0]:.2f} before, {self.load[1]:.2f} after, on {os.cpu_count()} cores",
+                 (f"  load average (1 min) {self.load[0]:.2f} before, {self.load[1]:.2f} after, "
+                  f"on {os.cpu_count()} cores"),
                  (f"  measured {self.measured.min():.3f} .. {self.measured.max():.3f} ms (median "
                   f"{np.median(self.measured):.3f})")]
         for label, pred in (("sum of blocks", self.summed), (f"{self.correction}", self.predicted)):

@@ -33,7 +33,8 @@ class LatencyObjective(Objective):
     """Latency (ms) predicted by a look-up table measured on this machine (``nas-lab lut build``).
 
     ``threads``, ``resolution`` (input side; default the space's) and ``clock``
-    (cpu or wall, see ``table.py``) pick the table built with them; ``lut`` names a table file instead of the default one.
+    (cpu or wall, see ``table.py``) pick the table built with them; ``lut`` names
+    a table file instead of the default one.
     """
 
     family = "latency"
@@ -104,7 +105,8 @@ class LatencyObjective(Objective):
     def info(self) -> dict:
         k = self.table.key
         return {**super().info(), "metric": self.name, "lut": str(self.table.path),
-                "device": k.device, "torch": k.torch, "threads": k.threads, "resolution": k.resolution, "clock": k.clock,
+                "device": k.device, "torch": k.torch, "threads": k.threads, "resolution": k.resolution,
+                "clock": k.clock,
                 "correction": str(self.table.correction(self.space))}
 
     def describe(self) -> str:

@@ -15,7 +15,8 @@ policy was recorded is stale).
 one-thread run; on a shared one it leaves out the time spent waiting for a core
 while other processes run, which would otherwise inflate long whole-model runs
 (tens of ms, time-sliced) far more than sub-millisecond blocks. ``wall``: wall
-time (``time.perf_counter_ns``), for several threads or an idle machine. The default file is ``<space>_<digest of the key>.json`` in
+time (``time.perf_counter_ns``), for several threads or an idle machine. The
+default file is ``<space>_<digest of the key>.json`` in
 ``$NAS_LAB_CACHE/latency`` (else ``~/.cache/nas_lab/latency``); a lookup under
 settings with no table says whether one exists for other settings (stale) and
 which command builds the right one.
@@ -279,7 +280,8 @@ class LatencyTable:
         if not np.isfinite(out).all():  # finite entries so large (1e308) that their sum overflows
             largest = max(self.entries, key=lambda n: min(self.entries[n]))
             raise UserError(f"the latency table {self.path} sums to an infinite latency (its entry {largest} is "
-                            f"{min(self.entries[largest]):.3g} ms); delete it and build it again with `nas-lab lut build`")
+                            f"{min(self.entries[largest]):.3g} ms); "
+                            "delete it and build it again with `nas-lab lut build`")
         return out
 
     def correction(self, space: Space) -> Correction:

@@ -45,7 +45,7 @@ Generative model (one independent random stream per step):
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 import numpy as np
@@ -148,7 +148,7 @@ _LATENCY_JITTER = 0.02
 _STREAMS = ("quality", "collapse", "seeds", "top5", "ood", "attempts", "hours", "latency")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cached(space_name: str) -> Table:
     return generate(HyViTasSpace())
 

@@ -85,7 +85,8 @@ def _derive(table: Table, metric: str) -> np.ndarray | None:
 
 def available(table: Table) -> list[str]:
     """Metric names a user can ask for, with long families folded into a pattern."""
-    derived = [m for m in ("id", "ood.c1", "ood.c2", "ood.c3", "ood.c4", "ood.c5", "ood", "id+ood") if m not in table.columns and known(table, m)]
+    derived = [m for m in ("id", "ood.c1", "ood.c2", "ood.c3", "ood.c4", "ood.c5", "ood", "id+ood")
+               if m not in table.columns and known(table, m)]
     folded = []
     for c in table.columns:
         for prefix, pattern in (("ood.c.", "ood.c.<corruption>.<severity>"), ("latency.", "latency.<device>")):

@@ -60,7 +60,8 @@ _ENV_PATH, _ENV_DATA = "NAS_LAB_NB201", "NAS_LAB_DATA"
 
 
 def recognises(path: Path) -> bool:
-    """Whether ``path`` is in the NATS-Bench release layout: a folder, or a CSV whose header names ``ArchitectureString``."""
+    """Whether ``path`` is in the NATS-Bench release layout: a folder, or a CSV whose header names
+    ``ArchitectureString``."""
     if path.is_dir():
         return True
     if path.suffix.lower() != ".csv" or not path.is_file():
@@ -222,7 +223,8 @@ def _read_latency(path: Path, n: int) -> np.ndarray:
 
 
 def locate() -> Path:
-    """Where the NB201 data is: ``$NAS_LAB_NB201``, else ``$NAS_LAB_DATA/nats_bench.csv``, else ``./data/nats_bench.csv``."""
+    """Where the NB201 data is: ``$NAS_LAB_NB201``, else ``$NAS_LAB_DATA/nats_bench.csv``, else
+    ``./data/nats_bench.csv``."""
     explicit = os.environ.get(_ENV_PATH)
     if explicit:
         if not Path(explicit).exists():

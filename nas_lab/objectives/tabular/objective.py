@@ -77,7 +77,8 @@ class TabularObjective(Objective):
         table: Annotated[str | None, Setting(help="benchmark table: a built-in name or a file (default: the "
                                                    "space's own)")] = None,
         seeds: Annotated[str, Setting(choices=("mean", "random"),
-                                      help="score by the mean over training seeds, or one seed drawn per query")] = "mean",
+                                      help="score by the mean over training seeds, or one seed drawn per "
+                                           "query")] = "mean",
         direction: Annotated[str, Setting(choices=("auto", *DIRECTIONS),
                                           help="max or min the metric (auto: min for latency, size, cost)")] = "auto",
     ):
@@ -112,7 +113,8 @@ class TabularObjective(Objective):
         )
 
     def free(self, metric: str) -> bool:
-        """The table's measured latencies and sizes cost nothing; its accuracies stand for trainings (``metrics.free``)."""
+        """The table's measured latencies and sizes cost nothing; its accuracies stand for trainings
+        (``metrics.free``)."""
         return metrics.free(metric)
 
     def measure(self, metric: str, archs: np.ndarray) -> np.ndarray:
@@ -162,7 +164,8 @@ class TabularObjective(Objective):
 
     def describe(self) -> str:
         seeds = self._per_seed.shape[1]
-        how = "" if seeds == 1 else f", {'mean over' if self.seeds == 'mean' else 'one random draw of'} {seeds} training seeds"
+        how = ("" if seeds == 1 else
+               f", {'mean over' if self.seeds == 'mean' else 'one random draw of'} {seeds} training seeds")
         return f"{self.directions[0]}imise {self.metric}{how}"
 
 

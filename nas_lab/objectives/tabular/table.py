@@ -31,8 +31,8 @@ import difflib
 import json
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -122,8 +122,9 @@ class Table:
             raise UserError(f"cannot write table to {path}: {reason(exc)}") from None
 
     @classmethod
-    def load(cls, path, space: Space) -> "Table":
-        """Read a ``.npz`` or ``.csv`` table, or a benchmark release in its own layout, in arch-index order for ``space``."""
+    def load(cls, path, space: Space) -> Table:
+        """Read a ``.npz`` or ``.csv`` table, or a benchmark release in its own layout, in arch-index order for
+        ``space``."""
         path = Path(path)
         importer = _importer(path)
         if importer is not None:
@@ -281,7 +282,8 @@ def _row_order(space: Space, decisions: Mapping[str, np.ndarray], path: Path) ->
     found, counts = np.unique(index, return_counts=True)  # the rows' size, never the space's (10^43 on ViTAS)
     if (counts > 1).any():
         first = int(np.argmax(counts > 1))
-        raise UserError(f"table {path} has {counts[first]} rows for the arch {space.describe(space.arch(found[first]))} "
+        raise UserError(f"table {path} has {counts[first]} rows for the arch "
+                        f"{space.describe(space.arch(found[first]))} "
                         f"({int((counts > 1).sum())} archs repeated in all); each arch needs exactly one row")
     if len(found) < n:
         first = int(np.argmax(np.append(found != np.arange(len(found)), True)))  # the first index the rows skip

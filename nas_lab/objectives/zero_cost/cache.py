@@ -24,10 +24,10 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import astuple, dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS proxy_values (
 _MATCH = " AND ".join(f"{c} = ?" for c in _COLUMNS)
 # one query for any number of archs: the indices travel as one JSON array parameter
 _LOOKUP = f"SELECT idx, value, seconds FROM proxy_values WHERE {_MATCH} AND idx IN (SELECT value FROM json_each(?))"
-_INSERT = f"INSERT OR IGNORE INTO proxy_values ({', '.join(_COLUMNS)}, idx, value, seconds) VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})"
+_INSERT = (f"INSERT OR IGNORE INTO proxy_values ({', '.join(_COLUMNS)}, idx, value, seconds) "
+           f"VALUES ({', '.join('?' * (len(_COLUMNS) + 3))})")
 
 
 def _db_key(index: int) -> int | str:
@@ -157,7 +158,8 @@ class ProxyCache:
         others = conn.execute("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").fetchone()[0]
         if version != 0 or others:
             raise UserError(f"{self.path} is an SQLite database but not a nas_lab zero-cost cache (or one of "
-                            "another layout); delete it if it is an old cache, or choose another file with objective.cache=PATH")
+                            "another layout); delete it if it is an old cache, "
+                            "or choose another file with objective.cache=PATH")
         conn.execute(_CREATE)
         conn.execute(f"PRAGMA user_version = {SCHEMA}")
 

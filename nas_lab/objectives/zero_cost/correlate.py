@@ -71,7 +71,8 @@ def rank_correlations(proxy: np.ndarray, metric: np.ndarray) -> dict[str, float]
 
     ok = ~np.isnan(proxy) & np.isfinite(metric)
     if ok.sum() < 2:
-        return {"archs": int(ok.sum()), "kendall_tau": np.nan, "kendall_p": np.nan, "spearman_rho": np.nan, "spearman_p": np.nan}
+        return {"archs": int(ok.sum()), "kendall_tau": np.nan, "kendall_p": np.nan, "spearman_rho": np.nan,
+                "spearman_p": np.nan}
     tau = stats.kendalltau(proxy[ok], metric[ok])
     rho = stats.spearmanr(proxy[ok], metric[ok])
     return {"archs": int(ok.sum()), "kendall_tau": float(tau.statistic), "kendall_p": float(tau.pvalue),
@@ -103,7 +104,8 @@ def reference_values(folder: str | Path, proxy: str, indices: np.ndarray) -> np.
 
 
 def correlate(space: Space, proxies: list[str], metric: str, indices: np.ndarray, out: str | Path, *,
-              table: str | None = None, reference: str | None = None, seed: int = 0, resolution: int | None = None, batch_size: int | None = None,
+              table: str | None = None, reference: str | None = None, seed: int = 0, resolution: int | None = None,
+              batch_size: int | None = None,
               device: str = "cpu", cache: str | None = None, workers: int | None = None, executor: str = "local",
               address: str | None = None, progress: bool = True) -> Correlation:
     """Correlate each proxy with ``metric`` over the archs of ``indices``; write the CSVs and plots into ``out``.
@@ -128,9 +130,11 @@ def correlate(space: Space, proxies: list[str], metric: str, indices: np.ndarray
     if reference is not None:
         theirs = {p: reference_values(reference, p, indices) for p in filled.keys}
         frame["reference_rho"] = [np.nan if theirs[p] is None else
-                                  rank_correlations(values[p].to_numpy(), theirs[p])["spearman_rho"] for p in filled.keys]
+                                  rank_correlations(values[p].to_numpy(), theirs[p])["spearman_rho"]
+                                  for p in filled.keys]
     info = objective.info()
-    result = Correlation(space.name, metric, objective.label(metric), info["table"], info["simulated"], frame, values, [])
+    result = Correlation(space.name, metric, objective.label(metric), info["table"], info["simulated"], frame, values,
+                         [])
     result.paths = _write(result, Path(out))
     return result
 
@@ -143,7 +147,8 @@ def _write(result: Correlation, out: Path) -> list[Path]:
         write_atomic(paths[1], result.values.to_csv(index=False))
         paths += _plot(result, out / "correlation")
     except OSError as err:
-        raise UserError(f"cannot write the correlation results to {out} ({reason(err)}); choose another out=DIR") from None
+        raise UserError(f"cannot write the correlation results to {out} ({reason(err)}); "
+                        "choose another out=DIR") from None
     return paths
 
 
@@ -171,8 +176,8 @@ def _plot(result: Correlation, stem: Path) -> list[Path]:
         ok = ~np.isnan(x) & np.isfinite(y)
         ax.scatter(rankdata(x[ok]) / ok.sum(), y[ok], s=6, alpha=0.4, linewidths=0)
         ax.set_xlim(0, 1)
-        ax.set_title(f"{row['proxy']}\nτ = {row['kendall_tau']:.3f}, ρ = {row['spearman_rho']:.3f} ({row['archs']:,} archs)",
-                     fontsize=9)
+        ax.set_title(f"{row['proxy']}\nτ = {row['kendall_tau']:.3f}, ρ = {row['spearman_rho']:.3f} "
+                     f"({row['archs']:,} archs)", fontsize=9)
         ax.set_xlabel(f"rank of {row['proxy']} (fraction of archs)", fontsize=8)
         ax.set_ylabel(result.label, fontsize=8)
         ax.tick_params(labelsize=7)

@@ -9,8 +9,9 @@ at 0.9, each channel standardised to mean 0 and variance 1 as a normalised
 dataset's images are. The proxies were designed and validated on real
 images, whose neighbouring pixels and colour channels are strongly
 correlated; i.i.d. white noise has neither, and proxies computed on it rank
-NB201 cells less like the references computed on CIFAR-10. The labels are uniform over the space's classes, like a shuffled balanced
-dataset's. The Entropic Score defines its own input, uniform on [-0.5, 0.5]
+NB201 cells less like the references computed on CIFAR-10. The labels are
+uniform over the space's classes, like a shuffled balanced dataset's. The
+Entropic Score defines its own input, uniform on [-0.5, 0.5]
 (``kind="uniform"``); Synflow and LogSynflow build an all-ones input.
 """
 
@@ -34,7 +35,8 @@ CHANNEL_CORRELATION = 0.9
 def num_classes(space: Space) -> int:
     """Number of classes of the space's default task: its declared ``num_classes``."""
     if space.num_classes is None:
-        raise UserError(f"space {space.name!r} builds no classifier with a default num_classes, so proxies cannot label a batch")
+        raise UserError(f"space {space.name!r} builds no classifier with a default num_classes, "
+                        "so proxies cannot label a batch")
     return space.num_classes
 
 
@@ -55,7 +57,8 @@ def natural_images(batch_size: int, resolution: int, gen: torch.Generator) -> to
     return math.sqrt(CHANNEL_CORRELATION) * luminance + math.sqrt(1 - CHANNEL_CORRELATION) * colour
 
 
-def make_batch(space: Space, resolution: int, batch_size: int, seed: int, kind: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
+def make_batch(space: Space, resolution: int, batch_size: int, seed: int,
+               kind: str = "data") -> tuple[torch.Tensor, torch.Tensor]:
     """``(inputs (batch_size, 3, resolution, resolution) float32, targets (batch_size,) int64)`` drawn from ``seed``.
 
     Uses its own ``torch.Generator``, so the global random state is untouched.

@@ -152,7 +152,8 @@ class ZeroCostObjective(Objective):
         self.reference = reference_table(space, table)
         self.name = PREFIX + self.proxy
         self.targets = (self.name,)
-        # an evaluation costs the stored compute time of each value, cached or not: a run's cost never depends on the cache
+        # an evaluation costs the stored compute time of each value, cached or not:
+        # a run's cost never depends on the cache
         self.cost_unit = "CPU-seconds" if device == "cpu" else "GPU-seconds"
         self._keys: dict[str, CacheKey] = {}
 
@@ -177,10 +178,12 @@ class ZeroCostObjective(Objective):
         """``zc.<proxy>`` for any registered proxy; any other metric from the reference table."""
         if metric.startswith(PREFIX):
             proxy = check_proxy(metric[len(PREFIX):])
-            return compute(self.cache, self.key(proxy), self.space, archs, self.device)[0] if len(archs) else np.empty(0)
+            return (compute(self.cache, self.key(proxy), self.space, archs, self.device)[0] if len(archs)
+                    else np.empty(0))
         if self.reference is None:
             raise UserError(f"objective {self.name!r} has no benchmark table for space {self.space.name!r}, so it can "
-                            f"measure only zero-cost proxies ({PREFIX}<proxy>), not {metric!r}; give one with table=PATH")
+                            f"measure only zero-cost proxies ({PREFIX}<proxy>), not {metric!r}; "
+                            "give one with table=PATH")
         return self.reference.measure(metric, archs)
 
     def report(self, archs: np.ndarray) -> dict[str, np.ndarray]:

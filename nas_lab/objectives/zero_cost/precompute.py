@@ -20,11 +20,11 @@ import numpy as np
 
 from nas_lab.core import registry
 from nas_lab.core.errors import UserError
+from nas_lab.core.parallel import check_execution, parallel_map
 from nas_lab.core.settings import check_all, declared
 from nas_lab.core.space import Space
 from nas_lab.objectives.zero_cost.cache import CacheKey, ProxyCache
 from nas_lab.objectives.zero_cost.objective import ZeroCostObjective, check_device, check_proxy, compute, proxy_key
-from nas_lab.core.parallel import check_execution, parallel_map
 
 #: at most this many archs per work item: small enough for a lively progress bar and little lost on a kill
 MAX_ITEM = 32
@@ -138,7 +138,8 @@ def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: i
     total = sum(len(m) for m in missing.values())
     parts = max(math.ceil(total / MAX_ITEM), 4 * workers)
     size = max(1, min(MAX_ITEM, math.ceil(total / parts)))
-    work = [(space, keys[p], m[i:i + size], device, str(store.path)) for p, m in missing.items() for i in range(0, len(m), size)]
+    work = [(space, keys[p], m[i:i + size], device, str(store.path))
+            for p, m in missing.items() for i in range(0, len(m), size)]
     with tqdm(total=total, unit="value", file=sys.stderr, disable=not progress or total == 0, dynamic_ncols=True,
               mininterval=0.5, desc=f"precompute {space.name}") as bar:
         for proxy, done, n, seconds in parallel_map(_fill, work, workers, executor, address):

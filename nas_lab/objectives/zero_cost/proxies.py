@@ -45,7 +45,8 @@ class Proxy:
 PARAMS = Proxy("params", 1, False, size.params, "number of parameters")
 FLOPS = Proxy("flops", 1, False, size.flops, "FLOPs of one forward pass at the proxy resolution (torch FLOP counter)")
 NASWOT = Proxy("naswot", 1, False, activations.naswot,
-               "log-determinant of the agreement kernel of binary ReLU/GELU codes over a batch (Mellor et al., ICML 2021)",
+               "log-determinant of the agreement kernel of binary ReLU/GELU codes over a batch "
+               "(Mellor et al., ICML 2021)",
                needs=("rectifiers",))
 SNIP = Proxy("snip", 1, True, gradients.snip,
              "sum of |dL/dw * w| over conv/linear weights (Lee et al., ICLR 2019; Abdelfattah et al., ICLR 2021)")
@@ -58,7 +59,8 @@ SYNFLOW = Proxy("synflow", 1, False, synflow.synflow,
 LOGSYNFLOW = Proxy("logsynflow", 2, False, synflow.logsynflow,
                    "Synflow with log-scaled gradients (Cavagnero et al., FreeREA, WACV 2023)")
 ENTROPIC = Proxy("entropic", 1, False, entropic.entropic,
-                 "entropy of normalised activations of the non-negative, norm-free, ReLU network (Entropic Score, seed 002)",
+                 "entropy of normalised activations of the non-negative, norm-free, ReLU network "
+                 "(Entropic Score, seed 002)",
                  input_kind="uniform", repeats=3)
 
 def build_model(space: Space, arch, seed: int, device: str = "cpu") -> nn.Module:

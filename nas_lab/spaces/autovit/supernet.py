@@ -171,7 +171,8 @@ class AutoViTSupernet(nn.Module):
         for i, (widths, depths) in enumerate(zip(v.mb_widths, v.mb_depths)):
             width = max(widths)
             setattr(self, f"mb{i + 1}", nn.ModuleList(
-                DynamicMBConv(prev if k == 0 else width, width, t, s[1 + i] if k == 0 else 1) for k in range(max(depths))))
+                DynamicMBConv(prev if k == 0 else width, width, t, s[1 + i] if k == 0 else 1)
+                for k in range(max(depths))))
             prev = width
         heads, depth = max(v.heads), max(v.t_depths)
         for j in range(space.max_stages):

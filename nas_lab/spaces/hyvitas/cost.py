@@ -12,7 +12,7 @@ This module is on the tabular hot path: it must not import torch.
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 

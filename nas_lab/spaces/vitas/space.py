@@ -20,7 +20,8 @@ the paper's Table 8. Input 224 × 224, 1,000 classes. Other settings
 - ``large``: Table 9's maxima 768 / 2880 / 2880, the rest as ``paper``;
 - ``cpu`` (**ours**, not the paper's): for 32 × 32 images and 10 classes, patch
   sizes {4, 8, 16} (8 × 8, 4 × 4 and 2 × 2 patch grids: fewer tokens than the
-  paper's 16 × 16, 14 × 14 and 7 × 7, so a subnet's forward stays in milliseconds), every width maximum divided by 6 (embedding 64, q-k-v 240, MLP
+  paper's 16 × 16, 14 × 14 and 7 × 7, so a subnet's forward stays in
+  milliseconds), every width maximum divided by 6 (embedding 64, q-k-v 240, MLP
   240: the paper's width proportions), head counts {1, 2, 4, 8} so that every
   per-q width ``8 i`` splits evenly, and 8 positions instead of 16
   (``space.positions=16`` gives the paper's depth).
