@@ -118,7 +118,9 @@ def main() -> int:
     optimum = float(np.nanmax(objective.values()))
     shown = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
     where = f"table {args.table}" if args.space == "nb201" else "the space's default table"
-    with recorded(args, "gp-cost", "gp: cost per run against the budget", "How gp's CPU time per run grows with the budget, and (with --unbounded) its quality against gp without the bound on its training set."):
+    intro = ("How gp's CPU time per run grows with the budget, and (with --unbounded) its quality against gp without "
+             "the bound on its training set.")
+    with recorded(args, "gp-cost", "gp: cost per run against the budget", intro):
         print(f"gp ({shown}) on {args.space} {args.metric} (optimum {optimum:.3f}, {where}); "
               f"{args.seeds} seeds (0..{args.seeds - 1}) per budget; one BLAS thread")
         results = {budget: measure(space, objective, configs, budget, args.seeds) for budget in budgets}
@@ -153,7 +155,8 @@ def main() -> int:
                 one = max(se(a), se(b))
                 within = abs(diff) <= one + 1e-12  # means of table values: 1e-12 absorbs float rounding only
                 verdict = "yes" if within else "no, better" if diff > 0 else "NO, WORSE"
-                print(f"  budget {budget:>5,}: {diff:+.3f} (paired SE {se(a - b):.3f}); within 1 SE ({one:.3f}): {verdict}")
+                print(f"  budget {budget:>5,}: {diff:+.3f} (paired SE {se(a - b):.3f}); within 1 SE ({one:.3f}): "
+                      f"{verdict}")
     return 0
 
 

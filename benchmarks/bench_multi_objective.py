@@ -38,7 +38,8 @@ no worse IGD, at most 0.2x TPE's CPU time.
 
 BLAS runs on one thread (as in a study worker) unless the environment says otherwise.
 
-    python benchmarks/bench_multi_objective.py [--table PATH] [--out FILE] [--seeds 30] [--methods a,b] [--budgets 100,300]
+    python benchmarks/bench_multi_objective.py [--table PATH] [--out FILE] [--seeds 30] [--methods a,b] \\
+        [--budgets 100,300] [--docs]
     python benchmarks/bench_multi_objective.py --nsga2 [--table PATH] [--repeats 9] [--seeds 30]
 """
 
@@ -61,6 +62,7 @@ from nas_lab.core.runner import run  # noqa: E402
 from nas_lab.searchers.nsga2 import NSGA2  # noqa: E402
 from nas_lab.searchers.optuna_sampler import OptunaSearch  # noqa: E402
 from nas_lab.searchers.random import RandomSearch  # noqa: E402
+
 from results_page import add_docs_flag, recorded  # noqa: E402
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -101,7 +103,8 @@ def optuna_direct(space, values: np.ndarray, directions, sampler, *, trials: int
     given. Returns the number of trials and the distinct arch indices in the order first suggested."""
     import optuna
 
-    study = optuna.create_study(sampler=sampler, directions=["maximize" if d == "max" else "minimize" for d in directions])
+    study = optuna.create_study(sampler=sampler,
+                                directions=["maximize" if d == "max" else "minimize" for d in directions])
     seen: dict[int, None] = {}  # insertion-ordered
     n = 0
     while (trials is None or n < trials) and (distinct is None or len(seen) < distinct):
@@ -175,11 +178,13 @@ def nsga2_checks(args) -> bool:
         a, d = np.array(adapter), np.array(direct)
         overhead = float(np.median(a[:, 0] / d[:, 0])) - 1
         ok &= overhead <= 0.2
-        print(f"  {label}, {budget} distinct archs: adapter {np.median(a[:, 0]):.3f} s, direct {np.median(d[:, 0]):.3f} s, "
+        print(f"  {label}, {budget} distinct archs: adapter {np.median(a[:, 0]):.3f} s, "
+              f"direct {np.median(d[:, 0]):.3f} s, "
               f"overhead {overhead:+.1%} (median of per-seed ratios; target <= +20%) {verdict(overhead <= 0.2)}; "
               f"wall {float(np.median(a[:, 1] / d[:, 1])) - 1:+.1%}")
 
-    print(f"mean hypervolume as a share of the true front's ({truth.hypervolume:.5f}), {args.seeds} seeds, ± standard error")
+    print(f"mean hypervolume as a share of the true front's ({truth.hypervolume:.5f}), {args.seeds} seeds, "
+          "± standard error")
     for budget in (300, 1000):
         for name, make in (("nsga2", NSGA2), ("random", RandomSearch)):
             hv = np.array([run(space, objective, make(), budget=budget, seed=s).front["hypervolume"]
@@ -289,7 +294,8 @@ def tables(records: dict, methods, budgets, seeds) -> str:
 
     out = []
     for key, label, fmt in (("hv", "mean hypervolume, share of the true front's", "{:.2%}"),
-                            ("igd", "mean IGD (targets normalised by the true front's ideal and nadir; lower is better)",
+                            ("igd",
+                             "mean IGD (targets normalised by the true front's ideal and nadir; lower is better)",
                              "{:.4f}"),
                             ("recovered", "mean share of the true front's archs found", "{:.1%}"),
                             ("cpu", "mean CPU seconds per run", "{:.3f}")):

@@ -10,6 +10,7 @@ import pytest
 from pymoo.indicators.hv import HV
 from scipy import stats
 from scipy.stats import yeojohnson
+from test_large_spaces import Stack
 
 from nas_lab.cli.main import main
 from nas_lab.core.config import RunConfig, build
@@ -19,7 +20,6 @@ from nas_lab.core.runner import run
 from nas_lab.core.space import Decision, Space
 from nas_lab.searchers.mobo import MultiObjectiveGP, ValueMap, improvement, pareto_front, power
 from nas_lab.searchers.random import RandomSearch
-from test_large_spaces import Stack
 
 
 class Grid(Space):

@@ -67,8 +67,16 @@ from scipy.special import ndtr
 from nas_lab.core.objective import EVALUATED, Evaluation
 from nas_lab.core.searcher import cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
-from nas_lab.searchers.gp import (KERNELS, TRANSFORMS, GaussianProcess, GPSearch, copula, groups_of, standardise,
-                                 training_subset)
+from nas_lab.searchers.gp import (
+    KERNELS,
+    TRANSFORMS,
+    GaussianProcess,
+    GPSearch,
+    copula,
+    groups_of,
+    standardise,
+    training_subset,
+)
 
 
 def power(y: np.ndarray) -> np.ndarray:
@@ -214,20 +222,32 @@ class MultiObjectiveGP(GPSearch):
 
     def __init__(
         self,
-        initial: Annotated[int, Setting(ge=2, le="space.cardinality", help="random archs before the first fit (a GP needs two)")] = 10,
+        initial: Annotated[int, Setting(ge=2, le="space.cardinality",
+                                        help="random archs before the first fit (a GP needs two)")] = 10,
         batch: Annotated[int, Setting(ge=1, le=10_000, help="archs proposed per fit")] = 10,
-        pool: Annotated[int, Setting(ge=1, le=1_000_000, help="candidates scored by expected hypervolume improvement per fit")] = 400,
-        parents: Annotated[int, Setting(ge=1, le=10_000, help="best archs (by non-dominated rank) whose mutations fill the pool")] = 20,
+        pool: Annotated[int, Setting(ge=1, le=1_000_000,
+                                     help="candidates scored by expected hypervolume improvement per fit")] = 400,
+        parents: Annotated[int, Setting(ge=1, le=10_000,
+                                        help="best archs (by non-dominated rank) whose mutations fill the pool")] = 20,
         mutations: Annotated[int, Setting(ge=1, le="space.dim", help="decisions changed per mutated candidate")] = 3,
         random: Annotated[int, Setting(ge=0, le=1_000_000, help="random candidates added to the pool")] = 100,
-        samples: Annotated[int, Setting(ge=1, le=10_000, help="Monte-Carlo draws estimating each candidate's expected improvement")] = 16,
-        margin: Annotated[float, Setting(ge=0, le=100, help="reference point's distance below the worst value seen, per target (share of its range)")] = 0.5,
-        transform: Annotated[str, Setting(choices=tuple(OUTPUT_MAPS), help="map of each target's values before its fit")] = "power",
+        samples: Annotated[int, Setting(
+            ge=1, le=10_000, help="Monte-Carlo draws estimating each candidate's expected improvement")] = 16,
+        margin: Annotated[float, Setting(
+            ge=0, le=100,
+            help="reference point's distance below the worst value seen, per target (share of its range)")] = 0.5,
+        transform: Annotated[str, Setting(choices=tuple(OUTPUT_MAPS),
+                                          help="map of each target's values before its fit")] = "power",
         prior: Annotated[float, Setting(ge=0, le=1e6, help="weight of the prior pulling length scales to 1")] = 0.1,
-        kernel: Annotated[str, Setting(choices=KERNELS, help="kernel shape over per-decision Hamming distances")] = "exp",
-        max_points: Annotated[int, Setting(ge=2, le=100_000, help="most evaluated archs each GP conditions on (those nearest the parents)")] = 200,
-        fit_points: Annotated[int, Setting(ge=2, le=100_000, help="most points (a random subset) a hyper-parameter fit uses")] = 200,
-        max_iter: Annotated[int, Setting(ge=1, le=100_000, help="L-BFGS iterations per hyper-parameter fit (warm-started from the last round's)")] = 5,
+        kernel: Annotated[str, Setting(choices=KERNELS,
+                                       help="kernel shape over per-decision Hamming distances")] = "exp",
+        max_points: Annotated[int, Setting(
+            ge=2, le=100_000, help="most evaluated archs each GP conditions on (those nearest the parents)")] = 200,
+        fit_points: Annotated[int, Setting(ge=2, le=100_000,
+                                           help="most points (a random subset) a hyper-parameter fit uses")] = 200,
+        max_iter: Annotated[int, Setting(
+            ge=1, le=100_000,
+            help="L-BFGS iterations per hyper-parameter fit (warm-started from the last round's)")] = 5,
     ):
         self.initial, self.batch, self.pool, self.parents = initial, batch, pool, parents
         self.mutations, self.random, self.prior, self.kernel = mutations, random, prior, kernel
