@@ -4,19 +4,17 @@ Writes two ImageNet-style folders (``train/<class>/*.png``, ``val/<class>/*.png`
 of random pixels, so nothing compresses away) into a temporary folder, then measures each in a fresh process
 and prints the peak resident memory of that process (``os.wait4``'s ``ru_maxrss``) and the ratio.
 
-- ``--mode data`` (the default): the data path of ``nas_lab/data``. The process loads the folder
-  (``dataset=folder``, resized to 64 px: the HyViTas default), makes one full shuffled pass of ``batches``
-  over its training split (every image decoded once, in batches of 64), and on the first ``--steps``
-  batches takes an SPOS step of the HyViTas supernet (one path drawn per batch, SGD, cross-entropy).
-- ``--mode cli``: the whole ``nas-lab run space=hyvitas searcher=spos dataset=folder ...`` of one epoch of
-  ``--steps`` batches and 2 evaluated paths. Until the training loop reads batches (``TaskTensors`` still
-  copies the train and val splits into tensors), this one grows with the folder; it is here to re-run once
-  training streams.
+- ``--mode cli`` (the default): the whole ``nas-lab run space=hyvitas searcher=spos dataset=folder ...`` of one
+  epoch of ``--steps`` batches and 2 scored paths (training, recalibration, val and OoD scoring, all streamed).
+- ``--mode data``: the data path of ``nas_lab/data`` alone. The process loads the folder (``dataset=folder``,
+  resized to 64 px: the HyViTas default), makes one full shuffled pass of ``batches`` over its training split
+  (every image decoded once, in batches of 64), and on the first ``--steps`` batches takes an SPOS step of the
+  HyViTas supernet (one path drawn per batch, SGD, cross-entropy).
 
 With ``--workers N`` the batches are decoded in N DataLoader worker processes; ``ru_maxrss`` is then the
 peak of the largest process of the tree, not of their sum, so the default 0 measures everything in one process.
 
-    OMP_NUM_THREADS=1 python benchmarks/bench_data_memory.py [--mode data|cli] [--steps 10] [--workers 0]
+    OMP_NUM_THREADS=1 python benchmarks/bench_data_memory.py [--mode cli|data] [--steps 10] [--workers 0] [--docs]
 """
 
 from __future__ import annotations
@@ -31,6 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from results_page import add_docs_flag, recorded
 
 SIZES = (2_000, 20_000)
 CLASSES = 10
@@ -93,39 +93,43 @@ def measure(command: list[str]) -> tuple[float, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mode", choices=("data", "cli"), default="data")
+    parser.add_argument("--mode", choices=("data", "cli"), default="cli")
     parser.add_argument("--steps", type=int, default=10, help="supernet training steps (batches of 64)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (data mode)")
     parser.add_argument("--child", metavar="ROOT", help=argparse.SUPPRESS)
+    add_docs_flag(parser)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child_data(args.child, args.steps, args.workers)))
         return
-    peaks = {}
-    with tempfile.TemporaryDirectory(prefix="bench_data_memory_") as tmp:
-        for images in SIZES:
-            start = time.perf_counter()
-            root = write_folder(Path(tmp) / f"folder{images}", images, seed=images)
-            written = time.perf_counter() - start
-            if args.mode == "data":
-                command = [sys.executable, __file__, "--child", str(root), "--steps", str(args.steps),
-                           "--workers", str(args.workers)]
-            else:
-                command = [sys.executable, "-m", "nas_lab.cli.main", "run", "space=hyvitas", "searcher=spos",
-                           "dataset=folder", f"dataset.root={root}", "searcher.epochs=1",
-                           f"searcher.max_batches={args.steps}", "searcher.population=2", "searcher.parents=1",
-                           "searcher.generations=0",
-                           "budget=2", "--no-save", "--no-progress", "--json"]
-            peaks[images], out = measure(command)
-            detail = json.loads(out) if args.mode == "data" else {}
-            print(f"{images:>6,} images (written in {written:.0f} s): peak RSS {peaks[images]:7.1f} MiB"
-                  + (f"; decoded {detail['images decoded']:,} of {detail['train images']:,} train images in "
-                     f"{detail['seconds']:.1f} s" if detail else ""), flush=True)
-    small, large = peaks[SIZES[0]], peaks[SIZES[1]]
-    ratio = large / small
-    verdict = "within" if abs(ratio - 1) <= TARGET else "NOT within"
-    print(f"mode {args.mode}, {args.steps} supernet steps, {args.workers} workers: {SIZES[1]:,} vs {SIZES[0]:,} images "
-          f"peak RSS ratio {ratio:.3f} ({verdict} the {TARGET:.0%} target)")
+    intro = ("Peak resident memory of a supernet training over an ImageNet-layout folder of 2,000 and of 20,000 "
+             "images: it must not grow with the number of images (target: within 10 %).")
+    with recorded(args, "data-memory", "Memory of training over an image folder", intro):
+        peaks = {}
+        with tempfile.TemporaryDirectory(prefix="bench_data_memory_") as tmp:
+            for images in SIZES:
+                start = time.perf_counter()
+                root = write_folder(Path(tmp) / f"folder{images}", images, seed=images)
+                written = time.perf_counter() - start
+                if args.mode == "data":
+                    command = [sys.executable, __file__, "--child", str(root), "--steps", str(args.steps),
+                               "--workers", str(args.workers)]
+                else:
+                    command = [sys.executable, "-m", "nas_lab.cli.main", "run", "space=hyvitas", "searcher=spos",
+                               "dataset=folder", f"dataset.root={root}", "searcher.epochs=1",
+                               f"searcher.max_batches={args.steps}", "searcher.population=2", "searcher.parents=1",
+                               "searcher.generations=0",
+                               "budget=2", "--no-save", "--no-progress", "--json"]
+                peaks[images], out = measure(command)
+                detail = json.loads(out) if args.mode == "data" else {}
+                print(f"{images:>6,} images (written in {written:.0f} s): peak RSS {peaks[images]:7.1f} MiB"
+                      + (f"; decoded {detail['images decoded']:,} of {detail['train images']:,} train images in "
+                         f"{detail['seconds']:.1f} s" if detail else ""), flush=True)
+        small, large = peaks[SIZES[0]], peaks[SIZES[1]]
+        ratio = large / small
+        verdict = "within" if abs(ratio - 1) <= TARGET else "NOT within"
+        print(f"mode {args.mode}, {args.steps} supernet steps, {args.workers} workers: {SIZES[1]:,} vs {SIZES[0]:,} "
+              f"images peak RSS ratio {ratio:.3f} ({verdict} the {TARGET:.0%} target)")
 
 
 if __name__ == "__main__":

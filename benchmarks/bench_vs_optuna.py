@@ -50,6 +50,8 @@ from nas_lab.core.config import RunConfig, build
 from nas_lab.core.errors import UserError
 from nas_lab.core.runner import run
 
+from results_page import add_docs_flag, recorded
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 #: label -> (searcher name, parameters); the Optuna rows go through the adapter
@@ -138,6 +140,7 @@ def main() -> int:
                         help="seeds of gp and TPE on CIFAR-100 and ImageNet16-120 at budget 100 (default: %(default)s)")
     parser.add_argument("--before", action="store_true", help="also run BANANAS from scratch and sequential REA")
     parser.add_argument("--only", default="", help="comma-separated labels to run (default: all), e.g. 'gp,Optuna TPE'")
+    add_docs_flag(parser)
     args = parser.parse_args()
 
     try:
@@ -154,63 +157,66 @@ def main() -> int:
     at_1000 = pick({label: args.seeds_1000 for label in SEARCHERS if label != "Optuna GPSampler"}
                    | {"Optuna NSGA-II": min(args.seeds_nsga2, args.seeds_1000)}
                    | ({label: args.seeds_1000 for label in BEFORE} if args.before else {}))
-    print(f"NB201 test accuracy (table {args.table}); seeds: {args.seeds} per searcher at budget 100 "
-          f"(GPSampler {args.seeds_gpsampler}), {args.seeds_1000} at budget 1,000 (Optuna NSGA-II "
-          f"{min(args.seeds_nsga2, args.seeds_1000)}), {args.seeds_other} for gp and TPE "
-          f"on CIFAR-100 and ImageNet16-120; one BLAS thread")
+    intro = "nas_lab's single-objective searchers against Optuna's TPE, GPSampler and NSGA-II on NAS-Bench-201."
+    with recorded(args, "vs-optuna", "nas_lab against Optuna on NAS-Bench-201", intro):
+        print(f"NB201 test accuracy (table {args.table}); seeds: {args.seeds} per searcher at budget 100 "
+              f"(GPSampler {args.seeds_gpsampler}), {args.seeds_1000} at budget 1,000 (Optuna NSGA-II "
+              f"{min(args.seeds_nsga2, args.seeds_1000)}), {args.seeds_other} for gp and TPE "
+              f"on CIFAR-100 and ImageNet16-120; one BLAS thread")
 
-    optimum = float(np.nanmax(objective.values()))
-    r100 = run_all(space, objective, {k: v for k, v in at_100.items() if v > 0}, 100)
-    table(r100, optimum, f"CIFAR-10, budget 100 (optimum {optimum:.3f})")
-    r1000 = run_all(space, objective, {k: v for k, v in at_1000.items() if v > 0}, 1000) if args.seeds_1000 else {}
-    if r1000:
-        table(r1000, optimum, "CIFAR-10, budget 1,000")
+        optimum = float(np.nanmax(objective.values()))
+        r100 = run_all(space, objective, {k: v for k, v in at_100.items() if v > 0}, 100)
+        table(r100, optimum, f"CIFAR-10, budget 100 (optimum {optimum:.3f})")
+        r1000 = run_all(space, objective, {k: v for k, v in at_1000.items() if v > 0}, 1000) if args.seeds_1000 else {}
+        if r1000:
+            table(r1000, optimum, "CIFAR-10, budget 1,000")
 
-    other = {}
-    if args.seeds_other and (not wanted or wanted & {"gp", "Optuna TPE"}):
-        for metric in ("test.cifar100", "test.imagenet16"):
-            space_m, objective_m, _ = build(RunConfig(space="nb201", objective=metric).apply([f"table={args.table}"]))
-            labels = pick({"gp": args.seeds_other, "Optuna TPE": args.seeds_other})
-            other[metric] = run_all(space_m, objective_m, labels, 100)
-            table(other[metric], float(np.nanmax(objective_m.values())), f"{DATASETS[metric]}, budget 100")
+        other = {}
+        if args.seeds_other and (not wanted or wanted & {"gp", "Optuna TPE"}):
+            for metric in ("test.cifar100", "test.imagenet16"):
+                config = RunConfig(space="nb201", objective=metric).apply([f"table={args.table}"])
+                space_m, objective_m, _ = build(config)
+                labels = pick({"gp": args.seeds_other, "Optuna TPE": args.seeds_other})
+                other[metric] = run_all(space_m, objective_m, labels, 100)
+                table(other[metric], float(np.nanmax(objective_m.values())), f"{DATASETS[metric]}, budget 100")
 
-    print("\nTargets")
-    cpu = lambda res, label: res[label]["cpu"].mean() if label in res else float("nan")  # noqa: E731
-    if "gp" in r100 and "Optuna TPE" in r100:
-        gp, tpe = r100["gp"]["best"], r100["Optuna TPE"]["best"]
-        wil, t = paired_p(gp, tpe)
-        print(f"  gp mean best at 100 on CIFAR-10 {gp.mean():.3f} >= 94.35: {verdict(gp.mean() >= 94.35)}")
-        print(f"  gp > TPE paired over {min(len(gp), len(tpe))} seeds: Wilcoxon p = {wil:.2g}, t-test p = {t:.2g}, "
-              f"< 0.01: {verdict(max(wil, t) < 0.01)}")
-        ratio = cpu(r100, "gp") / cpu(r100, "Optuna TPE")
-        print(f"  gp time at 100 {ratio:.2f}x TPE's <= 1/3: {verdict(ratio <= 1 / 3)}")
-    for metric, res in other.items():
-        if "gp" in res and "Optuna TPE" in res:
-            gp, tpe = res["gp"]["best"], res["Optuna TPE"]["best"]
+        print("\nTargets")
+        cpu = lambda res, label: res[label]["cpu"].mean() if label in res else float("nan")  # noqa: E731
+        if "gp" in r100 and "Optuna TPE" in r100:
+            gp, tpe = r100["gp"]["best"], r100["Optuna TPE"]["best"]
             wil, t = paired_p(gp, tpe)
-            print(f"  gp on {DATASETS[metric]} at 100 {gp.mean():.3f} vs TPE {tpe.mean():.3f} (gp > TPE: Wilcoxon "
-                  f"p = {wil:.2g}), no worse: {verdict(gp.mean() >= tpe.mean())}")
-    for res, budget in ((r100, "100"), (r1000, "1,000")):
-        if "BANANAS" in res and "Optuna TPE" in res:
-            ratio = cpu(res, "BANANAS") / cpu(res, "Optuna TPE")
-            print(f"  BANANAS time at {budget} {ratio:.2f}x TPE's <= 0.5: {verdict(ratio <= 0.5)}")
-    if "REA 50/10" in r1000 and "Optuna NSGA-II" in r1000:
-        ratio = cpu(r1000, "REA 50/10") / cpu(r1000, "Optuna NSGA-II")
-        print(f"  REA 50/10 time at 1,000 {ratio:.3f}x Optuna NSGA-II's <= 0.2: {verdict(ratio <= 0.2)}")
-    if "REA 50/10" in r1000 and "NSGA-II (pymoo)" in r1000:  # not a target: the vectorised peer, for scale
-        ratio = cpu(r1000, "REA 50/10") / cpu(r1000, "NSGA-II (pymoo)")
-        print(f"  (REA 50/10 time at 1,000 {ratio:.2f}x nas_lab's pymoo NSGA-II's, searcher=nsga2)")
-    for label, (mean, se) in ISSUE.items():
-        if label in r100:
-            b = r100[label]["best"]
-            print(f"  {label} mean best at 100 {b.mean():.3f} vs {mean:.3f} ± {se:.3f} before (issue 15), "
-                  f"within 1 SE or better: {verdict(b.mean() >= mean - se)}")
-    for now, before in (("BANANAS", "BANANAS from scratch"), ("REA 10/3", "REA 10/3 sequential"),
-                        ("REA 50/10", "REA 50/10 sequential")):
-        if now in r100 and before in r100:  # the same seeds: the paired difference is the sharper comparison
-            d = r100[now]["best"] - r100[before]["best"]
-            print(f"  ({now} - {before} at 100, paired over {len(d)} seeds: {d.mean():+.3f} ± "
-                  f"{d.std(ddof=1) / np.sqrt(len(d)):.3f})")
+            print(f"  gp mean best at 100 on CIFAR-10 {gp.mean():.3f} >= 94.35: {verdict(gp.mean() >= 94.35)}")
+            print(f"  gp > TPE paired over {min(len(gp), len(tpe))} seeds: Wilcoxon p = {wil:.2g}, t-test p = {t:.2g}, "
+                  f"< 0.01: {verdict(max(wil, t) < 0.01)}")
+            ratio = cpu(r100, "gp") / cpu(r100, "Optuna TPE")
+            print(f"  gp time at 100 {ratio:.2f}x TPE's <= 1/3: {verdict(ratio <= 1 / 3)}")
+        for metric, res in other.items():
+            if "gp" in res and "Optuna TPE" in res:
+                gp, tpe = res["gp"]["best"], res["Optuna TPE"]["best"]
+                wil, t = paired_p(gp, tpe)
+                print(f"  gp on {DATASETS[metric]} at 100 {gp.mean():.3f} vs TPE {tpe.mean():.3f} (gp > TPE: Wilcoxon "
+                      f"p = {wil:.2g}), no worse: {verdict(gp.mean() >= tpe.mean())}")
+        for res, budget in ((r100, "100"), (r1000, "1,000")):
+            if "BANANAS" in res and "Optuna TPE" in res:
+                ratio = cpu(res, "BANANAS") / cpu(res, "Optuna TPE")
+                print(f"  BANANAS time at {budget} {ratio:.2f}x TPE's <= 0.5: {verdict(ratio <= 0.5)}")
+        if "REA 50/10" in r1000 and "Optuna NSGA-II" in r1000:
+            ratio = cpu(r1000, "REA 50/10") / cpu(r1000, "Optuna NSGA-II")
+            print(f"  REA 50/10 time at 1,000 {ratio:.3f}x Optuna NSGA-II's <= 0.2: {verdict(ratio <= 0.2)}")
+        if "REA 50/10" in r1000 and "NSGA-II (pymoo)" in r1000:  # not a target: the vectorised peer, for scale
+            ratio = cpu(r1000, "REA 50/10") / cpu(r1000, "NSGA-II (pymoo)")
+            print(f"  (REA 50/10 time at 1,000 {ratio:.2f}x nas_lab's pymoo NSGA-II's, searcher=nsga2)")
+        for label, (mean, se) in ISSUE.items():
+            if label in r100:
+                b = r100[label]["best"]
+                print(f"  {label} mean best at 100 {b.mean():.3f} vs {mean:.3f} ± {se:.3f} before (issue 15), "
+                      f"within 1 SE or better: {verdict(b.mean() >= mean - se)}")
+        for now, before in (("BANANAS", "BANANAS from scratch"), ("REA 10/3", "REA 10/3 sequential"),
+                            ("REA 50/10", "REA 50/10 sequential")):
+            if now in r100 and before in r100:  # the same seeds: the paired difference is the sharper comparison
+                d = r100[now]["best"] - r100[before]["best"]
+                print(f"  ({now} - {before} at 100, paired over {len(d)} seeds: {d.mean():+.3f} ± "
+                      f"{d.std(ddof=1) / np.sqrt(len(d)):.3f})")
     return 0
 
 
