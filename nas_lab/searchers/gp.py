@@ -33,8 +33,8 @@ rank-one update of all candidates at once).
 
 Linear cost: a GP fit costs O(n^3) and a prediction O(n^2) per candidate in the
 number ``n`` of archs it conditions on, so conditioning on the whole history
-makes a run's cost grow faster than its budget (before this bound: 39, 249 and
-2,748 ms of CPU at budgets 100, 300 and 1,000 on NB201 CIFAR-100, exponent 1.9). Once
+makes a run's cost grow faster than its budget (``benchmarks/bench_gp_cost.py
+--unbounded`` measures both). Once
 more than ``max_points`` archs are evaluated, the GP conditions on the
 ``max_points`` nearest the ``parents`` (``training_subset``: a trust region
 around the archs whose mutants are the candidates; the parents themselves
