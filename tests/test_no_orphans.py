@@ -93,3 +93,26 @@ def test_workers_far_above_the_work_start_one_process_per_item(tmp_path):
                           timeout=300)
     assert done.returncode == 0, done.stderr
     assert "2 runs now" in done.stdout
+
+
+def _first_fast(item: int) -> int:
+    if item:
+        time.sleep(60)  # what the pool would still be running if nothing stopped it
+    return item
+
+
+def test_an_exception_in_the_loop_body_stops_the_pool_at_once():
+    """A SIGTERM landing while a study stored a result left the map suspended, kept alive by the traceback: the
+    process then waited at exit for the pool to run every remaining item (a CI run hung this way)."""
+    import contextlib
+    import multiprocessing
+
+    def consume():
+        with contextlib.closing(parallel_map(_first_fast, [0, 1, 2, 3], workers=2)) as finished:
+            for _ in finished:
+                raise KeyboardInterrupt  # as the CLI's SIGTERM handler raises it, outside the map's own frame
+
+    with pytest.raises(KeyboardInterrupt) as caught:
+        consume()
+    assert caught.traceback  # the traceback (and with it the consuming frame) is still alive here
+    assert wait_for(lambda: not multiprocessing.active_children(), 10), multiprocessing.active_children()

@@ -74,6 +74,28 @@ def _fresh(directory):
     return directory
 
 
+def test_an_interrupt_while_a_result_is_stored_closes_the_map_before_it_leaves_the_study(tmp_path, monkeypatch):
+    """The map must end with the study, not at interpreter exit: a suspended map kept by the interrupt's traceback
+    ran every remaining run before a SIGTERMed study could exit."""
+    import nas_lab.study.engine as engine
+
+    closed = []
+
+    def tracked(*args, **kwargs):
+        try:
+            yield from parallel_map(*args, **kwargs)
+        finally:
+            closed.append(True)
+
+    def interrupt(_):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "parallel_map", tracked)
+    with pytest.raises(KeyboardInterrupt) as caught:
+        run_study(StudyConfig.from_dict({**SMALL, "repeats": 1}, {}), tmp_path, workers=1, on_records=interrupt)
+    assert caught.traceback and closed == [True]
+
+
 def test_a_different_study_in_the_same_folder_is_refused(tmp_path):
     run_study(StudyConfig.from_dict({**SMALL, "repeats": 1}, {}), tmp_path, workers=1)
     with pytest.raises(UserError, match="holds a different study"):

@@ -158,7 +158,7 @@ def test_damaged_lines_are_skipped_and_counted_by_report_and_resume_reruns_their
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_command_completes(
-        tmp_path, capsys, sig, status):
+        tmp_path, sig, status):
     out = tmp_path / "out"
     cmd = study(REPO / "experiments" / "hyvitas_table4.yaml", out, "searchers=bananas", "repeats=20", "budget=30",
                 "workers=2")
@@ -166,16 +166,12 @@ def test_a_signalled_study_stops_its_workers_keeps_what_finished_and_the_same_co
                             preexec_fn=sigint_as_at_a_terminal)
     runs = out / "runs.jsonl"
     try:
+        # signalled at once: a fast machine finishes the rest within two seconds of the first record (a second
+        # writer's refusal is tested with a lock held for as long as the test needs, above)
         assert wait_for(lambda: runs.exists() and runs.read_bytes().count(b"\n") >= 1, 60), "no run was recorded"
         workers = children(proc.pid)
-        assert len(workers) >= 2, workers  # the pool's two workers (and its resource tracker, if any)
-
-        # a second writer meanwhile is refused, naming the running study
-        assert main(["study", str(REPO / "experiments" / "hyvitas_table4.yaml"), f"out={out}", "searchers=bananas",
-                     "repeats=20", "budget=30", "--no-progress"]) == 2
-        assert f"in use by process {proc.pid} on host" in capsys.readouterr().err
-
         os.kill(proc.pid, sig)
+        assert len(workers) >= 2, workers  # the pool's two workers (and its resource tracker, if any)
         _, err = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:

@@ -69,7 +69,11 @@ def parallel_map(fn: Callable[[T], R], work: list[T], workers: int, executor: st
     """``fn(item)`` for every item of ``work`` on local processes or Ray, yielded as each finishes.
 
     ``fn`` must be a module-level function (it is pickled by name). Results come
-    in completion order, so callers store them as they arrive; one worker or
+    in completion order, so callers store them as they arrive. Consume it inside
+    ``contextlib.closing``: an exception raised in the caller's loop body (a
+    SIGTERM landing while a result is stored) leaves the generator suspended,
+    and the exception's traceback keeps it alive, so without ``close`` the pool
+    would run every remaining item before the interpreter could exit. One worker or
     one item runs in this process. Local workers are at most one per item (so
     ``workers=1024`` on a 10-run study starts 10) and die with this process,
     however it ends (``_die_with_parent``). ``gpus[i]`` is the number of GPUs

@@ -16,6 +16,7 @@ latency, and anything on ``device=cpu``) asks for none.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
 from collections.abc import Callable
@@ -146,12 +147,13 @@ def run_study(
         with store:
             work = chunks(pending, workers)
             gpus = [gpus_of(chunk, gpus_per_run) for chunk in work]
-            for records in parallel_map(run_chunk, work, workers, executor, address, gpus):
-                for record in records:
-                    store.append(record)
-                ran += len(records)
-                if on_records is not None:
-                    on_records([from_record(r) for r in records])
+            with contextlib.closing(parallel_map(run_chunk, work, workers, executor, address, gpus)) as finished:
+                for records in finished:
+                    for record in records:
+                        store.append(record)
+                    ran += len(records)
+                    if on_records is not None:
+                        on_records([from_record(r) for r in records])
     return StudyOutcome(directory, len(specs), len(specs) - len(pending), ran, damaged)
 
 

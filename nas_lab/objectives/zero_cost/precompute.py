@@ -9,6 +9,7 @@ interrupted precompute resumes where it stopped when run again.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import sys
@@ -142,9 +143,10 @@ def precompute(space: Space, proxies: list[str], indices: np.ndarray, *, seed: i
             for p, m in missing.items() for i in range(0, len(m), size)]
     with tqdm(total=total, unit="value", file=sys.stderr, disable=not progress or total == 0, dynamic_ncols=True,
               mininterval=0.5, desc=f"precompute {space.name}") as bar:
-        for proxy, done, n, seconds in parallel_map(_fill, work, workers, executor, address):
-            out.computed[proxy] += n
-            out.seconds[proxy] += seconds
-            bar.update(done)
+        with contextlib.closing(parallel_map(_fill, work, workers, executor, address)) as filled:
+            for proxy, done, n, seconds in filled:
+                out.computed[proxy] += n
+                out.seconds[proxy] += seconds
+                bar.update(done)
     out.wall = time.perf_counter() - t0
     return out
