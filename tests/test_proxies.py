@@ -89,8 +89,15 @@ def test_naswot_is_the_log_determinant_of_code_agreements():
     # a GELU is positive exactly where a ReLU is: the same codes again, K doubles, det x 2^3
     both = nn.Sequential(nn.Flatten(), nn.ReLU(), nn.GELU())
     assert activations.naswot(both, x, None) == pytest.approx(math.log(64))
-    with pytest.raises(ValueError, match="ReLU or GELU"):
-        activations.naswot(nn.Flatten(), x, None)
+    # no rectified unit tells the images apart: a zero kernel, scored -inf like any singular one (it once raised)
+    assert activations.naswot(nn.Flatten(), x, None) == -math.inf
+
+
+def test_naswot_scores_a_vitas_arch_of_identities_only_the_worst_instead_of_stopping_a_study():
+    space = ViTASSpace(setting="cpu")
+    arch = space.from_values({"patch": space.describe(space.sample(np.random.default_rng(0), 1)[0])["patch"],
+                              "embed.ratio": 1.0, **{f"block{i + 1}": "identity" for i in range(space.positions)}})
+    assert evaluate_proxies(space, arch, ["naswot"], resolution=32, batch_size=2)["naswot"] == -math.inf
 
 
 def test_snip_and_grad_norm_of_a_linear_softmax_classifier():

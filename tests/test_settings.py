@@ -86,6 +86,17 @@ def test_a_setting_coerces_text_and_python_values_the_same_way():
         s.coerce("none", "x")
 
 
+def test_a_choice_named_none_is_that_choice_not_a_cleared_setting(capsys):
+    """``searcher.augment=none`` was refused with 'needs a value (one of auto, none, ...); it has no none'."""
+    augment = Setting("augment", str, "auto", choices=("auto", "none", "deit"))
+    assert augment.coerce("none", "searcher") == augment.coerce(" none ", "searcher").strip() == "none"
+    assert Setting("cache", str, None).coerce("none", "x") is None  # elsewhere none still clears
+    with pytest.raises(UserError, match="needs a value"):
+        augment.coerce(None, "searcher")
+    assert main(["run", "searcher=spos", "searcher.augment=none", "searcher.epochs=0"]) == 2
+    assert "searcher.epochs must lie in" in capsys.readouterr().err  # augment=none was read; epochs=0 refused
+
+
 @pytest.mark.parametrize("text", ["zc.params,params", "[zc.params,params]"])
 def test_run_and_study_read_an_objective_of_several_metrics_alike(text):
     """`objective=a,b` and `objective=[a,b]` are one objective of two metrics in `run` and in `study` alike."""

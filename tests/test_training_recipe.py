@@ -20,7 +20,7 @@ def test_auto_takes_the_space_recipe_and_unset_rates_the_optimisers():
     assert vit.training()["optimizer"] == "adamw"
     mine = Settings.resolve(ViTASSpace(setting="cpu"), 3, 64, 0.01, None, 4, "sgd", "objective")
     assert (mine.optimizer, mine.epochs, mine.learning_rate) == ("sgd", 3, 0.01)
-    with pytest.raises(UserError, match="objective.optimizer must be one of auto, sgd, adamw"):
+    with pytest.raises(UserError, match="objective.optimizer must be one of sgd, adamw"):
         Settings.resolve(None, None, 64, None, None, 4, "adam", "objective")
 
 
@@ -75,7 +75,7 @@ def test_grad_clip_bounds_each_step_and_joins_the_key_only_when_set():
     assert moved(1.0) <= 0.1 * 1.9 * 1.0 + 1e-3 < moved(None)
     assert "grad_clip" not in Settings(1, 64, 0.1, None, 1).training()
     assert Settings(1, 64, 0.1, None, 1, grad_clip=5.0).training()["grad_clip"] == 5.0
-    with pytest.raises(UserError, match="objective.grad_clip must be a positive number or none"):
+    with pytest.raises(UserError, match=r"objective.grad_clip must lie in \(0, 1,000,000\], got 0"):
         Settings(1, 64, 0.1, None, 1, grad_clip=0.0).check("objective")
 
 

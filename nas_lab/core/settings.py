@@ -56,7 +56,8 @@ class Setting:
     def coerce(self, value: Any, owner: str = "", context: dict[str, Any] | None = None) -> Any:
         """``value`` (command-line text, a YAML or Python value) as this setting's type, checked against its
         choices and every bound whose reference ``context`` (or a plain number) gives; ``UserError`` if not."""
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null")
+                             and value.strip() not in (self.choices or ())):  # a choice named none is that choice
             if self.default is None:
                 return None
             raise UserError(f"{self.label(owner)} needs a value ({self.describe()}); it has no 'none'")

@@ -12,6 +12,7 @@ BATCH_SIZE = Setting(ge=1, le=65_536, help="images per training batch")
 LEARNING_RATE = Setting(gt=0, le=100, help="peak learning rate of the weights (none: the optimizer's default)")
 MAX_BATCHES = Setting(ge=1, le=100_000_000, help="most batches per epoch (none: whole epochs)")
 RECALIBRATION = Setting(ge=1, le=100_000, help="train batches that re-estimate BatchNorm per arch (none: the recipe's)")
+GRAD_CLIP = Setting(gt=0, le=1e6, help="largest gradient norm a training step may take (none: no clipping)")
 OPTIMIZER = Setting(choices=("auto", "sgd", "adamw"), help="weight optimizer (auto: the space's recipe)")
 PRECISION = Setting(choices=("auto", "bf16", "fp16", "fp32"),
                     help="arithmetic of the training steps (auto: bf16 autocast on CUDA, fp32 on CPU)")

@@ -37,14 +37,16 @@ global state.
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import math
 import os
 import sys
 import time
+import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, fields, replace
+from typing import Annotated, Any
 
 import numpy as np
 import torch
@@ -52,11 +54,13 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from nas_lab.core.errors import UserError
+from nas_lab.core.settings import Setting, from_hint
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.data.datasets import ImageData
 from nas_lab.data.images import ArrayImages, ImageSet
 from nas_lab.oneshot import distributed
+from nas_lab.oneshot import settings as declarations
 from nas_lab.oneshot.augment import augmentation
 from nas_lab.oneshot.augment import resolve as resolve_augment
 from nas_lab.oneshot.checkpoint import Checkpoint, random_states, restore, restore_random_states, state_of
@@ -87,40 +91,28 @@ class Settings:
     the arithmetic (``precision``, resolved: never ``auto``), ``compile``, the augmentation recipe (``augment``,
     resolved) and how often a checkpoint is written (``checkpoint_every`` steps, besides every epoch's end)."""
 
-    epochs: int
-    batch_size: int
-    learning_rate: float
-    max_batches: int | None
-    recalibration: int
-    optimizer: str = "sgd"
+    epochs: Annotated[int, declarations.EPOCHS]
+    batch_size: Annotated[int, declarations.BATCH_SIZE]
+    learning_rate: Annotated[float, declarations.LEARNING_RATE]
+    max_batches: Annotated[int | None, declarations.MAX_BATCHES]
+    recalibration: Annotated[int, declarations.RECALIBRATION]
+    optimizer: Annotated[str, Setting(choices=tuple(LEARNING_RATES))] = "sgd"
     #: largest gradient norm a step may take (``clip_grad_norm_``); None: no clipping
-    grad_clip: float | None = None
-    precision: str = "fp32"
-    compile: bool = False
-    augment: str = "none"
-    checkpoint_every: int | None = None
+    grad_clip: Annotated[float | None, declarations.GRAD_CLIP] = None
+    precision: Annotated[str, Setting(choices=tuple(AUTOCAST))] = "fp32"
+    compile: Annotated[bool, declarations.COMPILE] = False
+    augment: Annotated[str, declarations.AUGMENT] = "none"
+    checkpoint_every: Annotated[int | None, declarations.CHECKPOINT_EVERY] = None
     #: processes decoding images of sets read from disk (resolved: never None)
-    workers: int = 0
+    workers: Annotated[int, declarations.WORKERS] = 0
 
     def check(self, owner: str) -> Settings:
-        """``self``, or ``UserError`` naming the first bad value as ``<owner>.<param>``."""
-        for name in ("epochs", "batch_size", "recalibration"):
-            if getattr(self, name) < 1:
-                raise UserError(f"{owner}.{name} must be a positive whole number, got {getattr(self, name)}")
-        if self.max_batches is not None and self.max_batches < 1:
-            raise UserError(f"{owner}.max_batches must be a positive whole number or none (whole epochs), "
-                            f"got {self.max_batches}")
-        if self.optimizer not in LEARNING_RATES:
-            raise UserError(f"{owner}.optimizer must be one of auto, {', '.join(LEARNING_RATES)}, "
-                            f"got {self.optimizer!r}")
-        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
-            raise UserError(f"{owner}.learning_rate must be a positive number, got {self.learning_rate}")
-        if self.grad_clip is not None and not (self.grad_clip > 0 and math.isfinite(self.grad_clip)):
-            raise UserError(f"{owner}.grad_clip must be a positive number or none, got {self.grad_clip}")
-        if self.precision not in AUTOCAST:
-            raise UserError(f"{owner}.precision must be one of auto, {', '.join(AUTOCAST)}, got {self.precision!r}")
-        distributed.check_divides(self.batch_size, f"{owner}.batch_size")
-        return self
+        """``self`` with every value read as its declaration reads it (``"5"`` is 5), or ``UserError`` naming the
+        first value one refuses as ``<owner>.<param>``; the optimizer and precision are the resolved ones (never
+        ``auto``), and the world size must divide the batch."""
+        read = replace(self, **{name: s.coerce(getattr(self, name), owner) for name, s in _declarations().items()})
+        distributed.check_divides(read.batch_size, f"{owner}.batch_size")
+        return read
 
     def batches_per_epoch(self, images: int) -> int:
         """Training batches an epoch over ``images`` images has (full batches only, see ``data.loading.batches``)."""
@@ -168,6 +160,14 @@ class Settings:
         return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer,
                    precision=resolve_precision(precision, device), compile=compile, augment=augment,
                    checkpoint_every=checkpoint_every, workers=resolve_workers(workers, device)).check(owner)
+
+
+@functools.cache
+def _declarations() -> dict[str, Setting]:
+    """Each ``Settings`` field's declaration (``oneshot/settings.py``, shared with the signatures of SPOS, DARTS
+    and the supernet objective), named and typed by the field."""
+    hints = typing.get_type_hints(Settings, include_extras=True)
+    return {f.name: from_hint(f.name, hints[f.name], None) for f in fields(Settings)}
 
 
 def on_cuda(device: str) -> bool:

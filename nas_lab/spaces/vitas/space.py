@@ -59,7 +59,7 @@ from typing import Annotated, ClassVar
 import numpy as np
 
 from nas_lab.core.errors import UserError
-from nas_lab.core.settings import Setting
+from nas_lab.core.settings import Setting, declared
 from nas_lab.core.space import MAX_MACS, Decision, Space
 from nas_lab.spaces.vitas import cost
 from nas_lab.spaces.vitas.cost import ViTShape
@@ -358,9 +358,7 @@ class ViTASSpace(Space):
         if self.block_level:
             raise UserError("budget-aware sampling sets the probability of identity positions, and the block-level "
                             "space has none; drop space.budget_macs or space.block_level")
-        budget = float(budget_macs)
-        if not (budget > 0 and math.isfinite(budget)):
-            raise UserError(f"space.budget_macs must be a positive number, got {budget_macs}")
+        budget = declared(type(self))["budget_macs"].coerce(budget_macs, "space")
         a, b, smallest = self._expected_macs_terms()
         high = a + self.positions * b
         if budget < smallest:
