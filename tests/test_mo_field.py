@@ -32,8 +32,8 @@ from nas_lab.searchers.nsga2 import NSGA2
 from nas_lab.searchers.optuna_sampler import OptunaSearch
 from nas_lab.searchers.random import RandomSearch
 
-SEEDS = 30  # per searcher and budget in the hypervolume comparisons
-TPE_SEEDS = 100  # per side in the TPE check
+SEEDS = 20  # per searcher and budget in the hypervolume comparisons
+TPE_SEEDS = 40  # per side in the TPE check (the adapter replays TPE trial for trial: test_optuna_searcher)
 BUDGETS = (300, 1000)
 PAIRS = {"latency": "test.cifar10,latency.pixel3", "params": "test.cifar10,params"}
 
