@@ -57,8 +57,8 @@ def add_parser(sub) -> None:
 def command(args) -> int:
     cfg = RunConfig().apply(args.overrides)
     cfg.progress = not args.no_progress
-    with interruptible("a run keeps nothing until it ends, so nothing was recorded; run the same command again to "
-                       "start it afresh"), limit_threads(cfg.threads):
+    with interruptible("a run keeps nothing until it ends, so nothing was recorded; run the same command again (a "
+                       "supernet training goes on from its last checkpoint)"), limit_threads(cfg.threads):
         space, objective, searcher = build(cfg)
         with _search_bar(cfg.budget, show=cfg.progress and not objective.cheap) as hook:
             result = run(space, objective, searcher, budget=cfg.budget, seed=cfg.seed, progress=hook)

@@ -28,6 +28,15 @@ them), the training throughput (train images of the weight steps per second of
 the whole loop, whose every step also pushes a val batch for alpha) and the
 seconds spent.
 
+The search checkpoints as supernet training does (``oneshot/checkpoint.py``,
+every epoch and every ``checkpoint_every`` steps, in the supernet cache folder,
+keyed by the run's seed and settings), with the alphas, their Adam state and the
+position in the val batches besides the weights, so a killed search run again
+resumes where it was and ends as an uninterrupted one would; its log
+(``oneshot/logs.py``) lies beside the checkpoint. Val batches for alpha come
+from their own generator (``ValBatches``), which is what lets their position be
+saved.
+
 At 32x32 inputs the attention stages see 2x2 and 1x1 maps, which every
 ``attn.kernel`` option covers whole, so that decision's alpha would get no
 gradient; the default input side for HyViTas is therefore 64
@@ -42,12 +51,14 @@ from typing import Annotated
 
 import numpy as np
 
+from nas_lab.core.cache import cache_root
 from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
 from nas_lab.oneshot.settings import (
     BATCH_SIZE,
+    CHECKPOINT_EVERY,
     COMPILE,
     EPOCHS,
     LEARNING_RATE,
@@ -82,6 +93,7 @@ class Darts(OneShotSearcher):
                                                    "(not implemented: false only)")] = False,
         precision: Annotated[str, PRECISION] = "auto",
         compile: Annotated[bool, COMPILE] = False,
+        checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
         workers: Annotated[int | None, WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, resolve_precision, resolve_workers, torch_device
@@ -89,7 +101,8 @@ class Darts(OneShotSearcher):
         self.task = task or Task()
         arithmetic = resolve_precision(precision, self.task.device)
         self.settings = Settings(epochs, batch_size, learning_rate, max_batches, recalibration, precision=arithmetic,
-                                 compile=compile, workers=resolve_workers(workers, self.task.device)).check("searcher")
+                                 compile=compile, checkpoint_every=checkpoint_every,
+                                 workers=resolve_workers(workers, self.task.device)).check("searcher")
         if second_order:
             raise UserError("searcher.second_order=true (DARTS' unrolled second-order alpha gradient) is not "
                             "implemented; valid: false, the first-order alternating updates")
@@ -97,6 +110,7 @@ class Darts(OneShotSearcher):
         self.epochs, self.batch_size, self.learning_rate = epochs, batch_size, learning_rate
         self.arch_learning_rate, self.max_batches, self.recalibration = arch_learning_rate, max_batches, recalibration
         self.second_order, self.precision, self.compile, self.workers = second_order, precision, compile, workers
+        self.checkpoint_every = checkpoint_every
 
     def reset(self, space, objective, rng):
         from nas_lab.oneshot.contract import supports_mixture
@@ -121,26 +135,32 @@ class Darts(OneShotSearcher):
         from nas_lab.oneshot.evaluation import PathEvaluator, accuracy, derived_arch_report
 
         start = time.perf_counter()
-        data = st.TaskData(self.task.for_space(self.space))
+        task = self.task.for_space(self.space)
+        data = st.TaskData(task)
+        checkpoint = self._checkpoint(task)  # keyed by the generator's state before anything is drawn
         net = st.new_supernet(self.space, data.num_classes, self.rng, data.device)
-        self.alphas = [torch.zeros(int(n), device=data.device, requires_grad=True) for n in self.space.sizes]
+        self.alphas = torch.nn.ParameterList(torch.nn.Parameter(torch.zeros(int(n), device=data.device))
+                                             for n in self.space.sizes)
         arch_optimizer = torch.optim.Adam(self.alphas, lr=self.arch_learning_rate, betas=ARCH_BETAS,
                                           weight_decay=ARCH_WEIGHT_DECAY)
         generator = st.torch_generator(self.rng)
-        val = _endless(data.val, self.settings, data.device, generator)
+        val = ValBatches(data.val, self.settings, data.device, st.torch_generator(self.rng))
 
         def weight_loss(x, y):
             """One Adam step on alpha against a val batch (under torchrun, each rank's share of it, the gradients
             averaged), then the train batch's loss for the weight step."""
             xv, yv = next(val)
             arch_optimizer.zero_grad(set_to_none=True)
-            F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(inputs=self.alphas)
-            distributed.average_gradients(self.alphas)
+            F.cross_entropy(net(xv, weights=[a.softmax(0) for a in self.alphas]), yv).backward(
+                inputs=list(self.alphas))
+            distributed.average_gradients(list(self.alphas))
             arch_optimizer.step()
             return F.cross_entropy(net(x, weights=[a.detach().softmax(0) for a in self.alphas]), y)
 
         trained = st.train_weights(net, data.train, self.settings, generator, "DARTS bilevel search", weight_loss,
-                                   self.task.progress)
+                                   self.task.progress, checkpoint=checkpoint,
+                                   resumable={"alphas": self.alphas, "arch_optimizer": arch_optimizer, "val": val})
+        checkpoint.remove()
 
         derived = np.array([int(a.argmax()) for a in self.alphas], dtype=np.int64)
         mixture = accuracy(net, data.val, weights=[a.detach().softmax(0) for a in self.alphas],
@@ -159,12 +179,55 @@ class Darts(OneShotSearcher):
         return derived
 
 
-def _endless(split, settings, device, generator) -> Iterator:
-    """Shuffled batches of ``split`` on ``device``, reshuffled at the end of each pass, forever (val batches for
-    alpha; under torchrun, this rank's share of each)."""
-    from nas_lab.oneshot import distributed
-    from nas_lab.oneshot.training import batches_of
+    def _checkpoint(self, task: Task):
+        """Where the bilevel search keeps its checkpoint: in the supernet cache folder, keyed by what the weights
+        and alphas depend on, the run's seed standing in as the state of its generator (the same command resumes;
+        another seed or arch learning rate never does)."""
+        from nas_lab.oneshot.checkpoint import SUFFIX, Checkpoint, digest
+        from nas_lab.oneshot.training import training_key
 
-    while True:
-        yield from batches_of(split, settings.batch_size, device, generator, rank=distributed.rank(),
-                              world=distributed.world(), workers=settings.workers)
+        seed = digest(self.rng.bit_generator.state)
+        key = {"searcher": self.name, "arch_learning_rate": self.arch_learning_rate,
+               **training_key(self.space, task, self.settings, seed)}
+        path = cache_root() / "supernets" / f"darts_{self.space.name}_{task.dataset}_{digest(key)}{SUFFIX}"
+        return Checkpoint(path, key, self.settings.checkpoint_every)
+
+
+class ValBatches:
+    """Shuffled val batches for the alpha steps, pass after pass, for ever, drawn by their own generator (under
+    torchrun, this rank's share of each).
+
+    Its state (the generator as the current pass was about to draw its order,
+    and the batches taken from that pass) goes into the training's checkpoint, so
+    a resumed search takes the very val batches an uninterrupted one would.
+    """
+
+    def __init__(self, split, settings, device, generator):
+        self.split, self.settings, self.device, self.generator = split, settings, device, generator
+        self.start, self.taken, self._pass = generator.get_state(), 0, None
+
+    def __iter__(self) -> Iterator:
+        return self
+
+    def __next__(self):
+        from nas_lab.oneshot import distributed
+        from nas_lab.oneshot.training import batches_of
+
+        while True:
+            if self._pass is None:
+                self.start = self.generator.get_state()
+                self._pass = batches_of(self.split, self.settings.batch_size, self.device, self.generator,
+                                        skip=self.taken, rank=distributed.rank(), world=distributed.world(),
+                                        workers=self.settings.workers)
+            batch = next(self._pass, None)
+            if batch is not None:
+                self.taken += 1
+                return batch
+            self._pass, self.taken = None, 0
+
+    def state_dict(self) -> dict:
+        return {"start": self.start, "taken": self.taken}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["start"])
+        self.taken, self._pass = state["taken"], None
