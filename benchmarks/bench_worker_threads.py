@@ -11,7 +11,6 @@ workers as they were: OMP/MKL variables set after numpy had started its pool.
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 from nas_lab.core import parallel
 from nas_lab.study import engine
 from nas_lab.study.config import StudyConfig
+from nas_lab.study.store import Store
 
 from results_page import add_docs_flag, recorded
 
@@ -45,7 +45,7 @@ def timed(study: StudyConfig, workers: int, limits: bool) -> tuple[float, float]
             t = time.perf_counter()
             engine.run_study(study, tmp, workers=workers)
             total = time.perf_counter() - t
-            runs = [json.loads(line)["wall_time"] for line in (Path(tmp) / "runs.jsonl").read_text().splitlines()]
+            runs = [r.wall_time for r in Store(tmp).records()]
     finally:
         parallel.limit_threads = real
     return total, sum(runs) / len(runs)
