@@ -185,6 +185,31 @@ def test_single_folder_layout_streams_with_and_without_workers(tmp_path):
     assert all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in zip(after, plain, strict=True))
 
 
+def test_a_dropped_image_set_ends_its_workers_at_once(tmp_path):
+    """A set and its kept loader once made a reference cycle: only the cyclic collector freed them, after it had
+    stopped the queues' feeder threads, so the workers never heard they should end and each cost 5 s."""
+    import gc
+    import multiprocessing
+    import weakref
+
+    from nas_lab.data.images import FileImages
+
+    train = datasets.folder(root=str(single_folder(tmp_path, per_class=8)), image_size=4).train
+    images = FileImages(train.root, train.files, train.labels, 4, train.shape[0])  # a set no dataset cache keeps
+    earlier = set(multiprocessing.active_children())  # other sets' persistent workers, if any
+    collect(images, 4, seed=3, workers=2)
+    started = set(multiprocessing.active_children()) - earlier
+    assert len(started) == 2
+    gone = weakref.ref(images)
+    gc.disable()  # freed by reference counting alone, or not at all
+    try:
+        del images
+        assert gone() is None
+        assert not started & set(multiprocessing.active_children())  # told to end, and ended
+    finally:
+        gc.enable()
+
+
 def test_two_passes_at_once_over_one_kept_loader_are_refused(tmp_path):
     data = datasets.folder(root=str(single_folder(tmp_path, per_class=8)), image_size=4)
     first = batches(data.train, 2, generator=torch.Generator().manual_seed(0), workers=1)

@@ -36,6 +36,7 @@ torch is imported on first use, so ``nas_lab.data`` stays importable without it.
 
 from __future__ import annotations
 
+import copy
 import ctypes
 import functools
 import os
@@ -152,7 +153,10 @@ def _loaded(images: ImageSet, plan: Iterator[np.ndarray], workers: int, pin_memo
     key = (workers, pin)
     if key not in images.loaders:
         passes = _Passes()
-        loader = DataLoader(images, batch_sampler=passes, num_workers=workers, pin_memory=pin,
+        # the loader reads a copy without loaders: holding the set itself would make set, loader and its workers'
+        # iterator a reference cycle, freed only by the cyclic collector, which stops a queue's feeder thread
+        # before the iterator's __del__ can tell the workers to end (each then waited 5 s, then was killed)
+        loader = DataLoader(copy.copy(images), batch_sampler=passes, num_workers=workers, pin_memory=pin,
                             persistent_workers=workers > 0, generator=torch.Generator())
         if workers == 0:  # nothing to keep: a loader without workers starts nothing
             yield from _read(loader, passes, list(plan))
