@@ -25,9 +25,9 @@ from nas_lab.oneshot.checkpoint import Checkpoint
 from nas_lab.oneshot.training import Settings, torch_generator, train_weights
 
 VITAS = ["space=vitas", "space.setting=cpu", "space.positions=2", "space.budget_macs=2e5"]
-#: 2 epochs of 40 steps, a checkpoint every 3 steps: the first ones are mid-epoch
-TRAINING = {"epochs": 2, "max_batches": 40, "batch_size": 16, "recalibration": 1, "checkpoint_every": 3}
-STEPS = 80
+#: 2 epochs of 20 steps, a checkpoint every 3 steps: the first ones are mid-epoch
+TRAINING = {"epochs": 2, "max_batches": 20, "batch_size": 16, "recalibration": 1, "checkpoint_every": 3}
+STEPS = 40
 
 
 def test_a_training_killed_mid_epoch_resumes_and_ends_with_the_uninterrupted_weights(tmp_path):
