@@ -6,6 +6,10 @@ every worker starts one thread per core, and BANANAS (numpy least squares in its
 predictor) slows by an order of magnitude on a 2-core machine: issue 11 measured a
 2-worker study at budget 1000 at 198 s instead of 14.6 s. "off" reproduces the
 workers as they were: OMP/MKL variables set after numpy had started its pool.
+BANANAS and gp have since held each of their rounds to one thread themselves
+(``limit_threads(1)`` around the model fit), so for them "off" now costs little:
+the workers' limit is what protects searchers and objectives that do not limit
+themselves (supernet training, plug-ins).
 
     python benchmarks/bench_worker_threads.py [--data ../shared/data] [--budget 1000] [--repeats 4] [--skip-off]
 """
@@ -61,7 +65,9 @@ def main() -> int:
     add_docs_flag(parser)
     args = parser.parse_args()
     with recorded(args, "worker-threads", "Study workers and BLAS threads",
-                  "A 2-worker NB201 BANANAS study with the thread limits on and off."):
+                  "A 2-worker NB201 BANANAS study with the workers' thread limits on and off. BANANAS now holds "
+                  "each of its rounds to one thread itself, so the two differ little; the workers' limit protects "
+                  "what does not limit itself (supernet training, plug-ins)."):
         study = StudyConfig.load(ROOT / "experiments" / "nb201.yaml", {
             "table": args.data, "searchers": "bananas", "objectives": "test.cifar10", "budget": str(args.budget),
             "repeats": str(args.repeats)})
