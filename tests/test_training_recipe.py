@@ -24,6 +24,16 @@ def test_auto_takes_the_space_recipe_and_unset_rates_the_optimisers():
         Settings.resolve(None, None, 64, None, None, 4, "adam", "objective")
 
 
+def test_pool_vit_recipe_clips_gradients_and_the_others_do_not():
+    """Without clipping, SGD at 0.1 drove the default Pool-ViT supernet's weights to inf within 3 epochs on digits
+    (every arch then scored alike and the run stopped)."""
+    from nas_lab.spaces.poolvit.space import PoolViTSpace
+
+    pool = Settings.resolve(PoolViTSpace(), None, 64, None, None, None, "auto", "objective")
+    assert pool.grad_clip == 5.0 and pool.training()["grad_clip"] == 5.0  # a key of its own: no unclipped cache
+    assert Settings.resolve(HyViTasSpace(), None, 64, None, None, None, "auto", "objective").grad_clip is None
+
+
 def test_unset_recalibration_takes_the_space_recipe():
     """AutoViT re-estimates BN on 2 batches (its CPU schedule), HyViTas on the default 4; a given number wins,
     and recalibration is not part of the trained weights' key."""

@@ -16,8 +16,9 @@ it is constructed (``training.new_supernet`` seeds and restores that generator).
 A space may name the training recipe its supernet wants as the attribute
 ``supernet_recipe``, a dict with ``optimizer`` (``"sgd"``, the default, or
 ``"adamw"``, which ViTAS' plain transformers need), ``epochs`` (default 5),
-``recalibration`` (train batches that re-estimate BN per scored arch, default 4)
-and ``augment`` (a recipe of ``oneshot.augment``, default none); SPOS and the
+``recalibration`` (train batches that re-estimate BN per scored arch, default 4),
+``grad_clip`` (largest gradient norm of a step, default none: no clipping) and
+``augment`` (a recipe of ``oneshot.augment``, default none); SPOS and the
 supernet objective use it where their ``optimizer=auto``, ``epochs=none``,
 ``recalibration=none`` and ``augment=auto`` (on CUDA) leave the choice open
 (``training.Settings.resolve``).

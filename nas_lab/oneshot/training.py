@@ -145,7 +145,8 @@ class Settings:
                 checkpoint_every: int | None = None, workers: int | None = None) -> Settings:
         """Checked settings where ``optimizer="auto"``, ``epochs=None`` and ``recalibration=None`` take the space's
         recipe (``space.supernet_recipe``, see ``contract.py``; else SGD, 5 epochs, 4 batches),
-        ``learning_rate=None`` the optimiser's default peak rate, and ``precision="auto"`` / ``augment="auto"`` bf16
+        ``learning_rate=None`` the optimiser's default peak rate, the recipe's gradient clipping (if it names one), and
+        ``precision="auto"`` / ``augment="auto"`` bf16
         and the recipe's augmentation on CUDA, fp32 and none on CPU (the CPU miniatures keep their results),
         ``workers=None`` ``resolve_workers``."""
         recipe = space.supernet_recipe if space is not None else {}
@@ -157,7 +158,7 @@ class Settings:
             recalibration = recipe.get("recalibration", RECALIBRATION)
         augment = resolve_augment(augment, space, device)
         rate = LEARNING_RATES.get(optimizer, 1.0) if learning_rate is None else learning_rate
-        return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer,
+        return cls(epochs, batch_size, rate, max_batches, recalibration, optimizer, recipe.get("grad_clip"),
                    precision=resolve_precision(precision, device), compile=compile, augment=augment,
                    checkpoint_every=checkpoint_every, workers=resolve_workers(workers, device)).check(owner)
 
