@@ -16,19 +16,8 @@ from nas_lab.core.config import RUN_SETTINGS, RunConfig
 from nas_lab.core.errors import UserError
 from nas_lab.core.parallel import limit_threads
 from nas_lab.core.settings import Setting, help_text, read_overrides
+from nas_lab.oneshot import settings as declarations
 from nas_lab.oneshot.augment import RECIPES
-from nas_lab.oneshot.settings import (
-    AUGMENT,
-    BATCH_SIZE,
-    CHECKPOINT_EVERY,
-    COMPILE,
-    EPOCHS,
-    LEARNING_RATE,
-    MAX_BATCHES,
-    OPTIMIZER,
-    PRECISION,
-    WORKERS,
-)
 
 #: the default output folder's parent (beside ``nas-lab run``'s ``results/runs``)
 RESULTS = Path("results/train")
@@ -45,16 +34,17 @@ SETTINGS = {s.name: s for s in (
     replace(RUN_SETTINGS["dataset"], help="images to train and test on, its parameters as dataset.<param>=VALUE"),
     RUN_SETTINGS["device"],
     replace(RUN_SETTINGS["seed"], help="seed of the initial weights, shuffling, augmentation and corruptions"),
-    replace(EPOCHS, name="epochs", type=int, default=None, help="training epochs (none: the space's recipe, else 5)"),
-    replace(BATCH_SIZE, name="batch_size", type=int, default=64),
-    replace(LEARNING_RATE, name="learning_rate", type=float, default=None),
-    replace(MAX_BATCHES, name="max_batches", type=int, default=None),
-    replace(OPTIMIZER, name="optimizer", type=str, default="auto"),
-    replace(AUGMENT, name="augment", type=str, default="auto"),
-    replace(PRECISION, name="precision", type=str, default="auto"),
-    replace(COMPILE, name="compile", type=bool, default=False),
-    replace(CHECKPOINT_EVERY, name="checkpoint_every", type=int, default=None),
-    replace(WORKERS, name="workers", type=int, default=None),
+    replace(declarations.EPOCHS, name="epochs", type=int, default=None,
+            help="training epochs (none: the space's recipe, else 5)"),
+    replace(declarations.BATCH_SIZE, name="batch_size", type=int, default=64),
+    replace(declarations.LEARNING_RATE, name="learning_rate", type=float, default=None),
+    replace(declarations.MAX_BATCHES, name="max_batches", type=int, default=None),
+    replace(declarations.OPTIMIZER, name="optimizer", type=str, default="auto"),
+    replace(declarations.AUGMENT, name="augment", type=str, default="auto"),
+    replace(declarations.PRECISION, name="precision", type=str, default="auto"),
+    replace(declarations.COMPILE, name="compile", type=bool, default=False),
+    replace(declarations.CHECKPOINT_EVERY, name="checkpoint_every", type=int, default=None),
+    replace(declarations.WORKERS, name="workers", type=int, default=None),
     Setting("ood", bool, True, help="also test on the test split's OoD variants (corruptions at severities 1 and 5, "
                                     "sketch)"),
     Setting("out", str, None, help="output folder (none: results/train/<space>_<arch index>_seed<seed>)"),

@@ -41,21 +41,9 @@ from nas_lab.core.settings import Setting
 from nas_lab.core.space import Space
 from nas_lab.core.task import Task
 from nas_lab.objectives.tabular.objective import reference_table
+from nas_lab.oneshot import settings as declarations
 from nas_lab.oneshot.checkpoint import digest
 from nas_lab.oneshot.evaluation import LABELS, METRICS, InheritedAccuracies
-from nas_lab.oneshot.settings import (
-    AUGMENT,
-    BATCH_SIZE,
-    CHECKPOINT_EVERY,
-    COMPILE,
-    EPOCHS,
-    LEARNING_RATE,
-    MAX_BATCHES,
-    OPTIMIZER,
-    PRECISION,
-    RECALIBRATION,
-    WORKERS,
-)
 
 TABLE = "table."
 
@@ -83,23 +71,23 @@ class SupernetObjective(Objective):
         space: Space,
         metric: str = "id",
         task: Task | None = None,
-        epochs: Annotated[int | None, EPOCHS] = None,
-        batch_size: Annotated[int, BATCH_SIZE] = 64,
-        learning_rate: Annotated[float | None, LEARNING_RATE] = None,
-        max_batches: Annotated[int | None, MAX_BATCHES] = None,
-        recalibration: Annotated[int | None, RECALIBRATION] = None,
+        epochs: Annotated[int | None, declarations.EPOCHS] = None,
+        batch_size: Annotated[int, declarations.BATCH_SIZE] = 64,
+        learning_rate: Annotated[float | None, declarations.LEARNING_RATE] = None,
+        max_batches: Annotated[int | None, declarations.MAX_BATCHES] = None,
+        recalibration: Annotated[int | None, declarations.RECALIBRATION] = None,
         seed: Annotated[int, Setting(ge=0, le=2**32 - 1, help="seed of the weights, training, recalibration "
                                                                "batches and corruptions")] = 0,
         cache: Annotated[str | None, Setting(help="folder of trained supernets (default: "
                                                    "$NAS_LAB_CACHE/supernets)")] = None,
         table: Annotated[str | None, Setting(help="benchmark table reports compare with (default: the space's "
                                                    "own)")] = None,
-        optimizer: Annotated[str, OPTIMIZER] = "auto",
-        precision: Annotated[str, PRECISION] = "auto",
-        compile: Annotated[bool, COMPILE] = False,
-        augment: Annotated[str, AUGMENT] = "auto",
-        checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
-        workers: Annotated[int | None, WORKERS] = None,
+        optimizer: Annotated[str, declarations.OPTIMIZER] = "auto",
+        precision: Annotated[str, declarations.PRECISION] = "auto",
+        compile: Annotated[bool, declarations.COMPILE] = False,
+        augment: Annotated[str, declarations.AUGMENT] = "auto",
+        checkpoint_every: Annotated[int | None, declarations.CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, declarations.WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 

@@ -56,17 +56,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import (
-    BATCH_SIZE,
-    CHECKPOINT_EVERY,
-    COMPILE,
-    EPOCHS,
-    LEARNING_RATE,
-    MAX_BATCHES,
-    PRECISION,
-    RECALIBRATION,
-    WORKERS,
-)
+from nas_lab.oneshot import settings as declarations
 
 #: DARTS' Adam settings for alpha
 ARCH_BETAS, ARCH_WEIGHT_DECAY = (0.5, 0.999), 1e-3
@@ -82,19 +72,19 @@ class Darts(OneShotSearcher):
     def __init__(
         self,
         task: Task | None = None,
-        epochs: Annotated[int, EPOCHS] = 3,
-        batch_size: Annotated[int, BATCH_SIZE] = 64,
-        learning_rate: Annotated[float, LEARNING_RATE] = 0.05,
+        epochs: Annotated[int, declarations.EPOCHS] = 3,
+        batch_size: Annotated[int, declarations.BATCH_SIZE] = 64,
+        learning_rate: Annotated[float, declarations.LEARNING_RATE] = 0.05,
         arch_learning_rate: Annotated[float, Setting(gt=0, le=100,
                                                      help="Adam's step size for the architecture logits")] = 0.01,
-        max_batches: Annotated[int | None, MAX_BATCHES] = None,
-        recalibration: Annotated[int, RECALIBRATION] = 4,
+        max_batches: Annotated[int | None, declarations.MAX_BATCHES] = None,
+        recalibration: Annotated[int, declarations.RECALIBRATION] = 4,
         second_order: Annotated[bool, Setting(help="DARTS' unrolled second-order alpha gradient "
                                                    "(not implemented: false only)")] = False,
-        precision: Annotated[str, PRECISION] = "auto",
-        compile: Annotated[bool, COMPILE] = False,
-        checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
-        workers: Annotated[int | None, WORKERS] = None,
+        precision: Annotated[str, declarations.PRECISION] = "auto",
+        compile: Annotated[bool, declarations.COMPILE] = False,
+        checkpoint_every: Annotated[int | None, declarations.CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, declarations.WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, resolve_precision, resolve_workers, torch_device
 

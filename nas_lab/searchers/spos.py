@@ -38,19 +38,7 @@ from nas_lab.core.errors import UserError
 from nas_lab.core.searcher import OneShotSearcher, cheap_bounds, sample_distinct, within
 from nas_lab.core.settings import Setting
 from nas_lab.core.task import Task
-from nas_lab.oneshot.settings import (
-    AUGMENT,
-    BATCH_SIZE,
-    CHECKPOINT_EVERY,
-    COMPILE,
-    EPOCHS,
-    LEARNING_RATE,
-    MAX_BATCHES,
-    OPTIMIZER,
-    PRECISION,
-    RECALIBRATION,
-    WORKERS,
-)
+from nas_lab.oneshot import settings as declarations
 
 #: rounds of drawing children before a generation settles for fewer new archs than ``population``
 TRIES = 10
@@ -66,23 +54,23 @@ class SinglePathOneShot(OneShotSearcher):
     def __init__(
         self,
         task: Task | None = None,
-        epochs: Annotated[int | None, EPOCHS] = None,
-        batch_size: Annotated[int, BATCH_SIZE] = 64,
-        learning_rate: Annotated[float | None, LEARNING_RATE] = None,
-        max_batches: Annotated[int | None, MAX_BATCHES] = None,
-        recalibration: Annotated[int | None, RECALIBRATION] = None,
+        epochs: Annotated[int | None, declarations.EPOCHS] = None,
+        batch_size: Annotated[int, declarations.BATCH_SIZE] = 64,
+        learning_rate: Annotated[float | None, declarations.LEARNING_RATE] = None,
+        max_batches: Annotated[int | None, declarations.MAX_BATCHES] = None,
+        recalibration: Annotated[int | None, declarations.RECALIBRATION] = None,
         population: Annotated[int, Setting(ge=2, le="space.cardinality",
                                            help="archs per generation of the evolution over paths")] = 20,
         generations: Annotated[int, Setting(ge=0, le=100_000,
                                             help="generations of the evolution (0: the random initial "
                                                  "population only)")] = 8,
         parents: Annotated[int, Setting(ge=1, le="population", help="best paths kept as parents per generation")] = 5,
-        optimizer: Annotated[str, OPTIMIZER] = "auto",
-        precision: Annotated[str, PRECISION] = "auto",
-        compile: Annotated[bool, COMPILE] = False,
-        augment: Annotated[str, AUGMENT] = "auto",
-        checkpoint_every: Annotated[int | None, CHECKPOINT_EVERY] = None,
-        workers: Annotated[int | None, WORKERS] = None,
+        optimizer: Annotated[str, declarations.OPTIMIZER] = "auto",
+        precision: Annotated[str, declarations.PRECISION] = "auto",
+        compile: Annotated[bool, declarations.COMPILE] = False,
+        augment: Annotated[str, declarations.AUGMENT] = "auto",
+        checkpoint_every: Annotated[int | None, declarations.CHECKPOINT_EVERY] = None,
+        workers: Annotated[int | None, declarations.WORKERS] = None,
     ):
         from nas_lab.oneshot.training import Settings, torch_device
 
